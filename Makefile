@@ -1,0 +1,43 @@
+# teamhub: `make demo` runs it, `make test` tests it. `make setup` installs everything (idempotent).
+SHELL := /bin/bash
+VENV := .venv/bin
+export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV):$(CURDIR)/node_modules/.bin:$(PATH)
+PYTEST := $(VENV)/python -m pytest
+VALUES ?= config/values.yaml
+PORT ?= 8000
+
+.PHONY: setup test lint test-unit test-chart test-integration test-browser demo schema bench
+
+setup:
+	@scripts/setup.sh
+
+# Every tier in one pytest run (one summary line), after lint. Tiers can also run alone below.
+test: setup lint
+	$(PYTEST) tests
+
+lint:
+	$(VENV)/ruff check hub-image tests scripts
+	$(VENV)/yamllint -s config chart/values.yaml chart/Chart.yaml hub-image/teamhub/schema
+	$(VENV)/shellcheck scripts/*.sh .ci/run
+	$(VENV)/teamhub schema --check
+
+test-unit:
+	$(PYTEST) tests/unit
+
+test-chart:
+	$(PYTEST) tests/chart
+
+test-integration:
+	$(PYTEST) tests/integration
+
+test-browser:
+	$(PYTEST) tests/browser
+
+schema:
+	$(VENV)/teamhub schema --write
+
+bench:
+	$(VENV)/python benchmarks/catalog_bench.py
+
+demo: setup
+	$(VENV)/teamhub demo --values $(VALUES) --port $(PORT)

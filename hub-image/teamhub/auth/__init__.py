@@ -1,0 +1,16 @@
+"""Login methods and who a logged-in person is.
+
+`person_for(user)` is the one bridge from a JupyterHub user to the catalog's `Person`: the spawner,
+the launch page and quota counting all call it. The authenticators store the groups their provider
+reported (GitHub `org:team` slugs, OIDC groups) in auth_state["groups"].
+"""
+
+from __future__ import annotations
+
+from ..resolution import Person
+
+
+async def person_for(user) -> Person:
+    state = await user.get_auth_state() if hasattr(user, "get_auth_state") else None
+    groups = (state or {}).get("groups") or ()
+    return Person(user.name, frozenset(groups), bool(getattr(user, "admin", False)))

@@ -1,0 +1,212 @@
+"""The catalog as typed, read-only objects, built from values that passed validation.
+
+Nothing here checks anything: `validation` has refused bad values before these are built, so the
+code that launches servers can trust every reference it follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+EVERYONE = "everyone"
+
+
+def _frozen(mapping) -> Mapping:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class Gpu:
+    resource: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Image:
+    key: str
+    name: str
+    tag: str | None
+    pull_policy: str
+    pull_secrets: tuple
+    pre_pull: bool
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.tag}" if self.tag else self.name
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    key: str
+    display_name: str
+    description: str
+    gpu: Gpu
+    node_selector: Mapping
+    tolerations: tuple
+    env: Mapping
+
+
+@dataclass(frozen=True)
+class Volume:
+    key: str
+    pvc: str
+    mount_path: str
+    sub_path: str | None
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class Override:
+    image: str | None
+    env: Mapping
+    node_selector: Mapping
+    tolerations: tuple
+
+
+@dataclass(frozen=True)
+class Resource:
+    key: str
+    display_name: str
+    description: str
+    category: str
+    image: str
+    cpu_request: object
+    cpu_limit: object
+    memory_request: object
+    memory_limit: object
+    gpu: Gpu | None
+    accelerators: tuple
+    overrides: Mapping  # accelerator key -> Override
+    node_selector: Mapping
+    tolerations: tuple
+    env: Mapping
+    volumes: tuple
+    max_session_minutes: int | None
+
+
+@dataclass(frozen=True)
+class Team:
+    key: str
+    display_name: str
+    resources: tuple
+    github_teams: tuple
+    oidc_groups: tuple
+    users: tuple
+    volumes: tuple
+    max_servers: int | None
+    max_gpus: int | None
+
+
+@dataclass(frozen=True)
+class Sessions:
+    default_minutes: int
+    max_minutes: int
+    idle_cull_minutes: int
+
+
+@dataclass
+class Catalog:
+    images: Mapping
+    accelerators: Mapping
+    volumes: Mapping
+    resources: Mapping
+    teams: Mapping
+    sessions: Sessions
+    local_users: Mapping  # local login name -> tuple of team keys
+    admins: frozenset
+    # Indexes so resolving a person costs O(their teams), not O(all teams).
+    by_user: dict = field(default_factory=dict)
+    by_github: dict = field(default_factory=dict)
+    by_oidc: dict = field(default_factory=dict)
+    team_order: dict = field(default_factory=dict)
+    resource_order: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.team_order = {key: i for i, key in enumerate(self.teams)}
+        self.resource_order = {key: i for i, key in enumerate(self.resources)}
+        for team in self.teams.values():
+            for user in team.users:
+                self.by_user.setdefault(user, []).append(team.key)
+            for slug in team.github_teams:
+                self.by_github.setdefault(slug.lower(), []).append(team.key)
+            for group in team.oidc_groups:
+                self.by_oidc.setdefault(group, []).append(team.key)
+
+    def resource_limit_minutes(self, resource: Resource) -> int:
+        return resource.max_session_minutes or self.sessions.max_minutes
+
+
+def _gpu(raw) -> Gpu | None:
+    return Gpu(raw["resource"], raw["count"]) if raw else None
+
+
+def build(values: dict) -> Catalog:
+    """Typed catalog from validated values with defaults applied (see validation.load)."""
+    cat = values["catalog"]
+    images = {
+        k: Image(k, v["name"], v.get("tag"), v["pullPolicy"], tuple(v.get("pullSecrets", ())), v["prePull"])
+        for k, v in cat["images"].items()
+    }
+    accelerators = {
+        k: Accelerator(
+            k, v["displayName"], v.get("description", ""), _gpu(v["gpu"]), _frozen(v.get("nodeSelector")),
+            tuple(v.get("tolerations", ())), _frozen(v.get("env")),
+        )
+        for k, v in cat["accelerators"].items()
+    }
+    volumes = {
+        k: Volume(k, v["pvc"], v["mountPath"], v.get("subPath"), v["readOnly"]) for k, v in cat["volumes"].items()
+    }
+    resources = {}
+    for k, v in cat["resources"].items():
+        overrides = {
+            acc: Override(o.get("image"), _frozen(o.get("env")), _frozen(o.get("nodeSelector")), tuple(o.get("tolerations", ())))
+            for acc, o in (v.get("acceleratorOverrides") or {}).items()
+        }
+        resources[k] = Resource(
+            key=k,
+            display_name=v["displayName"],
+            description=v.get("description", ""),
+            category=v.get("category", ""),
+            image=v["image"],
+            cpu_request=v["cpu"]["request"],
+            cpu_limit=v["cpu"].get("limit"),
+            memory_request=v["memory"]["request"],
+            memory_limit=v["memory"].get("limit"),
+            gpu=_gpu(v.get("gpu")),
+            accelerators=tuple(v.get("accelerators", ())),
+            overrides=_frozen(overrides),
+            node_selector=_frozen(v.get("nodeSelector")),
+            tolerations=tuple(v.get("tolerations", ())),
+            env=_frozen(v.get("env")),
+            volumes=tuple(v.get("volumes", ())),
+            max_session_minutes=v.get("maxSessionMinutes"),
+        )
+    teams = {
+        k: Team(
+            key=k,
+            display_name=v.get("displayName", k),
+            resources=tuple(v["resources"]),
+            github_teams=tuple(v.get("githubTeams", ())),
+            oidc_groups=tuple(v.get("oidcGroups", ())),
+            users=tuple(v.get("users", ())),
+            volumes=tuple(v.get("volumes", ())),
+            max_servers=(v.get("quota") or {}).get("maxServers"),
+            max_gpus=(v.get("quota") or {}).get("maxGpus"),
+        )
+        for k, v in cat["teams"].items()
+    }
+    s = values["sessions"]
+    local = values["auth"].get("local") or {}
+    return Catalog(
+        images=_frozen(images),
+        accelerators=_frozen(accelerators),
+        volumes=_frozen(volumes),
+        resources=_frozen(resources),
+        teams=_frozen(teams),
+        sessions=Sessions(s["defaultMinutes"], s["maxMinutes"], s["idleCullMinutes"]),
+        local_users=_frozen({name: tuple(u.get("teams", ())) for name, u in (local.get("users") or {}).items()}),
+        admins=frozenset(values["auth"].get("admins", ())),
+    )

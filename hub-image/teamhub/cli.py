@@ -1,0 +1,152 @@
+"""The `teamhub` command: the operator's way to check values before anything is deployed.
+
+Exit codes: 0 valid (warnings allowed), 1 invalid, 2 usage error or unreadable file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from . import schema_tools
+from .passwords import hash_password
+from .quantities import format_cpu
+from .resolution import Person, resolve
+from .validation import load
+from .yamlsource import YamlFileError
+
+
+def _print_problems(result, out=sys.stdout) -> None:
+    for problem in result.problems:
+        print(problem, file=out)
+
+
+def cmd_validate(args) -> int:
+    result = load(args.files)
+    _print_problems(result)
+    n_err, n_warn = len(result.errors), len(result.warnings)
+    files = ", ".join(args.files)
+    if n_err:
+        print(f"{files}: invalid: {n_err} error(s), {n_warn} warning(s)", file=sys.stderr)
+        return 1
+    print(f"{files}: valid ({len(result.catalog.resources)} resources, {len(result.catalog.teams)} teams, {n_warn} warning(s))")
+    return 0
+
+
+def cmd_hash_password(args) -> int:
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("teamhub: the two passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("teamhub: an empty password cannot be hashed", file=sys.stderr)
+        return 2
+    print(hash_password(password, rounds=args.rounds))
+    return 0
+
+
+def _accelerators_text(catalog, resource) -> str:
+    if resource.gpu:
+        return f"{resource.gpu.count}x {resource.gpu.resource}"
+    if resource.accelerators:
+        return " | ".join(
+            f"{catalog.accelerators[a].display_name} ({catalog.accelerators[a].gpu.count}x {catalog.accelerators[a].gpu.resource})"
+            for a in resource.accelerators
+        )
+    return "-"
+
+
+def cmd_catalog(args) -> int:
+    result = load(args.files)
+    if not result.ok:
+        _print_problems(result, sys.stderr)
+        return 1
+    catalog = result.catalog
+    unknown = [t for t in args.team if t not in catalog.teams]
+    if unknown:
+        print(f"teamhub: unknown team(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    if args.user:
+        person = Person(args.user if ":" in args.user else f"local:{args.user}", frozenset(args.group))
+        access = resolve(catalog, person)
+        teams = access.teams
+        charged = access.charged_team
+    else:
+        teams = tuple(t for t in catalog.teams if t in args.team or t == "everyone")
+        charged = {}
+        for t in sorted(teams, key=lambda t: t == "everyone"):
+            for r in catalog.teams[t].resources:
+                charged.setdefault(r, t)
+    resources = [r for r in catalog.resources.values() if r.key in charged]
+    print(f"teams: {', '.join(teams) or '(none)'}")
+    header = ("RESOURCE", "IMAGE", "CPU", "MEMORY", "GPU / ACCELERATORS", "MAX MIN", "TEAM")
+    rows = [header]
+    for r in resources:
+        cpu = format_cpu(r.cpu_request) + (f"-{format_cpu(r.cpu_limit)}" if r.cpu_limit is not None else "")
+        mem = str(r.memory_request) + (f"-{r.memory_limit}" if r.memory_limit is not None else "")
+        rows.append((r.key, catalog.images[r.image].ref, cpu, mem, _accelerators_text(catalog, r),
+                     str(catalog.resource_limit_minutes(r)), charged[r.key] or "(admin)"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if len(rows) == 1:
+        print("(nothing: these teams may not launch any resource)")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    if args.check:
+        stale = schema_tools.stale_outputs()
+        for path in stale:
+            print(f"{path} is stale: run `teamhub schema --write`", file=sys.stderr)
+        return 1 if stale else 0
+    for path in schema_tools.write_outputs():
+        print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="teamhub", description="Check and inspect teamhub values.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check values files (merged in order, like helm -f)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("hash-password", help="read a password (not echoed) and print its bcrypt hash")
+    p.add_argument("--rounds", type=int, default=12, help="bcrypt cost (default 12)")
+    p.set_defaults(func=cmd_hash_password)
+
+    p = sub.add_parser("catalog", help="show what members of teams (or one user) may launch")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--team", action="append", default=[], help="a team key (repeatable)")
+    p.add_argument("--user", help="a hub username (local:alice, github:octo); a bare name means local")
+    p.add_argument("--group", action="append", default=[], help="with --user: a provider group, e.g. org:team")
+    p.set_defaults(func=cmd_catalog)
+
+    p = sub.add_parser("schema", help="generate chart/values.schema.json from the schema source")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--write", action="store_true", help="write the generated files (default)")
+    g.add_argument("--check", action="store_true", help="fail when a generated file is stale")
+    p.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except YamlFileError as exc:
+        print(f"teamhub: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

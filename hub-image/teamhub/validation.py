@@ -1,0 +1,352 @@
+"""Every check on values, in one place: the schema (structure) and the rules a schema cannot express.
+
+`teamhub validate`, the hub at start and the tests all call `check()`; helm applies the same schema
+through the generated chart/values.schema.json. Each problem names the file, line and YAML path, and
+all problems are reported in one run.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from . import catalog as catalog_mod
+from .quantities import cpu_cores, memory_bytes, memory_hint
+from .yamlsource import Problem, Source, load_files
+
+SCHEMA_FILE = Path(__file__).parent / "schema" / "values.schema.yaml"
+
+
+@functools.cache
+def schema() -> dict:
+    return yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(schema())
+
+
+class InvalidValues(Exception):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class Checked:
+    """The outcome of checking values: problems, and when there are no errors, the catalog."""
+
+    source: Source
+    problems: list
+    values: dict | None = None  # with defaults applied
+    catalog: catalog_mod.Catalog | None = None
+
+    @property
+    def errors(self) -> list:
+        return [p for p in self.problems if p.level == "error"]
+
+    @property
+    def warnings(self) -> list:
+        return [p for p in self.problems if p.level == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def check(source: Source) -> Checked:
+    problems = list(source.problems)
+    problems += schema_problems(source.data)
+    problems += semantic_problems(source.data)
+    for p in problems:
+        if p.location is None:
+            p.location = source.locate(p.path)
+    problems = _dedupe(problems)
+    problems.sort(key=lambda p: (p.level != "error", p.location.file if p.location else "", p.location.line if p.location else 0))
+    result = Checked(source, problems)
+    if result.ok:
+        result.values = with_defaults(source.data)
+        result.catalog = catalog_mod.build(result.values)
+    return result
+
+
+def load(paths) -> Checked:
+    """Read, merge (like helm -f) and check values files. Unreadable files raise YamlFileError."""
+    return check(load_files(list(paths)))
+
+
+def load_or_raise(paths) -> Checked:
+    result = load(paths)
+    if not result.ok:
+        raise InvalidValues(result.errors)
+    return result
+
+
+def _dedupe(problems):
+    seen, out = set(), []
+    for p in problems:
+        key = (p.level, p.path, p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+# --- defaults, taken from the schema so they live in one place ---------------------------------
+
+def _resolve(node: dict) -> dict:
+    while isinstance(node, dict) and "$ref" in node:
+        target = schema()
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        merged = {k: v for k, v in node.items() if k != "$ref"}
+        node = {**target, **merged}
+    return node
+
+
+def with_defaults(data: dict) -> dict:
+    """A copy of valid values with every schema `default` filled in where the operator wrote nothing."""
+    out = copy.deepcopy(data)
+    for section in ("auth", "catalog", "sessions"):
+        out.setdefault(section, {})
+    _fill(out, schema())
+    return out
+
+
+def _fill(value, node):
+    node = _resolve(node)
+    if isinstance(value, dict):
+        props = node.get("properties", {})
+        for key, sub in props.items():
+            sub = _resolve(sub)
+            if key not in value and "default" in sub:
+                value[key] = copy.deepcopy(sub["default"])
+            if key in value:
+                _fill(value[key], sub)
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key in value:
+                if key not in props:
+                    _fill(value[key], extra)
+    elif isinstance(value, list) and isinstance(node.get("items"), dict):
+        for item in value:
+            _fill(item, node["items"])
+
+
+# --- structure --------------------------------------------------------------------------------
+
+_TYPE_WORDS = {
+    "string": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
+    "object": "a mapping", "array": "a list", "null": "empty",
+}
+
+
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "empty" if value is None else type(value).__name__
+
+
+def _suggest(word, choices) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def schema_problems(data) -> list[Problem]:
+    problems = []
+    for err in _validator().iter_errors(data):
+        problems.extend(_explain(err))
+    return problems
+
+
+def _explain(err) -> list[Problem]:
+    path = tuple(err.absolute_path)
+    node = _resolve(err.schema) if isinstance(err.schema, dict) else {}
+    v = err.validator
+    if "propertyNames" in err.absolute_schema_path:
+        return [Problem("error", path + (err.instance,), f"'{err.instance}' is not a valid {node.get('title', 'key')}{_describe(node)}")]
+    if v == "additionalProperties":
+        allowed = list(node.get("properties", {}))
+        out = []
+        for key in sorted(set(err.instance) - set(allowed)):
+            hint = _suggest(key, allowed)
+            if key in ("password", "plainPassword") and "passwordHash" in allowed:
+                hint = "; plaintext passwords are refused: run `teamhub hash-password` and put its output in passwordHash"
+            out.append(Problem("error", path + (key,), f"unknown key '{key}'{hint}"))
+        return out
+    if v == "required":
+        missing = err.message.split("'")[1] if "'" in err.message else err.message
+        return [Problem("error", path, f"missing required key '{missing}'")]
+    if v == "type":
+        want = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+        words = " or ".join(_TYPE_WORDS.get(w, w) for w in want)
+        hint = " (put it in quotes)" if "string" in want and isinstance(err.instance, (int, float)) else ""
+        return [Problem("error", path, f"must be {words}, not {_kind(err.instance)}{hint}")]
+    if v in ("pattern", "oneOf", "anyOf"):
+        title = node.get("title") or "value"
+        return [Problem("error", path, f"{err.instance!r} is not a valid {title}{_pattern_hint(title, err.instance, node)}")]
+    if v == "enum":
+        choices = ", ".join(str(c) for c in err.validator_value)
+        return [Problem("error", path, f"{err.instance!r} is not one of: {choices}{_suggest(err.instance, err.validator_value)}")]
+    if v == "minimum":
+        return [Problem("error", path, f"must be at least {err.validator_value}, not {err.instance!r}")]
+    if v == "exclusiveMinimum":
+        return [Problem("error", path, f"must be more than {err.validator_value}, not {err.instance!r}")]
+    if v == "uniqueItems":
+        return [Problem("error", path, "lists the same entry more than once")]
+    if v == "minItems":
+        return [Problem("error", path, f"must list at least {err.validator_value} entr{'y' if err.validator_value == 1 else 'ies'}")]
+    if v == "minLength":
+        return [Problem("error", path, "must not be empty")]
+    return [Problem("error", path, err.message)]
+
+
+def _describe(node) -> str:
+    return f": {node['description'].rstrip('.')}" if node.get("description") else ""
+
+
+def _pattern_hint(title: str, value, node) -> str:
+    if title == "memory quantity":
+        hint = memory_hint(value)
+        return f"; {hint}" if hint else _describe(node)
+    if title == "bcrypt hash":
+        return "; plaintext passwords are refused: run `teamhub hash-password` and paste its output here"
+    if title == "hub username" and isinstance(value, str) and ":" not in value:
+        return f"; add the login method, e.g. 'local:{value}' or 'github:{value}'"
+    return _describe(node)
+
+
+# --- rules the schema cannot express -------------------------------------------------------------
+
+def _map(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
+def semantic_problems(data) -> list[Problem]:
+    """Cross-references and relations. Written to survive any structure: schema errors are reported
+    separately, so a part that is malformed here is simply skipped."""
+    data = _map(data)
+    auth, cat, sessions = _map(data.get("auth")), _map(data.get("catalog")), _map(data.get("sessions"))
+    images, accs, vols = _map(cat.get("images")), _map(cat.get("accelerators")), _map(cat.get("volumes"))
+    resources, teams = _map(cat.get("resources")), _map(cat.get("teams"))
+    out: list[Problem] = []
+
+    def err(path, msg):
+        out.append(Problem("error", tuple(path), msg))
+
+    def warn(path, msg):
+        out.append(Problem("warning", tuple(path), msg))
+
+    def ref(path, key, table, what, where):
+        if isinstance(key, str) and key not in table:
+            err(path, f"unknown {what} '{key}'{_suggest(key, table)}; define it under {where}")
+
+    for key, img in images.items():
+        img = _map(img)
+        tag = img.get("tag")
+        if img.get("pullPolicy") != "Always" and (tag is None or tag == "latest"):
+            problem = "has no tag" if tag is None else "uses the tag 'latest'"
+            err(("catalog", "images", key, "tag") if tag else ("catalog", "images", key),
+                f"{problem}: nodes that already have an image never update it; use an immutable tag, or set pullPolicy: Always")
+
+    max_minutes = sessions.get("maxMinutes", 480)
+    default_minutes = sessions.get("defaultMinutes", 60)
+    if _is_int(max_minutes) and _is_int(default_minutes) and default_minutes > max_minutes:
+        err(("sessions", "defaultMinutes"), f"{default_minutes} is longer than sessions.maxMinutes ({max_minutes})")
+
+    for key, res in resources.items():
+        res = _map(res)
+        base = ("catalog", "resources", key)
+        ref(base + ("image",), res.get("image"), images, "image", "catalog.images")
+        for what, parse in (("cpu", cpu_cores), ("memory", memory_bytes)):
+            q = _map(res.get(what))
+            req, lim = parse(q.get("request")), parse(q.get("limit"))
+            if req is not None and lim is not None and req > lim:
+                err(base + (what, "request"), f"request {q.get('request')} is more than the limit {q.get('limit')}")
+        acc_list = _list(res.get("accelerators"))
+        if "gpu" in res and "accelerators" in res:
+            err(base + ("accelerators",), "a resource has either a fixed gpu or a list of accelerators, not both")
+        for i, acc in enumerate(acc_list):
+            ref(base + ("accelerators", i), acc, accs, "accelerator", "catalog.accelerators")
+        for acc, override in _map(res.get("acceleratorOverrides")).items():
+            opath = base + ("acceleratorOverrides", acc)
+            if acc not in acc_list:
+                err(opath, f"overrides accelerator '{acc}', which this resource does not offer{_suggest(acc, acc_list)}")
+            ref(opath + ("image",), _map(override).get("image"), images, "image", "catalog.images")
+        for i, vol in enumerate(_list(res.get("volumes"))):
+            ref(base + ("volumes", i), vol, vols, "volume", "catalog.volumes")
+        limit = res.get("maxSessionMinutes")
+        if _is_int(limit) and _is_int(max_minutes) and limit > max_minutes:
+            err(base + ("maxSessionMinutes",), f"{limit} is longer than sessions.maxMinutes ({max_minutes})")
+
+    local = _map(auth.get("local"))
+    local_users = _map(local.get("users"))
+    for name, user in local_users.items():
+        for i, team in enumerate(_list(_map(user).get("teams"))):
+            ref(("auth", "local", "users", name, "teams", i), team, teams, "team", "catalog.teams")
+
+    reachable: set = set()
+    for key, team in teams.items():
+        team = _map(team)
+        base = ("catalog", "teams", key)
+        for i, res in enumerate(_list(team.get("resources"))):
+            ref(base + ("resources", i), res, resources, "resource", "catalog.resources")
+            reachable.add(res)
+        for i, vol in enumerate(_list(team.get("volumes"))):
+            ref(base + ("volumes", i), vol, vols, "volume", "catalog.volumes")
+        for i, user in enumerate(_list(team.get("users"))):
+            if isinstance(user, str) and user.startswith("local:") and user[6:] not in local_users and "existingSecret" not in local:
+                warn(base + ("users", i), f"'{user}' is not a local account in auth.local.users{_suggest(user[6:], local_users)}")
+        members = any(_list(team.get(k)) for k in ("users", "githubTeams", "oidcGroups"))
+        members = members or any(key in _list(_map(u).get("teams")) for u in local_users.values())
+        if key != catalog_mod.EVERYONE and not members:
+            warn(base, "nobody can belong to this team: it has no users, githubTeams or oidcGroups, and no local account lists it")
+    for key in resources:
+        if key not in reachable:
+            warn(("catalog", "resources", key), "no team lists this resource, so only admins can launch it")
+
+    for i, admin in enumerate(_list(auth.get("admins"))):
+        if isinstance(admin, str) and admin.startswith("local:") and admin[6:] not in local_users and "existingSecret" not in local:
+            warn(("auth", "admins", i), f"'{admin}' is not a local account in auth.local.users{_suggest(admin[6:], local_users)}")
+
+    enabled = [m for m in ("local", "github", "oidc", "dummy") if _map(auth.get(m)).get("enabled") is True]
+    if not enabled:
+        err(("auth",), "no login method is enabled: set enabled: true under auth.local, auth.github or auth.oidc")
+    for method in ("github", "oidc"):
+        conf = _map(auth.get(method))
+        if conf.get("enabled") is not True:
+            continue
+        needed = ["clientId", "callbackUrl"] + (["issuerUrl"] if method == "oidc" else [])
+        for field in needed:
+            if not conf.get(field):
+                err(("auth", method), f"{method} login is enabled but {field} is missing")
+        if not conf.get("clientSecret") and not conf.get("existingSecret"):
+            err(("auth", method), f"{method} login is enabled but has neither clientSecret nor existingSecret")
+    if _map(auth.get("dummy")).get("enabled") is True:
+        warn(("auth", "dummy", "enabled"), "the dummy login accepts any password: development only, never on a real cluster")
+    return out
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

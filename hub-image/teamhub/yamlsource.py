@@ -1,0 +1,183 @@
+"""Reading values files the way helm merges them, remembering where every value came from.
+
+PyYAML silently keeps the last of two duplicate keys and forgets line numbers once it builds Python
+objects. Operators need both: a duplicate key is an error naming both lines, and every later message
+names the file and line of the value it is about. So we compose the node graph ourselves and keep a
+map from YAML path (a tuple of keys and list indexes) to (file, line).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PathT = tuple  # ("catalog", "teams", "cv", "resources", 1)
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str
+    line: int  # 1-based; 0 when unknown
+
+
+@dataclass
+class Problem:
+    """One thing wrong (or worth a warning) in the values, at an exact place."""
+
+    level: str  # "error" or "warning"
+    path: PathT
+    message: str
+    location: Location | None = None
+
+    def __str__(self) -> str:
+        where = ""
+        if self.location is not None:
+            where = f"{self.location.file}:{self.location.line}: " if self.location.line else f"{self.location.file}: "
+        prefix = "" if self.level == "error" else "warning: "
+        dotted = format_path(self.path)
+        return f"{where}{prefix}{dotted + ': ' if dotted else ''}{self.message}"
+
+
+def format_path(path: PathT) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part and all(c.isalnum() or c in "-_" for c in str(part)):
+            out += f".{part}" if out else str(part)
+        else:
+            out += f"[{str(part)!r}]"
+    return out
+
+
+class YamlFileError(Exception):
+    """The file cannot be read at all (missing, permission, not text): a usage-level failure."""
+
+
+@dataclass
+class Source:
+    """Merged values plus where each path was last set."""
+
+    data: dict
+    locations: dict = field(default_factory=dict)  # PathT -> Location
+    problems: list = field(default_factory=list)  # syntax errors and duplicate keys
+    files: list = field(default_factory=list)
+
+    def locate(self, path: PathT) -> Location | None:
+        """The location of a path, or of its closest ancestor that has one."""
+        path = tuple(path)
+        while True:
+            if path in self.locations:
+                return self.locations[path]
+            if not path:
+                return Location(self.files[-1], 0) if self.files else None
+            path = path[:-1]
+
+
+def _build(node: yaml.Node, path: PathT, fname: str, locations: dict, problems: list) -> Any:
+    locations[path] = Location(fname, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict = {}
+        first_line: dict = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.append(Problem("error", path, "mapping keys must be plain values", Location(fname, key_node.start_mark.line + 1)))
+                continue
+            key = _scalar(key_node)
+            if not isinstance(key, str):
+                key = str(key_node.value)  # JSON has only string keys; keep what the operator wrote
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                problems.append(
+                    Problem(
+                        "error",
+                        path + (key,),
+                        f"duplicate key '{key}' on lines {first_line[key]} and {line}; YAML would silently keep only the last one",
+                        Location(fname, line),
+                    )
+                )
+            first_line[key] = line
+            result[key] = _build(value_node, path + (key,), fname, locations, problems)
+            locations[path + (key,)] = Location(fname, line)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, path + (i,), fname, locations, problems) for i, item in enumerate(node.value)]
+    return _scalar(node)
+
+
+_LOADER = yaml.SafeLoader("")
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    try:
+        return _LOADER.construct_object(node, deep=True)
+    except yaml.YAMLError:
+        return node.value
+
+
+def load_text(text: str, fname: str) -> Source:
+    """Parse one document; syntax errors become problems instead of exceptions."""
+    locations: dict = {}
+    problems: list = []
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark is not None else 0
+        reason = getattr(exc, "problem", None) or str(exc)
+        problems.append(Problem("error", (), f"not valid YAML: {reason}", Location(fname, line)))
+        return Source({}, {}, problems, [fname])
+    if node is None:
+        return Source({}, {(): Location(fname, 1)}, problems, [fname])
+    data = _build(node, (), fname, locations, problems)
+    if not isinstance(data, dict):
+        problems.append(Problem("error", (), "the top level must be a mapping of sections (auth, catalog, sessions, ...)", Location(fname, 1)))
+        data = {}
+    return Source(data, locations, problems, [fname])
+
+
+def read_file(path: str | Path) -> Source:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise YamlFileError(f"{path}: cannot read: {exc.strerror if isinstance(exc, OSError) else exc}") from exc
+    return load_text(text, str(path))
+
+
+def merge(sources: list[Source]) -> Source:
+    """Merge like `helm -f a -f b`: maps merge deeply, anything else is replaced, null removes a key."""
+    merged = Source({}, {}, [], [])
+    for src in sources:
+        merged.files.extend(src.files)
+        merged.problems.extend(src.problems)
+        _merge_into(merged.data, src.data, (), merged.locations, src.locations)
+    return merged
+
+
+def _merge_into(dst: dict, src: dict, path: PathT, dst_locs: dict, src_locs: dict) -> None:
+    for key, value in src.items():
+        sub = path + (key,)
+        if value is None:
+            dst.pop(key, None)
+            _drop_locations(dst_locs, sub)
+        elif isinstance(value, dict) and isinstance(dst.get(key), dict):
+            dst_locs[sub] = src_locs.get(sub, dst_locs.get(sub))
+            _merge_into(dst[key], value, sub, dst_locs, src_locs)
+        else:
+            dst[key] = value
+            _drop_locations(dst_locs, sub)
+            for p, loc in src_locs.items():
+                if p[: len(sub)] == sub:
+                    dst_locs[p] = loc
+
+
+def _drop_locations(locs: dict, prefix: PathT) -> None:
+    for p in [p for p in locs if p[: len(prefix)] == prefix]:
+        del locs[p]
+
+
+def load_files(paths: list[str | Path]) -> Source:
+    return merge([read_file(p) for p in paths])
