@@ -1,0 +1,67 @@
+"""The `teamhub` command as an operator runs it: exit codes, messages, tables."""
+
+from __future__ import annotations
+
+import bcrypt
+from conftest import CONFIG, run_teamhub
+
+
+def test_validate_ok(tmp_path):
+    result = run_teamhub("validate", CONFIG / "values.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid (5 resources, 4 teams, 0 warning(s))" in result.stdout
+
+
+def test_validate_merges_files_in_order_and_reports_the_later_file(tmp_path):
+    extra = tmp_path / "prod.yaml"
+    extra.write_text("catalog:\n  teams:\n    cv-course:\n      resources: [course-cv, gpu-larg]\n")
+    result = run_teamhub("validate", CONFIG / "values.yaml", extra)
+    assert result.returncode == 1
+    assert f"{extra}:4: catalog.teams.cv-course.resources[1]: unknown resource 'gpu-larg'" in result.stdout
+    assert "invalid: 1 error(s)" in result.stderr
+
+
+def test_validate_warnings_still_exit_zero(tmp_path):
+    extra = tmp_path / "dev.yaml"
+    extra.write_text("auth:\n  dummy:\n    enabled: true\n")
+    result = run_teamhub("validate", CONFIG / "values.yaml", extra)
+    assert result.returncode == 0
+    assert f"{extra}:3: warning: auth.dummy.enabled: the dummy login accepts any password" in result.stdout
+
+
+def test_validate_unreadable_file_and_usage_errors_exit_2(tmp_path):
+    missing = run_teamhub("validate", tmp_path / "nope.yaml")
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    assert run_teamhub("validate").returncode == 2
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    assert run_teamhub("validate", binary).returncode == 2
+
+
+def test_hash_password_from_stdin_is_bcrypt():
+    result = run_teamhub("hash-password", "--rounds", "4", input="correct horse\n")
+    assert result.returncode == 0
+    hashed = result.stdout.strip()
+    assert hashed.startswith("$2b$04$")
+    assert bcrypt.checkpw(b"correct horse", hashed.encode())
+    assert "correct horse" not in result.stdout + result.stderr
+    assert run_teamhub("hash-password", input="\n").returncode == 2
+
+
+def test_catalog_for_a_user_and_for_teams():
+    result = run_teamhub("catalog", CONFIG / "values.yaml", "--user", "local:bob")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "teams: everyone, nlp-course"
+    assert lines[1].split() == ["RESOURCE", "IMAGE", "CPU", "MEMORY", "GPU", "/", "ACCELERATORS", "MAX", "MIN", "TEAM"]
+    rows = {line.split()[0]: line for line in lines[2:]}
+    assert list(rows) == ["cpu-small", "cpu-large", "course-nlp"]
+    assert "1x nvidia.com/gpu" in rows["course-nlp"] and "180" in rows["course-nlp"]
+    teams = run_teamhub("catalog", CONFIG / "values.yaml", "--team", "cv-course")
+    assert "AMD Radeon 8060S (1x amd.com/gpu) | AMD Instinct MI300X (1x amd.com/gpu)" in teams.stdout
+    assert run_teamhub("catalog", CONFIG / "values.yaml", "--team", "nope").returncode == 2
+
+
+def test_schema_is_current():
+    result = run_teamhub("schema", "--check")
+    assert result.returncode == 0, result.stderr
