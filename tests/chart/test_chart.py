@@ -264,3 +264,11 @@ def test_hook_renders_nothing_when_every_image_is_already_pulled():
     there is nothing to pull and no hook (and no awaiter) is rendered."""
     docs = render("helm3")
     assert not [d for d in docs if d["metadata"].get("annotations", {}).get("helm.sh/hook", "").startswith("pre-")]
+
+
+def test_generated_schema_and_values_reference_are_current(teamhub):
+    proc = teamhub("schema", "--check")
+    assert proc.returncode == 0, proc.stderr
+    reference = (ROOT / "docs" / "values-reference.md").read_text()
+    for key in ("hub.db.type", "singleuser.storage.capacity", "prePuller.hook.timeoutSeconds", "networkPolicy.singleuser.internetEgress"):
+        assert f"`{key}`" in reference
