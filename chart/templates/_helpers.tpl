@@ -1,9 +1,11 @@
 {{/* Names and labels shared by every object the chart renders. */}}
 {{- define "teamhub.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
-{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
 
@@ -12,5 +14,262 @@ app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: teamhub
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* Labels that select one component's pods: include "teamhub.selectorLabels" (list . "hub") */}}
+{{- define "teamhub.selectorLabels" -}}
+{{- $ctx := index . 0 -}}
+app.kubernetes.io/name: {{ $ctx.Chart.Name }}
+app.kubernetes.io/instance: {{ $ctx.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{/* Every label of one component: include "teamhub.componentLabels" (list . "hub") */}}
+{{- define "teamhub.componentLabels" -}}
+{{ include "teamhub.labels" (index . 0) }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{- define "teamhub.hub.name" -}}{{ include "teamhub.fullname" . }}-hub{{- end -}}
+{{- define "teamhub.proxy.name" -}}{{ include "teamhub.fullname" . }}-proxy{{- end -}}
+{{- define "teamhub.proxyApi.name" -}}{{ include "teamhub.fullname" . }}-proxy-api{{- end -}}
+{{- define "teamhub.proxyPublic.name" -}}{{ include "teamhub.fullname" . }}-proxy-public{{- end -}}
+{{- define "teamhub.values.name" -}}{{ include "teamhub.fullname" . }}-values{{- end -}}
+{{- define "teamhub.prepuller.recordName" -}}{{ include "teamhub.fullname" . }}-prepulled{{- end -}}
+
+{{/* The Secret holding the proxy token, cookie secret and crypt key: generated, or the operator's. */}}
+{{- define "teamhub.secrets.name" -}}
+{{- .Values.hub.existingSecret | default (printf "%s-secrets" (include "teamhub.fullname" .)) -}}
+{{- end -}}
+
+{{- define "teamhub.hub.image" -}}
+{{- printf "%s:%s" .Values.hub.image.name (.Values.hub.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+
+{{/* The labels the hub puts on every user pod (env TEAMHUB_USER_POD_LABELS); NetworkPolicies select them. */}}
+{{- define "teamhub.userPodLabels" -}}
+{{ include "teamhub.selectorLabels" (list . "singleuser-server") }}
+{{- end -}}
+
+{{/* Pod and container security contexts meeting the Pod Security Standard "restricted". */}}
+{{- define "teamhub.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ . }}
+runAsGroup: {{ . }}
+fsGroup: {{ . }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "teamhub.containerSecurityContext" -}}
+runAsNonRoot: true
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/*
+The prepuller's plan: the one place that derives the image list from the catalog.
+
+Every image a resource uses (its own image, or per accelerator the override's image) is pulled once,
+except images with prePull: false; prePuller.extraImages are added. Each image is pulled only on the
+nodes that can run it: the union of its placements' nodeSelectors (one node-affinity term each; a
+placement without nodeSelector means every node) and the union of their tolerations. Images with the
+same targeting share one puller DaemonSet. Output (JSON):
+  {"<group id>": {"terms": [{label: value}], "tolerations": [...], "pullSecrets": [...],
+                  "images": [{"key": "scipy", "ref": "quay.io/...:tag", "pullPolicy": "IfNotPresent"}]}}
+*/}}
+{{- define "teamhub.prepull.plan" -}}
+{{- $cat := .Values.catalog | default dict -}}
+{{- $images := $cat.images | default dict -}}
+{{- $accs := $cat.accelerators | default dict -}}
+{{- $resources := $cat.resources | default dict -}}
+{{- $uses := dict -}}
+{{- range $rkey := keys $resources | sortAlpha -}}
+{{- $r := index $resources $rkey -}}
+{{- $rns := $r.nodeSelector | default dict -}}
+{{- $rtol := $r.tolerations | default list -}}
+{{- $placements := list -}}
+{{- if $r.accelerators -}}
+{{- range $akey := $r.accelerators -}}
+{{- $a := index $accs $akey | default dict -}}
+{{- $o := index ($r.acceleratorOverrides | default dict) $akey | default dict -}}
+{{- $ns := merge (deepCopy ($o.nodeSelector | default dict)) (deepCopy ($a.nodeSelector | default dict)) (deepCopy $rns) -}}
+{{- $tol := concat $rtol ($a.tolerations | default list) ($o.tolerations | default list) -}}
+{{- $placements = append $placements (dict "image" ($o.image | default $r.image) "nodeSelector" $ns "tolerations" $tol) -}}
+{{- end -}}
+{{- else -}}
+{{- $placements = append $placements (dict "image" $r.image "nodeSelector" $rns "tolerations" $rtol) -}}
+{{- end -}}
+{{- range $p := $placements -}}
+{{- $img := index $images $p.image | default dict -}}
+{{- if and $img.name (not (and (hasKey $img "prePull") (not $img.prePull))) -}}
+{{- $_ := set $uses $p.image (append (get $uses $p.image | default list) $p) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $groups := dict -}}
+{{- $all := list -}}
+{{- range $ikey := keys $uses | sortAlpha -}}
+{{- $img := index $images $ikey -}}
+{{- $all = append $all (dict "key" $ikey "img" $img "placements" (index $uses $ikey)) -}}
+{{- end -}}
+{{- $extra := .Values.prePuller.extraImages | default dict -}}
+{{- range $ikey := keys $extra | sortAlpha -}}
+{{- $img := index $extra $ikey -}}
+{{- $p := dict "nodeSelector" ($img.nodeSelector | default dict) "tolerations" ($img.tolerations | default list) -}}
+{{- $all = append $all (dict "key" $ikey "img" $img "placements" (list $p)) -}}
+{{- end -}}
+{{- range $entry := $all -}}
+{{- $everywhere := false -}}
+{{- $terms := list -}}
+{{- $tols := list -}}
+{{- range $p := $entry.placements -}}
+{{- if $p.nodeSelector -}}
+{{- $terms = append $terms $p.nodeSelector -}}
+{{- else -}}
+{{- $everywhere = true -}}
+{{- end -}}
+{{- $tols = concat $tols $p.tolerations -}}
+{{- end -}}
+{{- if $everywhere -}}{{- $terms = list -}}{{- end -}}
+{{- $target := dict "terms" (uniq $terms) "tolerations" (uniq $tols) -}}
+{{- $gid := toJson $target | sha256sum | trunc 8 -}}
+{{- $group := get $groups $gid | default (merge (dict "images" list "pullSecrets" list) $target) -}}
+{{- $img := $entry.img -}}
+{{- $ref := printf "%s:%s" $img.name ($img.tag | default "latest") -}}
+{{- $seen := false -}}
+{{- range $group.images -}}{{- if eq .ref $ref -}}{{- $seen = true -}}{{- end -}}{{- end -}}
+{{- if not $seen -}}
+{{- $_ := set $group "images" (append $group.images (dict "key" $entry.key "ref" $ref "pullPolicy" ($img.pullPolicy | default "IfNotPresent"))) -}}
+{{- $_ := set $group "pullSecrets" (concat $group.pullSecrets ($img.pullSecrets | default list) | uniq | sortAlpha) -}}
+{{- end -}}
+{{- $_ := set $groups $gid $group -}}
+{{- end -}}
+{{- toJson $groups -}}
+{{- end -}}
+
+{{/*
+What the hook puller pulls: the plan minus what the deployed release already pulls, as recorded in its
+ConfigMap (looked up in the cluster; under `helm template` nothing is found, so everything is pulled).
+Groups left without images are dropped. Same format as the plan.
+*/}}
+{{- define "teamhub.prepull.hookPlan" -}}
+{{- $plan := include "teamhub.prepull.plan" . | fromJson -}}
+{{- $record := lookup "v1" "ConfigMap" .Release.Namespace (include "teamhub.prepuller.recordName" .) -}}
+{{- $pulled := list -}}
+{{- if $record -}}
+{{- $pulled = (get ($record.data | default dict) "pulled.json" | default "[]") | fromJsonArray -}}
+{{- end -}}
+{{- $out := dict -}}
+{{- range $gid, $group := $plan -}}
+{{- $new := list -}}
+{{- range $group.images -}}
+{{- if not (has (printf "%s/%s" $gid .ref) $pulled) -}}
+{{- $new = append $new . -}}
+{{- end -}}
+{{- end -}}
+{{- if $new -}}
+{{- $_ := set $out $gid (merge (dict "images" $new) (omit $group "images")) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* The record of what a release pulls: a sorted JSON list of "<group id>/<image ref>". */}}
+{{- define "teamhub.prepull.record" -}}
+{{- $plan := include "teamhub.prepull.plan" . | fromJson -}}
+{{- $out := list -}}
+{{- range $gid, $group := $plan -}}
+{{- range $group.images -}}
+{{- $out = append $out (printf "%s/%s" $gid .ref) -}}
+{{- end -}}
+{{- end -}}
+{{- $out | sortAlpha | toJson -}}
+{{- end -}}
+
+{{/* A puller DaemonSet: include "teamhub.prepull.daemonset" (dict "ctx" . "gid" $gid "group" $group "kind" "hook|continuous") */}}
+{{- define "teamhub.prepull.daemonset" -}}
+{{- $ctx := .ctx -}}
+{{- $component := printf "%s-puller" .kind -}}
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: {{ include "teamhub.fullname" $ctx }}-{{ .kind }}-puller-{{ .gid }}
+  labels:
+    {{- include "teamhub.componentLabels" (list $ctx $component) | nindent 4 }}
+    teamhub.dev/puller-group: {{ .gid | quote }}
+  {{- if eq .kind "hook" }}
+  annotations:
+    helm.sh/hook: pre-install,pre-upgrade
+    helm.sh/hook-weight: "-5"
+    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+  {{- end }}
+spec:
+  selector:
+    matchLabels:
+      {{- include "teamhub.selectorLabels" (list $ctx $component) | nindent 6 }}
+      teamhub.dev/puller-group: {{ .gid | quote }}
+  updateStrategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxUnavailable: 100%
+  template:
+    metadata:
+      labels:
+        {{- include "teamhub.componentLabels" (list $ctx $component) | nindent 8 }}
+        teamhub.dev/puller-group: {{ .gid | quote }}
+    spec:
+      automountServiceAccountToken: false
+      terminationGracePeriodSeconds: 0
+      securityContext:
+        {{- include "teamhub.podSecurityContext" 65534 | nindent 8 }}
+      {{- if .group.terms }}
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms:
+              {{- range $term := .group.terms }}
+              - matchExpressions:
+                  {{- range $k := keys $term | sortAlpha }}
+                  - key: {{ $k | quote }}
+                    operator: In
+                    values: [{{ index $term $k | quote }}]
+                  {{- end }}
+              {{- end }}
+      {{- end }}
+      {{- with .group.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .group.pullSecrets }}
+      imagePullSecrets:
+        {{- range . }}
+        - name: {{ . }}
+        {{- end }}
+      {{- end }}
+      initContainers:
+        {{- range .group.images }}
+        - name: {{ printf "pull-%s" .key | trunc 63 | trimSuffix "-" }}
+          image: {{ .ref }}
+          imagePullPolicy: {{ .pullPolicy }}
+          command: ["/bin/sh", "-c", "echo pulled {{ .ref }}"]
+          resources:
+            {{- toYaml $ctx.Values.prePuller.resources | nindent 12 }}
+          securityContext:
+            {{- include "teamhub.containerSecurityContext" . | nindent 12 }}
+        {{- end }}
+      containers:
+        - name: pause
+          image: {{ printf "%s:%s" $ctx.Values.prePuller.pause.name $ctx.Values.prePuller.pause.tag }}
+          imagePullPolicy: IfNotPresent
+          resources:
+            {{- toYaml $ctx.Values.prePuller.resources | nindent 12 }}
+          securityContext:
+            {{- include "teamhub.containerSecurityContext" . | nindent 12 }}
 {{- end -}}

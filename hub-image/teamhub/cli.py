@@ -9,7 +9,7 @@ import argparse
 import getpass
 import sys
 
-from . import schema_tools
+from . import prepull, schema_tools
 from .passwords import hash_password
 from .quantities import format_cpu
 from .resolution import Person, resolve
@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--write", action="store_true", help="write the generated files (default)")
     g.add_argument("--check", action="store_true", help="fail when a generated file is stale")
     p.set_defaults(func=cmd_schema)
+
+    prepull.add_parser(sub)
     return parser
 
 
