@@ -16,7 +16,7 @@ test: setup lint
 	$(PYTEST) tests
 
 lint:
-	$(VENV)/ruff check hub-image tests scripts
+	$(VENV)/ruff check hub-image tests scripts benchmarks
 	$(VENV)/yamllint -s config chart/values.yaml chart/Chart.yaml hub-image/teamhub/schema
 	$(VENV)/shellcheck scripts/*.sh .ci/run
 	$(VENV)/teamhub schema --check
