@@ -66,7 +66,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Provider:
     client_id = "teamhub-test"
-    client_secret = "not-a-real-secret"
+    client_secret = "fake-provider-secret-for-loopback-tests-only"
 
     def __init__(self):
         self.as_user: str | None = None
