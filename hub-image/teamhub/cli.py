@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--write", action="store_true", help="write the generated files (default)")
     g.add_argument("--check", action="store_true", help="fail when a generated file is stale")
     p.set_defaults(func=cmd_schema)
+
+    from .users_cli import register as register_users  # `teamhub users` (teamhub/users_cli.py)
+    register_users(sub)
     return parser
 
 
