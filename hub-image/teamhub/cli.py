@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_schema)
 
     prepull.add_parser(sub)
+    from .users_cli import register as register_users  # `teamhub users` (teamhub/users_cli.py)
+    register_users(sub)
     return parser
 
 

@@ -125,7 +125,7 @@ def _resolve(node: dict) -> dict:
 def with_defaults(data: dict) -> dict:
     """A copy of valid values with every schema `default` filled in where the operator wrote nothing."""
     out = _copy(data)
-    for section in ("auth", "catalog", "sessions"):
+    for section in ("auth", "catalog", "sessions", "branding"):
         out.setdefault(section, {})
     _fill(out, schema())
     return out
@@ -364,6 +364,13 @@ def semantic_problems(data) -> list[Problem]:
                 err(("auth", method), f"{method} login is enabled but {field} is missing")
         if not conf.get("clientSecret") and not conf.get("existingSecret"):
             err(("auth", method), f"{method} login is enabled but has neither clientSecret nor existingSecret")
+        callback = conf.get("callbackUrl")
+        if isinstance(callback, str) and not callback.split("?")[0].rstrip("/").endswith(f"/{method}/oauth_callback"):
+            err(("auth", method, "callbackUrl"), f"the hub answers {method} logins at <hub URL>/hub/{method}/oauth_callback; "
+                f"{callback!r} does not end with /{method}/oauth_callback")
+    gh = _map(auth.get("github"))
+    if gh.get("enabled") is True and not _list(gh.get("allowedOrganizations")):
+        warn(("auth", "github", "allowedOrganizations"), "empty: every GitHub account may log in (each gets the team everyone)")
     if _map(auth.get("dummy")).get("enabled") is True:
         warn(("auth", "dummy", "enabled"), "the dummy login accepts any password: development only, never on a real cluster")
     return out

@@ -3,6 +3,8 @@
 `person_for(user)` is the one bridge from a JupyterHub user to the catalog's `Person`: the spawner,
 the launch page and quota counting all call it. The authenticators store the groups their provider
 reported (GitHub `org:team` slugs, OIDC groups) in auth_state["groups"].
+
+`configure(c, checked)` sets up every login method of `checked.values["auth"]` and the branding.
 """
 
 from __future__ import annotations
@@ -14,3 +16,12 @@ async def person_for(user) -> Person:
     state = await user.get_auth_state() if hasattr(user, "get_auth_state") else None
     groups = (state or {}).get("groups") or ()
     return Person(user.name, frozenset(groups), bool(getattr(user, "admin", False)))
+
+
+def configure(c, checked) -> None:
+    from .setup import configure as _configure  # JupyterHub imports stay out of the CLI's path
+
+    _configure(c, checked)
+
+
+__all__ = ["configure", "person_for"]

@@ -1,0 +1,212 @@
+"""The login methods, one Authenticator each, run side by side under `multi.TeamhubMultiAuthenticator`.
+
+Every method returns (at login and at every refresh) `groups` = the person's catalog teams, which the hub
+keeps as JupyterHub groups (`manage_groups`), and for GitHub/OIDC stores the provider's groups in
+auth_state["groups"] for `teamhub.auth.person_for`.
+
+Names inside a method are bare (`octo`); the multi-authenticator adds the method prefix (`github:octo`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import secrets
+from collections import Counter
+from urllib.parse import urlencode
+
+from jupyterhub.auth import Authenticator, DummyAuthenticator
+from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.github import GitHubOAuthenticator
+from tornado import web
+from traitlets import Any, Dict, Unicode
+
+from ..passwords import hash_password, verify_password
+from ..resolution import Person, teams_of
+from .throttle import LoginThrottle, ThrottleSettings
+
+
+class Shared:
+    """Hands an object to sub-authenticators through traitlets config, which deep-copies values."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class TeamsMixin(Authenticator):
+    """Shared by every method: catalog teams for a person of this method."""
+
+    teamhub_method = ""  # the username prefix, without the colon
+    teamhub_label = ""  # what the login page shows
+    teamhub_catalog = Any(None, config=True, help="Shared(the teamhub catalog).")
+
+    def teams_for(self, name: str, provider_groups=()) -> list:
+        person = Person(f"{self.teamhub_method}:{name}".lower(), frozenset(provider_groups))
+        catalog = self.teamhub_catalog
+        return list(teams_of(getattr(catalog, "value", catalog), person))
+
+    async def provider_logout_url(self, user, auth_state, handler) -> str | None:
+        """Where to send the browser after the hub session ended (None: the login page)."""
+        return None
+
+
+class _OAuthTeams(TeamsMixin):
+    def get_user_groups(self, auth_state: dict):
+        """Catalog teams (oauthenticator calls this at login and refresh when manage_groups is on)."""
+        name = self.normalize_username(self.user_info_to_username(auth_state[self.user_auth_state_key]))
+        return set(self.teams_for(name, auth_state.get("groups") or ()))
+
+
+# --- GitHub ---------------------------------------------------------------------------------------
+
+class TeamhubGitHubAuthenticator(_OAuthTeams, GitHubOAuthenticator):
+    teamhub_method = "github"
+
+    def build_auth_state_dict(self, token_info, user_info):
+        state = super().build_auth_state_dict(token_info, user_info)
+        # GitHub reports granted scopes comma-separated ("read:org,user:email"); oauthenticator 17.4.0
+        # splits on spaces only, so scope checks (e.g. the private e-mail lookup) silently failed.
+        raw = token_info.get("scope", "")
+        if isinstance(raw, str):
+            state["scope"] = [s for s in re.split(r"[,\s]+", raw) if s]
+        return state
+
+    async def update_auth_model(self, auth_model):
+        auth_model = await super().update_auth_model(auth_model)
+        state = auth_model["auth_state"]
+        state["groups"] = sorted({
+            f"{t['organization']['login']}:{t['slug']}".lower()
+            for t in state.get("teams") or () if t.get("slug") and (t.get("organization") or {}).get("login")
+        })
+        return auth_model
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        model = await super().refresh_user(user, handler, **kwargs)
+        if isinstance(model, dict) and self.allowed_organizations and not self.allow_all:
+            # oauthenticator re-reads teams but does not re-check membership: someone who left every
+            # allowed organisation must sign in again (and is then refused).
+            if not await GitHubOAuthenticator.check_allowed(self, model["name"], model):
+                self.log.info("%s is no longer in an allowed GitHub organisation", user.name)
+                return False
+        return model
+
+
+# --- OpenID Connect --------------------------------------------------------------------------------
+
+def _jwt_claims(token: str | None) -> dict:
+    """Claims of an ID token received straight from the token endpoint over TLS (OIDC Core 3.1.3.7:
+    TLS server validation may replace the signature check there)."""
+    if not token or token.count(".") != 2:
+        return {}
+    payload = token.split(".")[1]
+    try:
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except ValueError:
+        return {}
+
+
+class TeamhubOIDCAuthenticator(_OAuthTeams, GenericOAuthenticator):
+    teamhub_method = "oidc"
+    groups_claim = Unicode("groups", config=True, help="The claim (userinfo or ID token) listing groups.")
+    end_session_url = Unicode("", config=True, help="The provider's end_session_endpoint.")
+    post_logout_url = Unicode("", config=True, help="Absolute URL the provider returns to after logout.")
+
+    async def update_auth_model(self, auth_model):
+        auth_model = await super().update_auth_model(auth_model)
+        state = auth_model["auth_state"]
+        info = state.get(self.user_auth_state_key) or {}
+        groups = info.get(self.groups_claim)
+        if groups is None:
+            groups = _jwt_claims(state.get("id_token")).get(self.groups_claim)
+        if isinstance(groups, str):
+            groups = [groups]
+        state["groups"] = sorted({str(g) for g in groups or () if g})
+        return auth_model
+
+    async def provider_logout_url(self, user, auth_state, handler):
+        if not self.end_session_url:
+            return None
+        params = {"client_id": self.client_id}
+        if self.post_logout_url:
+            params["post_logout_redirect_uri"] = self.post_logout_url
+        if auth_state and auth_state.get("id_token"):
+            params["id_token_hint"] = auth_state["id_token"]
+        sep = "&" if "?" in self.end_session_url else "?"
+        return f"{self.end_session_url}{sep}{urlencode(params)}"
+
+
+# --- local accounts -------------------------------------------------------------------------------
+
+class TeamhubLocalAuthenticator(TeamsMixin):
+    """bcrypt-checked accounts from values / a mounted Secret, with throttling of failures."""
+
+    teamhub_method = "local"
+    login_service = ""  # a form, not a button
+    accounts = Dict(config=True, help="login name -> teamhub.auth.accounts.Account")
+    throttle_settings = Dict(config=True, help="ThrottleSettings fields")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.throttle = LoginThrottle(ThrottleSettings(**self.throttle_settings))
+        # Unknown names are checked against a hash of the accounts' usual cost, so they take as long
+        # as a wrong password for a real account.
+        costs = Counter(int(a.password_hash.split("$")[2]) for a in self.accounts.values())
+        cost = costs.most_common(1)[0][0] if costs else 12
+        self._dummy_hash = hash_password(secrets.token_urlsafe(24), rounds=cost)
+
+    @staticmethod
+    def client_address(handler) -> str:
+        return getattr(getattr(handler, "request", None), "remote_ip", None) or "unknown"
+
+    async def authenticate(self, handler, data):
+        name = (data.get("username") or "").strip().lower()
+        if name.startswith("local:"):
+            name = name[len("local:"):]
+        password = data.get("password") or ""
+        address = self.client_address(handler)
+        wait = self.throttle.retry_after(name, address)
+        if wait:
+            self.log.warning("Throttled local sign-in for %r from %s (%d s)", name[:64], address, wait)
+            err = web.HTTPError(429, f"Too many failed sign-in attempts. Try again in {wait} seconds.")
+            err.headers = {"Retry-After": str(wait)}
+            raise err
+        account = self.accounts.get(name)
+        ok = await asyncio.to_thread(verify_password, password, account.password_hash if account else self._dummy_hash)
+        if not (ok and account):
+            self.throttle.failed(name, address)
+            self.log.warning("Failed local sign-in for %r from %s", name[:64], address)
+            return None
+        self.throttle.succeeded(name, address)
+        return {"name": name, "groups": self.teams_for(name)}
+
+    async def check_allowed(self, username, authentication=None):
+        return username in self.accounts  # authenticate() already checked the password
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        name = user.name.partition(":")[2]
+        if name not in self.accounts:
+            return False  # the account was removed: the session ends
+        return {"name": user.name, "groups": self.teams_for(name)}
+
+
+# --- dummy ----------------------------------------------------------------------------------------
+
+class TeamhubDummyAuthenticator(TeamsMixin, DummyAuthenticator):
+    """Development only: any name and password."""
+
+    teamhub_method = "dummy"
+    login_service = ""
+
+    async def authenticate(self, handler, data):
+        name = (data.get("username") or "").strip().lower()
+        if not name:
+            return None
+        return {"name": name, "groups": self.teams_for(name)}
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        return {"name": user.name, "groups": self.teams_for(user.name.partition(":")[2])}

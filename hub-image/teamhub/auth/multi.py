@@ -1,0 +1,64 @@
+"""One login page for every method, built on jupyterhub-multiauthenticator 0.4.0 with its gaps closed:
+
+- the prefix of each method is fixed (`local:`, `github:`, `oidc:`, `dummy:`), never empty, never shared,
+  so a person of one method can never act as a same-named person of another;
+- `refresh_user` is delegated to the method that logged the person in (teams follow the provider);
+- `/hub/logout` ends the hub session and then, for OIDC, the provider's session too;
+- the login page is our template (`templates/login.html`), not buttons linking to themselves.
+"""
+
+from __future__ import annotations
+
+from jupyterhub.handlers.login import LogoutHandler
+from multiauthenticator import MultiAuthenticator
+
+
+class TeamhubLogoutHandler(LogoutHandler):
+    async def get(self):
+        user = self.current_user
+        target = None
+        if user is not None:
+            sub = self.authenticator.method_for(user.name)
+            if sub is not None:
+                state = await user.get_auth_state() if self.authenticator.enable_auth_state else None
+                target = await sub.provider_logout_url(user, state, self)
+        await self.default_handle_logout()
+        await self.handle_logout()
+        self._jupyterhub_user = None
+        if target:
+            self.redirect(target, permanent=False)
+        else:
+            self.redirect(self.settings["login_url"], permanent=False)
+
+
+class TeamhubMultiAuthenticator(MultiAuthenticator):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        seen = set()
+        for sub in self._authenticators:
+            method = getattr(sub, "teamhub_method", "")
+            if not method or method in seen:
+                raise ValueError(f"every login method needs its own non-empty username prefix, not {method!r}")
+            seen.add(method)
+            sub.prefix = f"{method}:"
+
+    @property
+    def methods(self) -> dict:
+        return {sub.teamhub_method: sub for sub in self._authenticators}
+
+    def method_for(self, username: str):
+        prefix, sep, _ = username.partition(":")
+        return self.methods.get(prefix) if sep else None
+
+    def get_custom_html(self, base_url):
+        return ""  # templates/login.html renders every method
+
+    def get_handlers(self, app):
+        return [("/logout", TeamhubLogoutHandler)] + super().get_handlers(app)
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        sub = self.method_for(user.name)
+        if sub is None:
+            self.log.info("%s: login method not enabled any more; sign in again", user.name)
+            return False
+        return await sub.refresh_user(user, handler, **kwargs)

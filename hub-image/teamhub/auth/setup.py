@@ -1,0 +1,208 @@
+"""`configure(c, checked)`: turn the `auth` and `branding` sections of values into JupyterHub config."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import tempfile
+from pathlib import Path
+from urllib.error import URLError
+from urllib.parse import urlsplit, urlunsplit
+from urllib.request import Request, urlopen
+
+from .accounts import accounts_from_values, merge_secret_accounts
+from .methods import (
+    Shared,
+    TeamhubDummyAuthenticator,
+    TeamhubGitHubAuthenticator,
+    TeamhubLocalAuthenticator,
+    TeamhubOIDCAuthenticator,
+)
+from .multi import TeamhubMultiAuthenticator
+
+TEMPLATES = Path(__file__).parent / "templates"
+SECRET_ENV = {"github": "TEAMHUB_GITHUB_CLIENT_SECRET", "oidc": "TEAMHUB_OIDC_CLIENT_SECRET"}
+DEFAULT_DATA_DIR = "/srv/teamhub/data"
+
+
+class AuthConfigError(ValueError):
+    pass
+
+
+def _client_secret(method: str, conf: dict) -> str:
+    secret = conf.get("clientSecret") or os.environ.get(SECRET_ENV[method], "")
+    if not secret:
+        raise AuthConfigError(f"auth.{method}: no clientSecret in values and env {SECRET_ENV[method]} is empty "
+                              f"(the chart fills it from auth.{method}.existingSecret)")
+    return secret
+
+
+def discover(issuer: str, timeout: float = 10.0) -> dict:
+    """The provider's OpenID configuration (`<issuer>/.well-known/openid-configuration`)."""
+    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    try:
+        with urlopen(Request(url, headers={"Accept": "application/json"}), timeout=timeout) as resp:  # noqa: S310
+            doc = json.load(resp)
+    except (URLError, OSError, ValueError) as exc:
+        raise AuthConfigError(f"auth.oidc.issuerUrl: cannot read {url}: {exc}") from exc
+    missing = [k for k in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint") if not doc.get(k)]
+    if missing:
+        raise AuthConfigError(f"auth.oidc.issuerUrl: {url} lacks {', '.join(missing)}")
+    if doc.get("issuer", "").rstrip("/") != issuer.rstrip("/"):
+        raise AuthConfigError(f"auth.oidc.issuerUrl: {url} names the issuer {doc.get('issuer')!r}, not {issuer!r}")
+    return doc
+
+
+def _login_url_beside(callback: str, method: str) -> str:
+    """https://hub/hub/oidc/oauth_callback -> https://hub/hub/login"""
+    parts = urlsplit(callback)
+    path = parts.path
+    tail = f"/{method}/oauth_callback"
+    path = path[: -len(tail)] + "/login" if path.endswith(tail) else "/hub/login"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def authenticators(values: dict, catalog) -> list:
+    """The multi-authenticator's entries, one per enabled method, in login-page order."""
+    auth = values["auth"]
+    admins = set(auth.get("admins") or ())
+    need_state = any(auth.get(m, {}).get("enabled") for m in ("github", "oidc"))
+    common = {"teamhub_catalog": Shared(catalog), "manage_groups": True, "admin_users": admins, "enable_auth_state": need_state}
+    entries = []
+    local = auth.get("local", {})
+    if local.get("enabled"):
+        throttle = local.get("throttle") or {}
+        settings = {}
+        if "userFailures" in throttle:
+            settings["user_failures"] = throttle["userFailures"]
+        if "addressFailures" in throttle:
+            settings["address_failures"] = throttle["addressFailures"]
+        if "windowMinutes" in throttle:
+            settings["window_seconds"] = throttle["windowMinutes"] * 60.0
+        entries.append({"authenticator_class": TeamhubLocalAuthenticator, "url_prefix": "/local", "config": {
+            **common, "accounts": accounts_from_values(values), "throttle_settings": settings}})
+    gh = auth.get("github", {})
+    if gh.get("enabled"):
+        orgs = list(gh.get("allowedOrganizations") or ())
+        conf = {
+            **common,
+            "client_id": gh["clientId"],
+            "client_secret": _client_secret("github", gh),
+            "oauth_callback_url": gh["callbackUrl"],
+            "allowed_organizations": set(orgs),
+            "allow_all": not orgs,
+            "scope": ["read:org", "user:email"],
+            "populate_teams_in_auth_state": True,
+            "custom_403_message": (
+                "Your GitHub account is not a member of an organisation or team allowed on this hub"
+                + (f" ({', '.join(orgs)})" if orgs else "")
+                + ". Ask the hub's administrators to add you, then sign in again."),
+        }
+        if gh.get("url"):
+            conf["github_url"] = gh["url"].rstrip("/")
+        entries.append({"authenticator_class": TeamhubGitHubAuthenticator, "url_prefix": "/github", "config": conf})
+    oidc = auth.get("oidc", {})
+    if oidc.get("enabled"):
+        doc = discover(oidc["issuerUrl"])
+        entries.append({"authenticator_class": TeamhubOIDCAuthenticator, "url_prefix": "/oidc", "config": {
+            **common,
+            "login_service": oidc.get("displayName") or "Single sign-on",
+            "client_id": oidc["clientId"],
+            "client_secret": _client_secret("oidc", oidc),
+            "oauth_callback_url": oidc["callbackUrl"],
+            "authorize_url": doc["authorization_endpoint"],
+            "token_url": doc["token_endpoint"],
+            "userdata_url": doc["userinfo_endpoint"],
+            "end_session_url": doc.get("end_session_endpoint") or "",
+            "post_logout_url": _login_url_beside(oidc["callbackUrl"], "oidc"),
+            "username_claim": oidc.get("usernameClaim") or "preferred_username",
+            "groups_claim": oidc.get("groupsClaim") or "groups",
+            "scope": list(oidc.get("scopes") or ["openid", "profile", "email"]),
+            "allow_all": True,
+            "custom_403_message": "Your single sign-on account may not use this hub. Ask the hub's administrators.",
+        }})
+    if auth.get("dummy", {}).get("enabled"):
+        entries.append({"authenticator_class": TeamhubDummyAuthenticator, "url_prefix": "/dummy",
+                        "config": {**common, "allow_all": True}})
+    return entries
+
+
+def login_methods(entries: list) -> list:
+    """What templates/login.html shows, in order: forms first, then provider buttons."""
+    out = []
+    for e in entries:
+        cls, prefix = e["authenticator_class"], e["url_prefix"].strip("/")
+        if cls is TeamhubLocalAuthenticator:
+            out.append({"kind": "form", "method": "local", "path": f"{prefix}/login", "label": "Sign in"})
+        elif cls is TeamhubDummyAuthenticator:
+            out.append({"kind": "dummy", "method": "dummy", "path": f"{prefix}/login", "label": "Sign in (dummy)"})
+        elif cls is TeamhubGitHubAuthenticator:
+            out.append({"kind": "button", "method": "github", "path": f"{prefix}/oauth_login", "label": "Sign in with GitHub"})
+        else:
+            out.append({"kind": "button", "method": "oidc", "path": f"{prefix}/oauth_login",
+                        "label": f"Sign in with {e['config']['login_service']}"})
+    return out
+
+
+def _logo_file(logo: str) -> str:
+    if not logo.startswith("data:"):
+        return logo
+    header, _, payload = logo.partition(",")
+    ext = {"image/svg+xml": ".svg", "image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif"}.get(
+        header[5:].split(";")[0], ".img")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except binascii.Error as exc:
+        raise AuthConfigError("branding.logo: the data: URI is not valid base64") from exc
+    folder = Path(os.environ.get("TEAMHUB_DATA_DIR") or DEFAULT_DATA_DIR)
+    if not os.access(folder, os.W_OK):
+        folder = Path(tempfile.mkdtemp(prefix="teamhub-brand-"))
+    path = folder / f"branding-logo{ext}"
+    path.write_bytes(data)
+    return str(path)
+
+
+def branding_vars(values: dict) -> dict:
+    b = values.get("branding") or {}
+    colors = b.get("colors") or {}
+    show = set(b.get("announcementOn") or ["login"])
+    out = {"teamhub_brand": {
+        "title": b.get("title") or "teamhub",
+        "subtitle": b.get("subtitle") or "",
+        "primary": colors.get("primary") or "",
+        "primary_text": colors.get("primaryText") or "",
+        "background": colors.get("background") or "",
+        "text": colors.get("text") or "",
+    }}
+    if b.get("announcement"):
+        for page in ("login", "home", "spawn"):
+            out[f"announcement_{page}"] = b["announcement"] if page in show else ""
+    return out
+
+
+def configure(c, checked) -> None:
+    """Configure login and branding. Call before reading `checked.catalog`: with
+    auth.local.existingSecret, the mounted accounts are merged and the catalog rebuilt."""
+    merge_secret_accounts(checked)
+    values, catalog = checked.values, checked.catalog
+    auth = values["auth"]
+    entries = authenticators(values, catalog)
+    c.JupyterHub.authenticator_class = TeamhubMultiAuthenticator
+    c.TeamhubMultiAuthenticator.authenticators = entries
+    c.TeamhubMultiAuthenticator.admin_users = set(auth.get("admins") or ())
+    c.TeamhubMultiAuthenticator.allow_all = True  # each method decides who is allowed
+    c.TeamhubMultiAuthenticator.manage_groups = True  # teams -> JupyterHub groups at login and refresh
+    c.TeamhubMultiAuthenticator.enable_auth_state = entries[0]["config"]["enable_auth_state"] if entries else False
+    c.TeamhubMultiAuthenticator.auth_refresh_age = int(auth.get("refreshSeconds", 300))
+    c.TeamhubMultiAuthenticator.refresh_pre_spawn = True
+
+    c.JupyterHub.template_paths.prepend([str(TEMPLATES)])
+    tvars = {"teamhub_login": {"methods": login_methods(entries),
+                               "dummy": any(e["authenticator_class"] is TeamhubDummyAuthenticator for e in entries)}}
+    tvars.update(branding_vars(values))
+    c.JupyterHub.template_vars.update(tvars)
+    logo = (values.get("branding") or {}).get("logo")
+    if logo:
+        c.JupyterHub.logo_file = _logo_file(logo)

@@ -1,0 +1,171 @@
+"""Local sign-in (timing, throttling), the accounts file, the GitHub scope fix, the prefix guard."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from types import SimpleNamespace
+
+import pytest
+from teamhub.auth.accounts import Account, AccountsError, read_users_file
+from teamhub.auth.methods import Shared, TeamhubGitHubAuthenticator, TeamhubLocalAuthenticator
+from teamhub.auth.multi import TeamhubMultiAuthenticator
+from teamhub.auth.throttle import LoginThrottle, ThrottleSettings
+from teamhub.passwords import hash_password
+from teamhub.validation import load
+from tornado import web
+
+CATALOG = load(["config/values.yaml"]).catalog
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_account_lock_backs_off_and_doubles():
+    clock = Clock()
+    t = LoginThrottle(ThrottleSettings(), clock)
+    for _ in range(4):
+        t.failed("bob", "10.0.0.1")
+    assert t.retry_after("bob", "10.0.0.1") == 0
+    t.failed("bob", "10.0.0.1")
+    assert t.retry_after("bob", "10.0.0.1") == 30
+    assert t.retry_after("bob", "10.0.0.2") == 0  # another address is not locked out by this one
+    clock.now += 31
+    t.failed("bob", "10.0.0.1")
+    assert t.retry_after("bob", "10.0.0.1") == 60
+    clock.now += 61
+    t.succeeded("bob", "10.0.0.1")
+    assert t.retry_after("bob", "10.0.0.1") == 0
+
+
+def test_a_classroom_behind_one_nat_gets_in_but_a_guessing_loop_does_not():
+    clock = Clock()
+    t = LoginThrottle(ThrottleSettings(), clock)
+    nat = "192.0.2.10"
+    # 60 students, each mistyping once or twice within ten minutes, all from one address
+    for i in range(60):
+        for _ in range(1 + i % 2):
+            assert t.retry_after(f"student{i}", nat) == 0
+            t.failed(f"student{i}", nat)
+            clock.now += 5
+        assert t.retry_after(f"student{i}", nat) == 0
+        t.succeeded(f"student{i}", nat)
+    # a loop guessing passwords for one account is stopped after 5 tries
+    tries = 0
+    while t.retry_after("victim", "198.51.100.7") == 0 and tries < 1000:
+        t.failed("victim", "198.51.100.7")
+        tries += 1
+    assert tries == 5
+    # a loop spraying many accounts from one address stops at the address limit
+    sprayed = 0
+    while t.retry_after(f"user{sprayed}", "198.51.100.8") == 0 and sprayed < 1000:
+        t.failed(f"user{sprayed}", "198.51.100.8")
+        sprayed += 1
+    assert sprayed == 100
+    assert 0 < t.retry_after("someone-else", "198.51.100.8") <= 900
+
+
+def _local(rounds=10, **settings):
+    accounts = {"alice": Account("alice", hash_password("alice-pass", rounds), ("cv-course",))}
+    return TeamhubLocalAuthenticator(accounts=accounts, throttle_settings=settings, teamhub_catalog=Shared(CATALOG))
+
+
+def _handler(ip="127.0.0.1"):
+    return SimpleNamespace(request=SimpleNamespace(remote_ip=ip))
+
+
+def test_unknown_user_takes_as_long_as_a_wrong_password():
+    auth = _local(rounds=10, user_failures=1000, address_failures=1000)
+
+    async def timed(name):
+        start = time.perf_counter()
+        assert await auth.authenticate(_handler(), {"username": name, "password": "wrong-password"}) is None
+        return time.perf_counter() - start
+
+    async def run():
+        wrong, unknown = [], []
+        for _ in range(6):
+            wrong.append(await timed("alice"))
+            unknown.append(await timed("nobody"))
+        return statistics.median(wrong), statistics.median(unknown)
+
+    wrong, unknown = asyncio.run(run())
+    print(f"median wrong password {wrong * 1000:.1f} ms, unknown user {unknown * 1000:.1f} ms")
+    assert 0.6 < unknown / wrong < 1.6
+
+
+def test_local_sign_in_returns_teams_and_is_off_the_event_loop():
+    auth = _local(rounds=10)
+
+    async def run():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        task = asyncio.create_task(ticker())
+        result = await auth.authenticate(_handler(), {"username": "local:alice", "password": "alice-pass"})
+        task.cancel()
+        return result, ticks
+
+    result, ticks = asyncio.run(run())
+    assert result["name"] == "alice" and sorted(result["groups"]) == ["cv-course", "everyone"]
+    assert ticks >= 3  # the loop kept running while bcrypt worked
+
+
+def test_throttled_sign_in_raises_429_with_retry_after():
+    auth = _local(rounds=4, user_failures=2)
+
+    async def run():
+        for _ in range(2):
+            assert await auth.authenticate(_handler(), {"username": "alice", "password": "nope"}) is None
+        with pytest.raises(web.HTTPError) as err:
+            await auth.authenticate(_handler(), {"username": "alice", "password": "alice-pass"})
+        return err.value
+
+    err = asyncio.run(run())
+    assert err.status_code == 429 and err.headers["Retry-After"] == "30"
+
+
+def test_accounts_file_is_checked(tmp_path):
+    good = tmp_path / "ok.yaml"
+    good.write_text(f"dave:\n  passwordHash: '{hash_password('x', 4)}'\n  teams: [cv-course]\n")
+    assert read_users_file(good, set(CATALOG.teams))["dave"]["teams"] == ["cv-course"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("Dave:\n  passwordHash: hunter2\n")
+    with pytest.raises(AccountsError) as err:
+        read_users_file(bad, set(CATALOG.teams))
+    assert "Dave" in str(err.value) and "hunter2" in str(err.value)
+    unknown_team = tmp_path / "team.yaml"
+    unknown_team.write_text(f"dave:\n  passwordHash: '{hash_password('x', 4)}'\n  teams: [nope]\n")
+    with pytest.raises(AccountsError, match="unknown team 'nope'"):
+        read_users_file(unknown_team, set(CATALOG.teams))
+
+
+def test_github_comma_separated_scopes_are_split():
+    gh = TeamhubGitHubAuthenticator(client_id="x", client_secret="y", teamhub_catalog=Shared(CATALOG))
+    state = gh.build_auth_state_dict({"access_token": "t", "scope": "read:org,user:email"}, {"login": "octo"})
+    assert state["scope"] == ["read:org", "user:email"]
+
+
+def test_every_method_gets_a_distinct_non_empty_prefix():
+    class Nameless(TeamhubLocalAuthenticator):
+        teamhub_method = ""
+
+    with pytest.raises(ValueError, match="non-empty username prefix"):
+        TeamhubMultiAuthenticator(authenticators=[{"authenticator_class": Nameless, "url_prefix": "/x", "config": {}}])
+    multi = TeamhubMultiAuthenticator(authenticators=[
+        {"authenticator_class": TeamhubLocalAuthenticator, "url_prefix": "/local", "config": {}}])
+    local = multi.method_for("local:alice")
+    assert local.username_prefix == "local:"
+    assert multi.method_for("github:alice") is None and multi.method_for("alice") is None
+    assert local.check_allowed("github:alice", {}) is False
