@@ -109,6 +109,12 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from .demo import run
+
+    return run(args.values, args.port, args.state)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="teamhub", description="Check and inspect teamhub values.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--write", action="store_true", help="write the generated files (default)")
     g.add_argument("--check", action="store_true", help="fail when a generated file is stale")
     p.set_defaults(func=cmd_schema)
+    p = sub.add_parser("demo", help="run the hub on this machine (JupyterLab as local processes, no cluster)")
+    p.add_argument("--values", default="config/values.yaml", metavar="FILE")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--state", default=None, help="folder for the hub database and homes (default ./.demo)")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 
