@@ -94,6 +94,8 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
             c.ConfigurableHTTPProxy.command = [chp]
         c.TeamhubLocalSpawner.home_dir_template = str(data_dir / "homes" / "{username}")
         c.Spawner.ip = "127.0.0.1"
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            c.Spawner.args = ["--allow-root"]  # containers and CI often run as root
         c.Spawner.start_timeout = 120
         c.Spawner.http_timeout = 120
 

@@ -109,6 +109,7 @@ class TeamhubMixin:
             await rt.quota.reserve(rt.catalog, Hold(self.teamhub_key, launch.team, launch.gpu_count))
         except RequestRefused as exc:
             self.log.info("Refused start for %s: %s %s", self.teamhub_key, exc.status, exc.message)
+            self._forget_options()
             raise refused(exc) from None
         try:
             deadline = sessions.deadline_after(launch.minutes)
@@ -135,6 +136,14 @@ class TeamhubMixin:
         self._teamhub_refused = False
         self.log.info("Starting %s for %s (team %s, %s minutes)", launch.resource.key, self.teamhub_key, launch.team, launch.minutes)
         return launch
+
+    def _forget_options(self) -> None:
+        """JupyterHub saved the refused options as this server's defaults; a later start without options
+        (REST with no body) must not silently reuse them."""
+        self.user_options = {}
+        orm = getattr(self, "orm_spawner", None)
+        if orm is not None:
+            orm.user_options = {}
 
     def teamhub_apply_launch(self, launch: Launch, deadline: float) -> None:
         """Mode-specific: turn the launch into spawner settings."""
