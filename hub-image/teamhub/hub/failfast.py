@@ -14,7 +14,7 @@ IMAGE_ERRORS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImag
 CONFIG_ERRORS = ("CreateContainerConfigError", "CreateContainerError")
 
 _NODES = re.compile(r"(\d+)/(\d+) nodes are available")
-_INSUFFICIENT = re.compile(r"(\d+) Insufficient ([A-Za-z0-9./_-]+)")
+_INSUFFICIENT = re.compile(r"(\d+) Insufficient ([A-Za-z0-9./_-]*[A-Za-z0-9])")
 _IMAGE_IN_MESSAGE = re.compile(r'image "([^"]+)"')
 
 
@@ -55,6 +55,7 @@ def _scheduling(message: str, ctx: Context) -> Verdict | None:
     if ctx.autoscaler:
         # A cluster autoscaler may add a node; waiting is the right thing to do.
         return Verdict(False, "Waiting for the cluster to add a node with room for this server", "scheduling")
+    message = message.split("preemption:")[0]
     nodes = _NODES.search(message)
     short = {name: int(count) for count, name in _INSUFFICIENT.findall(message)}
     if not nodes or not short:
@@ -64,11 +65,9 @@ def _scheduling(message: str, ctx: Context) -> Verdict | None:
         return None
     if ctx.gpu_resource and ctx.gpu_resource in short:
         n = short[ctx.gpu_resource]
+        other = "accelerator" if ctx.accelerator_key else "environment"
         return Verdict(True, f"No free {gpu_words(ctx)} right now: {free} of {n} node{'s' if n != 1 else ''} "
-                             f"{'have' if n != 1 else 'has'} one available. Try another accelerator or later."
-                       if ctx.accelerator_key else
-                       f"No free {gpu_words(ctx)} right now: {free} of {n} node{'s' if n != 1 else ''} "
-                       f"{'have' if n != 1 else 'has'} one available. Try another environment or later.", "scheduling")
+                             f"{'have' if n != 1 else 'has'} one available. Try another {other} or later.", "scheduling")
     for name, words, amount in (("cpu", "CPU", ctx.cpu), ("memory", "memory", ctx.memory)):
         if name in short:
             n = short[name]
@@ -83,12 +82,13 @@ def _scheduling(message: str, ctx: Context) -> Verdict | None:
 def _image(message: str, ctx: Context, reason: str) -> Verdict:
     m = _IMAGE_IN_MESSAGE.search(message)
     image = m.group(1) if m else (ctx.image or "the image")
-    if "InvalidImageName" in (reason, message) or "InvalidImageName" in message or "invalid reference format" in message:
+    lower = message.lower()
+    if reason == "InvalidImageName" or "invalidimagename" in lower or "invalid reference format" in lower:
         why = "its name is not a valid image reference"
-    elif any(s in message for s in ("not found", "manifest unknown", "NotFound")):
-        why = "the registry does not have it"
-    elif any(s in message for s in ("unauthorized", "denied", "authentication required", "403 Forbidden")):
+    elif any(s in lower for s in ("unauthorized", "denied", "authentication required", "forbidden")):
         why = "the registry refused access (check the image's pull secrets)"
+    elif any(s in lower for s in ("not found", "manifest unknown")):
+        why = "the registry does not have it"
     else:
         why = "pulling it failed"
     return Verdict(True, f"The image {image} for '{ctx.resource_name}' cannot be used: {why}. "
