@@ -110,3 +110,16 @@ def test_start_reach_jupyterlab_and_keep_the_deadline_across_a_hub_restart(hub, 
 
     r = api.delete("/users/local:carol/server")
     assert r.status_code in (202, 204)
+
+
+def test_allowed_form_start_then_stop(hub, clients, admin_api):
+    client = clients["bob"]
+    r = hub.spawn_form(client, {"resource": "cpu-large", "sessionMinutes": "120"})
+    assert r.status_code == 302 and "spawn-pending" in r.headers["location"], r.text[:500]
+    api = hub.api(hub.token(client, "local:bob"))
+    hub.wait_ready(api, "local:bob")
+    info = admin_api.get("/users/local:bob").json()["servers"][""]["state"]["teamhub"]
+    assert (info["resource"], info["minutes"], info["team"]) == ("cpu-large", 120, "nlp-course")
+    page = client.get("/hub/spawn")  # the launch page of a running server redirects to it
+    assert page.status_code in (200, 302)
+    assert api.delete("/users/local:bob/server").status_code in (202, 204)

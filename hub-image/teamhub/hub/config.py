@@ -56,7 +56,8 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     if not environ.get("JPY_COOKIE_SECRET"):
         c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
     c.JupyterHub.allow_named_servers = False
-    c.JupyterHub.authenticate_prometheus = True
+    if environ.get("JUPYTERHUB_CRYPT_KEY"):
+        c.Authenticator.enable_auth_state = True  # provider groups (GitHub teams, OIDC groups) live there
 
     # --- login --------------------------------------------------------------------------------------
     auth.configure(c, checked)
