@@ -215,15 +215,18 @@ def test_idle_culler_off(tmp_path):
 
 
 def test_invalid_values_stop_the_hub(tmp_path):
+    import os
     import subprocess
     import sys
 
-    from conftest import ROOT, tree_env
+    from hubhelpers import ROOT
 
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "hub-image"), "TEAMHUB_VALUES": str(tmp_path / "bad.yaml"),
+           "TEAMHUB_DATA_DIR": str(tmp_path)}
     bad = tmp_path / "bad.yaml"
     bad.write_text("catalog:\n  teams:\n    t:\n      resources: [nope]\n")
     r = subprocess.run([sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "hub-image" / "jupyterhub_config.py")],
-                       env=tree_env(TEAMHUB_VALUES=str(bad), TEAMHUB_DATA_DIR=str(tmp_path)), cwd=tmp_path,
+                       env=env, cwd=tmp_path,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "unknown resource 'nope'" in r.stderr
