@@ -109,6 +109,12 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from .demo import run
+
+    return run(args.values, args.port, args.state)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="teamhub", description="Check and inspect teamhub values.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     prepull.add_parser(sub)
     from .users_cli import register as register_users  # `teamhub users` (teamhub/users_cli.py)
     register_users(sub)
+
+    p = sub.add_parser("demo", help="run the hub on this machine (JupyterLab as local processes, no cluster)")
+    p.add_argument("--values", default="config/values.yaml", metavar="FILE")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--state", default=None, help="folder for the hub database and homes (default ./.demo)")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

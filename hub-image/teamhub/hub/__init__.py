@@ -1,0 +1,1 @@
+"""The hub: JupyterHub 6 configured from teamhub values (see config.configure)."""

@@ -1,0 +1,151 @@
+"""JupyterHub 6 configured from teamhub values. `jupyterhub_config.py` only calls `load_from_environment(c)`.
+
+Environment (see docs/architecture.md): TEAMHUB_VALUES, TEAMHUB_MODE (kubernetes | local),
+TEAMHUB_DATA_DIR, TEAMHUB_PROXY_API_URL, TEAMHUB_HUB_CONNECT_URL, POD_NAMESPACE; local mode (teamhub demo)
+also reads TEAMHUB_BIND_URL, TEAMHUB_HUB_PORT, TEAMHUB_PROXY_API_PORT.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .. import auth
+from ..validation import load
+from ..yamlsource import YamlFileError
+from .runtime import Runtime, set_runtime
+
+DEFAULT_VALUES = "/etc/teamhub/values.yaml"
+DEFAULT_DATA_DIR = "/srv/teamhub/data"
+MODES = ("kubernetes", "local")
+CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+
+
+def load_from_environment(c, environ=os.environ):
+    """Load and validate the values like `teamhub validate`; on errors print them and exit non-zero."""
+    path = environ.get("TEAMHUB_VALUES", DEFAULT_VALUES)
+    mode = environ.get("TEAMHUB_MODE", "kubernetes")
+    if mode not in MODES:
+        print(f"teamhub: TEAMHUB_MODE must be one of {', '.join(MODES)}, not {mode!r}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        checked = load([path])
+    except YamlFileError as exc:
+        print(f"teamhub: {exc}", file=sys.stderr)
+        sys.exit(2)
+    for problem in checked.problems:
+        print(problem, file=sys.stderr)
+    if not checked.ok:
+        print(f"teamhub: {path}: invalid: {len(checked.errors)} error(s); the hub does not start", file=sys.stderr)
+        sys.exit(1)
+    return configure(c, checked, mode, environ)
+
+
+def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runtime:
+    from .launchpage import options_form
+    from .spawners import TeamhubKubeSpawner, TeamhubLocalSpawner, apply_user_options, options_from_form
+
+    rt = set_runtime(Runtime(checked, mode))
+    values = checked.values
+    data_dir = Path(environ.get("TEAMHUB_DATA_DIR", DEFAULT_DATA_DIR))
+
+    # --- the hub itself ---------------------------------------------------------------------------
+    db_url = ((values.get("hub") or {}).get("db") or {}).get("url")
+    c.JupyterHub.db_url = db_url or f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
+    if not environ.get("JPY_COOKIE_SECRET"):
+        c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
+    c.JupyterHub.allow_named_servers = False
+    if environ.get("JUPYTERHUB_CRYPT_KEY"):
+        c.Authenticator.enable_auth_state = True  # provider groups (GitHub teams, OIDC groups) live there
+
+    # --- login --------------------------------------------------------------------------------------
+    auth.configure(c, checked)
+
+    # --- spawning -----------------------------------------------------------------------------------
+    c.Spawner.apply_user_options = apply_user_options
+    c.Spawner.options_form = options_form
+    c.Spawner.options_from_form = options_from_form
+    c.Spawner.default_url = "/lab"
+    c.Spawner.poll_interval = 15  # also how often the hub checks session deadlines
+    c.Spawner.poll_jitter = 0.1
+
+    if mode == "kubernetes":
+        c.JupyterHub.spawner_class = TeamhubKubeSpawner
+        c.JupyterHub.cleanup_servers = False  # a hub restart (upgrade) must not stop anyone's server
+        c.JupyterHub.hub_ip = "0.0.0.0"
+        c.JupyterHub.hub_port = 8081
+        if environ.get("TEAMHUB_HUB_CONNECT_URL"):
+            c.JupyterHub.hub_connect_url = environ["TEAMHUB_HUB_CONNECT_URL"]
+        c.ConfigurableHTTPProxy.should_start = False
+        if environ.get("TEAMHUB_PROXY_API_URL"):
+            c.ConfigurableHTTPProxy.api_url = environ["TEAMHUB_PROXY_API_URL"]
+        configure_kubernetes(c, values, environ)
+    else:
+        c.JupyterHub.spawner_class = TeamhubLocalSpawner
+        c.JupyterHub.cleanup_servers = True  # Ctrl-C on `teamhub demo` stops everything
+        c.JupyterHub.bind_url = environ.get("TEAMHUB_BIND_URL", "http://127.0.0.1:8000")
+        c.JupyterHub.hub_ip = "127.0.0.1"
+        if environ.get("TEAMHUB_HUB_PORT"):
+            c.JupyterHub.hub_port = int(environ["TEAMHUB_HUB_PORT"])
+        if environ.get("TEAMHUB_PROXY_API_PORT"):
+            c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{int(environ['TEAMHUB_PROXY_API_PORT'])}"
+        chp = environ.get("TEAMHUB_CHP")
+        if chp:
+            c.ConfigurableHTTPProxy.command = [chp]
+        c.TeamhubLocalSpawner.home_dir_template = str(data_dir / "homes" / "{username}")
+        c.Spawner.ip = "127.0.0.1"
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            c.Spawner.args = ["--allow-root"]  # containers and CI often run as root
+        c.Spawner.start_timeout = 120
+        c.Spawner.http_timeout = 120
+
+    # --- sessions: the idle culler ------------------------------------------------------------------
+    configure_culler(c, checked.catalog.sessions.idle_cull_minutes)
+    return rt
+
+
+def configure_culler(c, idle_minutes: int) -> None:
+    if idle_minutes <= 0:
+        return
+    c.JupyterHub.services.append({
+        "name": "idle-culler",
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={idle_minutes * 60}", "--cull-every=60"],
+    })
+    c.JupyterHub.load_roles.append({
+        "name": "idle-culler",
+        "description": "Stop servers idle longer than sessions.idleCullMinutes",
+        "scopes": list(CULLER_SCOPES),
+        "services": ["idle-culler"],
+    })
+
+
+def storage_settings(values: dict) -> dict:
+    """Per-user storage from `singleuser.storage`; a missing section means the defaults."""
+    storage = ((values.get("singleuser") or {}).get("storage")) or {}
+    return {
+        "enabled": storage.get("enabled", True) and storage.get("type", "dynamic") != "none",
+        "capacity": str(storage.get("capacity", "10Gi")),
+        "storageClass": storage.get("storageClass"),
+        "mountPath": storage.get("mountPath", "/home/jovyan"),
+    }
+
+
+def configure_kubernetes(c, values: dict, environ=os.environ) -> None:
+    if environ.get("POD_NAMESPACE"):
+        c.KubeSpawner.namespace = environ["POD_NAMESPACE"]
+    c.KubeSpawner.start_timeout = 600
+    c.KubeSpawner.http_timeout = 120
+    c.KubeSpawner.pod_name_template = "teamhub-{user_server}"
+    c.KubeSpawner.common_labels = {"app.kubernetes.io/part-of": "teamhub", "app.kubernetes.io/component": "singleuser"}
+    storage = storage_settings(values)
+    if storage["enabled"]:
+        c.KubeSpawner.storage_pvc_ensure = True
+        c.KubeSpawner.storage_capacity = storage["capacity"]
+        if storage["storageClass"]:
+            c.KubeSpawner.storage_class = storage["storageClass"]
+        c.KubeSpawner.pvc_name_template = "home-{user_server}"
+        c.KubeSpawner.volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}]
+        c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": storage["mountPath"]}]
+    else:
+        c.KubeSpawner.storage_pvc_ensure = False

@@ -1,0 +1,75 @@
+"""Team quotas (`quota.maxServers`, `quota.maxGpus`) counted over running and starting servers.
+
+One `QuotaBook` lives in the hub process. A spawn reserves its place before anything is created and
+gives it back when the server stops or fails to start. Check and reserve happen under one lock with no
+await in between, so two simultaneous starts can never both take the last GPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from ..resolution import RequestRefused
+
+
+@dataclass(frozen=True)
+class Hold:
+    key: str  # "<username>/<server name>"
+    team: str | None
+    gpus: int
+
+
+@dataclass(frozen=True)
+class Usage:
+    servers: int
+    gpus: int
+
+
+class QuotaBook:
+    def __init__(self):
+        self._holds: dict[str, Hold] = {}
+        self._lock = asyncio.Lock()
+
+    def usage(self, team: str | None) -> Usage:
+        holds = [h for h in self._holds.values() if h.team == team]
+        return Usage(len(holds), sum(h.gpus for h in holds))
+
+    def holds(self) -> dict:
+        return dict(self._holds)
+
+    def _check(self, catalog, hold: Hold) -> None:
+        if hold.team is None or hold.team not in catalog.teams:
+            return
+        team = catalog.teams[hold.team]
+        others = [h for k, h in self._holds.items() if h.team == hold.team and k != hold.key]
+        name = team.display_name
+        if team.max_servers is not None and len(others) + 1 > team.max_servers:
+            raise RequestRefused(403, f"The team '{name}' already runs {len(others)} of its {team.max_servers} allowed servers. "
+                                      "Stop a server or try again later.")
+        if team.max_gpus is not None and hold.gpus:
+            used = sum(h.gpus for h in others)
+            if used + hold.gpus > team.max_gpus:
+                left = max(team.max_gpus - used, 0)
+                raise RequestRefused(403, f"The team '{name}' uses {used} of its {team.max_gpus} GPUs; this environment needs "
+                                          f"{hold.gpus} and only {left} {'is' if left == 1 else 'are'} left. "
+                                          "Choose an environment without a GPU or try again later.")
+
+    def reserve_now(self, catalog, hold: Hold) -> None:
+        """Check and reserve atomically (no await inside); RequestRefused(403) when over quota."""
+        self._check(catalog, hold)
+        self._holds[hold.key] = hold
+
+    async def reserve(self, catalog, hold: Hold) -> None:
+        async with self._lock:
+            self.reserve_now(catalog, hold)
+
+    def restore(self, hold: Hold) -> None:
+        """A server that was running before the hub restarted: count it without checking."""
+        self._holds[hold.key] = hold
+
+    def release(self, key: str) -> None:
+        self._holds.pop(key, None)
+
+
+BOOK = QuotaBook()

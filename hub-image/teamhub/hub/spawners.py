@@ -1,0 +1,329 @@
+"""Spawners that launch exactly what the catalog allows.
+
+`TeamhubMixin` holds everything both modes share: the spawn-time check (`apply_user_options` ->
+`resolution.check_request`), the clean slate, team quota, the session deadline in persisted state and
+the hub-side stop at the deadline. `TeamhubKubeSpawner` turns a `Launch` into a pod and fails fast on
+events that mean the pod will never start; `TeamhubLocalSpawner` runs JupyterLab as a local process
+for `teamhub demo` (no CPU/memory/GPU limits there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+from kubespawner import KubeSpawner
+from tornado import web
+
+from ..auth import person_for
+from ..quantities import cpu_cores, format_cpu, memory_bytes
+from ..resolution import REQUEST_FIELDS, Launch, RequestRefused, check_request
+from . import failfast, sessions
+from .quota import Hold
+from .runtime import get_runtime
+
+LABEL_PREFIX = "teamhub.dev"
+STATE_KEY = "teamhub"
+
+
+class SpawnStopped(Exception):
+    """The spawn cannot succeed; `jupyterhub_message` is what the person reads."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.jupyterhub_message = message
+
+
+def refused(exc: RequestRefused) -> web.HTTPError:
+    """A RequestRefused as the HTTP error JupyterHub passes through to the page or API (never 500)."""
+    err = web.HTTPError(exc.status, exc.message.replace("%", "%%"))
+    err.jupyterhub_message = exc.message
+    return err
+
+
+def visibility_env(gpu) -> dict:
+    """Vendor visibility variables so a pod sees no GPU it was not given (on shared nodes)."""
+    vendor = failfast.vendor(gpu.resource) if gpu else None
+    env = {}
+    if vendor != "NVIDIA":
+        env["NVIDIA_VISIBLE_DEVICES"] = "none"
+    if vendor != "AMD":
+        env["ROCR_VISIBLE_DEVICES"] = "-1"
+        env["HIP_VISIBLE_DEVICES"] = "-1"
+    if gpu is None:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
+
+def options_from_form(formdata: dict) -> dict:
+    """Form fields -> user_options, the same shape as the REST API's: one value per field."""
+    options = {}
+    for key, values in formdata.items():
+        if key.startswith("_") or key.endswith("_file"):
+            continue
+        values = [v for v in (values if isinstance(values, list) else [values]) if v != ""]
+        if not values:
+            continue
+        options[key] = values[0] if len(values) == 1 else values  # several values: check_request refuses
+    return options
+
+
+async def apply_user_options(spawner, user_options):
+    """`c.Spawner.apply_user_options`: JupyterHub calls this before every start, form or REST."""
+    await spawner.teamhub_apply(user_options)
+
+
+class TeamhubMixin:
+    teamhub_attrs: tuple = ("environment",)
+
+    def _teamhub_init(self):
+        self._teamhub_base = {a: copy.deepcopy(getattr(self, a)) for a in self.teamhub_attrs}
+        self.teamhub_launch: Launch | None = None
+        self.teamhub_info: dict | None = None  # persisted: deadline, resource, accelerator, team, gpus
+        self._teamhub_refused = False
+
+    @property
+    def teamhub_key(self) -> str:
+        return f"{self.user.name}/{self.name}"
+
+    @property
+    def teamhub_deadline(self) -> float | None:
+        return (self.teamhub_info or {}).get("deadline")
+
+    def teamhub_reset(self) -> None:
+        """Clean slate: every attribute a launch may set goes back to its configured value."""
+        for attr, value in self._teamhub_base.items():
+            setattr(self, attr, copy.deepcopy(value))
+        self.teamhub_launch = None
+        self.teamhub_info = None
+
+    async def teamhub_apply(self, user_options) -> Launch:
+        rt = get_runtime()
+        self.teamhub_reset()
+        rt.quota.release(self.teamhub_key)
+        self._teamhub_refused = True
+        person = await person_for(self.user)
+        try:
+            launch = check_request(rt.catalog, person, user_options)
+            await rt.quota.reserve(rt.catalog, Hold(self.teamhub_key, launch.team, launch.gpu_count))
+        except RequestRefused as exc:
+            self.log.info("Refused start for %s: %s %s", self.teamhub_key, exc.status, exc.message)
+            self._forget_options()
+            raise refused(exc) from None
+        try:
+            deadline = sessions.deadline_after(launch.minutes)
+            self.teamhub_launch = launch
+            self.teamhub_info = {
+                "deadline": deadline,
+                "minutes": launch.minutes,
+                "resource": launch.resource.key,
+                "accelerator": launch.accelerator.key if launch.accelerator else None,
+                "team": launch.team,
+                "gpus": launch.gpu_count,
+            }
+            env = dict(self.environment)
+            env.update(visibility_env(launch.gpu))
+            env.update(launch.env)
+            env.update(sessions.env_for(deadline, launch.minutes))
+            env["TEAMHUB_RESOURCE"] = launch.resource.key
+            self.environment = env
+            self.teamhub_apply_launch(launch, deadline)
+        except Exception:
+            rt.quota.release(self.teamhub_key)
+            self.teamhub_reset()
+            raise
+        self._teamhub_refused = False
+        self.log.info("Starting %s for %s (team %s, %s minutes)", launch.resource.key, self.teamhub_key, launch.team, launch.minutes)
+        return launch
+
+    def _forget_options(self) -> None:
+        """JupyterHub saved the refused options as this server's defaults; a later start without options
+        (REST with no body) must not silently reuse them."""
+        self.user_options = {}
+        orm = getattr(self, "orm_spawner", None)
+        if orm is not None:
+            orm.user_options = {}
+
+    def teamhub_apply_launch(self, launch: Launch, deadline: float) -> None:
+        """Mode-specific: turn the launch into spawner settings."""
+
+    # --- persisted state: the deadline survives a hub restart -----------------------------------
+
+    def get_state(self):
+        state = super().get_state()
+        if self.teamhub_info:
+            state[STATE_KEY] = dict(self.teamhub_info)
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        info = (state or {}).get(STATE_KEY)
+        if info:
+            self.teamhub_info = dict(info)
+            self._teamhub_refused = False
+            try:
+                get_runtime().quota.restore(Hold(self.teamhub_key, info.get("team"), int(info.get("gpus") or 0)))
+            except RuntimeError:
+                pass
+
+    def clear_state(self):
+        super().clear_state()
+        self.teamhub_info = None
+        self.teamhub_launch = None
+        try:
+            get_runtime().quota.release(self.teamhub_key)
+        except RuntimeError:
+            pass
+
+    async def poll(self):
+        if sessions.expired(self.teamhub_deadline):
+            self.log.info("Session of %s reached its deadline %s: stopping", self.teamhub_key, sessions.iso(self.teamhub_deadline))
+            return 0
+        return await super().poll()
+
+    async def stop(self, now=False):
+        if self._teamhub_refused:
+            return  # the start was refused before anything was created
+        try:
+            return await super().stop(now=now)
+        finally:
+            try:
+                get_runtime().quota.release(self.teamhub_key)
+            except RuntimeError:
+                pass
+
+
+def _cores(value):
+    cores = cpu_cores(value)
+    return float(cores) if cores is not None else None
+
+
+def _bytes(value):
+    b = memory_bytes(value)
+    return int(b) if b is not None else None
+
+
+class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
+    teamhub_attrs = (
+        "environment", "image", "image_pull_policy", "image_pull_secrets", "cpu_guarantee", "cpu_limit",
+        "mem_guarantee", "mem_limit", "extra_resource_limits", "extra_resource_guarantees", "node_selector",
+        "tolerations", "volumes", "volume_mounts", "extra_labels", "extra_pod_config",
+    )
+    failfast_interval = 1.0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._teamhub_init()
+
+    def teamhub_apply_launch(self, launch: Launch, deadline: float) -> None:
+        image = launch.image
+        self.image = image.ref
+        self.image_pull_policy = image.pull_policy
+        secrets = [s if isinstance(s, str) else s.get("name") for s in (self.image_pull_secrets or [])]
+        self.image_pull_secrets = list(dict.fromkeys(secrets + list(image.pull_secrets)))
+        res = launch.resource
+        self.cpu_guarantee = _cores(res.cpu_request)
+        self.cpu_limit = _cores(res.cpu_limit) if res.cpu_limit is not None else None
+        self.mem_guarantee = _bytes(res.memory_request)
+        self.mem_limit = _bytes(res.memory_limit) if res.memory_limit is not None else None
+        if launch.gpu:
+            self.extra_resource_limits = {**self.extra_resource_limits, launch.gpu.resource: str(launch.gpu.count)}
+        self.node_selector = {**self.node_selector, **launch.node_selector}
+        self.tolerations = list(self.tolerations) + [dict(t) for t in launch.tolerations if dict(t) not in self.tolerations]
+        volumes, mounts = list(self.volumes), list(self.volume_mounts)
+        for vol in launch.volumes:
+            name = f"teamhub-{vol.key}"
+            volumes.append({"name": name, "persistentVolumeClaim": {"claimName": vol.pvc, "readOnly": vol.read_only}})
+            mount = {"name": name, "mountPath": vol.mount_path, "readOnly": vol.read_only}
+            if vol.sub_path:
+                mount["subPath"] = vol.sub_path
+            mounts.append(mount)
+        self.volumes, self.volume_mounts = volumes, mounts
+        labels = {f"{LABEL_PREFIX}/resource": res.key}
+        if launch.team:
+            labels[f"{LABEL_PREFIX}/team"] = launch.team
+        if launch.accelerator:
+            labels[f"{LABEL_PREFIX}/accelerator"] = launch.accelerator.key
+        self.extra_labels = {**self.extra_labels, **labels}
+        self.extra_pod_config = {**self.extra_pod_config, "activeDeadlineSeconds": launch.minutes * 60}
+
+    async def load_user_options(self):
+        """KubeSpawner's profile handling is replaced by `teamhub_apply` (run before start)."""
+
+    # --- failing fast -----------------------------------------------------------------------------
+
+    def teamhub_context(self) -> failfast.Context:
+        launch = self.teamhub_launch
+        if launch is None:
+            return failfast.Context(autoscaler=get_runtime().autoscaler)
+        res = launch.resource
+        return failfast.Context(
+            resource_name=res.display_name,
+            accelerator_key=launch.accelerator.key if launch.accelerator else None,
+            accelerator_name=launch.accelerator.display_name if launch.accelerator else None,
+            gpu_resource=launch.gpu.resource if launch.gpu else None,
+            cpu=f"{format_cpu(res.cpu_request)} CPUs",
+            memory=str(res.memory_request),
+            image=launch.image.ref,
+            autoscaler=get_runtime().autoscaler,
+        )
+
+    async def _teamhub_watch(self) -> failfast.Verdict:
+        ctx = self.teamhub_context()
+        seen = 0
+        while True:
+            await asyncio.sleep(self.failfast_interval)
+            events = self.events if self.event_reflector else []
+            for event in events[seen:]:
+                verdict = failfast.classify(event, ctx)
+                if verdict and verdict.fatal:
+                    return verdict
+            seen = len(events)
+            reflector = self.pod_reflector
+            pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+            verdict = failfast.classify_pod(pod, ctx)
+            if verdict and verdict.fatal:
+                return verdict
+
+    async def _start(self):
+        start = asyncio.ensure_future(super()._start())
+        watch = asyncio.ensure_future(self._teamhub_watch())
+        try:
+            done, _ = await asyncio.wait({start, watch}, return_when=asyncio.FIRST_COMPLETED)
+            if start in done:
+                return start.result()
+            verdict = watch.result()
+            start.cancel()
+            self.log.warning("Stopping the spawn of %s early: %s", self.teamhub_key, verdict.message)
+            raise SpawnStopped(verdict.message)
+        finally:
+            watch.cancel()
+
+    async def progress(self):
+        ctx = self.teamhub_context()
+        yield {"progress": 5, "message": f"Requesting a server for '{ctx.resource_name}'"}
+        async for event in super().progress():
+            raw = event.get("raw_event")
+            verdict = failfast.classify(raw, ctx) if raw else None
+            if verdict:
+                event = {**event, "message": verdict.message}
+            yield event
+
+
+class TeamhubLocalSpawner(TeamhubMixin, SimpleLocalProcessSpawner):
+    """`teamhub demo`: JupyterLab as a local process. CPU, memory and GPU limits are NOT enforced."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._teamhub_init()
+
+    async def progress(self):
+        launch = self.teamhub_launch
+        if launch is not None:
+            yield {"progress": 10, "message": f"Starting '{launch.resource.display_name}' as a local process "
+                                              "(demo mode: CPU, memory and GPU limits are not enforced)"}
+
+
+__all__ = ["REQUEST_FIELDS", "SpawnStopped", "TeamhubKubeSpawner", "TeamhubLocalSpawner", "TeamhubMixin",
+           "apply_user_options", "options_from_form", "refused", "visibility_env"]

@@ -1,0 +1,148 @@
+"""Start the real hub (teamhub's jupyterhub_config.py + configurable-http-proxy) on free loopback ports.
+
+Reusable by any test tier (integration, browser): `HubProcess(values, state_dir).start()` gives a hub in
+local mode, reachable at `.url`; `.login(name, password)` returns a logged-in httpx client; `.api(token)`
+a REST client. Every process the hub started is tracked and ended by `.stop()` (also after `.crash()`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "hub-image"))
+
+from teamhub.demo import free_port, hub_command, hub_environment  # noqa: E402
+
+CHP = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+
+
+def demo_passwords() -> dict:
+    out = {}
+    for line in (ROOT / "config" / "demo-accounts.txt").read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and not line.startswith("#"):
+            out[parts[0]] = parts[1]
+    return out
+
+
+class HubProcess:
+    def __init__(self, values, state_dir, port: int | None = None, extra_env: dict | None = None):
+        self.values = Path(values).resolve()
+        self.state = Path(state_dir).resolve()
+        (self.state / "homes").mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        # Fixed across restarts, so a restarted hub finds its proxy and servers where they were.
+        self.env = hub_environment(self.values, self.port, self.state, str(CHP), base={**os.environ, **(extra_env or {})})
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.state / "hub.log"
+        self._tracked: set = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90) -> HubProcess:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(hub_command(self.state), env=self.env, cwd=self.state, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            try:
+                if httpx.get(f"{self.url}/hub/api/", timeout=2).status_code == 200:
+                    self.track()
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"hub did not answer on {self.url}:\n{self.log()[-4000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def track(self) -> None:
+        """Remember every descendant of the hub (proxy, services, servers) so none outlives the tests."""
+        if self.proc and self.proc.poll() is None:
+            try:
+                self._tracked.update(psutil.Process(self.proc.pid).children(recursive=True))
+            except psutil.NoSuchProcess:
+                pass
+
+    def crash(self) -> None:
+        """Kill the hub like a crash or a node failure: its proxy and servers keep running."""
+        self.track()
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        self.track()
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        for child in list(self._tracked):
+            try:
+                child.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(list(self._tracked), timeout=10)
+        for child in alive:
+            child.kill()
+        self._tracked.clear()
+
+    # --- clients ------------------------------------------------------------------------------------
+
+    def login(self, name: str, password: str) -> httpx.Client:
+        client = httpx.Client(base_url=self.url, timeout=30, follow_redirects=False)
+        client.get("/hub/login")
+        xsrf = client.cookies.get("_xsrf")
+        r = client.post("/hub/login", data={"username": name, "password": password, "_xsrf": xsrf})
+        if r.status_code != 302:
+            raise AssertionError(f"login of {name} failed: {r.status_code} {r.text[:300]}")
+        return client
+
+    def xsrf_headers(self, client: httpx.Client) -> dict:
+        if not client.cookies.get("_xsrf"):
+            client.get("/hub/home")
+        return {"X-XSRFToken": client.cookies.get("_xsrf")}
+
+    def token(self, client: httpx.Client, username: str) -> str:
+        r = client.post(f"/hub/api/users/{username}/tokens", json={"note": "tests"}, headers=self.xsrf_headers(client))
+        r.raise_for_status()
+        return r.json()["token"]
+
+    def api(self, token: str) -> httpx.Client:
+        return httpx.Client(base_url=f"{self.url}/hub/api", headers={"Authorization": f"token {token}"}, timeout=30)
+
+    def spawn_form(self, client: httpx.Client, fields: dict) -> httpx.Response:
+        client.get("/hub/spawn")
+        return client.post(f"/hub/spawn?_xsrf={client.cookies.get('_xsrf')}", data=fields)
+
+    def wait_ready(self, api: httpx.Client, username: str, timeout: float = 90) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = api.get(f"/users/{username}").json().get("servers", {}).get("")
+            if server and server.get("ready"):
+                self.track()
+                return server
+            time.sleep(0.5)
+        raise TimeoutError(f"server of {username} not ready:\n{self.log()[-3000:]}")
+
+
+def offered_resources(html: str) -> set:
+    return set(re.findall(r'name="resource" id="[^"]*" value="([^"]+)"', html))
+

@@ -1,0 +1,19 @@
+"""The hub fixture: one real hub + configurable-http-proxy for the whole module, cleaned up after."""
+
+from __future__ import annotations
+
+import pytest
+from hubprocess import ROOT, HubProcess, demo_passwords
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    h = HubProcess(ROOT / "config" / "values.yaml", tmp_path_factory.mktemp("hub"))
+    h.start()
+    yield h
+    h.stop()
+
+
+@pytest.fixture(scope="module")
+def passwords():
+    return demo_passwords()

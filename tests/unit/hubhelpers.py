@@ -1,0 +1,51 @@
+"""Helpers for hub unit tests: a runtime from values, and spawners that need no hub and no cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from teamhub.hub import config as hub_config
+from teamhub.hub.quota import QuotaBook
+from teamhub.hub.runtime import get_runtime
+from teamhub.validation import load_or_raise
+from traitlets.config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
+VALUES = ROOT / "config" / "values.yaml"
+
+
+class FakeUser:
+    def __init__(self, name: str, admin: bool = False, groups=()):
+        self.name = name
+        self.admin = admin
+        self.id = abs(hash(name)) % 10000
+        self.url = f"/user/{name}/"
+        self._groups = list(groups)
+
+    async def get_auth_state(self):
+        return {"groups": self._groups}
+
+
+def configured(values=VALUES, mode="kubernetes", environ=None):
+    """A traitlets Config exactly as the hub builds it, with a fresh quota book."""
+    c = Config()
+    hub_config.configure(c, load_or_raise([values]), mode, environ or {})
+    get_runtime().quota = QuotaBook()
+    return c
+
+
+def _no_cluster():
+    """KubeSpawner loads a kube config when built; these tests never talk to a cluster."""
+    import kubespawner.spawner as ks
+
+    ks.load_config = lambda **kwargs: None
+    ks.shared_client = lambda *args, **kwargs: None
+
+
+def kube_spawner(c, username="local:alice", admin=False, groups=()):
+    from teamhub.hub.spawners import TeamhubKubeSpawner
+
+    _no_cluster()
+    sp = TeamhubKubeSpawner(_mock=True, config=c, user=FakeUser(username, admin, groups))
+    sp.api_token = "test-token"
+    return sp

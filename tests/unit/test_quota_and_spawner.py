@@ -1,0 +1,233 @@
+"""Team quotas without races, the launch page, fail-fast stopping a spawn, and the hub config."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import pytest
+import yaml
+from hubhelpers import VALUES, FakeUser, configured, kube_spawner
+from teamhub.hub import launchpage
+from teamhub.hub.quota import Hold, QuotaBook
+from teamhub.hub.runtime import get_runtime
+from teamhub.resolution import Person
+from teamhub.validation import load_or_raise
+from tornado import web
+
+QUOTA_VALUES = """
+auth:
+  local:
+    enabled: true
+    users:
+      u1: {passwordHash: "$2b$12$Xgnp62i4m6AkY2tuTo9bmuzSyf8FTrxbeRUIiQn9Lmoh/UsjXVrQe", teams: [lab]}
+      u2: {passwordHash: "$2b$12$Xgnp62i4m6AkY2tuTo9bmuzSyf8FTrxbeRUIiQn9Lmoh/UsjXVrQe", teams: [lab]}
+      u3: {passwordHash: "$2b$12$Xgnp62i4m6AkY2tuTo9bmuzSyf8FTrxbeRUIiQn9Lmoh/UsjXVrQe", teams: [lab]}
+catalog:
+  images:
+    img: {name: example.org/img, tag: "1"}
+  resources:
+    gpu:
+      displayName: GPU box
+      image: img
+      cpu: {request: 1}
+      memory: {request: 1Gi}
+      gpu: {resource: nvidia.com/gpu, count: 1}
+    cpu:
+      displayName: CPU box
+      image: img
+      cpu: {request: 1}
+      memory: {request: 1Gi}
+  teams:
+    lab:
+      resources: [gpu, cpu]
+      quota: {maxServers: 2, maxGpus: 1}
+"""
+
+
+@pytest.fixture
+def quota_config(tmp_path):
+    path = tmp_path / "values.yaml"
+    path.write_text(QUOTA_VALUES)
+    return configured(path)
+
+
+class SlowUser(FakeUser):
+    async def get_auth_state(self):
+        await asyncio.sleep(0.01)  # let concurrent starts interleave at every await
+        return {"groups": []}
+
+
+def spawner_for(c, name):
+    sp = kube_spawner(c, name)
+    sp.user = SlowUser(name)
+    return sp
+
+
+def test_two_simultaneous_starts_cannot_both_take_the_last_gpu(quota_config):
+    spawners = [spawner_for(quota_config, f"local:u{i}") for i in (1, 2, 3)]
+
+    async def race():
+        return await asyncio.gather(*(sp.teamhub_apply({"resource": "gpu"}) for sp in spawners), return_exceptions=True)
+
+    results = asyncio.run(race())
+    ok = [r for r in results if not isinstance(r, Exception)]
+    refused = [r for r in results if isinstance(r, web.HTTPError)]
+    assert len(ok) == 1 and len(refused) == 2
+    assert all(r.status_code == 403 and "GPUs" in r.jupyterhub_message for r in refused)
+    assert get_runtime().quota.usage("lab").gpus == 1
+
+
+def test_server_quota_and_release(quota_config):
+    a, b, c3 = (spawner_for(quota_config, f"local:u{i}") for i in (1, 2, 3))
+    asyncio.run(a.teamhub_apply({"resource": "cpu"}))
+    asyncio.run(b.teamhub_apply({"resource": "cpu"}))
+    with pytest.raises(web.HTTPError) as info:
+        asyncio.run(c3.teamhub_apply({"resource": "cpu"}))
+    assert info.value.status_code == 403 and "2 of its 2 allowed servers" in info.value.jupyterhub_message
+    a.clear_state()  # what JupyterHub does after a server stops
+    asyncio.run(c3.teamhub_apply({"resource": "cpu"}))
+    assert get_runtime().quota.usage("lab").servers == 2
+
+
+def test_restart_of_same_server_does_not_count_twice(quota_config):
+    a = spawner_for(quota_config, "local:u1")
+    asyncio.run(a.teamhub_apply({"resource": "gpu"}))
+    asyncio.run(a.teamhub_apply({"resource": "gpu"}))
+    assert get_runtime().quota.usage("lab").gpus == 1
+
+
+def test_hub_restart_restores_holds_from_state(quota_config):
+    a = spawner_for(quota_config, "local:u1")
+    asyncio.run(a.teamhub_apply({"resource": "gpu"}))
+    state = a.get_state()
+    get_runtime().quota = QuotaBook()  # a new hub process
+    b = spawner_for(quota_config, "local:u1")
+    b.load_state(state)
+    with pytest.raises(web.HTTPError):
+        asyncio.run(spawner_for(quota_config, "local:u2").teamhub_apply({"resource": "gpu"}))
+
+
+def test_quota_book_race_without_spawners():
+    checked = load_or_raise([VALUES])
+    book = QuotaBook()
+
+    async def take(i):
+        await asyncio.sleep(0)
+        await book.reserve(checked.catalog, Hold(f"u{i}/", "nlp-course", 1))
+
+    async def go():
+        return await asyncio.gather(*(take(i) for i in range(10)), return_exceptions=True)
+
+    results = asyncio.run(go())
+    assert sum(1 for r in results if r is None) == 4  # nlp-course: maxGpus 4
+    assert book.usage("nlp-course").gpus == 4
+
+
+# --- launch page -------------------------------------------------------------------------------------
+
+def offered(html):
+    return set(re.findall(r'name="resource" id="[^"]*" value="([^"]+)"', html))
+
+
+def test_launch_page_shows_only_allowed_grouped_with_details():
+    catalog = load_or_raise([VALUES]).catalog
+    html = launchpage.render(catalog, Person("local:alice"))
+    assert offered(html) == {"cpu-small", "course-cv", "cpu-large"}
+    assert "<legend>Basics</legend>" in html and "<legend>Courses</legend>" in html
+    assert "AMD Radeon 8060S" in html and "AMD Instinct MI300X" in html and "NVIDIA" not in html
+    assert "pytorch-rocm:2.5-rocm6.2-gfx1151" in html  # the override image is shown with its accelerator
+    assert "Computer Vision 2026" in html and "of 8 used, 8 left" in html  # quota
+    assert 'value="300"' not in html or "4 h" in html
+    assert "http" not in html  # no external assets
+
+
+def test_launch_page_session_lengths_and_preselection():
+    catalog = load_or_raise([VALUES]).catalog
+    html = launchpage.render(catalog, Person("local:carol"), previous={"resource": "cpu-small", "sessionMinutes": "30"})
+    assert re.search(r'<option value="30" selected>', html)
+    assert 'value="480"' in html and 'value="600"' not in html
+    nobody = launchpage.render(catalog, Person("github:stranger"))
+    assert offered(nobody) == {"cpu-small"}
+
+
+def test_options_from_form():
+    from teamhub.hub.spawners import options_from_form
+
+    assert options_from_form({"resource": ["cpu-small"], "accelerator": [""], "sessionMinutes": ["30"], "_xsrf": ["x"]}) == \
+        {"resource": "cpu-small", "sessionMinutes": "30"}
+    assert options_from_form({"resource": ["a", "b"]}) == {"resource": ["a", "b"]}
+
+
+# --- fail fast ----------------------------------------------------------------------------------------
+
+class FakeReflector:
+    def __init__(self):
+        self.events = []
+        self.pods = {}
+
+
+def test_failed_scheduling_stops_the_spawn_within_seconds(monkeypatch):
+    from kubespawner import KubeSpawner
+    from teamhub.hub.spawners import SpawnStopped, TeamhubKubeSpawner
+
+    c = configured()
+    sp = kube_spawner(c)
+    asyncio.run(sp.teamhub_apply({"resource": "course-cv", "accelerator": "strix-halo"}))
+    reflector = FakeReflector()
+    monkeypatch.setattr(TeamhubKubeSpawner, "event_reflector", property(lambda self: reflector))
+    monkeypatch.setattr(TeamhubKubeSpawner, "pod_reflector", property(lambda self: reflector))
+    sp.failfast_interval = 0.05
+
+    async def never_schedules(self):
+        reflector.events.append({"reason": "FailedScheduling", "involvedObject": {"name": self.pod_name}, "metadata": {"uid": "1"},
+                                 "message": "0/3 nodes are available: 3 Insufficient amd.com/gpu."})
+        await asyncio.sleep(600)
+
+    monkeypatch.setattr(KubeSpawner, "_start", never_schedules)
+    t0 = time.monotonic()
+    with pytest.raises(SpawnStopped) as info:
+        asyncio.run(sp._start())
+    assert time.monotonic() - t0 < 5
+    assert info.value.jupyterhub_message.startswith("No free AMD GPU of kind strix-halo right now: 0 of 3 nodes")
+
+
+# --- hub configuration ---------------------------------------------------------------------------------
+
+def test_idle_culler_service_has_only_the_scopes_it_needs():
+    c = configured()
+    (service,) = c.JupyterHub.services.get_value([])
+    assert "--timeout=3600" in service["command"]
+    (role,) = c.JupyterHub.load_roles.get_value([])
+    assert set(role["scopes"]) == {"list:users", "read:users:activity", "read:servers", "delete:servers"}
+    assert role["services"] == ["idle-culler"]
+
+
+def test_idle_culler_off(tmp_path):
+    data = yaml.safe_load(VALUES.read_text())
+    data["sessions"]["idleCullMinutes"] = 0
+    path = tmp_path / "v.yaml"
+    path.write_text(yaml.safe_dump(data))
+    c = configured(path)
+    assert "services" not in c.JupyterHub
+    assert c.JupyterHub.cleanup_servers is False  # kubernetes: a hub restart keeps servers
+
+
+def test_invalid_values_stop_the_hub(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from hubhelpers import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "hub-image"), "TEAMHUB_VALUES": str(tmp_path / "bad.yaml"),
+           "TEAMHUB_DATA_DIR": str(tmp_path)}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("catalog:\n  teams:\n    t:\n      resources: [nope]\n")
+    r = subprocess.run([sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "hub-image" / "jupyterhub_config.py")],
+                       env=env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "unknown resource 'nope'" in r.stderr
+    assert "no login method is enabled" in r.stderr
