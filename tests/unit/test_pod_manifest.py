@@ -172,3 +172,13 @@ def test_poll_stops_at_deadline(c):
     sp = kube_spawner(c)
     sp.load_state({"teamhub": {"deadline": 1.0, "minutes": 1, "resource": "cpu-small", "team": "everyone", "gpus": 0}})
     assert asyncio.run(sp.poll()) == 0
+
+
+def test_pods_carry_the_labels_the_charts_network_policies_select():
+    chart_labels = '{"app.kubernetes.io/instance": "t", "app.kubernetes.io/name": "teamhub", "teamhub.dev/user-pod": "true"}'
+    c = configured(environ={"TEAMHUB_USER_POD_LABELS": chart_labels})
+    assert c.KubeSpawner.delete_pvc is False
+    pod = manifest(kube_spawner(c), {"resource": "cpu-small"})
+    labels = pod["metadata"]["labels"]
+    assert labels["teamhub.dev/user-pod"] == "true" and labels["app.kubernetes.io/instance"] == "t"
+    assert labels["app.kubernetes.io/component"] == "singleuser-server"  # the chart's selector expects it

@@ -7,6 +7,7 @@ also reads TEAMHUB_BIND_URL, TEAMHUB_HUB_PORT, TEAMHUB_PROXY_API_PORT.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -137,7 +138,12 @@ def configure_kubernetes(c, values: dict, environ=os.environ) -> None:
     c.KubeSpawner.start_timeout = 600
     c.KubeSpawner.http_timeout = 120
     c.KubeSpawner.pod_name_template = "teamhub-{user_server}"
-    c.KubeSpawner.common_labels = {"app.kubernetes.io/part-of": "teamhub", "app.kubernetes.io/component": "singleuser"}
+    # The chart's NetworkPolicies select user pods by TEAMHUB_USER_POD_LABELS: without them a server
+    # cannot reach the hub.
+    chart_labels = json.loads(environ.get("TEAMHUB_USER_POD_LABELS") or "{}")
+    # (KubeSpawner itself sets app.kubernetes.io/component: singleuser-server, which the chart expects.)
+    c.KubeSpawner.common_labels = {"app.kubernetes.io/part-of": "teamhub", **chart_labels}
+    c.KubeSpawner.delete_pvc = False  # home folders outlive user deletion; the hub's Role cannot delete PVCs anyway
     storage = storage_settings(values)
     if storage["enabled"]:
         c.KubeSpawner.storage_pvc_ensure = True
