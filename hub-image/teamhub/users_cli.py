@@ -197,6 +197,15 @@ def _password_for(args, name: str) -> tuple[str, bool]:
     return read_password(f"local:{name}"), False
 
 
+def _existing(args):
+    """The accounts file and the name of an account that must already be in it."""
+    acc = _open(args)
+    name = _check_name(args.name)
+    if name not in acc.users:
+        raise UsersError(f"there is no local:{name} in {args.file}")
+    return acc, name
+
+
 def cmd_add(args) -> int:
     acc = _open(args)
     name = _check_name(args.name)
@@ -213,10 +222,7 @@ def cmd_add(args) -> int:
 
 
 def cmd_remove(args) -> int:
-    acc = _open(args)
-    name = _check_name(args.name)
-    if name not in acc.users:
-        raise UsersError(f"there is no local:{name} in {args.file}")
+    acc, name = _existing(args)
     del acc.users[name]
     acc.save()
     print(f"removed local:{name} from {args.file}", file=sys.stderr)
@@ -224,10 +230,7 @@ def cmd_remove(args) -> int:
 
 
 def cmd_passwd(args) -> int:
-    acc = _open(args)
-    name = _check_name(args.name)
-    if name not in acc.users:
-        raise UsersError(f"there is no local:{name} in {args.file}")
+    acc, name = _existing(args)
     password, generated = _password_for(args, name)
     acc.set_user(name, hash_password(password, args.rounds))
     acc.save()
@@ -238,10 +241,7 @@ def cmd_passwd(args) -> int:
 
 
 def cmd_set_teams(args) -> int:
-    acc = _open(args)
-    name = _check_name(args.name)
-    if name not in acc.users:
-        raise UsersError(f"there is no local:{name} in {args.file}")
+    acc, name = _existing(args)
     acc.set_user(name, teams=_check_teams(args.teams, acc.team_keys()))
     acc.save()
     return 0

@@ -169,18 +169,11 @@ _TYPE_WORDS = {
 
 
 def _kind(value) -> str:
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int):
-        return "a whole number"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
+    """The operator's value described in the same words as the expected type."""
+    for json_type, python_type in (("boolean", bool), ("integer", int), ("number", float), ("string", str),
+                                   ("array", list), ("object", dict)):
+        if isinstance(value, python_type):
+            return _TYPE_WORDS[json_type]
     return "empty" if value is None else type(value).__name__
 
 
