@@ -15,7 +15,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import CONFIG, ROOT, TOOLS, tree_env
+from support import CONFIG, ROOT, TOOLS, tree_env
 
 CHART = ROOT / "chart"
 KUBE_VERSIONS = ("1.28.0", "1.37.0")

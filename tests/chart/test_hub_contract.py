@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CONFIG, ROOT, TOOLS, tree_env
+from support import CONFIG, ROOT, TOOLS, tree_env
 from teamhub.validation import load
 
 CHART = ROOT / "chart"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from conftest import tree_env
+from support import tree_env
 from teamhub import prepull
 from teamhub.prepull import ApiError, assess, await_daemonsets
 

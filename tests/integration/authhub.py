@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 import yaml
-from conftest import ROOT, tree_env
+from support import ROOT, tree_env
 
 CONFIG_TEMPLATE = '''
 import teamhub.auth

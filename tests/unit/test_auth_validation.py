@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import CONFIG, run_teamhub
+from support import CONFIG, run_teamhub
 from teamhub.validation import check, load
 from teamhub.yamlsource import Source
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bcrypt
-from conftest import CONFIG, run_teamhub
+from support import CONFIG, run_teamhub
 
 
 def test_validate_ok(tmp_path):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import yaml
-from conftest import CONFIG
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import CONFIG
 from teamhub import validation
 from teamhub.resolution import Person, RequestRefused, check_request, resolve
 from teamhub.yamlsource import load_text

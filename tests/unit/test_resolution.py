@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CONFIG
+from support import CONFIG
 from teamhub import validation
 from teamhub.resolution import Person, RequestRefused, check_request, resolve, teams_of
 

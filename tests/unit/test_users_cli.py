@@ -8,7 +8,7 @@ import shutil
 import stat
 
 import yaml
-from conftest import CONFIG, run_teamhub
+from support import CONFIG, run_teamhub
 from teamhub.passwords import verify_password
 
 

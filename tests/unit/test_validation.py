@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from conftest import CONFIG
+from support import CONFIG
 from teamhub import validation
 from teamhub.yamlsource import format_path, load_text, merge
 
