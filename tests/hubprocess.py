@@ -110,7 +110,7 @@ class HubProcess:
         client = httpx.Client(base_url=self.url, timeout=30, follow_redirects=False)
         client.get("/hub/login")
         xsrf = client.cookies.get("_xsrf")
-        r = client.post("/hub/login", data={"username": name, "password": password, "_xsrf": xsrf})
+        r = client.post("/hub/local/login", data={"username": name, "password": password, "_xsrf": xsrf})
         if r.status_code != 302:
             raise AssertionError(f"login of {name} failed: {r.status_code} {r.text[:300]}")
         return client
