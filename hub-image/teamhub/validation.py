@@ -10,11 +10,11 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from jsonschema import Draft202012Validator
 
 from . import catalog as catalog_mod
 from .quantities import cpu_cores, memory_bytes, memory_hint
@@ -29,7 +29,12 @@ def schema() -> dict:
 
 
 @functools.cache
-def _validator() -> Draft202012Validator:
+def _validator():
+    # jsonschema imports an optional IRI format checker whose grammar takes ~1.5 s to build; our schema
+    # uses no `format`, so a CLI call should not pay for it. (Where something loaded it already, it stays.)
+    sys.modules.setdefault("rfc3987_syntax", None)
+    from jsonschema import Draft202012Validator
+
     # $refs inlined: resolving them through the registry on every value costs more than the checks.
     return Draft202012Validator(_inline(schema()))
 
