@@ -9,7 +9,7 @@ import argparse
 import getpass
 import sys
 
-from . import schema_tools
+from . import ops_cli, schema_tools
 from .passwords import hash_password
 from .quantities import format_cpu
 from .resolution import Person, resolve
@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--write", action="store_true", help="write the generated files (default)")
     g.add_argument("--check", action="store_true", help="fail when a generated file is stale")
     p.set_defaults(func=cmd_schema)
+    ops_cli.register(sub)  # set-image-tag, images, db: operator subcommands used by scripts/
     return parser
 
 

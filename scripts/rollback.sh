@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Roll the release back to the previous revision, or to a given one, and check the hub answers.
+#
+#   scripts/rollback.sh [--release R] [--namespace N] [--revision REV | REV] [--list] [--timeout D]
+#                       [--dry-run] [--yes]
+#
+# Lists the history first, with what each revision changed (chart version, image tags). --list stops
+# there; --dry-run also shows the chosen target and stops. A revision that does not exist is refused.
+# Exit: 0 done, 1 rollback failed or hub not answering, 2 usage/tools, 3 not confirmed, 5 no such revision.
+set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
+
+RELEASE=teamhub NAMESPACE=teamhub TIMEOUT=10m REVISION="" LIST_ONLY=0 DRY_RUN=0 ASSUME_YES=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --release) RELEASE=${2:?--release needs a name}; shift ;;
+    --namespace|-n) NAMESPACE=${2:?--namespace needs a name}; shift ;;
+    --revision) REVISION=${2:?--revision needs a number}; shift ;;
+    --timeout) TIMEOUT=${2:?--timeout needs a duration}; shift ;;
+    --list) LIST_ONLY=1 ;;
+    --dry-run) DRY_RUN=1 ;;
+    --yes|-y) ASSUME_YES=1 ;;
+    -h|--help) usage; exit 0 ;;
+    [0-9]*) REVISION=$1 ;;
+    *) usage >&2; die "unknown argument $1" 2 ;;
+  esac
+  shift
+done
+export ASSUME_YES
+case "$REVISION" in ""|*[!0-9]*) [ -z "$REVISION" ] || die "revision must be a number, not '$REVISION'" 2 ;; esac
+
+need helm kubectl
+find_teamhub
+CONTEXT=$(kubectl config current-context 2>/dev/null) || die "kubectl has no current context: point it at the cluster first" 2
+say "cluster context: $CONTEXT; release $RELEASE in namespace $NAMESPACE"
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+helm history "$RELEASE" --namespace "$NAMESPACE" --max 256 -o json > "$WORK/history.json" \
+  || die "release $RELEASE was not found in namespace $NAMESPACE" 2
+mkdir "$WORK/values"
+for rev in $("${TEAMHUB_OPS_CMD[@]}" release history "$WORK/history.json" | awk 'NR > 1 {print $1}'); do
+  helm get values "$RELEASE" --namespace "$NAMESPACE" --revision "$rev" -o yaml > "$WORK/values/$rev.yaml" 2>/dev/null \
+    || : > "$WORK/values/$rev.yaml"
+done
+say "history of $RELEASE"
+"${TEAMHUB_OPS_CMD[@]}" release history "$WORK/history.json" "$WORK/values"
+[ "$LIST_ONLY" = 1 ] && exit 0
+
+CURRENT=$("${TEAMHUB_OPS_CMD[@]}" release current "$WORK/history.json")
+TARGET_ARGS=()
+[ -n "$REVISION" ] && TARGET_ARGS=(--revision "$REVISION")
+TARGET=$("${TEAMHUB_OPS_CMD[@]}" release target "$WORK/history.json" "${TARGET_ARGS[@]}") \
+  || die "nothing was changed" 5
+say "roll back from revision $CURRENT to revision $TARGET"
+
+if [ "$DRY_RUN" = 1 ]; then
+  say "dry run: nothing was changed"
+  exit 0
+fi
+if ! confirm "Roll $RELEASE back to revision $TARGET on context $CONTEXT?"; then
+  die "not confirmed; nothing was changed" 3
+fi
+
+read -r -a WAIT <<< "$(helm_wait_flag)"
+if ! helm rollback "$RELEASE" "$TARGET" --namespace "$NAMESPACE" --timeout "$TIMEOUT" "${WAIT[@]}"; then
+  die "helm rollback to revision $TARGET failed; the release history above shows what is deployed (helm history $RELEASE --namespace $NAMESPACE)" 1
+fi
+NEW=$(helm history "$RELEASE" --namespace "$NAMESPACE" --max 1 -o json > "$WORK/after.json" && "${TEAMHUB_OPS_CMD[@]}" release current "$WORK/after.json" || true)
+say "rolled back: revision ${NEW:-?} now runs what revision $TARGET ran"
+check_hub "$NAMESPACE" "$RELEASE" "$TIMEOUT" || die "the rollback finished but the hub is not answering; check 'kubectl --namespace $NAMESPACE logs deployment/$RELEASE-hub'" 1
+note "to return to where you were: scripts/rollback.sh --release $RELEASE --namespace $NAMESPACE --revision $CURRENT"
