@@ -77,12 +77,20 @@ helm_wait_flag() {
   if [ "$(helm_major)" = 4 ]; then echo "--wait=watcher"; else echo "--wait"; fi
 }
 
-# check_hub NAMESPACE RELEASE: the hub Deployment is rolled out and its /hub/health answers.
+# hub_deployment NAMESPACE RELEASE: "deployment/<name>" of the release's hub (found by its labels).
+hub_deployment() {
+  local ns=$1 release=$2 name
+  name=$(kubectl --namespace "$ns" get deployment \
+    -l "app.kubernetes.io/instance=$release,app.kubernetes.io/component=hub" -o name 2>/dev/null | head -n 1)
+  echo "${name:-deployment/${release}-hub}"
+}
+
+# check_hub NAMESPACE RELEASE [TIMEOUT]: the hub Deployment is rolled out and its /hub/health answers.
 check_hub() {
-  local ns=$1 release=$2 timeout=${3:-5m}
-  local deploy="deployment/${release}-hub"
+  local ns=$1 release=$2 timeout=${3:-5m} deploy
+  deploy=$(hub_deployment "$ns" "$release")
   if ! kubectl --namespace "$ns" rollout status "$deploy" --timeout "$timeout"; then
-    warn "the hub deployment $deploy is not ready"
+    warn "the hub ($deploy) is not ready"
     return 1
   fi
   if ! kubectl --namespace "$ns" exec "$deploy" -- python3 -c \
