@@ -6,7 +6,6 @@ import json
 
 import pytest
 from conftest import CONFIG, ROOT, run_teamhub
-
 from teamhub import images, release, values_edit
 
 
