@@ -86,6 +86,10 @@ def register(sub) -> None:
     p.add_argument("--revision", type=int, help="with target: the wanted revision (default: the previous one)")
     p.set_defaults(func=cmd_release)
 
+    from . import database  # imports SQLAlchemy/alembic lazily: only `db` needs them
+
+    database.register(sub)
+
 
 
 def main(argv=None) -> int:

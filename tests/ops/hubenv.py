@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -73,18 +74,21 @@ def free_port() -> int:
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> int:
-    """GET url until it answers (any HTTP status); raises if the process exits or time runs out."""
+    """GET url until it answers 200 (the proxy answers 404 until the hub's route exists); returns the last
+    status seen when time runs out; raises if the process exits first or nothing answered at all."""
     deadline = time.monotonic() + timeout
-    last = None
+    last: object = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered (last: {last})")
         try:
             with urllib.request.urlopen(url, timeout=5) as resp:
                 return resp.status
         except urllib.error.HTTPError as exc:
-            return exc.code
+            last = exc.code
         except OSError as exc:
             last = exc
-            time.sleep(0.5)
+        time.sleep(0.5)
+    if isinstance(last, int):
+        return last
     raise TimeoutError(f"{url} did not answer within {timeout}s ({last})")
