@@ -86,6 +86,15 @@ else
 fi
 "${TEAMHUB_OPS_CMD[@]}" release diff "$WORK/old.yaml" "$WORK/new.yaml"
 
+# the hub database: will the new hub migrate it, and where does the backup go?
+if [ -z "$PREVIOUS" ]; then
+  say "database: none yet; the hub creates it"
+elif hub_db_status "$NAMESPACE" "$RELEASE" "$WORK/db.json"; then
+  say "$("${TEAMHUB_OPS_CMD[@]}" db plan --status-json "$WORK/db.json")"
+else
+  say "database: the running hub could not be asked; if the new hub needs a schema upgrade it backs up the database first"
+fi
+
 if [ "$DRY_RUN" = 1 ]; then
   say "dry run: nothing was changed"
   exit 0

@@ -605,7 +605,10 @@ def cmd_db(args) -> int:
         if args.db_command == "rollback-plan":
             st = json.loads(Path(args.status_json).read_text() or "{}")
             plan = rollback_plan(st, args.target, args.target_version)
-            print(json.dumps(plan) if args.json else plan["message"])
+            if args.backup_only:
+                print(plan.get("backup", ""))
+            else:
+                print(json.dumps(plan) if args.json else plan["message"])
             return 0
         s = _cli_settings(args)
         if args.db_command == "status":
@@ -628,6 +631,15 @@ def cmd_db(args) -> int:
             print(f"schema {r.revision}" + (f" (migrated, backup {r.backup})" if r.migrated else ""))
             return 0
         if args.db_command == "restore":
+            if args.cancel:
+                req = s.data_dir / RESTORE_REQUEST
+                if req.exists():
+                    req.rename(req.with_name(req.name + f".cancelled-{_now()}"))
+                print("no restore is scheduled")
+                return 0
+            if not args.backup:
+                print("teamhub: name a backup (see `teamhub db status`) or give --cancel", file=sys.stderr)
+                return 2
             if args.now:
                 kept = restore(s, args.backup)
                 print(f"restored {args.backup}" + (f"; the replaced database is kept as {kept}" if kept else ""))
@@ -657,7 +669,8 @@ def register(sub) -> None:
         q.add_argument("--data-dir", help="hub data folder (default env TEAMHUB_DATA_DIR or /srv/teamhub/data)")
         common.append(q)
     common[0].add_argument("--json", action="store_true")
-    common[3].add_argument("backup", help="backup file name (see `teamhub db status`)")
+    common[3].add_argument("backup", nargs="?", help="backup file name (see `teamhub db status`)")
+    common[3].add_argument("--cancel", action="store_true", help="cancel a scheduled restore")
     common[3].add_argument("--now", action="store_true", help="restore immediately (the hub must not be running)")
     q = dbsub.add_parser("plan", help="for helm_update.sh: will deploying this tree migrate the running hub's database?")
     q.add_argument("--status-json", help="output of `teamhub db status --json` from the running hub")
@@ -666,4 +679,5 @@ def register(sub) -> None:
     q.add_argument("--target", required=True, help="the helm revision rolled back to")
     q.add_argument("--target-version", help="the JupyterHub version that revision runs, when known")
     q.add_argument("--json", action="store_true")
+    q.add_argument("--backup-only", action="store_true", help="print only the name of the backup to restore (empty: none)")
     p.set_defaults(func=cmd_db)

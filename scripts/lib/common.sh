@@ -100,3 +100,12 @@ check_hub() {
   fi
   say "the hub answers on /hub/health"
 }
+
+# hub_db_status NAMESPACE RELEASE FILE: the running hub's `teamhub db status --json` into FILE; false when
+# the hub cannot be asked (not running, or an image without the db command).
+hub_db_status() {
+  local ns=$1 release=$2 out=$3 deploy
+  deploy=$(hub_deployment "$ns" "$release")
+  kubectl --namespace "$ns" exec "$deploy" -- teamhub db status --json > "$out" 2>/dev/null || true
+  grep -q '"head_revision"' "$out" 2>/dev/null
+}

@@ -284,3 +284,63 @@ def test_unknown_image_name_is_refused(fakes, image_repo):
     r = build(fakes, image_repo, "nope", "--dry-run")
     assert r.returncode == 2
     assert "unknown image(s): nope" in r.stderr
+
+
+# --- the hub database in the scripts -------------------------------------------------------------------------------
+def db_status(revision, log=(), backups=()):
+    from teamhub import database
+
+    return {"type": "sqlite-pvc", "url": "sqlite:////srv/teamhub/data/jupyterhub.sqlite", "backup_dir": "/srv/teamhub/data/backups",
+            "jupyterhub_version": "6.1.1", "head_revision": database.head_revision(), "error": None, "revision": revision,
+            "log": list(log), "backups": list(backups), "needs_migration": False, "last_migrated_by": "6.1.1"}
+
+
+def test_update_says_whether_the_database_will_be_migrated(fakes):
+    installed(fakes)
+    (fakes.state / "exec-output").write_text(json.dumps(db_status("4621fec11365")))
+    r = fakes.run("helm_update.sh", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "database: WILL BE MIGRATED from schema 4621fec11365" in r.stdout
+    assert "/srv/teamhub/data/backups/jupyterhub-6.1.1.rev-4621fec11365." in r.stdout
+    from teamhub import database
+
+    (fakes.state / "exec-output").write_text(json.dumps(db_status(database.head_revision())))
+    assert "no migration" in fakes.run("helm_update.sh", "--dry-run").stdout
+
+
+def test_rollback_restores_the_matching_backup(fakes):
+    from teamhub import database
+
+    three_revisions(fakes)
+    log = [{"at": "20261101T090000Z", "event": "start", "jupyterhub_version": "5.4.3", "alembic_revision": "4621fec11365",
+            "release_revision": "2", "backup": "", "note": ""},
+           {"at": "20261120T100000Z", "event": "migrate", "jupyterhub_version": "6.1.1", "alembic_revision": database.head_revision(),
+            "release_revision": "3", "backup": "jupyterhub-5.4.3.rev-4621fec11365.20261120T100000Z.sqlite", "note": ""}]
+    backups = [{"path": "/srv/teamhub/data/backups/jupyterhub-5.4.3.rev-4621fec11365.20261120T100000Z.sqlite",
+                "jupyterhub_version": "5.4.3", "alembic_revision": "4621fec11365", "at": "20261120T100000Z"}]
+    (fakes.state / "exec-output").write_text(json.dumps(db_status(database.head_revision(), log, backups)))
+    assert fakes.run("rollback.sh").returncode == 3, "unconfirmed: nothing happens"
+    assert not [c for c in fakes.calls("kubectl") if "restore" in c]
+    r = fakes.run("rollback.sh", "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "runs JupyterHub 5.4.3 (schema 4621fec11365), older than JupyterHub 6.1.1" in r.stdout
+    assert "Matching backup: /srv/teamhub/data/backups/jupyterhub-5.4.3.rev-4621fec11365.20261120T100000Z.sqlite" in r.stdout
+    calls = fakes.calls()
+    restore = next(i for i, c in enumerate(calls) if c[0] == "kubectl" and "restore" in c)
+    rollback = next(i for i, c in enumerate(calls) if c[0] == "helm" and c[1] == "rollback")
+    assert restore < rollback
+    assert calls[restore][-2:] == ["restore", "jupyterhub-5.4.3.rev-4621fec11365.20261120T100000Z.sqlite"]
+
+
+def test_failed_rollback_cancels_the_scheduled_restore(fakes):
+    from teamhub import database
+
+    three_revisions(fakes)
+    log = [{"at": "1", "event": "start", "jupyterhub_version": "5.4.3", "alembic_revision": "4621fec11365", "release_revision": "2",
+            "backup": "", "note": ""}]
+    backups = [{"path": "/b/jupyterhub-5.4.3.rev-4621fec11365.20261120T100000Z.sqlite", "jupyterhub_version": "5.4.3",
+                "alembic_revision": "4621fec11365", "at": "20261120T100000Z"}]
+    (fakes.state / "exec-output").write_text(json.dumps(db_status(database.head_revision(), log, backups)))
+    r = fakes.run("rollback.sh", "--yes", fail="rollback")
+    assert r.returncode == 1
+    assert any(c[0] == "kubectl" and "--cancel" in c for c in fakes.calls())
