@@ -252,11 +252,14 @@ def test_backup_is_consistent_while_the_database_is_in_use(tmp_path):
     add_user(s.url, "local:alice")
     con = sqlite3.connect(s.path)
     con.execute("BEGIN")
-    con.execute("INSERT INTO users (name, admin) VALUES ('local:uncommitted', 0)")
+    con.execute("CREATE TABLE scratch (x)")
+    con.execute("INSERT INTO scratch VALUES (1)")
     b = database.backup(s)  # the online backup API copies the committed state
     con.rollback()
     con.close()
     assert user_names(f"sqlite:///{b.path}") == {"local:alice"}
+    tables = {r[0] for r in sqlite3.connect(b.path).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "scratch" not in tables and "users" in tables
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------------------------

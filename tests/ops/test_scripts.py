@@ -94,7 +94,7 @@ def test_failed_upgrade_is_rolled_back_with_clear_message(fakes):
     assert "previous release (revision 1) is still running" in r.stderr
     assert "database was not touched" in r.stderr
     assert [h["revision"] for h in fakes.history()] == [1]
-    assert not any(c[0] == "kubectl" and "exec" in c for c in fakes.calls()), "no health check after a failed upgrade"
+    assert not any(c[0] == "kubectl" and "rollout" in c for c in fakes.calls()), "no health check after a failed upgrade"
 
 
 def test_hub_not_answering_fails_with_rollback_command(fakes):
