@@ -143,8 +143,11 @@ def _check_sqlite_file(s: Settings) -> None:
     if not os.access(path, os.R_OK | os.W_OK):
         raise DatabaseError(f"the hub database {path} is not readable and writable by uid {os.getuid()}; "
                             "fix the volume's ownership (the hub runs as uid 1000)")
-    with open(path, "rb") as f:
-        header = f.read(16)
+    try:
+        with open(path, "rb") as f:
+            header = f.read(16)
+    except OSError as exc:
+        raise DatabaseError(f"the hub database {path} cannot be read ({exc.strerror or exc}); the hub will not start on it") from exc
     if path.stat().st_size and header != b"SQLite format 3\x00":
         raise DatabaseError(_corrupt_message(s, "the file is not an SQLite database"))
     try:

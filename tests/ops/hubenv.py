@@ -92,3 +92,28 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) ->
     if isinstance(last, int):
         return last
     raise TimeoutError(f"{url} did not answer within {timeout}s ({last})")
+
+
+def stop_tree(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop a hub and everything it started (JupyterHub starts the proxy in a session of its own)."""
+    import psutil
+
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    for child in alive:
+        child.kill()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from conftest import tree_env
 from teamhub import database
 
 from . import pgserver
-from .hubenv import cached_venv, free_port, wait_http
+from .hubenv import cached_venv, free_port, stop_tree, wait_http
 
 OLD_JUPYTERHUB = "5.4.3"
 HUB_DB_CONFIG = Path(__file__).with_name("hub_db_config.py")
@@ -97,14 +96,7 @@ def start_hub(jupyterhub: Path, data_dir: Path, env_extra: dict, timeout=120):
 
 
 def stop_hub(proc, log) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    stop_tree(proc)
     log.close()
 
 
@@ -216,6 +208,12 @@ def test_hub_with_corrupted_database_exits_with_message_not_traceback(tmp_path):
     out = (tmp_path / "hub.log").read_text()
     assert "the hub cannot start: the hub database" in out and "corrupted or unreadable" in out
     assert "Traceback" not in out
+
+
+def test_database_path_that_is_not_a_file(tmp_path):
+    (tmp_path / "jupyterhub.sqlite").mkdir()
+    with pytest.raises(database.DatabaseError, match="cannot be read"):
+        database.prepare({}, tmp_path)
 
 
 def test_unreadable_database(tmp_path):

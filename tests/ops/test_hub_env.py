@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 
 import pytest
 import yaml
 from conftest import CONFIG, ROOT
 
-from .hubenv import free_port, hub_venv, install_teamhub, wait_http
+from .hubenv import free_port, hub_venv, install_teamhub, stop_tree, wait_http
 
 HUB_CONFIG = ROOT / "hub-image" / "jupyterhub_config.py"
 
@@ -57,10 +56,6 @@ def test_hub_starts_from_the_image_environment(venv, tmp_path):
     try:
         assert wait_http(f"http://127.0.0.1:{port}/hub/health", 120, proc) == 200
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_tree(proc)
         log.close()
         print((tmp_path / "hub.log").read_text()[-3000:])
