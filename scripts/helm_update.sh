@@ -77,7 +77,11 @@ if [ -n "$PREVIOUS" ] && helm plugin list 2>/dev/null | awk 'NR > 1 {print $1}' 
   helm diff upgrade "$RELEASE" "$CHART" --namespace "$NAMESPACE" "${HELM_VALUE_ARGS[@]}" --allow-unreleased \
     || warn "helm diff failed; continuing with the summary below"
 fi
-helm template "$RELEASE" "$CHART" --namespace "$NAMESPACE" "${HELM_VALUE_ARGS[@]}" > "$WORK/new.yaml" \
+# render for the cluster's Kubernetes version (helm template alone assumes an old one)
+KUBE_VERSION_ARGS=()
+KUBE_VERSION=$(kubectl version -o json 2>/dev/null | sed -n '/"serverVersion"/,/}/s/.*"gitVersion": *"\([^"]*\)".*/\1/p' | head -n 1)
+[ -n "$KUBE_VERSION" ] && KUBE_VERSION_ARGS=(--kube-version "$KUBE_VERSION")
+helm template "$RELEASE" "$CHART" --namespace "$NAMESPACE" "${HELM_VALUE_ARGS[@]}" "${KUBE_VERSION_ARGS[@]}" > "$WORK/new.yaml" \
   || die "helm cannot render the chart with these values; nothing was changed" 4
 if [ -n "$PREVIOUS" ]; then
   helm get manifest "$RELEASE" --namespace "$NAMESPACE" > "$WORK/old.yaml" || : > "$WORK/old.yaml"

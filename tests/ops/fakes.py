@@ -91,6 +91,8 @@ if tool == "helm":
 elif tool == "kubectl":
     if args[:2] == ["config", "current-context"]:
         print("test-cluster")
+    elif args[:1] == ["version"]:
+        print(json.dumps({"clientVersion": {"gitVersion": "v1.31.0"}, "serverVersion": {"major": "1", "gitVersion": "v1.30.4"}}, indent=2))
     elif "rollout" in args or "exec" in args:
         if "health" in fail:
             print("error: timed out waiting for the condition", file=sys.stderr)

@@ -74,6 +74,8 @@ def test_successful_upgrade_prints_revision_and_rollback_command(fakes, tmp_path
     assert upgrade.index(str(VALUES)) < upgrade.index(str(extra)), "extra files merge over the values, in order"
     assert upgrade[upgrade.index("--timeout") + 1] == "7m"
     assert "now at revision 2" in out
+    template = next(c for c in fakes.calls("helm") if c[1] == "template")
+    assert template[template.index("--kube-version") + 1] == "v1.30.4", "rendered for the cluster's Kubernetes version"
     assert "scripts/rollback.sh --release teamhub --namespace teamhub --revision 1" in out
 
 
