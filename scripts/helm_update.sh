@@ -117,10 +117,25 @@ rc=$?
 set -e
 if [ "$rc" != 0 ]; then
   if [ -n "$PREVIOUS" ]; then
+    NOW=""
+    if helm history "$RELEASE" --namespace "$NAMESPACE" --max 256 -o json > "$WORK/after.json" 2>/dev/null; then
+      NOW=$("${TEAMHUB_OPS_CMD[@]}" release current "$WORK/after.json")
+    fi
     printf '\nERROR: the upgrade of %s failed and helm rolled it back automatically.\n' "$RELEASE" >&2
-    printf '       The previous release (revision %s) is still running.\n' "$PREVIOUS" >&2
-    printf '       The hub database was not touched by helm: the hub migrates its schema only when a new hub\n' >&2
-    printf '       version starts, after taking a backup (see docs/architecture.md).\n' >&2
+    if [ -z "$NOW" ] || [ "$NOW" = "$PREVIOUS" ]; then
+      printf '       The previous release (revision %s) is still running.\n' "$PREVIOUS" >&2
+    else
+      printf '       The previous release is running again: revision %s redeployed what revision %s ran.\n' "$NOW" "$PREVIOUS" >&2
+    fi
+    DB_BEFORE=$(sed -n 's/.*"revision": *"\([^"]*\)".*/\1/p' "$WORK/db.json" 2>/dev/null | head -n 1)
+    if [ -n "$DB_BEFORE" ] && hub_db_status "$NAMESPACE" "$RELEASE" "$WORK/db-after.json" \
+        && ! grep -q "\"revision\": *\"$DB_BEFORE\"" "$WORK/db-after.json"; then
+      printf '       The new hub had already migrated the hub database before the failure; a backup was taken first.\n' >&2
+      printf '       Restore it with: scripts/rollback.sh --list, then see docs/architecture.md (teamhub db restore).\n' >&2
+    else
+      printf '       The hub database was not touched: helm does not change it, and the hub migrates its schema only\n' >&2
+      printf '       when a new JupyterHub version starts, after taking a backup (see docs/architecture.md).\n' >&2
+    fi
     printf '       Look at the cause with: kubectl --namespace %s get events --sort-by=.lastTimestamp\n' "$NAMESPACE" >&2
   else
     printf '\nERROR: the first install of %s failed and helm removed what it had created.\n' "$RELEASE" >&2

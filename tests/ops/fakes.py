@@ -72,6 +72,9 @@ if tool == "helm":
         f = state / "values" / f"{opt('--revision')}.yaml"
         print(f.read_text() if f.exists() else "null")
     elif cmd == "upgrade":
+        after = state / "exec-output-after-upgrade"
+        if after.exists():  # what the hub reports once the new release's hub has started
+            after.replace(state / "exec-output")
         if "upgrade" in fail:
             print("Error: UPGRADE FAILED: release teamhub failed, and has been rolled back due to rollback-on-failure being set: "
                   "context deadline exceeded", file=sys.stderr)

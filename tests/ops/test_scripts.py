@@ -346,3 +346,15 @@ def test_failed_rollback_cancels_the_scheduled_restore(fakes):
     r = fakes.run("rollback.sh", "--yes", fail="rollback")
     assert r.returncode == 1
     assert any(c[0] == "kubectl" and "--cancel" in c for c in fakes.calls())
+
+
+def test_failed_upgrade_after_a_migration_says_so(fakes):
+    from teamhub import database
+
+    installed(fakes)
+    (fakes.state / "exec-output").write_text(json.dumps(db_status("4621fec11365")))
+    (fakes.state / "exec-output-after-upgrade").write_text(json.dumps(db_status(database.head_revision())))
+    r = fakes.run("helm_update.sh", "--yes", fail="upgrade")
+    assert r.returncode == 1
+    assert "had already migrated the hub database before the failure; a backup was taken first" in r.stderr
+    assert "was not touched" not in r.stderr
