@@ -46,12 +46,13 @@ trap 'rm -rf "$WORK"' EXIT
 helm history "$RELEASE" --namespace "$NAMESPACE" --max 256 -o json > "$WORK/history.json" \
   || die "release $RELEASE was not found in namespace $NAMESPACE" 2
 mkdir "$WORK/values"
-for rev in $("${TEAMHUB_OPS_CMD[@]}" release history "$WORK/history.json" | awk 'NR > 1 {print $1}'); do
+SHOW=20  # revisions listed (their values are read one by one); every revision can still be the target
+for rev in $("${TEAMHUB_OPS_CMD[@]}" release numbers "$WORK/history.json" --last $((SHOW + 1))); do
   helm get values "$RELEASE" --namespace "$NAMESPACE" --revision "$rev" -o yaml > "$WORK/values/$rev.yaml" 2>/dev/null \
     || : > "$WORK/values/$rev.yaml"
 done
 say "history of $RELEASE"
-"${TEAMHUB_OPS_CMD[@]}" release history "$WORK/history.json" "$WORK/values"
+"${TEAMHUB_OPS_CMD[@]}" release history "$WORK/history.json" "$WORK/values" --last "$SHOW"
 [ "$LIST_ONLY" = 1 ] && exit 0
 
 CURRENT=$("${TEAMHUB_OPS_CMD[@]}" release current "$WORK/history.json")

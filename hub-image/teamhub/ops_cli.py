@@ -49,11 +49,14 @@ def cmd_release(args) -> int:
         return 2
     revisions = release.load_history(args.files[0], args.files[1] if len(args.files) > 1 else None)
     if args.action == "history":
-        print("\n".join(release.format_history(revisions)))
+        print("\n".join(release.format_history(revisions, args.last)))
         return 0
     if args.action == "current":
         cur = release.current(revisions)
         print(cur.number if cur else "")
+        return 0
+    if args.action == "numbers":
+        print("\n".join(str(r.number) for r in (revisions[-args.last:] if args.last else revisions)))
         return 0
     try:  # target
         target = release.pick_target(revisions, args.revision)
@@ -80,10 +83,11 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_images)
 
     p = sub.add_parser("release", help="helpers for the update and rollback scripts (reads helm's output)")
-    p.add_argument("action", choices=["diff", "history", "current", "target"],
+    p.add_argument("action", choices=["diff", "history", "current", "numbers", "target"],
                    help="diff OLD NEW manifests; history HISTORY_JSON [VALUES_DIR]; current HISTORY_JSON; target HISTORY_JSON [--revision N]")
     p.add_argument("files", nargs="*", metavar="FILE")
     p.add_argument("--revision", type=int, help="with target: the wanted revision (default: the previous one)")
+    p.add_argument("--last", type=int, help="with history: show only the last N revisions")
     p.set_defaults(func=cmd_release)
 
     from . import database  # imports SQLAlchemy/alembic lazily: only `db` needs them

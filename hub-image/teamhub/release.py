@@ -58,7 +58,7 @@ class Revision:
     app_version: str
     updated: str
     description: str
-    images: dict  # image key ("hub" or a catalog key) -> tag
+    images: dict | None  # image key ("hub" or a catalog key) -> tag; None when the values were not read
 
 
 def images_of(values: dict) -> dict:
@@ -79,19 +79,21 @@ def load_history(history_json: str | Path, values_dir: str | Path | None = None)
     revisions = []
     for item in raw:
         n = int(item["revision"])
-        vals = {}
+        images = None
         if values_dir is not None:
             f = Path(values_dir) / f"{n}.yaml"
             if f.is_file():
-                vals = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+                images = images_of(yaml.safe_load(f.read_text(encoding="utf-8")) or {})
         revisions.append(Revision(n, str(item.get("status", "")), str(item.get("chart", "")), str(item.get("app_version", "")),
-                                  str(item.get("updated", "")), str(item.get("description", "")), images_of(vals)))
+                                  str(item.get("updated", "")), str(item.get("description", "")), images))
     return sorted(revisions, key=lambda r: r.number)
 
 
 def changes(prev: Revision | None, cur: Revision) -> str:
-    if prev is None:
-        return f"first: {cur.chart}" + "".join(f"; {k}={v}" for k, v in sorted(cur.images.items()))
+    if cur.images is None:
+        return f"{cur.chart}; {cur.description}"
+    if prev is None or prev.images is None:
+        return f"{'first: ' if prev is None else ''}{cur.chart}" + "".join(f"; {k}={v}" for k, v in sorted(cur.images.items()))
     parts = []
     if prev.chart != cur.chart:
         parts.append(f"chart {prev.chart} -> {cur.chart}")
@@ -102,10 +104,14 @@ def changes(prev: Revision | None, cur: Revision) -> str:
     return "; ".join(parts) or "values only (no chart or image change)"
 
 
-def format_history(revisions: list[Revision]) -> list[str]:
+def format_history(revisions: list[Revision], last: int | None = None) -> list[str]:
     lines = [f"{'REV':>4}  {'STATUS':<16} {'CHART':<18} {'UPDATED':<25} WHAT CHANGED"]
     prev = None
+    shown = {r.number for r in (revisions[-last:] if last else revisions)}
     for r in revisions:
+        if r.number not in shown:
+            prev = r
+            continue
         lines.append(f"{r.number:>4}  {r.status:<16} {r.chart:<18} {r.updated[:25]:<25} {changes(prev, r)}")
         prev = r
     return lines
