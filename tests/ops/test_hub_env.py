@@ -48,6 +48,7 @@ def test_hub_starts_from_the_image_environment(venv, tmp_path):
     port, hub_port, api_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(TEAMHUB_MODE="local", TEAMHUB_VALUES=str(CONFIG / "values.yaml"), TEAMHUB_DATA_DIR=str(tmp_path),
+               TEAMHUB_BIND_URL=f"http://127.0.0.1:{port}", TEAMHUB_HUB_PORT=str(hub_port), TEAMHUB_PROXY_API_PORT=str(api_port),
                PATH=os.pathsep.join([str(venv / "bin"), str(ROOT / "node_modules" / ".bin"), env["PATH"]]))
     log = (tmp_path / "hub.log").open("w")
     proc = subprocess.Popen([str(venv / "bin" / "jupyterhub"), "-f", str(HUB_CONFIG), "--ip=127.0.0.1", f"--port={port}",
