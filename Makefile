@@ -18,7 +18,9 @@ test: setup lint
 lint:
 	$(VENV)/ruff check hub-image tests scripts benchmarks
 	$(VENV)/yamllint -s config chart/values.yaml chart/Chart.yaml hub-image/teamhub/schema
-	$(VENV)/shellcheck scripts/*.sh .ci/run
+	$(VENV)/shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
+	$(VENV)/hadolint hub-image/Dockerfile dockerfiles/*/Dockerfile
+	$(VENV)/yamllint -s dockerfiles/images.yaml
 	$(VENV)/teamhub schema --check
 
 test-unit:

@@ -9,7 +9,7 @@ import argparse
 import getpass
 import sys
 
-from . import prepull, schema_tools
+from . import ops_cli, prepull, schema_tools
 from .passwords import hash_password
 from .quantities import format_cpu
 from .resolution import Person, resolve
@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--state", default=None, help="folder for the hub database and homes (default ./.demo)")
     p.set_defaults(func=cmd_demo)
+
+    ops_cli.register(sub)  # set-image-tag, images, db: operator subcommands used by scripts/
     return parser
 
 

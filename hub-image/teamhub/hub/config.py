@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .. import auth
+from .. import auth, database
 from ..validation import load
 from ..yamlsource import YamlFileError
 from .runtime import Runtime, set_runtime
@@ -40,6 +40,8 @@ def load_from_environment(c, environ=os.environ):
     if not checked.ok:
         print(f"teamhub: {path}: invalid: {len(checked.errors)} error(s); the hub does not start", file=sys.stderr)
         sys.exit(1)
+    # Back up and migrate the database before JupyterHub opens it; a broken one stops here with a message.
+    database.prepare_or_exit(checked.values, environ.get("TEAMHUB_DATA_DIR", DEFAULT_DATA_DIR))
     return configure(c, checked, mode, environ)
 
 
@@ -52,8 +54,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     data_dir = Path(environ.get("TEAMHUB_DATA_DIR", DEFAULT_DATA_DIR))
 
     # --- the hub itself ---------------------------------------------------------------------------
-    db_url = ((values.get("hub") or {}).get("db") or {}).get("url")
-    c.JupyterHub.db_url = db_url or f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
+    c.JupyterHub.db_url = database.settings(values, data_dir, environ).url
     if not environ.get("JPY_COOKIE_SECRET"):
         c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
     c.JupyterHub.allow_named_servers = False

@@ -1,0 +1,219 @@
+"""The image manifest (dockerfiles/images.yaml) and the one place where image tags are computed.
+
+A tag is `<commit>-<hash>`: the last git commit that touched the build context (`uncommitted` when it has none), then the first
+12 hex digits of a SHA-256 over everything that shapes the image: every file of the context (path, exec bit,
+content; `.dockerignore` patterns and caches left out), the Dockerfile, the resolved build args and the
+platforms. An unchanged context gives the same tag at every later commit; any edit gives a new one. Never
+`latest`.
+
+Build args may name another image of the manifest as `{{image:NAME}}`; it resolves to that image's full
+reference, so a course image's tag changes whenever its base changes.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFEST = ROOT / "dockerfiles" / "images.yaml"
+ALWAYS_IGNORED = ("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache", ".ruff_cache", ".git", ".venv", "node_modules")
+_REF = re.compile(r"\{\{\s*image:([a-z0-9-]+)\s*\}\}")
+
+
+class ManifestError(Exception):
+    pass
+
+
+@dataclass
+class ImageSpec:
+    key: str
+    name: str
+    context: Path
+    dockerfile: Path
+    build_args: dict = field(default_factory=dict)
+    platforms: list = field(default_factory=list)
+    values: list = field(default_factory=list)  # dotted values paths whose tag follows this image
+
+
+@dataclass
+class Manifest:
+    root: Path
+    images: dict  # key -> ImageSpec, in file order
+
+    def order(self, keys=None) -> list[str]:
+        """The requested images (all when empty) plus the images they build on, bases first."""
+        unknown = [k for k in keys or [] if k not in self.images]
+        if unknown:
+            raise ManifestError(f"unknown image(s): {', '.join(unknown)} (known: {', '.join(self.images)})")
+        out: list[str] = []
+
+        def visit(key, stack=()):
+            if key in stack:
+                raise ManifestError(f"images build on each other in a cycle: {' -> '.join((*stack, key))}")
+            for dep in self.depends_on(key):
+                visit(dep, (*stack, key))
+            if key not in out:
+                out.append(key)
+
+        for key in keys or list(self.images):
+            visit(key)
+        return out
+
+    def depends_on(self, key) -> list[str]:
+        deps = []
+        for value in self.images[key].build_args.values():
+            for dep in _REF.findall(str(value)):
+                if dep not in self.images:
+                    raise ManifestError(f"{key}: build arg names unknown image '{dep}'")
+                deps.append(dep)
+        return deps
+
+
+def load_manifest(path: str | Path = MANIFEST, root: str | Path | None = None) -> Manifest:
+    path = Path(path)
+    root = Path(root) if root else (ROOT if path.resolve() == MANIFEST.resolve() else path.resolve().parent.parent)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ManifestError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("images"), dict):
+        raise ManifestError(f"{path}: expected a mapping with an 'images' mapping")
+    images = {}
+    for key, raw in data["images"].items():
+        if not isinstance(raw, dict):
+            raise ManifestError(f"{path}: images.{key}: expected a mapping")
+        missing = [f for f in ("name", "context", "dockerfile") if not raw.get(f)]
+        if missing:
+            raise ManifestError(f"{path}: images.{key}: missing {', '.join(missing)}")
+        if ":" in str(raw["name"]).rsplit("/", 1)[-1]:
+            raise ManifestError(f"{path}: images.{key}.name: give the name without a tag; tags are computed")
+        values = raw.get("values") or []
+        images[key] = ImageSpec(
+            key=key,
+            name=str(raw["name"]),
+            context=root / raw["context"],
+            dockerfile=root / raw["dockerfile"],
+            build_args={str(k): str(v) for k, v in (raw.get("buildArgs") or {}).items()},
+            platforms=[str(p) for p in raw.get("platforms") or ["linux/amd64"]],
+            values=[values] if isinstance(values, str) else list(values),
+        )
+    return Manifest(root=root, images=images)
+
+
+def _ignore_patterns(context: Path) -> list[str]:
+    patterns = list(ALWAYS_IGNORED)
+    ignore = context / ".dockerignore"
+    if ignore.is_file():
+        for line in ignore.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and not line.startswith("!"):
+                patterns.append(line.rstrip("/"))
+    return patterns
+
+
+def _ignored(rel: str, patterns) -> bool:
+    parts = rel.split("/")
+    for pat in patterns:
+        if fnmatch.fnmatch(rel, pat) or any(fnmatch.fnmatch(p, pat) for p in parts):
+            return True
+    return False
+
+
+def context_files(context: Path) -> list[Path]:
+    patterns = _ignore_patterns(context)
+    files = []
+    for dirpath, dirnames, filenames in os.walk(context):
+        rel_dir = os.path.relpath(dirpath, context)
+        dirnames[:] = sorted(d for d in dirnames if not _ignored(os.path.normpath(os.path.join(rel_dir, d)), patterns))
+        for name in sorted(filenames):
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if not _ignored(rel, patterns):
+                files.append(Path(dirpath) / name)
+    return files
+
+
+def content_hash(spec: ImageSpec, resolved_args: dict) -> str:
+    if not spec.context.is_dir():
+        raise ManifestError(f"{spec.key}: build context {spec.context} does not exist")
+    if not spec.dockerfile.is_file():
+        raise ManifestError(f"{spec.key}: Dockerfile {spec.dockerfile} does not exist")
+    h = hashlib.sha256()
+    for f in context_files(spec.context):
+        rel = f.relative_to(spec.context).as_posix()
+        h.update(f"file {rel} {'x' if os.access(f, os.X_OK) else '-'}\n".encode())
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    h.update(b"dockerfile\n" + spec.dockerfile.read_bytes())
+    for k in sorted(resolved_args):
+        h.update(f"arg {k}={resolved_args[k]}\n".encode())
+    h.update(f"platforms {','.join(sorted(spec.platforms))}\n".encode())
+    return h.hexdigest()[:12]
+
+
+def context_commit(spec: ImageSpec, root: Path) -> str:
+    """The short hash of the last commit touching the context or Dockerfile; `uncommitted` when there is none."""
+    try:
+        out = subprocess.run(
+            ["git", "log", "-1", "--format=%h", "--abbrev=8", "--", str(spec.context), str(spec.dockerfile)],
+            cwd=root, capture_output=True, text=True, timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "uncommitted"
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and commit else "uncommitted"
+
+
+@dataclass
+class Planned:
+    key: str
+    ref: str
+    tag: str
+    build_args: dict
+    spec: ImageSpec
+
+
+def plan(manifest: Manifest, keys=None) -> list[Planned]:
+    """Resolved build order with computed tags (bases first)."""
+    done: dict[str, Planned] = {}
+    for key in manifest.order(keys):
+        spec = manifest.images[key]
+        args = {k: _REF.sub(lambda m: done[m.group(1)].ref, v) for k, v in spec.build_args.items()}
+        tag = f"{context_commit(spec, manifest.root)}-{content_hash(spec, args)}"
+        done[key] = Planned(key=key, ref=f"{spec.name}:{tag}", tag=tag, build_args=args, spec=spec)
+    return list(done.values())
+
+
+def build_command(engine: str, p: Planned) -> list[str]:
+    spec = p.spec
+    args = []
+    for k, v in p.build_args.items():
+        args += ["--build-arg", f"{k}={v}"]
+    args += ["--build-arg", f"IMAGE_VERSION={p.tag}"]  # every Dockerfile puts it in its OCI version label
+    if engine == "buildah":
+        cmd = ["buildah", "bud", "--platform", ",".join(spec.platforms), *args, "-f", str(spec.dockerfile), "-t", p.ref, str(spec.context)]
+    elif engine == "podman":
+        cmd = ["podman", "build", "--platform", ",".join(spec.platforms), *args, "-f", str(spec.dockerfile), "-t", p.ref, str(spec.context)]
+    else:
+        cmd = ["docker", "build", "--platform", ",".join(spec.platforms), *args, "-f", str(spec.dockerfile), "-t", p.ref, str(spec.context)]
+    return cmd
+
+
+def push_command(engine: str, p: Planned) -> list[str]:
+    return [engine, "push", p.ref]
+
+
+def plan_lines(manifest: Manifest, keys, engine: str) -> list[str]:
+    """Tab-separated lines for scripts/build_images.sh: key, ref, tag, values paths (comma), build, push."""
+    lines = []
+    for p in plan(manifest, keys):
+        lines.append("\t".join([p.key, p.ref, p.tag, ",".join(p.spec.values) or "-",
+                                shlex.join(build_command(engine, p)), shlex.join(push_command(engine, p))]))
+    return lines

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Build (and push) the images listed in dockerfiles/images.yaml with immutable, content-derived tags, then
+# record each tag in config/values.yaml (comments kept) so the next scripts/helm_update.sh deploys it.
+#
+#   scripts/build_images.sh [NAME...] [--push] [--dry-run] [--values FILE] [--manifest FILE]
+#
+# NAME: images to build (default: all); the bases they build on come first. Uses docker, podman or buildah,
+# whichever is present (BUILD_ENGINE=... to choose). Tag: <last commit of the context>-<content hash>.
+# --dry-run prints what would run and changes nothing.
+set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+ROOT=$(repo_root)
+
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
+
+PUSH=0 DRY_RUN=0 VALUES=$ROOT/config/values.yaml MANIFEST=$ROOT/dockerfiles/images.yaml
+NAMES=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --push) PUSH=1 ;;
+    --dry-run) DRY_RUN=1 ;;
+    --values) VALUES=${2:?--values needs a file}; shift ;;
+    --manifest) MANIFEST=${2:?--manifest needs a file}; shift ;;
+    -h|--help) usage; exit 0 ;;
+    -*) usage >&2; die "unknown option $1" 2 ;;
+    *) NAMES+=("$1") ;;
+  esac
+  shift
+done
+
+ENGINE=${BUILD_ENGINE:-}
+if [ -z "$ENGINE" ]; then
+  for candidate in docker podman buildah; do
+    if command -v "$candidate" >/dev/null 2>&1; then ENGINE=$candidate; break; fi
+  done
+fi
+if [ -z "$ENGINE" ]; then
+  [ "$DRY_RUN" = 1 ] || die "no image builder found: install docker, podman or buildah" 2
+  ENGINE=docker
+fi
+find_teamhub
+
+PLAN=$("${TEAMHUB_OPS_CMD[@]}" images plan "${NAMES[@]}" --engine "$ENGINE" --manifest "$MANIFEST") \
+  || die "cannot plan the build from $MANIFEST" 2
+
+say "builder: $ENGINE; values file: $VALUES$([ "$DRY_RUN" = 1 ] && echo ' (dry run: nothing is built or changed)')"
+while IFS=$'\t' read -r key ref tag targets build push; do
+  [ -n "$key" ] || continue
+  case "$tag" in ""|latest) die "$key: refusing tag '$tag'" ;; esac
+  say "$key -> $ref"
+  build_cmd=() push_cmd=()
+  eval "build_cmd=($build)"  # the plan's commands are shell-quoted by teamhub (shlex.join)
+  eval "push_cmd=($push)"
+  if [ "$DRY_RUN" = 1 ]; then
+    note "would run: $build"
+    [ "$PUSH" = 1 ] && note "would run: $push"
+  else
+    "${build_cmd[@]}" || die "$key: the build failed; values were not changed"
+    if [ "$PUSH" = 1 ]; then
+      "${push_cmd[@]}" || die "$key: the push failed; values were not changed"
+    fi
+  fi
+  if [ "$targets" != "-" ]; then
+    IFS=',' read -r -a paths <<< "$targets"
+    for path in "${paths[@]}"; do
+      if [ "$DRY_RUN" = 1 ]; then
+        note "would set $path.tag = \"$tag\" in $VALUES"
+      else
+        "${TEAMHUB_OPS_CMD[@]}" set-image-tag --values "$VALUES" --name "${ref%:*}" "$path" "$tag" \
+          || die "$key: built, but $VALUES could not be updated"
+      fi
+    done
+  fi
+done <<< "$PLAN"
+
+if [ "$DRY_RUN" = 0 ]; then
+  if [ "$PUSH" = 0 ]; then
+    say "built locally; run again with --push before deploying (nodes pull from the registry)"
+  else
+    say "pushed; deploy with: scripts/helm_update.sh"
+  fi
+fi

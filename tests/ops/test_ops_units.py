@@ -1,0 +1,100 @@
+"""teamhub.values_edit, teamhub.images and teamhub.release without scripts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from support import CONFIG, ROOT, run_teamhub
+from teamhub import images, release, values_edit
+
+
+def test_round_trip_is_byte_identical():
+    text = (CONFIG / "values.yaml").read_text()
+    assert values_edit.dump(values_edit.load(CONFIG / "values.yaml")) == text
+
+
+def test_set_image_changes_only_the_tag_line(tmp_path):
+    f = tmp_path / "values.yaml"
+    original = (CONFIG / "values.yaml").read_text()
+    f.write_text(original)
+    assert values_edit.set_image(f, "catalog.images.scipy", "abc123-0123456789ab")
+    new = f.read_text()
+    diff = [(a, b) for a, b in zip(original.splitlines(), new.splitlines(), strict=True) if a != b]
+    assert diff == [('      tag: "2026-11-02"', '      tag: "abc123-0123456789ab"')]
+    assert not values_edit.set_image(f, "catalog.images.scipy", "abc123-0123456789ab"), "same tag: unchanged"
+
+
+def test_set_image_creates_missing_entries_and_refuses_latest(tmp_path):
+    f = tmp_path / "values.yaml"
+    f.write_text("# top comment\ncatalog:\n  images: {}  # none yet\n")
+    values_edit.set_image(f, "hub.image", "t1", name="registry.example/hub")
+    values_edit.set_image(f, "catalog.images.course-cv", "t2", name="registry.example/course-cv")
+    text = f.read_text()
+    assert text.startswith("# top comment\n")
+    assert values_edit.get(f, "hub.image.tag") == "t1"
+    assert values_edit.get(f, "catalog.images.course-cv.name") == "registry.example/course-cv"
+    with pytest.raises(values_edit.ValuesEditError):
+        values_edit.set_image(f, "hub.image", "latest")
+
+
+def test_set_image_tag_cli(tmp_path):
+    f = tmp_path / "values.yaml"
+    f.write_text((CONFIG / "values.yaml").read_text())
+    r = run_teamhub("set-image-tag", "--values", f, "catalog.images.pytorch-rocm", "9f9f9f9f-aaaaaaaaaaaa")
+    assert r.returncode == 0, r.stderr
+    assert run_teamhub("validate", f).returncode == 0
+
+
+def test_manifest_of_this_repository_plans_every_image():
+    m = images.load_manifest()
+    planned = images.plan(m)
+    assert {p.key for p in planned} == set(m.images)
+    assert [p.key for p in planned].index("base-rocm") < [p.key for p in planned].index("course-cv")
+    for p in planned:
+        assert p.tag and "latest" not in p.tag
+        assert p.spec.dockerfile.is_file() and p.spec.context.is_dir()
+
+
+def test_context_hash_ignores_caches_and_follows_dockerignore(tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM python:3.11.11-slim-bookworm\n")
+    (ctx / ".dockerignore").write_text("scratch/\n")
+    spec = images.ImageSpec("x", "r/x", ctx, ctx / "Dockerfile")
+    h1 = images.content_hash(spec, {})
+    (ctx / "__pycache__").mkdir()
+    (ctx / "__pycache__" / "a.pyc").write_bytes(b"\0")
+    (ctx / "scratch").mkdir()
+    (ctx / "scratch" / "notes").write_text("x")
+    assert images.content_hash(spec, {}) == h1
+    assert images.content_hash(spec, {"A": "1"}) != h1
+    (ctx / "new.txt").write_text("x")
+    assert images.content_hash(spec, {}) != h1
+
+
+def test_manifest_diff_and_history():
+    old = "kind: A\nmetadata: {name: a}\n---\nkind: B\nmetadata: {name: b}\nx: 1\n"
+    new = "kind: B\nmetadata: {name: b}\nx: 2\n---\nkind: C\nmetadata: {name: c, namespace: n}\n"
+    d = release.diff_manifests(old, new)
+    assert d == {"added": ["C/n/c"], "changed": ["B/b"], "removed": ["A/a"], "unchanged": []}
+
+
+def test_pick_target(tmp_path):
+    h = tmp_path / "h.json"
+    h.write_text(json.dumps([{"revision": n, "status": s, "chart": "teamhub-0.1.0"}
+                             for n, s in ((1, "superseded"), (2, "failed"), (3, "deployed"))]))
+    revs = release.load_history(h)
+    assert release.pick_target(revs, None).number == 2
+    assert release.pick_target(revs, 1).number == 1
+    with pytest.raises(release.NoSuchRevision, match="does not exist"):
+        release.pick_target(revs, 7)
+    with pytest.raises(release.NoSuchRevision, match="running now"):
+        release.pick_target(revs, 3)
+
+
+def test_readme_operator_section_names_only_existing_scripts():
+    text = (ROOT / "README.md").read_text()
+    for script in ("scripts/helm_update.sh", "scripts/rollback.sh", "scripts/build_images.sh"):
+        assert script in text
+        assert (ROOT / script).exists()
