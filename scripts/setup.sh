@@ -58,19 +58,27 @@ if fresh node package.json package-lock.json; then
 fi
 
 # --- Go tools: helm 3 and 4 and helm-unittest, built from their modules at pinned versions --------
-build_helm() {  # build_helm <module major> <version> <output name>
+build_helm() {  # build_helm <module major> <version> <output name> [extra -X flags...]
   local major=$1 version=$2 out=$3
+  shift 3
   if [ -x "$TOOLS/bin/$out" ] && "$TOOLS/bin/$out" version --short 2>/dev/null | grep -q "^$version"; then
     return 0
   fi
   say "building $out $version from its Go module"
-  local gobin
+  # The release Makefile stamps the version (and, for Helm 3, the default Kubernetes version that
+  # `helm template` assumes) with -X; `go install` alone would report "v3.21" and assume Kubernetes 1.20.
+  local gobin ldflags="-X helm.sh/helm/$major/internal/version.version=$version"
+  local flag
+  for flag in "$@"; do ldflags+=" -X helm.sh/helm/$major/$flag"; done
   gobin=$(mktemp -d)
-  GOBIN=$gobin GOFLAGS=-mod=mod go install "helm.sh/helm/$major/cmd/helm@$version"
+  GOBIN=$gobin GOFLAGS=-mod=mod go install -ldflags "$ldflags" "helm.sh/helm/$major/cmd/helm@$version"
   mv "$gobin/helm" "$TOOLS/bin/$out"
   rmdir "$gobin"
 }
-build_helm v3 "$HELM3_VERSION" helm
+# Helm 3.21 is built against Kubernetes 1.36 client libraries; that is also its default --kube-version.
+build_helm v3 "$HELM3_VERSION" helm \
+  pkg/chartutil.k8sVersionMajor=1 pkg/chartutil.k8sVersionMinor=36 \
+  pkg/lint/rules.k8sVersionMajor=1 pkg/lint/rules.k8sVersionMinor=36
 build_helm v4 "$HELM4_VERSION" helm4
 
 if fresh helm-unittest tools/helm-unittest/go.mod tools/helm-unittest/go.sum || [ ! -x "$TOOLS/bin/helm-unittest" ]; then
