@@ -18,7 +18,7 @@ import yaml
 
 from . import catalog as catalog_mod
 from .quantities import cpu_cores, memory_bytes, memory_hint
-from .yamlsource import Problem, Source, load_files
+from .yamlsource import Problem, Source, load_files, paused_gc
 
 SCHEMA_FILE = Path(__file__).parent / "schema" / "values.schema.yaml"
 
@@ -35,8 +35,14 @@ def _validator():
     sys.modules.setdefault("rfc3987_syntax", None)
     from jsonschema import Draft202012Validator
 
-    # $refs inlined: resolving them through the registry on every value costs more than the checks.
-    return Draft202012Validator(_inline(schema()))
+    return Draft202012Validator(inlined_schema())
+
+
+@functools.cache
+def inlined_schema() -> dict:
+    """The schema with every $ref replaced by its target: resolving references on every value (in the
+    validator, and when filling defaults) costs more than the checks themselves."""
+    return _inline(schema())
 
 
 def _inline(node):
@@ -77,6 +83,11 @@ class Checked:
 
 
 def check(source: Source) -> Checked:
+    with paused_gc():
+        return _check(source)
+
+
+def _check(source: Source) -> Checked:
     problems = list(source.problems)
     if not source.unparsed:  # checking half a document would only add confusing follow-on errors
         problems += schema_problems(source.data)
@@ -132,7 +143,7 @@ def with_defaults(data: dict) -> dict:
     out = _copy(data)
     for section in ("auth", "catalog", "sessions", "branding"):
         out.setdefault(section, {})
-    _fill(out, schema())
+    _fill(out, inlined_schema())
     return out
 
 
@@ -146,11 +157,9 @@ def _copy(value):
 
 
 def _fill(value, node):
-    node = _resolve(node)
     if isinstance(value, dict):
         props = node.get("properties", {})
         for key, sub in props.items():
-            sub = _resolve(sub)
             if key not in value and "default" in sub:
                 value[key] = copy.deepcopy(sub["default"])
             if key in value:
