@@ -118,8 +118,9 @@ def test_storage_settings_from_singleuser(tmp_path):
     from teamhub.hub.config import storage_settings
 
     assert storage_settings({}) == {"enabled": True, "capacity": "10Gi", "storageClass": None, "mountPath": "/home/jovyan"}
-    got = storage_settings({"singleuser": {"storage": {"capacity": "50Gi", "storageClass": "fast"}}})
-    assert got["capacity"] == "50Gi" and got["storageClass"] == "fast"
+    got = storage_settings({"singleuser": {"storage": {"capacity": "50Gi", "storageClass": "fast", "homeMountPath": "/home/work"}}})
+    assert got == {"enabled": True, "capacity": "50Gi", "storageClass": "fast", "mountPath": "/home/work"}
+    assert storage_settings({"singleuser": {"storage": {"storageClass": ""}}})["storageClass"] is None
     assert storage_settings({"singleuser": {"storage": {"type": "none"}}})["enabled"] is False
 
 

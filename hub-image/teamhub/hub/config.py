@@ -125,11 +125,11 @@ def configure_culler(c, idle_minutes: int) -> None:
 def storage_settings(values: dict) -> dict:
     """Per-user storage from `singleuser.storage`; a missing section means the defaults."""
     storage = ((values.get("singleuser") or {}).get("storage")) or {}
-    return {
-        "enabled": storage.get("enabled", True) and storage.get("type", "dynamic") != "none",
+    return {  # key names as in the schema's singleuser.storage
+        "enabled": storage.get("type", "dynamic") != "none",
         "capacity": str(storage.get("capacity", "10Gi")),
-        "storageClass": storage.get("storageClass"),
-        "mountPath": storage.get("mountPath", "/home/jovyan"),
+        "storageClass": storage.get("storageClass") or None,  # "" in the chart's defaults: the cluster's default class
+        "mountPath": storage.get("homeMountPath", "/home/jovyan"),
     }
 
 
