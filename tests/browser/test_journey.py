@@ -253,7 +253,8 @@ def test_an_over_quota_start_says_why(hub, page, admin_api):
     page.get_by_role("button", name="Start").click()
     page.wait_for_load_state()
     assert_readable_refusal(page, "Weekend workshop")
-    assert re.search(r"quota|at most 1", page.locator("body").inner_text(), re.I)
+    assert "already runs 1 of its 1 allowed servers" in page.locator(".spawn-error-msg").inner_text()
+    assert page.is_checked("#res-cpu-large")  # the page keeps frank's choice: Start again means the same thing
     assert not admin_api.get("/users/local:frank").json().get("servers")
 
 
@@ -268,6 +269,7 @@ def test_a_session_beyond_the_limit_is_refused_readably(hub, page, admin_api):
     page.get_by_role("button", name="Start").click()
     page.wait_for_load_state()
     assert_readable_refusal(page, "at most 240 minutes")
+    assert page.is_checked("#res-cpu-large")
     assert not admin_api.get("/users/local:alice").json().get("servers")
 
 
