@@ -163,6 +163,8 @@ def test_a_team_member_sees_exactly_their_teams_environments(hub, page, name):
         assert cv.get_by_label(re.compile("AMD Radeon 8060S")).count() == 1
         assert cv.get_by_label(re.compile("AMD Instinct MI300X")).count() == 1
         assert "Computer Vision 2026" in page.locator(".th-quota").inner_text()
+        page.check("#res-course-cv")  # the picture shows an accelerator choice
+        assert page.is_checked("#acc-course-cv-strix-halo")  # the first accelerator is preselected
         shot(page, "launch")
     else:
         text = card(page, "course-nlp").inner_text()
