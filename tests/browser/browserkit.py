@@ -39,13 +39,7 @@ def browser_values(hub_url: str, gh=None, oidc=None) -> dict:
     return values
 
 
-def http_login(hub, name: str):
-    """A logged-in httpx client; with several login methods the local form posts to /hub/local/login."""
-    import httpx
 
-    client = httpx.Client(base_url=hub.url, timeout=30, follow_redirects=False)
-    client.get("/hub/login")
-    r = client.post("/hub/local/login", data={"username": name, "password": password_of(name), "_xsrf": client.cookies.get("_xsrf")})
-    if r.status_code != 302:
-        raise AssertionError(f"login of {name} failed: {r.status_code} {r.text[:300]}")
-    return client
+def http_login(hub, name: str):
+    """A logged-in httpx client (hub.login with the test password)."""
+    return hub.login(name, password_of(name))
