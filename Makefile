@@ -6,7 +6,7 @@ PYTEST := $(VENV)/python -m pytest
 VALUES ?= config/values.yaml
 PORT ?= 8000
 
-.PHONY: setup test lint test-unit test-chart test-integration test-browser demo schema bench
+.PHONY: setup test lint test-unit test-chart test-integration test-browser screenshots demo schema bench
 
 setup:
 	@scripts/setup.sh
@@ -34,6 +34,12 @@ test-integration:
 
 test-browser:
 	$(PYTEST) tests/browser
+
+# The browser tier writes test-output/{login,launch,progress}.png; this copies the current ones into the docs.
+screenshots:
+	rm -f test-output/login.png test-output/launch.png test-output/progress.png
+	$(PYTEST) tests/browser -k "login_page or team_member or start_work"
+	cp test-output/login.png test-output/launch.png test-output/progress.png docs/screenshots/
 
 schema:
 	$(VENV)/teamhub schema --write

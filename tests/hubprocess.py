@@ -108,9 +108,11 @@ class HubProcess:
 
     def login(self, name: str, password: str) -> httpx.Client:
         client = httpx.Client(base_url=self.url, timeout=30, follow_redirects=False)
-        client.get("/hub/login")
+        page = client.get("/hub/login").text
+        # The local-account form's own action: /hub/local/login behind the multi-login (POST /hub/login is refused).
+        action = re.search(r'<form[^>]*class="[^"]*teamhub-local[^"]*"[^>]*action="([^"?]+)', page)
         xsrf = client.cookies.get("_xsrf")
-        r = client.post("/hub/local/login", data={"username": name, "password": password, "_xsrf": xsrf})
+        r = client.post(action.group(1) if action else "/hub/login", data={"username": name, "password": password, "_xsrf": xsrf})
         if r.status_code != 302:
             raise AssertionError(f"login of {name} failed: {r.status_code} {r.text[:300]}")
         return client

@@ -51,8 +51,24 @@ def demo_passwords(values_path: Path, checked) -> list[tuple[str, str]]:
     return out
 
 
+def crypt_key(state: Path) -> str:
+    """The demo's auth_state key (GitHub/OIDC keep the person's groups there), kept in the state folder so a
+    restarted demo still reads what it encrypted."""
+    path = Path(state) / "jupyterhub_crypt_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
 def hub_environment(values: Path, port: int, state: Path, chp: str | None, base=None) -> dict:
     env = dict(base if base is not None else os.environ)
+    if not env.get("JUPYTERHUB_CRYPT_KEY"):
+        # Without it, a demo with GitHub or OIDC enabled stops at start ("auth_state is enabled, but
+        # encryption is not available").
+        env["JUPYTERHUB_CRYPT_KEY"] = crypt_key(state)
     env.update({
         "TEAMHUB_MODE": "local",
         "TEAMHUB_VALUES": str(values),

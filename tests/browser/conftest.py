@@ -5,20 +5,18 @@ When a test fails, the page's screenshot and the hub's log are attached to the t
 
 from __future__ import annotations
 
-import shutil
+from pathlib import Path
 
 import pytest
-from support import ROOT
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-output"
-# Chromium's own background traffic is refused by this machine's closed network; turn it off.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-default-apps"]
+import yaml
+from browserkit import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_values
 
 
 @pytest.fixture(scope="session")
 def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"chromium not found (looked for {CHROMIUM}): the browser tier needs Debian's chromium; "
+                    "`make setup` installs it (apt-get install chromium)", pytrace=False)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -55,3 +53,39 @@ def pytest_runtest_makereport(item, call):
     log = getattr(item, "_hub_log", None)
     if log is not None and log.exists():
         report.sections.append(("hub log (last 80 lines)", "\n".join(log.read_text(errors="replace").splitlines()[-80:])))
+
+
+# --- the hub under test ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def providers():
+    from integration.fakeproviders import FakeGitHub, FakeOIDC
+
+    gh, oidc = FakeGitHub().start(), FakeOIDC().start()
+    yield gh, oidc
+    gh.stop()
+    oidc.stop()
+
+
+@pytest.fixture(scope="session")
+def hub(providers, tmp_path_factory):
+    """The real hub and proxy in local mode (as `make demo`), every login method but dummy enabled."""
+    from hubprocess import HubProcess
+
+    state = tmp_path_factory.mktemp("browserhub")
+    values_file = state / "values.yaml"
+    values_file.write_text("{}")
+    h = HubProcess(values_file, state)
+    values_file.write_text(yaml.safe_dump(browser_values(h.url, *providers), sort_keys=False))
+    try:
+        h.start()
+        yield h
+    finally:
+        h.stop()
+
+
+@pytest.fixture(autouse=True)
+def _attach_hub_log(request):
+    """Every browser test's failure report carries the hub log (see pytest_runtest_makereport)."""
+    if "hub" in request.fixturenames:
+        request.node._hub_log = request.getfixturevalue("hub").log_path

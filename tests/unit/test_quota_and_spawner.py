@@ -91,6 +91,23 @@ def test_server_quota_and_release(quota_config):
     assert get_runtime().quota.usage("lab").servers == 2
 
 
+def test_a_refused_start_shows_the_launch_page_with_the_persons_own_choice(quota_config):
+    # Regression: after a refusal the page came back with the first environment selected, so pressing Start
+    # again silently started something else than what the person had chosen.
+    a, b, c3 = (spawner_for(quota_config, f"local:u{i}") for i in (1, 2, 3))
+    asyncio.run(a.teamhub_apply({"resource": "cpu"}))
+    asyncio.run(b.teamhub_apply({"resource": "cpu"}))
+    with pytest.raises(web.HTTPError):
+        asyncio.run(c3.teamhub_apply({"resource": "cpu", "sessionMinutes": 30}))
+    assert c3.user_options == {}  # never reused to start anything
+    html = asyncio.run(launchpage.options_form(c3))
+    assert re.search(r'value="cpu"[^>]*checked', html) and not re.search(r'value="gpu"[^>]*checked', html)
+    assert re.search(r'value="30" selected', html)
+    a.clear_state()
+    asyncio.run(c3.teamhub_apply({"resource": "gpu"}))  # a successful start forgets the refused request
+    assert c3.teamhub_refused_request is None
+
+
 def test_restart_of_same_server_does_not_count_twice(quota_config):
     a = spawner_for(quota_config, "local:u1")
     asyncio.run(a.teamhub_apply({"resource": "gpu"}))

@@ -114,4 +114,7 @@ async def options_form(spawner) -> str:
 
     rt = get_runtime()
     person = await person_for(spawner.user)
-    return render(rt.catalog, person, rt.quota.usage, spawner.user_options or {}, local_mode=rt.mode == "local")
+    # After a refused start (quota, too long, ...) the page comes back with the refusal: keep what the person
+    # chose, so pressing Start again never silently starts another environment.
+    previous = getattr(spawner, "teamhub_refused_request", None) or spawner.user_options or {}
+    return render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local")

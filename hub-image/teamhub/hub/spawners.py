@@ -82,6 +82,9 @@ class TeamhubMixin:
         self.teamhub_launch: Launch | None = None
         self.teamhub_info: dict | None = None  # persisted: deadline, resource, accelerator, team, gpus
         self._teamhub_refused = False
+        # What a refused start asked for: only to show the launch page again with the person's own choice
+        # (never used to start anything; user_options is cleared, see _forget_options).
+        self.teamhub_refused_request: dict | None = None
 
     @property
     def teamhub_key(self) -> str:
@@ -110,6 +113,7 @@ class TeamhubMixin:
         except RequestRefused as exc:
             self.log.info("Refused start for %s: %s %s", self.teamhub_key, exc.status, exc.message)
             self._forget_options()
+            self.teamhub_refused_request = dict(user_options) if isinstance(user_options, dict) else None
             raise refused(exc) from None
         try:
             deadline = sessions.deadline_after(launch.minutes)
@@ -134,6 +138,7 @@ class TeamhubMixin:
             self.teamhub_reset()
             raise
         self._teamhub_refused = False
+        self.teamhub_refused_request = None
         self.log.info("Starting %s for %s (team %s, %s minutes)", launch.resource.key, self.teamhub_key, launch.team, launch.minutes)
         return launch
 
