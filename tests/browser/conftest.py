@@ -12,7 +12,9 @@ import yaml
 from browserkit import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_values
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in this thread while the
+# browser is open, and the tiers after this one call asyncio.run().
+@pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"chromium not found (looked for {CHROMIUM}): the browser tier needs Debian's chromium; "
@@ -57,7 +59,7 @@ def pytest_runtest_makereport(item, call):
 
 # --- the hub under test ------------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def providers():
     from integration.fakeproviders import FakeGitHub, FakeOIDC
 
@@ -67,7 +69,7 @@ def providers():
     oidc.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def hub(providers, tmp_path_factory):
     """The real hub and proxy in local mode (as `make demo`), every login method but dummy enabled."""
     from hubprocess import HubProcess

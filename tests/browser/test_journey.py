@@ -98,7 +98,7 @@ def run_cell_in_lab(page, lab_url: str, home, expect: str) -> str:
 
 # --- fixtures ------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def admin_api(hub):
     client = http_login(hub, "ada")
     api = hub.api(hub.token(client, "local:ada"))
