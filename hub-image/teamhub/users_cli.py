@@ -206,18 +206,22 @@ def _existing(args):
     return acc, name
 
 
-def cmd_add(args) -> int:
-    acc = _open(args)
-    name = _check_name(args.name)
-    if name in acc.users:
-        raise UsersError(f"local:{name} exists already (use `teamhub users passwd` or `set-teams`)")
-    teams = _check_teams(args.team, acc.team_keys())
+def _store_password(acc, args, name: str, done: str, teams=None) -> None:
+    """Prompt for (or generate) the password, save only its hash; a generated one is shown once."""
     password, generated = _password_for(args, name)
     acc.set_user(name, hash_password(password, args.rounds), teams)
     acc.save()
     if generated:
         print(f"local:{name}\t{password}")
-    print(f"added local:{name} to {args.file}", file=sys.stderr)
+    print(done, file=sys.stderr)
+
+
+def cmd_add(args) -> int:
+    acc = _open(args)
+    name = _check_name(args.name)
+    if name in acc.users:
+        raise UsersError(f"local:{name} exists already (use `teamhub users passwd` or `set-teams`)")
+    _store_password(acc, args, name, f"added local:{name} to {args.file}", _check_teams(args.team, acc.team_keys()))
     return 0
 
 
@@ -231,12 +235,7 @@ def cmd_remove(args) -> int:
 
 def cmd_passwd(args) -> int:
     acc, name = _existing(args)
-    password, generated = _password_for(args, name)
-    acc.set_user(name, hash_password(password, args.rounds))
-    acc.save()
-    if generated:
-        print(f"local:{name}\t{password}")
-    print(f"new password for local:{name} in {args.file}", file=sys.stderr)
+    _store_password(acc, args, name, f"new password for local:{name} in {args.file}")
     return 0
 
 
