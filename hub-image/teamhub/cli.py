@@ -10,9 +10,10 @@ import getpass
 import sys
 
 from . import ops_cli, prepull, schema_tools
+from .catalog import EVERYONE
 from .passwords import hash_password
 from .quantities import format_cpu
-from .resolution import Person, resolve
+from .resolution import Person, access_of, resolve
 from .validation import load
 from .yamlsource import YamlFileError
 
@@ -71,18 +72,12 @@ def cmd_catalog(args) -> int:
         print(f"teamhub: unknown team(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
     if args.user:
-        person = Person(args.user if ":" in args.user else f"local:{args.user}", frozenset(args.group))
-        access = resolve(catalog, person)
-        teams = access.teams
-        charged = access.charged_team
+        access = resolve(catalog, Person(args.user if ":" in args.user else f"local:{args.user}", frozenset(args.group)))
     else:
-        teams = tuple(t for t in catalog.teams if t in args.team or t == "everyone")
-        charged = {}
-        for t in sorted(teams, key=lambda t: t == "everyone"):
-            for r in catalog.teams[t].resources:
-                charged.setdefault(r, t)
-    resources = [r for r in catalog.resources.values() if r.key in charged]
-    print(f"teams: {', '.join(teams) or '(none)'}")
+        access = access_of(catalog, tuple(t for t in catalog.teams if t in args.team or t == EVERYONE))
+    charged = access.charged_team
+    resources = access.resources
+    print(f"teams: {', '.join(access.teams) or '(none)'}")
     header = ("RESOURCE", "IMAGE", "CPU", "MEMORY", "GPU / ACCELERATORS", "MAX MIN", "TEAM")
     rows = [header]
     for r in resources:

@@ -60,14 +60,18 @@ def teams_of(catalog: Catalog, person: Person) -> tuple:
 
 def resolve(catalog: Catalog, person: Person) -> Access:
     """The person's teams and the resources those teams (or being an admin) allow."""
-    teams = teams_of(catalog, person)
+    return access_of(catalog, teams_of(catalog, person), admin=person.admin or person.username in catalog.admins)
+
+
+def access_of(catalog: Catalog, teams: tuple, admin: bool = False) -> Access:
+    """What members of these teams (team keys, catalog order) may launch; admins may launch everything."""
     charged: dict = {}
     # A resource counts against the first specific team that grants it; `everyone` comes last so a
     # course's quota is not bypassed by the same resource also being open to everyone.
     for key in sorted(teams, key=lambda t: t == EVERYONE):
         for res in catalog.teams[key].resources:
             charged.setdefault(res, key)
-    if person.admin or person.username in catalog.admins:
+    if admin:
         for res in catalog.resources:
             charged.setdefault(res, None)
     resources = tuple(sorted((catalog.resources[k] for k in charged), key=lambda r: catalog.resource_order[r.key]))
@@ -182,4 +186,4 @@ def build_launch(catalog: Catalog, resource: Resource, accelerator: Accelerator 
     )
 
 
-__all__ = ["Access", "Launch", "Person", "RequestRefused", "Volume", "check_request", "resolve", "teams_of"]
+__all__ = ["Access", "Launch", "Person", "RequestRefused", "Volume", "access_of", "check_request", "resolve", "teams_of"]
