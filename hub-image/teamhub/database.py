@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from . import paths
+
 DB_FILE = "jupyterhub.sqlite"
 RESTORE_REQUEST = "restore-request.json"
 LOG_TABLE = "teamhub_db_log"
@@ -67,7 +69,7 @@ class Settings:
 def settings(values: dict | None, data_dir: str | Path | None = None, env=None) -> Settings:
     env = os.environ if env is None else env
     db = (((values or {}).get("hub") or {}).get("db") or {})
-    data_dir = Path(data_dir or env.get("TEAMHUB_DATA_DIR") or "/srv/teamhub/data")
+    data_dir = Path(data_dir or paths.data_dir(env))
     backup_dir = Path(db.get("backupDir") or data_dir / "backups")
     keep = int(DEFAULT_KEEP if db.get("keepBackups") is None else db["keepBackups"])
     if keep < 1:
@@ -99,7 +101,7 @@ def settings(values: dict | None, data_dir: str | Path | None = None, env=None) 
 def load_values(path: str | Path | None = None) -> dict:
     import yaml
 
-    path = Path(path or os.environ.get("TEAMHUB_VALUES") or "/etc/teamhub/values.yaml")
+    path = Path(path or paths.values_file())
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 from support import CONFIG, ROOT, TOOLS, tree_env
+from teamhub.demo import free_port
 from teamhub.validation import load
 
 CHART = ROOT / "chart"
@@ -116,16 +116,10 @@ def test_hub_loader_accepts_the_mounted_values(tmp_path):
         assert result.values["singleuser"]["storage"]["capacity"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_hub_starts_from_the_rendered_deployment(tmp_path):
     command, env, _ = reproduce(rendered(), tmp_path)
     # No cluster here: local mode (JupyterLab as processes) and a local proxy; everything else as rendered.
-    proxy_port = _free_port()
+    proxy_port = free_port()
     env.update(TEAMHUB_MODE="local", TEAMHUB_PROXY_API_URL=f"http://127.0.0.1:{proxy_port}")
     full_env = tree_env(**env)
     exe = shutil.which(command[0], path=full_env["PATH"]) or str(Path(sys.executable).parent / command[0])

@@ -7,7 +7,6 @@ Users never start servers here; the REST API (with a service token) shows what t
 from __future__ import annotations
 
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import requests
 import yaml
 from support import ROOT, tree_env
+from teamhub.demo import free_port
 
 CONFIG_TEMPLATE = '''
 import teamhub.auth
@@ -37,12 +37,6 @@ c.JupyterHub.services = [{{"name": "tester", "api_token": {token!r}}}]
 c.JupyterHub.load_roles = [{{"name": "tester", "services": ["tester"],
     "scopes": ["admin:users", "admin:groups", "admin:auth_state", "list:users", "read:users", "read:groups"]}}]
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class AuthHub:

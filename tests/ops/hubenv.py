@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from support import ROOT
+from teamhub.demo import free_port  # noqa: F401 -- re-exported for the ops tests
 
 VENVS = ROOT / "build" / "venvs"
 HUB_LOCK = ROOT / "hub-image" / "requirements.txt"
@@ -65,12 +65,6 @@ def install_teamhub(venv: Path) -> None:
 def hub_venv() -> Path:
     """The hub image's Python environment: hub-image/requirements.txt (with --no-deps, as in the Dockerfile)."""
     return cached_venv("hub", HUB_LOCK.read_text())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> int:

@@ -12,6 +12,7 @@ from urllib.error import URLError
 from urllib.parse import urlsplit, urlunsplit
 from urllib.request import Request, urlopen
 
+from .. import paths
 from .accounts import accounts_from_values, merge_secret_accounts
 from .methods import (
     Shared,
@@ -24,7 +25,6 @@ from .multi import TeamhubMultiAuthenticator
 
 TEMPLATES = Path(__file__).parent / "templates"
 SECRET_ENV = {"github": "TEAMHUB_GITHUB_CLIENT_SECRET", "oidc": "TEAMHUB_OIDC_CLIENT_SECRET"}
-DEFAULT_DATA_DIR = "/srv/teamhub/data"
 
 
 class AuthConfigError(ValueError):
@@ -156,7 +156,7 @@ def _logo_file(logo: str) -> str:
         data = base64.b64decode(payload, validate=True)
     except binascii.Error as exc:
         raise AuthConfigError("branding.logo: the data: URI is not valid base64") from exc
-    folder = Path(os.environ.get("TEAMHUB_DATA_DIR") or DEFAULT_DATA_DIR)
+    folder = paths.data_dir()
     if not os.access(folder, os.W_OK):
         folder = Path(tempfile.mkdtemp(prefix="teamhub-brand-"))
     path = folder / f"branding-logo{ext}"

@@ -10,22 +10,19 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
-from .. import auth, database
+from .. import auth, database, paths
 from ..validation import load
 from ..yamlsource import YamlFileError
 from .runtime import Runtime, set_runtime
 
-DEFAULT_VALUES = "/etc/teamhub/values.yaml"
-DEFAULT_DATA_DIR = "/srv/teamhub/data"
 MODES = ("kubernetes", "local")
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 
 
 def load_from_environment(c, environ=os.environ):
     """Load and validate the values like `teamhub validate`; on errors print them and exit non-zero."""
-    path = environ.get("TEAMHUB_VALUES", DEFAULT_VALUES)
+    path = str(paths.values_file(environ))
     mode = environ.get("TEAMHUB_MODE", "kubernetes")
     if mode not in MODES:
         print(f"teamhub: TEAMHUB_MODE must be one of {', '.join(MODES)}, not {mode!r}", file=sys.stderr)
@@ -41,7 +38,7 @@ def load_from_environment(c, environ=os.environ):
         print(f"teamhub: {path}: invalid: {len(checked.errors)} error(s); the hub does not start", file=sys.stderr)
         sys.exit(1)
     # Back up and migrate the database before JupyterHub opens it; a broken one stops here with a message.
-    database.prepare_or_exit(checked.values, environ.get("TEAMHUB_DATA_DIR", DEFAULT_DATA_DIR))
+    database.prepare_or_exit(checked.values, paths.data_dir(environ))
     return configure(c, checked, mode, environ)
 
 
@@ -51,7 +48,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
 
     rt = set_runtime(Runtime(checked, mode))
     values = checked.values
-    data_dir = Path(environ.get("TEAMHUB_DATA_DIR", DEFAULT_DATA_DIR))
+    data_dir = paths.data_dir(environ)
 
     # --- the hub itself ---------------------------------------------------------------------------
     c.JupyterHub.db_url = database.settings(values, data_dir, environ).url

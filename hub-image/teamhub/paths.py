@@ -1,0 +1,18 @@
+"""Where things are inside the hub image (docs/architecture.md, "Contracts between the chart and the hub
+image"). Environment variables override each for local runs and tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_VALUES = "/etc/teamhub/values.yaml"  # env TEAMHUB_VALUES
+DEFAULT_DATA_DIR = "/srv/teamhub/data"  # env TEAMHUB_DATA_DIR
+
+
+def data_dir(environ=os.environ) -> Path:
+    return Path(environ.get("TEAMHUB_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
+def values_file(environ=os.environ) -> Path:
+    return Path(environ.get("TEAMHUB_VALUES") or DEFAULT_VALUES)
