@@ -36,8 +36,9 @@ def demo_passwords() -> dict:
 
 
 class HubProcess:
-    def __init__(self, values, state_dir, port: int | None = None, extra_env: dict | None = None):
+    def __init__(self, values, state_dir, port: int | None = None, extra_env: dict | None = None, config=None):
         self.values = Path(values).resolve()
+        self.config = config  # another jupyterhub_config.py (the benchmark's KubeSpawner hubs); None: teamhub's
         self.state = Path(state_dir).resolve()
         (self.state / "homes").mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -53,7 +54,8 @@ class HubProcess:
 
     def start(self, timeout: float = 90) -> HubProcess:
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(hub_command(self.state), env=self.env, cwd=self.state, stdout=log, stderr=subprocess.STDOUT,
+        command = hub_command(self.state) if self.config is None else [sys.executable, "-m", "jupyterhub", "-f", str(self.config)]
+        self.proc = subprocess.Popen(command, env=self.env, cwd=self.state, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -106,8 +108,8 @@ class HubProcess:
 
     # --- clients ------------------------------------------------------------------------------------
 
-    def login(self, name: str, password: str) -> httpx.Client:
-        client = httpx.Client(base_url=self.url, timeout=30, follow_redirects=False)
+    def login(self, name: str, password: str, timeout: float = 30) -> httpx.Client:
+        client = httpx.Client(base_url=self.url, timeout=timeout, follow_redirects=False)
         page = client.get("/hub/login").text
         # The local-account form's own action: /hub/local/login behind the multi-login (POST /hub/login is refused).
         action = re.search(r'<form[^>]*class="[^"]*teamhub-local[^"]*"[^>]*action="([^"?]+)', page)

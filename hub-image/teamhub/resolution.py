@@ -58,9 +58,13 @@ def teams_of(catalog: Catalog, person: Person) -> tuple:
     return tuple(sorted(keys, key=catalog.team_order.__getitem__))
 
 
+def is_admin(catalog: Catalog, person: Person) -> bool:
+    return person.admin or person.username in catalog.admins
+
+
 def resolve(catalog: Catalog, person: Person) -> Access:
     """The person's teams and the resources those teams (or being an admin) allow."""
-    return access_of(catalog, teams_of(catalog, person), admin=person.admin or person.username in catalog.admins)
+    return access_of(catalog, teams_of(catalog, person), admin=is_admin(catalog, person))
 
 
 def access_of(catalog: Catalog, teams: tuple, admin: bool = False) -> Access:
@@ -186,4 +190,4 @@ def build_launch(catalog: Catalog, resource: Resource, accelerator: Accelerator 
     )
 
 
-__all__ = ["Access", "Launch", "Person", "RequestRefused", "Volume", "access_of", "check_request", "resolve", "teams_of"]
+__all__ = ["Access", "Launch", "Person", "RequestRefused", "Volume", "access_of", "check_request", "is_admin", "resolve", "teams_of"]
