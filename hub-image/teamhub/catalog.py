@@ -7,7 +7,7 @@ code that launches servers can trust every reference it follows.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
 EVERYONE = "everyone"
@@ -24,6 +24,24 @@ class Gpu:
 
 
 @dataclass(frozen=True)
+class PodUser:
+    """The uid/gid a server runs as and the group that owns its volumes; None leaves the field to the
+    layer below (chart default < image < resource)."""
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    fs_group: int | None = None
+
+    def over(self, below: PodUser) -> PodUser:
+        """These settings, with any field this layer leaves open taken from `below`."""
+        return PodUser(**{f.name: getattr(self, f.name) if getattr(self, f.name) is not None else getattr(below, f.name)
+                          for f in fields(self)})
+
+
+NO_OVERRIDE = PodUser()
+
+
+@dataclass(frozen=True)
 class Image:
     key: str
     name: str
@@ -31,6 +49,7 @@ class Image:
     pull_policy: str
     pull_secrets: tuple
     pre_pull: bool
+    pod_user: PodUser = NO_OVERRIDE
 
     @property
     def ref(self) -> str:
@@ -84,6 +103,7 @@ class Resource:
     env: Mapping
     volumes: tuple
     max_session_minutes: int | None
+    pod_user: PodUser = NO_OVERRIDE
 
 
 @dataclass(frozen=True)
@@ -116,6 +136,7 @@ class Catalog:
     sessions: Sessions
     local_users: Mapping  # local login name -> tuple of team keys
     admins: frozenset
+    pod_user: PodUser = NO_OVERRIDE  # singleuser.securityContext: every server's uid/gid unless overridden
     # Indexes so resolving a person costs O(their teams), not O(all teams).
     by_user: dict = field(default_factory=dict)
     by_github: dict = field(default_factory=dict)
@@ -142,11 +163,17 @@ def _gpu(raw) -> Gpu | None:
     return Gpu(raw["resource"], raw["count"]) if raw else None
 
 
+def _pod_user(raw) -> PodUser:
+    raw = raw or {}
+    return PodUser(raw.get("runAsUser"), raw.get("runAsGroup"), raw.get("fsGroup"))
+
+
 def build(values: dict) -> Catalog:
     """Typed catalog from validated values with defaults applied (see validation.load)."""
     cat = values["catalog"]
     images = {
-        k: Image(k, v["name"], v.get("tag"), v["pullPolicy"], tuple(v.get("pullSecrets", ())), v["prePull"])
+        k: Image(k, v["name"], v.get("tag"), v["pullPolicy"], tuple(v.get("pullSecrets", ())), v["prePull"],
+                 _pod_user(v.get("securityContext")))
         for k, v in cat["images"].items()
     }
     accelerators = {
@@ -183,6 +210,7 @@ def build(values: dict) -> Catalog:
             env=_frozen(v.get("env")),
             volumes=tuple(v.get("volumes", ())),
             max_session_minutes=v.get("maxSessionMinutes"),
+            pod_user=_pod_user(v.get("securityContext")),
         )
     teams = {
         k: Team(
@@ -209,4 +237,5 @@ def build(values: dict) -> Catalog:
         sessions=Sessions(s["defaultMinutes"], s["maxMinutes"], s["idleCullMinutes"]),
         local_users=_frozen({name: tuple(u.get("teams", ())) for name, u in (local.get("users") or {}).items()}),
         admins=frozenset(values["auth"].get("admins", ())),
+        pod_user=_pod_user((values.get("singleuser") or {}).get("securityContext")),
     )

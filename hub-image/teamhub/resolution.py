@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .catalog import EVERYONE, Accelerator, Catalog, Gpu, Image, Resource, Volume
+from .catalog import EVERYONE, Accelerator, Catalog, Gpu, Image, PodUser, Resource, Volume
 
 METHODS = ("local", "github", "oidc", "dummy")
 REQUEST_FIELDS = ("resource", "accelerator", "sessionMinutes")
@@ -102,6 +102,7 @@ class Launch:
     tolerations: tuple
     volumes: tuple  # Volume objects: the person's teams' and the resource's
     teams: tuple = field(default=())
+    pod_user: PodUser = PodUser()  # uid/gid/fsGroup: resource over image over singleuser.securityContext
 
     @property
     def gpu_count(self) -> int:
@@ -171,18 +172,20 @@ def build_launch(catalog: Catalog, resource: Resource, accelerator: Accelerator 
         volume_keys.extend(catalog.teams[team].volumes)
     volume_keys.extend(resource.volumes)
     volumes = tuple(catalog.volumes[k] for k in dict.fromkeys(volume_keys))
+    image = catalog.images[image_key]
     return Launch(
         resource=resource,
         accelerator=accelerator,
         minutes=minutes,
         team=access.charged_team.get(resource.key),
-        image=catalog.images[image_key],
+        image=image,
         gpu=accelerator.gpu if accelerator else resource.gpu,
         env=env,
         node_selector=selector,
         tolerations=tuple(tolerations),
         volumes=volumes,
         teams=access.teams,
+        pod_user=resource.pod_user.over(image.pod_user.over(catalog.pod_user)),
     )
 
 

@@ -141,7 +141,7 @@ def _resolve(node: dict) -> dict:
 def with_defaults(data: dict) -> dict:
     """A copy of valid values with every schema `default` filled in where the operator wrote nothing."""
     out = _copy(data)
-    for section in ("auth", "catalog", "sessions", "branding"):
+    for section in ("auth", "catalog", "sessions", "branding", "singleuser"):
         out.setdefault(section, {})
     _fill(out, inlined_schema())
     return out

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
+from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
 
@@ -25,6 +27,18 @@ from .runtime import get_runtime
 
 LABEL_PREFIX = "teamhub.dev"
 STATE_KEY = "teamhub"
+
+# Pod Security "restricted" (the README asks namespaces to enforce it): fixed for every server. Only the
+# uid/gid/fsGroup vary, per launch (resource over image over singleuser.securityContext).
+RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_CONTAINER = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+# The API server's answers when admission (Pod Security, quotas, webhooks) or validation refuses a pod.
+ADMISSION_REFUSED = (403, 422)
 
 
 class SpawnStopped(Exception):
@@ -40,6 +54,18 @@ def refused(exc: RequestRefused) -> web.HTTPError:
     err = web.HTTPError(exc.status, exc.message.replace("%", "%%"))
     err.jupyterhub_message = exc.message
     return err
+
+
+def refusal_reason(exc: ApiException) -> str:
+    """The API server's own reason for refusing a pod, without the pod's name in front."""
+    try:
+        message = json.loads(exc.body).get("message") or ""
+    except (TypeError, ValueError, AttributeError):
+        message = ""
+    message = message or exc.reason or f"HTTP {exc.status}"
+    for marker in (" is forbidden: ", " is invalid: "):
+        message = message.partition(marker)[2] or message
+    return message[:500]
 
 
 def visibility_env(gpu) -> dict:
@@ -213,9 +239,11 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
     teamhub_attrs = (
         "environment", "image", "image_pull_policy", "image_pull_secrets", "cpu_guarantee", "cpu_limit",
         "mem_guarantee", "mem_limit", "extra_resource_limits", "extra_resource_guarantees", "node_selector",
-        "tolerations", "volumes", "volume_mounts", "extra_labels", "extra_pod_config",
+        "tolerations", "volumes", "volume_mounts", "extra_labels", "extra_pod_config", "uid", "gid", "fs_gid",
+        "pod_security_context", "container_security_context", "allow_privilege_escalation", "privileged",
     )
     failfast_interval = 1.0
+    _teamhub_admitted = False  # this start's pod passed a dry-run admission before its PVC was created
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -252,6 +280,57 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
             labels[f"{LABEL_PREFIX}/accelerator"] = launch.accelerator.key
         self.extra_labels = {**self.extra_labels, **labels}
         self.extra_pod_config = {**self.extra_pod_config, "activeDeadlineSeconds": launch.minutes * 60}
+        user = launch.pod_user
+        self.uid, self.gid, self.fs_gid = user.run_as_user, user.run_as_group, user.fs_group
+        self.privileged, self.allow_privilege_escalation = False, False
+        self.pod_security_context = copy.deepcopy(RESTRICTED_POD)
+        self.container_security_context = copy.deepcopy(RESTRICTED_CONTAINER)
+        self._teamhub_admitted = False
+
+    # --- the API server refusing the pod ------------------------------------------------------------
+
+    async def _teamhub_create_pod(self, pod, request_timeout, dry_run: bool = False) -> None:
+        """POST the pod (or only ask admission, with dry_run); a refusal ends the spawn with a sentence
+        and one WARNING line: it is a configuration problem for the admin, not a hub fault."""
+        try:
+            await asyncio.wait_for(
+                self.api.create_namespaced_pod(self.namespace, pod, **({"dry_run": "All"} if dry_run else {})),
+                request_timeout,
+            )
+        except ApiException as exc:
+            if exc.status not in ADMISSION_REFUSED:
+                raise
+            reason = refusal_reason(exc)
+            self.log.warning("The API server refused the pod of %s (HTTP %s%s): %s", self.teamhub_key, exc.status,
+                             ", dry run before creating the home volume" if dry_run else "", reason)
+            name = self.teamhub_launch.resource.display_name if self.teamhub_launch else "this server"
+            raise SpawnStopped(f"The cluster refused to start '{name}': {reason}. Nothing was created; "
+                               "please tell your admin, who needs to change the catalog or the namespace's policy.") from None
+
+    async def _make_create_pvc_request(self, pvc, request_timeout):
+        # KubeSpawner calls this only when the start is about to create the person's home volume (once the
+        # PVC is known it is skipped), just before it creates the pod. Let admission judge the pod first
+        # with a dry run (stores nothing): a refused pod must not leave a new, never-used PVC behind, and
+        # deleting it afterwards would need the right to delete PVCs, which the hub deliberately lacks.
+        if not self._teamhub_admitted:
+            try:
+                await self._teamhub_create_pod(await self.get_pod_manifest(), request_timeout, dry_run=True)
+            except TimeoutError:
+                return False  # exponential_backoff tries again
+            self._teamhub_admitted = True
+        return await super()._make_create_pvc_request(pvc, request_timeout)
+
+    async def _make_create_pod_request(self, pod, request_timeout):
+        try:
+            await self._teamhub_create_pod(pod, request_timeout)
+            return True
+        except TimeoutError:
+            return False  # as KubeSpawner: exponential_backoff tries again
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        # A pod of that name exists: KubeSpawner's own handling (it stops the old pod, then retries).
+        return await super()._make_create_pod_request(pod, request_timeout)
 
     async def load_user_options(self):
         """KubeSpawner's profile handling is replaced by `teamhub_apply` (run before start)."""
