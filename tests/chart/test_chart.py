@@ -118,8 +118,10 @@ def test_toggles_lint_render_and_validate(which, toggle, tmp_path):
     validate_all(render(which, CONFIG / "values.yaml", overlay))
 
 
-def test_chart_defaults_alone_render_and_validate():
-    validate_all(render("helm3"))
+def test_chart_defaults_alone_render_and_validate(tmp_path):
+    # The chart's defaults enable no login method, which the schema refuses (tests/chart/test_schema_rules.py):
+    # one switch on top of them must be enough for every template.
+    validate_all(render("helm3", write_values(tmp_path, "login", {"auth": {"local": {"enabled": True}}})))
 
 
 # --- the schema refuses bad values, in both helms ------------------------------------------------
@@ -259,10 +261,10 @@ def test_prepuller_pulls_each_catalog_image_once_on_its_nodes():
     assert len(gpu_images) == 3
 
 
-def test_hook_renders_nothing_when_every_image_is_already_pulled():
+def test_hook_renders_nothing_when_every_image_is_already_pulled(tmp_path):
     """Under `helm template` nothing can be looked up, so the hook pulls everything; with no images at all
     there is nothing to pull and no hook (and no awaiter) is rendered."""
-    docs = render("helm3")
+    docs = render("helm3", write_values(tmp_path, "login", {"auth": {"local": {"enabled": True}}}))
     assert not [d for d in docs if d["metadata"].get("annotations", {}).get("helm.sh/hook", "").startswith("pre-")]
 
 
