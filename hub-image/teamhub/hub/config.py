@@ -14,6 +14,7 @@ import sys
 from .. import auth, database, paths
 from ..validation import load
 from ..yamlsource import YamlFileError
+from . import refusals
 from .runtime import Runtime, set_runtime
 
 MODES = ("kubernetes", "local")
@@ -47,6 +48,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     from .spawners import TeamhubKubeSpawner, TeamhubLocalSpawner, apply_user_options, options_from_form
 
     rt = set_runtime(Runtime(checked, mode))
+    refusals.install()  # a refused start is one INFO line, not ERRORs with tracebacks
     values = checked.values
     data_dir = paths.data_dir(environ)
 
