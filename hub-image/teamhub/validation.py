@@ -257,6 +257,8 @@ def _pattern_hint(title: str, value, node) -> str:
         return "; plaintext passwords are refused: run `teamhub hash-password` and paste its output here"
     if title == "hub username" and isinstance(value, str) and ":" not in value:
         return f"; add the login method, e.g. 'local:{value}' or 'github:{value}'"
+    if title == "hub username" and isinstance(value, str) and value != value.lower():
+        return f"; the hub lowercases every login name, so this never matches anyone (did you mean '{value.lower()}'?)"
     return _describe(node)
 
 
