@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import ipaddress
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,6 +360,13 @@ def semantic_problems(data) -> list[Problem]:
     for i, admin in enumerate(_list(auth.get("admins"))):
         if isinstance(admin, str) and admin.startswith("local:") and admin[6:] not in local_users and "existingSecret" not in local:
             warn(("auth", "admins", i), f"'{admin}' is not a local account in auth.local.users{_suggest(admin[6:], local_users)}")
+
+    for i, cidr in enumerate(_list(local.get("trustedProxies"))):
+        # The schema checks the shape; whether the numbers form an address range is arithmetic.
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except (TypeError, ValueError) as exc:
+            err(("auth", "local", "trustedProxies", i), f"{cidr!r} is not an address range: {exc}")
 
     enabled = [m for m in ("local", "github", "oidc", "dummy") if _map(auth.get(m)).get("enabled") is True]
     if not enabled:

@@ -102,7 +102,7 @@ def test_refused_starts_are_one_info_line_each_without_traceback(hub, clients):
     assert not [line for line in log.splitlines() if line.startswith("[E ")], log[-3000:]
     lines = [line for line in log.splitlines() if "Refused start" in line]
     assert len(lines) == len(refusals), log[-3000:]
-    for line, (_, fields) in zip(lines, refusals):
+    for line, (_, fields) in zip(lines, refusals, strict=True):
         assert line.startswith("[I ") and "local:carol" in line and f'"resource": "{fields["resource"]}"' in line
         assert len(line) < 600
     # each reason is said once: no other line repeats it
