@@ -292,6 +292,17 @@ def test_oidc_provider_down_at_start_then_up(tmp_path):
         assert r.status_code == 200 and r.url.endswith("/hub/home")
         assert "oidc:jdoe" in h.groups()["cv-course"]
         assert "Traceback" not in h.log_text()
+
+        # down again while jdoe is signed in: the session stays (auth.oidc.outageGraceMinutes), one WARNING
+        provider.stop()
+        provider = None
+        for _ in range(3):
+            time.sleep(1.1)  # past auth.refreshSeconds (1): every page load asks the provider again
+            page = r.session.get(h.url + "/hub/home", timeout=10)
+            assert page.status_code == 200 and page.url.endswith("/hub/home"), page.url
+        log = h.log_text()
+        assert "Traceback" not in log, log[-3000:]
+        assert log.count("oidc:jdoe: cannot refresh sign-in at the identity provider") == 1, log[-3000:]
     finally:
         h.stop()
         if provider:

@@ -14,6 +14,7 @@ import base64
 import json
 import re
 import secrets
+import time
 from collections import Counter
 from urllib.parse import urlencode
 
@@ -22,7 +23,8 @@ from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.github import GitHubOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado import web
-from traitlets import Any, Dict, List, Unicode
+from tornado.httpclient import HTTPClientError
+from traitlets import Any, Dict, Float, List, Unicode
 
 from ..passwords import hash_password, verify_password
 from ..resolution import Person, teams_of
@@ -128,15 +130,39 @@ class TeamhubOIDCAuthenticator(_OAuthTeams, GenericOAuthenticator):
     end_session_url = Unicode("", config=True, help="The provider's end_session_endpoint.")
     post_logout_url = Unicode("", config=True, help="Absolute URL the provider returns to after logout.")
     discovery = Any(None, config=True, help="teamhub.auth.discovery.Discovery: the endpoints, once known.")
+    outage_grace_seconds = Float(3600.0, config=True, help="auth.oidc.outageGraceMinutes, in seconds.")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        self._outage_since: dict = {}  # person -> when refreshing at the provider first failed
         if self.discovery is not None:
             self.discovery.when_found(self._use_endpoints)
             try:
                 self.discovery.start_retrying()
             except RuntimeError:  # no event loop yet: the first visit to oauth_login starts it
                 pass
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        """While the provider cannot be reached, a signed-in person keeps their session (teams as last read)
+        for `outage_grace_seconds` from the first failed refresh, with one WARNING line per person, instead
+        of a traceback on every request of every page."""
+        try:
+            model = await super().refresh_user(user, handler, **kwargs)
+        except (OSError, HTTPClientError) as exc:  # OSError includes TimeoutError and refused connections
+            if isinstance(exc, HTTPClientError) and exc.code < 500:
+                raise
+            now = time.monotonic()
+            since = self._outage_since.setdefault(user.name, now)
+            if now - since > self.outage_grace_seconds:
+                self.log.warning("%s: the identity provider has been unreachable for %d minutes; sign in again",
+                                 user.name, (now - since) // 60)
+                return False
+            if since == now:
+                self.log.warning("%s: cannot refresh sign-in at the identity provider (%s); keeping the session "
+                                 "for up to %d minutes", user.name, exc, self.outage_grace_seconds // 60)
+            return True
+        self._outage_since.pop(user.name, None)
+        return model
 
     def _use_endpoints(self, doc: dict) -> None:
         self.authorize_url = doc["authorization_endpoint"]

@@ -107,6 +107,7 @@ def authenticators(values: dict, catalog, own_proxy: str = LOOPBACK) -> list:
             "username_claim": oidc.get("usernameClaim") or "preferred_username",
             "groups_claim": oidc.get("groupsClaim") or "groups",
             "scope": list(oidc.get("scopes") or ["openid", "profile", "email"]),
+            "outage_grace_seconds": float(oidc.get("outageGraceMinutes", 60)) * 60,
             "allow_all": True,
             "custom_403_message": "Your single sign-on account may not use this hub. Ask the hub's administrators.",
         }})
