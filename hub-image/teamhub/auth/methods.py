@@ -154,6 +154,7 @@ class TeamhubOIDCAuthenticator(_OAuthTeams, GenericOAuthenticator):
             now = time.monotonic()
             since = self._outage_since.setdefault(user.name, now)
             if now - since > self.outage_grace_seconds:
+                del self._outage_since[user.name]  # a later outage counts afresh
                 self.log.warning("%s: the identity provider has been unreachable for %d minutes; sign in again",
                                  user.name, (now - since) // 60)
                 return False
