@@ -157,28 +157,32 @@ def test_forged_address_headers_do_not_escape_the_throttle(hub):
 
 
 @pytest.fixture(scope="module")
-def ingress_hub(tmp_path_factory):
-    """A hub behind a pretend ingress on loopback (the tests write the ingress's X-Forwarded-For entry),
-    trusted through auth.local.trustedProxies; five failures lock an address."""
-    h = AuthHub({}, tmp_path_factory.mktemp("ingresshub"))
-    h.values = values_for(h.url, None, None, dummy=False)
+def edge_hub(tmp_path_factory):
+    """One hub for two edge cases (a hub start is the slow part): behind a pretend ingress on loopback,
+    trusted through auth.local.trustedProxies (the tests write the ingress's X-Forwarded-For entry), five
+    failures lock an address; and its OIDC provider is down at start (`edge_hub.oidc_port`, nobody there)."""
+    h = AuthHub({}, tmp_path_factory.mktemp("edgehub"))
+    h.oidc_port = free_port()
+    down = types.SimpleNamespace(issuer=f"http://127.0.0.1:{h.oidc_port}/realms/lab", client_id=FakeOIDC.client_id,
+                                 client_secret=FakeOIDC.client_secret)
+    h.values = values_for(h.url, None, down, dummy=False)
     h.values["auth"]["local"].update({"trustedProxies": ["127.0.0.1/32"], "throttle": {"addressFailures": 5}})
     h.start()
     yield h
     h.stop()
 
 
-def test_a_forged_address_cannot_lock_out_the_real_one(ingress_hub):
+def test_a_forged_address_cannot_lock_out_the_real_one(edge_hub):
     """One hundred failures sent with a forged classroom address once locked that classroom out for everyone."""
     classroom, attacker = "198.51.100.20", "203.0.113.66"
     # what the ingress forwards for the attacker: the forged entries, then the address it saw
     for i in range(5):
         s = forged(classroom, f"{classroom}, {attacker}")
-        assert ingress_hub.form_login(s, "local", f"nobody{i}", "guess").status_code == 403
-    assert ingress_hub.form_login(forged(classroom, f"{classroom}, {attacker}"), "local", "carol", "guess").status_code == 429
+        assert edge_hub.form_login(s, "local", f"nobody{i}", "guess").status_code == 403
+    assert edge_hub.form_login(forged(classroom, f"{classroom}, {attacker}"), "local", "carol", "guess").status_code == 429
     # the classroom itself (and the attacker's forged claim of it) did not count
-    assert ingress_hub.form_login(forged(None, classroom), "local", "alice", "alice-pass").status_code == 302
-    assert f"from {attacker}" in ingress_hub.log_text() and f"from {classroom}" not in ingress_hub.log_text()
+    assert edge_hub.form_login(forged(None, classroom), "local", "alice", "alice-pass").status_code == 302
+    assert f"from {attacker}" in edge_hub.log_text() and f"from {classroom}" not in edge_hub.log_text()
 
 
 def test_github_member_logs_in_and_teams_decide_resources(hub, providers):
@@ -257,14 +261,9 @@ def test_no_method_can_act_as_a_same_named_person_of_another(hub, providers):
     assert hub.user("local:ada")["admin"] is True
 
 
-def test_oidc_provider_down_at_start_then_up(tmp_path):
+def test_oidc_provider_down_at_start_then_up(edge_hub):
     """An identity-provider outage during a restart kept the whole hub down (AuthConfigError at start)."""
-    port = free_port()
-    down = types.SimpleNamespace(issuer=f"http://127.0.0.1:{port}/realms/lab", client_id=FakeOIDC.client_id,
-                                 client_secret=FakeOIDC.client_secret)
-    h = AuthHub({}, tmp_path / "hub")
-    h.values = values_for(h.url, None, down, dummy=False)
-    h.start()
+    h, port = edge_hub, edge_hub.oidc_port
     provider = None
     try:
         html = h.login_page(requests.Session())
@@ -304,7 +303,6 @@ def test_oidc_provider_down_at_start_then_up(tmp_path):
         assert "Traceback" not in log, log[-3000:]
         assert log.count("oidc:jdoe: cannot refresh sign-in at the identity provider") == 1, log[-3000:]
     finally:
-        h.stop()
         if provider:
             provider.stop()
 
