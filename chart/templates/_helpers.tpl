@@ -35,6 +35,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- define "teamhub.hub.name" -}}{{ include "teamhub.fullname" . }}-hub{{- end -}}
 {{- define "teamhub.proxy.name" -}}{{ include "teamhub.fullname" . }}-proxy{{- end -}}
 {{- define "teamhub.proxyApi.name" -}}{{ include "teamhub.fullname" . }}-proxy-api{{- end -}}
+{{- define "teamhub.proxyPeers.name" -}}{{ include "teamhub.fullname" . }}-proxy-peers{{- end -}}
 {{- define "teamhub.proxyPublic.name" -}}{{ include "teamhub.fullname" . }}-proxy-public{{- end -}}
 {{- define "teamhub.values.name" -}}{{ include "teamhub.fullname" . }}-values{{- end -}}
 {{- define "teamhub.prepuller.recordName" -}}{{ include "teamhub.fullname" . }}-prepulled{{- end -}}

@@ -61,6 +61,12 @@ def _accelerators_text(catalog, resource) -> str:
     return "-"
 
 
+def _hub_name(user: str) -> str:
+    """The name as the hub stores it: lowercased like JupyterHub does, a bare name means local."""
+    user = user.lower()
+    return user if ":" in user else f"local:{user}"
+
+
 def cmd_catalog(args) -> int:
     result = load(args.files)
     if not result.ok:
@@ -72,7 +78,7 @@ def cmd_catalog(args) -> int:
         print(f"teamhub: unknown team(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
     if args.user:
-        access = resolve(catalog, Person(args.user if ":" in args.user else f"local:{args.user}", frozenset(args.group)))
+        access = resolve(catalog, Person(_hub_name(args.user), frozenset(args.group)))
     else:
         access = access_of(catalog, tuple(t for t in catalog.teams if t in args.team or t == EVERYONE))
     charged = access.charged_team

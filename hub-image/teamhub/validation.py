@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import ipaddress
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,6 +262,8 @@ def _pattern_hint(title: str, value, node) -> str:
         return "; plaintext passwords are refused: run `teamhub hash-password` and paste its output here"
     if title == "hub username" and isinstance(value, str) and ":" not in value:
         return f"; add the login method, e.g. 'local:{value}' or 'github:{value}'"
+    if title == "hub username" and isinstance(value, str) and value != value.lower():
+        return f"; the hub lowercases every login name, so this never matches anyone (did you mean '{value.lower()}'?)"
     return _describe(node)
 
 
@@ -352,6 +355,13 @@ def semantic_problems(data) -> list[Problem]:
     for i, admin in enumerate(_list(auth.get("admins"))):
         if isinstance(admin, str) and admin.startswith("local:") and admin[6:] not in local_users and "existingSecret" not in local:
             warn(("auth", "admins", i), f"'{admin}' is not a local account in auth.local.users{_suggest(admin[6:], local_users)}")
+
+    for i, cidr in enumerate(_list(local.get("trustedProxies"))):
+        # The schema checks the shape; whether the numbers form an address range is arithmetic.
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except (TypeError, ValueError) as exc:
+            err(("auth", "local", "trustedProxies", i), f"{cidr!r} is not an address range: {exc}")
 
     gh = _map(auth.get("github"))
     if gh.get("enabled") is True and not _list(gh.get("allowedOrganizations")):

@@ -136,6 +136,7 @@ BAD_VALUES = {
     "db type": ({"hub": {"db": {"type": "mysql"}}}, "type"),
     "storage capacity": ({"singleuser": {"storage": {"capacity": "lots"}}}, "capacity"),
     "unknown prePuller key": ({"prePuller": {"hook": {"timeout": 5}}}, "timeout"),
+    "capitals in a username": ({"auth": {"admins": ["oidc:JDoe"]}}, "admins"),
 }
 
 

@@ -62,6 +62,14 @@ def test_catalog_for_a_user_and_for_teams():
     assert run_teamhub("catalog", CONFIG / "values.yaml", "--team", "nope").returncode == 2
 
 
+
+def test_catalog_for_a_user_lowercases_the_name_like_the_hub():
+    """`--user local:Bob` is the person the hub calls local:bob (JupyterHub lowercases every login name)."""
+    result = run_teamhub("catalog", CONFIG / "values.yaml", "--user", "Local:Bob")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "teams: everyone, nlp-course"
+
+
 def test_schema_is_current():
     result = run_teamhub("schema", "--check")
     assert result.returncode == 0, result.stderr

@@ -218,6 +218,17 @@ def test_plaintext_password_refused_with_hint():
     assert "teamhub hash-password" in problem.message
 
 
+def test_capitals_in_usernames_refused_with_the_lowercase_name():
+    """JupyterHub lowercases login names: `oidc:JDoe` in values never matched the person `oidc:jdoe`."""
+    text = edit({"      resources: [gpu-large]": "      resources: [gpu-large]\n      users: [\"oidc:JDoe\"]"})
+    problem = only_error(check(text))
+    assert format_path(problem.path) == "catalog.teams.cv.users[0]"
+    assert problem.location.line == line_of(text, "oidc:JDoe")
+    assert problem.message.endswith("(did you mean 'oidc:jdoe'?)")
+    problem = only_error(check(edit({'admins: ["local:ada"]': 'admins: ["local:Ada"]'})))
+    assert format_path(problem.path) == "auth.admins[0]" and "did you mean 'local:ada'?" in problem.message
+
+
 def test_unknown_keys_refused_everywhere_with_suggestion():
     for old, new, path in [
         ("  maxMinutes: 480", "  maxMinuts: 480", "sessions.maxMinuts"),

@@ -1,8 +1,8 @@
 """JupyterHub 6 configured from teamhub values. `jupyterhub_config.py` only calls `load_from_environment(c)`.
 
 Environment (see docs/architecture.md): TEAMHUB_VALUES, TEAMHUB_MODE (kubernetes | local),
-TEAMHUB_DATA_DIR, TEAMHUB_PROXY_API_URL, TEAMHUB_HUB_CONNECT_URL, POD_NAMESPACE; local mode (teamhub demo)
-also reads TEAMHUB_BIND_URL, TEAMHUB_HUB_PORT, TEAMHUB_PROXY_API_PORT.
+TEAMHUB_DATA_DIR, TEAMHUB_PROXY_API_URL, TEAMHUB_PROXY_PEERS, TEAMHUB_HUB_CONNECT_URL, POD_NAMESPACE;
+local mode (teamhub demo) also reads TEAMHUB_BIND_URL, TEAMHUB_HUB_PORT, TEAMHUB_PROXY_API_PORT.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import os
 import sys
 
 from .. import auth, database, paths
+from ..auth.clientaddr import LOOPBACK
 from ..validation import load
 from ..yamlsource import YamlFileError
+from . import refusals
 from .runtime import Runtime, set_runtime
 
 MODES = ("kubernetes", "local")
@@ -47,6 +49,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     from .spawners import TeamhubKubeSpawner, TeamhubLocalSpawner, apply_user_options, options_from_form
 
     rt = set_runtime(Runtime(checked, mode))
+    refusals.install()  # a refused start is one INFO line, not ERRORs with tracebacks
     values = checked.values
     data_dir = paths.data_dir(environ)
 
@@ -59,7 +62,10 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
         c.Authenticator.enable_auth_state = True  # provider groups (GitHub teams, OIDC groups) live there
 
     # --- login --------------------------------------------------------------------------------------
-    auth.configure(c, checked)
+    # The hub's own proxy: loopback beside it in local mode; in the chart a separate pod, found through
+    # the headless Service named by TEAMHUB_PROXY_PEERS (unset: no peer is trusted to forward addresses).
+    own_proxy = LOOPBACK if mode == "local" else environ.get("TEAMHUB_PROXY_PEERS", "")
+    auth.configure(c, checked, own_proxy)
 
     # --- spawning -----------------------------------------------------------------------------------
     c.Spawner.apply_user_options = apply_user_options

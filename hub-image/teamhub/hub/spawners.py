@@ -21,7 +21,7 @@ from tornado import web
 from ..auth import person_for
 from ..quantities import cpu_cores, format_cpu, memory_bytes
 from ..resolution import REQUEST_FIELDS, Launch, RequestRefused, check_request
-from . import failfast, sessions
+from . import failfast, refusals, sessions
 from .quota import Hold
 from .runtime import get_runtime
 
@@ -137,10 +137,11 @@ class TeamhubMixin:
             launch = check_request(rt.catalog, person, user_options)
             await rt.quota.reserve(rt.catalog, Hold(self.teamhub_key, launch.team, launch.gpu_count))
         except RequestRefused as exc:
-            self.log.info("Refused start for %s: %s %s", self.teamhub_key, exc.status, exc.message)
+            self.log.info("Refused start for %s: request %s: %s %s", self.teamhub_key,
+                          refusals.describe_request(user_options), exc.status, exc.message)
             self._forget_options()
             self.teamhub_refused_request = dict(user_options) if isinstance(user_options, dict) else None
-            raise refused(exc) from None
+            raise refusals.FILTER.refused(refused(exc)) from None
         try:
             deadline = sessions.deadline_after(launch.minutes)
             self.teamhub_launch = launch
