@@ -13,6 +13,14 @@ from types import MappingProxyType
 EVERYONE = "everyone"
 
 
+def image_ref(name: str, tag: str | None = None, digest: str | None = None) -> str:
+    """The one way an image is referenced: `name[:tag][@digest]` (the tag kept for people; with a digest the
+    node pulls exactly that). The chart's twin is the template helper "teamhub.image.ref"; the prepuller
+    and the spawner must name an image identically, or a pre-pulled image is pulled again."""
+    ref = f"{name}:{tag}" if tag else name
+    return f"{ref}@{digest}" if digest else ref
+
+
 def _frozen(mapping) -> Mapping:
     return MappingProxyType(dict(mapping or {}))
 
@@ -31,10 +39,11 @@ class Image:
     pull_policy: str
     pull_secrets: tuple
     pre_pull: bool
+    digest: str | None = None
 
     @property
     def ref(self) -> str:
-        return f"{self.name}:{self.tag}" if self.tag else self.name
+        return image_ref(self.name, self.tag, self.digest)
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,7 @@ class Resource:
 class Team:
     key: str
     display_name: str
+    description: str
     resources: tuple
     github_teams: tuple
     oidc_groups: tuple
@@ -146,7 +156,7 @@ def build(values: dict) -> Catalog:
     """Typed catalog from validated values with defaults applied (see validation.load)."""
     cat = values["catalog"]
     images = {
-        k: Image(k, v["name"], v.get("tag"), v["pullPolicy"], tuple(v.get("pullSecrets", ())), v["prePull"])
+        k: Image(k, v["name"], v.get("tag"), v["pullPolicy"], tuple(v.get("pullSecrets", ())), v["prePull"], v.get("digest"))
         for k, v in cat["images"].items()
     }
     accelerators = {
@@ -188,6 +198,7 @@ def build(values: dict) -> Catalog:
         k: Team(
             key=k,
             display_name=v.get("displayName", k),
+            description=v.get("description", ""),
             resources=tuple(v["resources"]),
             github_teams=tuple(v.get("githubTeams", ())),
             oidc_groups=tuple(v.get("oidcGroups", ())),

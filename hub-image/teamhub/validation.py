@@ -292,7 +292,7 @@ def semantic_problems(data) -> list[Problem]:
     for key, img in images.items():
         img = _map(img)
         tag = img.get("tag")
-        if img.get("pullPolicy") != "Always" and (tag is None or tag == "latest"):
+        if img.get("pullPolicy") != "Always" and (tag is None or tag == "latest") and not img.get("digest"):
             problem = "has no tag" if tag is None else "uses the tag 'latest'"
             err(("catalog", "images", key, "tag") if tag else ("catalog", "images", key),
                 f"{problem}: nodes that already have an image never update it; use an immutable tag, or set pullPolicy: Always")
@@ -375,12 +375,38 @@ def semantic_problems(data) -> list[Problem]:
         if isinstance(callback, str) and not callback.split("?")[0].rstrip("/").endswith(f"/{method}/oauth_callback"):
             err(("auth", method, "callbackUrl"), f"the hub answers {method} logins at <hub URL>/hub/{method}/oauth_callback; "
                 f"{callback!r} does not end with /{method}/oauth_callback")
+    out += digest_problems(data)
     gh = _map(auth.get("github"))
     if gh.get("enabled") is True and not _list(gh.get("allowedOrganizations")):
         warn(("auth", "github", "allowedOrganizations"), "empty: every GitHub account may log in (each gets the team everyone)")
     if _map(auth.get("dummy")).get("enabled") is True:
         warn(("auth", "dummy", "enabled"), "the dummy login accepts any password: development only, never on a real cluster")
     return out
+
+
+def _pinnable_images(data: dict):
+    """(path, image) of every image the values name: the catalog's, prePuller.extraImages and the chart's own."""
+    for key, img in _map(_map(data.get("catalog")).get("images")).items():
+        yield ("catalog", "images", key), _map(img)
+    pre = _map(data.get("prePuller"))
+    for key, img in _map(pre.get("extraImages")).items():
+        yield ("prePuller", "extraImages", key), _map(img)
+    for path in (("hub", "image"), ("proxy", "image"), ("prePuller", "pause"), ("test", "image")):
+        img = _map(_map(data.get(path[0])).get(path[1]))
+        if img.get("name"):  # only what the values name: a hub-only file has none, an empty test image is the hub's
+            yield path, img
+
+
+def digest_problems(data: dict) -> list[Problem]:
+    """Tags move, digests do not. catalog.requireDigests unset: a warning per image without a digest; true:
+    an error; false: silence (demos, labs that trust their tags)."""
+    require = _map(data.get("catalog")).get("requireDigests")
+    if require is False:
+        return []
+    level = "error" if require is True else "warning"
+    hint = "" if require is True else " (catalog.requireDigests: false silences this, true makes it an error)"
+    return [Problem(level, path, f"no digest: the image behind a tag can change; add digest: sha256:...{hint}")
+            for path, img in _pinnable_images(data) if not img.get("digest")]
 
 
 def _is_int(value) -> bool:
