@@ -13,6 +13,14 @@ from types import MappingProxyType
 EVERYONE = "everyone"
 
 
+def image_ref(name: str, tag: str | None = None, digest: str | None = None) -> str:
+    """The one way an image is referenced: `name[:tag][@digest]` (the tag kept for people; with a digest the
+    node pulls exactly that). The chart's twin is the template helper "teamhub.image.ref"; the prepuller
+    and the spawner must name an image identically, or a pre-pulled image is pulled again."""
+    ref = f"{name}:{tag}" if tag else name
+    return f"{ref}@{digest}" if digest else ref
+
+
 def _frozen(mapping) -> Mapping:
     return MappingProxyType(dict(mapping or {}))
 
@@ -50,10 +58,11 @@ class Image:
     pull_secrets: tuple
     pre_pull: bool
     pod_user: PodUser = NO_OVERRIDE
+    digest: str | None = None
 
     @property
     def ref(self) -> str:
-        return f"{self.name}:{self.tag}" if self.tag else self.name
+        return image_ref(self.name, self.tag, self.digest)
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,7 @@ class Resource:
 class Team:
     key: str
     display_name: str
+    description: str
     resources: tuple
     github_teams: tuple
     oidc_groups: tuple
@@ -173,7 +183,7 @@ def build(values: dict) -> Catalog:
     cat = values["catalog"]
     images = {
         k: Image(k, v["name"], v.get("tag"), v["pullPolicy"], tuple(v.get("pullSecrets", ())), v["prePull"],
-                 _pod_user(v.get("securityContext")))
+                 _pod_user(v.get("securityContext")), v.get("digest"))
         for k, v in cat["images"].items()
     }
     accelerators = {
@@ -216,6 +226,7 @@ def build(values: dict) -> Catalog:
         k: Team(
             key=k,
             display_name=v.get("displayName", k),
+            description=v.get("description", ""),
             resources=tuple(v["resources"]),
             github_teams=tuple(v.get("githubTeams", ())),
             oidc_groups=tuple(v.get("oidcGroups", ())),

@@ -363,12 +363,38 @@ def semantic_problems(data) -> list[Problem]:
         except (TypeError, ValueError) as exc:
             err(("auth", "local", "trustedProxies", i), f"{cidr!r} is not an address range: {exc}")
 
+    out += digest_problems(data)
     gh = _map(auth.get("github"))
     if gh.get("enabled") is True and not _list(gh.get("allowedOrganizations")):
         warn(("auth", "github", "allowedOrganizations"), "empty: every GitHub account may log in (each gets the team everyone)")
     if _map(auth.get("dummy")).get("enabled") is True:
         warn(("auth", "dummy", "enabled"), "the dummy login accepts any password: development only, never on a real cluster")
     return out
+
+
+def _pinnable_images(data: dict):
+    """(path, image) of every image the values name: the catalog's, prePuller.extraImages and the chart's own."""
+    for key, img in _map(_map(data.get("catalog")).get("images")).items():
+        yield ("catalog", "images", key), _map(img)
+    pre = _map(data.get("prePuller"))
+    for key, img in _map(pre.get("extraImages")).items():
+        yield ("prePuller", "extraImages", key), _map(img)
+    for path in (("hub", "image"), ("proxy", "image"), ("prePuller", "pause"), ("test", "image")):
+        img = _map(_map(data.get(path[0])).get(path[1]))
+        if img.get("name"):  # only what the values name: a hub-only file has none, an empty test image is the hub's
+            yield path, img
+
+
+def digest_problems(data: dict) -> list[Problem]:
+    """Tags move, digests do not. catalog.requireDigests unset: a warning per image without a digest; true:
+    an error; false: silence (demos, labs that trust their tags)."""
+    require = _map(data.get("catalog")).get("requireDigests")
+    if require is False:
+        return []
+    level = "error" if require is True else "warning"
+    hint = "" if require is True else " (catalog.requireDigests: false silences this, true makes it an error)"
+    return [Problem(level, path, f"no digest: the image behind a tag can change; add digest: sha256:...{hint}")
+            for path, img in _pinnable_images(data) if not img.get("digest")]
 
 
 def _is_int(value) -> bool:

@@ -36,6 +36,11 @@ def _gpu_text(gpu) -> str:
     return f"{gpu.count} × {gpu.resource}"
 
 
+def _team_line(team) -> dict:
+    """A team as the page names it: its display name and the operator's description of it."""
+    return {"name": team.display_name, "description": team.description}
+
+
 def view(catalog, person, usage=None, previous=None) -> dict:
     """Everything the template shows, computed here so the template stays a plain loop."""
     access = resolve(catalog, person)
@@ -62,7 +67,7 @@ def view(catalog, person, usage=None, previous=None) -> dict:
             ],
             "limit": limit,
             "limit_text": duration(limit),
-            "team": catalog.teams[access.charged_team[res.key]].display_name if access.charged_team.get(res.key) else None,
+            "team": _team_line(catalog.teams[access.charged_team[res.key]]) if access.charged_team.get(res.key) else None,
         }
         groups.setdefault(res.category or "Environments", []).append(card)
     longest = max(limits, default=catalog.sessions.max_minutes)
@@ -81,7 +86,7 @@ def view(catalog, person, usage=None, previous=None) -> dict:
         if team.max_servers is None and team.max_gpus is None:
             continue
         used = usage(key) if usage else None
-        row = {"name": team.display_name}
+        row = _team_line(team)
         if team.max_servers is not None:
             n = used.servers if used else 0
             row["servers"] = {"used": n, "max": team.max_servers, "left": max(team.max_servers - n, 0)}
