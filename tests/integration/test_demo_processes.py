@@ -132,11 +132,10 @@ def test_the_next_start_ends_what_a_killed_demo_left(tmp_path, leftovers):
     assert alive(procs["proxy"]) and alive(procs["culler"])  # left behind
 
     again = Demo(tmp_path).start()
-    leftovers.append(psutil.Process(again.proc.pid))
+    fresh = again.wait_roles({"hub", "proxy", "culler"})
+    leftovers.extend([psutil.Process(again.proc.pid), *fresh.values()])  # ended even if an assertion fails
     assert_all_gone({k: procs[k] for k in ("proxy", "culler")})
     assert "a previous demo left running" in again.text(tail=10**7)
-    fresh = again.wait_roles({"hub", "proxy", "culler"})
-    leftovers.extend(fresh.values())
     again.proc.send_signal(signal.SIGTERM)
     assert again.proc.wait(90) == 0
     assert_all_gone(fresh)
