@@ -6,12 +6,11 @@ Exit codes: 0 valid (warnings allowed), 1 invalid, 2 usage error or unreadable f
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 
 from . import ops_cli, prepull, schema_tools
 from .catalog import EVERYONE
-from .passwords import hash_password
+from .passwords import PasswordError, hash_password, read_new_password
 from .quantities import format_cpu
 from .resolution import Person, access_of, resolve
 from .validation import load
@@ -36,15 +35,10 @@ def cmd_validate(args) -> int:
 
 
 def cmd_hash_password(args) -> int:
-    if sys.stdin.isatty():
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
-            print("teamhub: the two passwords differ", file=sys.stderr)
-            return 2
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
-    if not password:
-        print("teamhub: an empty password cannot be hashed", file=sys.stderr)
+    try:
+        password = read_new_password()
+    except PasswordError as exc:
+        print(f"teamhub: {exc}", file=sys.stderr)
         return 2
     print(hash_password(password, rounds=args.rounds))
     return 0

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
+
 import bcrypt
+import pytest
 from support import CONFIG, run_teamhub
 
 
@@ -46,6 +50,27 @@ def test_hash_password_from_stdin_is_bcrypt():
     assert bcrypt.checkpw(b"correct horse", hashed.encode())
     assert "correct horse" not in result.stdout + result.stderr
     assert run_teamhub("hash-password", input="\n").returncode == 2
+
+
+@pytest.mark.parametrize("password", ["x", "1234567"])
+def test_hash_password_and_users_refuse_the_same_short_passwords(password, tmp_path):
+    """One rule for every password a person chooses (teamhub.passwords.MIN_LENGTH)."""
+    hashed = run_teamhub("hash-password", "--rounds", "4", input=f"{password}\n")
+    assert hashed.returncode == 2 and "at least 8 characters" in hashed.stderr and "$2b$" not in hashed.stdout
+    values = tmp_path / "values.yaml"
+    values.write_text((CONFIG / "values.yaml").read_text())
+    changed = run_teamhub("users", "passwd", values, "alice", "--rounds", "4", input=f"{password}\n")
+    assert changed.returncode == 2 and "at least 8 characters" in changed.stderr
+    assert values.read_text() == (CONFIG / "values.yaml").read_text()
+
+
+def test_the_package_docstring_names_only_modules_that_exist():
+    import teamhub
+
+    named = set(re.findall(r"`(\w+)`", teamhub.__doc__))
+    assert named, teamhub.__doc__
+    missing = [m for m in sorted(named) if importlib.util.find_spec(f"teamhub.{m}") is None]
+    assert not missing, f"teamhub/__init__.py names modules that do not exist: {missing}"
 
 
 def test_catalog_for_a_user_and_for_teams():

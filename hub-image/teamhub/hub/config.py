@@ -15,7 +15,7 @@ from .. import auth, database, paths
 from ..auth.clientaddr import LOOPBACK
 from ..validation import load
 from ..yamlsource import YamlFileError
-from . import refusals
+from . import refusals, sessions
 from .runtime import Runtime, set_runtime
 
 MODES = ("kubernetes", "local")
@@ -39,6 +39,8 @@ def load_from_environment(c, environ=os.environ):
     if not checked.ok:
         print(f"teamhub: {path}: invalid: {len(checked.errors)} error(s); the hub does not start", file=sys.stderr)
         sys.exit(1)
+    if sessions.test_clock(environ):
+        print(f"teamhub: {sessions.TEST_CLOCK_ENV} is set: session deadlines follow a test clock", file=sys.stderr)
     # Back up and migrate the database before JupyterHub opens it; a broken one stops here with a message.
     database.prepare_or_exit(checked.values, paths.data_dir(environ))
     return configure(c, checked, mode, environ)
@@ -72,7 +74,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     c.Spawner.options_form = options_form
     c.Spawner.options_from_form = options_from_form
     c.Spawner.default_url = "/lab"
-    c.Spawner.poll_interval = 15  # also how often the hub checks session deadlines
+    c.Spawner.poll_interval = sessions.poll_seconds(environ)  # also how often the hub checks session deadlines
     c.Spawner.poll_jitter = 0.1
 
     if mode == "kubernetes":

@@ -108,6 +108,7 @@ class TeamhubMixin:
         self.teamhub_launch: Launch | None = None
         self.teamhub_info: dict | None = None  # persisted: deadline, resource, accelerator, team, gpus
         self._teamhub_refused = False
+        self._teamhub_stopping = False  # inside stop(): poll() reports the real process/pod state
         # What a refused start asked for: only to show the launch page again with the person's own choice
         # (never used to start anything; user_options is cleared, see _forget_options).
         self.teamhub_refused_request: dict | None = None
@@ -209,17 +210,25 @@ class TeamhubMixin:
             pass
 
     async def poll(self):
-        if sessions.expired(self.teamhub_deadline):
+        """At the deadline, end the server for real (process gone, pod deleted) before reporting it stopped.
+        Reporting "stopped" alone is not enough: JupyterHub's stop() polls first, and LocalProcessSpawner
+        sends no signal to a server that poll() calls stopped. This runs from the hub's periodic poll and
+        from its start-up check of servers that ran before a restart (also when the deadline passed while
+        the hub was down)."""
+        if not self._teamhub_stopping and sessions.expired(self.teamhub_deadline):
             self.log.info("Session of %s reached its deadline %s: stopping", self.teamhub_key, sessions.iso(self.teamhub_deadline))
+            await self.stop()
             return 0
         return await super().poll()
 
     async def stop(self, now=False):
         if self._teamhub_refused:
             return  # the start was refused before anything was created
+        self._teamhub_stopping = True
         try:
             return await super().stop(now=now)
         finally:
+            self._teamhub_stopping = False
             try:
                 get_runtime().quota.release(self.teamhub_key)
             except RuntimeError:
