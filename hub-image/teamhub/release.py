@@ -15,7 +15,6 @@ from pathlib import Path
 
 import yaml
 
-
 # --- manifests -------------------------------------------------------------------------------------
 # Keys whose value is the helm revision number (see chart/templates/hub/values-secret.yaml): it differs
 # between any two revisions by design and restarts nothing, so it is never counted as a change.
