@@ -7,7 +7,10 @@
 # Defaults: release teamhub, namespace teamhub, values config/values.yaml, timeout 10m. -f files merge over
 # the values in order (like helm -f). --dry-run stops after showing the change. Without --yes it asks before
 # changing anything; a run without a terminal and without --yes stops there.
-# Exit: 0 done, 1 upgrade failed (rolled back) or hub not answering, 2 usage/tools, 3 not confirmed, 4 invalid values.
+# The chart checks the new hub before anything changes (hub.upgradeCheck); the summary of objects compares
+# a server-side dry run with the deployed manifest (hooks and the revision number are not changes).
+# Exit: 0 done, 1 upgrade failed (stopped by the check, or rolled back) or hub not answering, 2 usage/tools,
+# 3 not confirmed, 4 invalid values.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Roll the release back to the previous revision, or to a given one, and check the hub answers.
+# Roll the release back, and check the hub answers. Default target: the newest earlier revision that was
+# deployed successfully (deployed or superseded) and deploys something other than what runs now (after a
+# failed upgrade that helm rolled back: neither the failed revision nor the one the rollback redeployed). A
+# failed revision is a target only when named, after a warning.
 #
 #   scripts/rollback.sh [--release R] [--namespace N] [--revision REV | REV] [--list] [--timeout D]
 #                       [--no-restore] [--dry-run] [--yes]

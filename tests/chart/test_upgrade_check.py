@@ -48,6 +48,10 @@ def test_the_check_runs_the_new_hub_where_the_hub_runs(which, tmp_path):
     assert mounted == secret["metadata"]["name"] == job["metadata"]["name"]
     assert secret["stringData"]["values.yaml"] == find(docs, "Secret", "-values")["stringData"]["values.yaml"]
     assert yaml.safe_load(secret["stringData"]["values.yaml"])["hub"]["nodeSelector"] == {"pool": "core"}
+    policy = find(docs, "NetworkPolicy", "-upgrade-check")
+    assert policy["metadata"]["annotations"]["helm.sh/hook-weight"] == secret["metadata"]["annotations"]["helm.sh/hook-weight"]
+    assert all(job["spec"]["template"]["metadata"]["labels"][k] == v for k, v in policy["spec"]["podSelector"]["matchLabels"].items())
+    assert "ingress" not in policy["spec"] and policy["spec"]["policyTypes"] == ["Ingress", "Egress"], "nothing reaches the check"
     # no database volume: the running hub holds the ReadWriteOnce one
     assert {v["name"]: v for v in pod["volumes"]}["data"] == {"name": "data", "emptyDir": {}}
 
