@@ -137,9 +137,9 @@ if [ "$rc" != 0 ]; then
       printf '       Nothing of the release was changed and the hub of revision %s was not stopped: it kept serving.\n' "$PREVIOUS" >&2
     else
       printf '\nERROR: the install of %s was stopped by its pre-install check: the hub would not start.\n' "$RELEASE" >&2
-      printf '       Nothing else was created; no hub database existed before, so nothing was lost.\n' >&2
+      printf '       Only the objects of the check were created (its Job is kept for the logs; the next attempt replaces it).\n' >&2
     fi
-    printf '       What the check saw (its Job is kept until the next upgrade):\n' >&2
+    printf '       What the check saw (its Job is kept until the next attempt replaces it):\n' >&2
     kubectl --namespace "$NAMESPACE" get pods -l "$CHECK_SELECTOR" -o wide >&2 2>/dev/null || true
     kubectl --namespace "$NAMESPACE" logs -l "$CHECK_SELECTOR" --tail 40 >&2 2>/dev/null || true
     kubectl --namespace "$NAMESPACE" get events --field-selector reason=FailedScheduling -o custom-columns=MESSAGE:.message \

@@ -47,7 +47,13 @@ def cmd_check_config(args) -> int:
     except config.ConfigError as exc:
         print(f"teamhub: {exc}", file=sys.stderr)
         return exc.code
-    config.configure(Config(), checked, mode, environ)  # the hub's own configuration code, on a throwaway Config
+    from .auth.setup import AuthConfigError
+
+    try:
+        config.configure(Config(), checked, mode, environ)  # the hub's own configuration code, on a throwaway Config
+    except AuthConfigError as exc:  # e.g. the OIDC provider cannot be read: the hub would stop here too
+        print(f"teamhub: the hub would not start: {exc}", file=sys.stderr)
+        return 1
     print(f"configuration: the hub would start ({len(checked.catalog.resources)} resources, "
           f"{len(checked.catalog.teams)} teams, {len(checked.warnings)} warning(s))")
     if args.skip_database:

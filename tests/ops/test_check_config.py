@@ -85,3 +85,19 @@ def test_corrupt_database_fails_the_check(tmp_path):
     r = check(tmp_path)
     assert r.returncode == 3
     assert "database: the hub would not start:" in r.stderr and "jupyterhub.sqlite" in r.stderr
+
+
+def test_unreachable_identity_provider_fails_like_the_hub_without_a_traceback(tmp_path):
+    import yaml
+
+    from .hubenv import free_port
+
+    values = yaml.safe_load(VALUES.read_text())
+    values["auth"]["oidc"] = {"enabled": True, "issuerUrl": f"http://127.0.0.1:{free_port()}/realms/x", "clientId": "hub",
+                              "callbackUrl": "https://hub.example.org/hub/oidc/oauth_callback", "clientSecret": "s"}
+    f = tmp_path / "oidc.yaml"
+    f.write_text(yaml.safe_dump(values))
+    r = check(tmp_path, f)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "the hub would not start: auth.oidc.issuerUrl: cannot read http://127.0.0.1:" in r.stderr
+    assert "Traceback" not in r.stderr
