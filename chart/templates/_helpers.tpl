@@ -358,3 +358,86 @@ spec:
       {{- include "teamhub.selectorLabels" (list .ctx $component) | nindent 6 }}
   policyTypes: [Ingress, Egress]
 {{- end -}}
+
+{{- /*
+The hub container's environment, shared by the hub Deployment and its pre-upgrade check Job, so the check
+sees what the hub will see: include "teamhub.hub.env" (dict "ctx" . "generatedSecrets" BOOL
+"dbPasswordSecret" NAME). generatedSecrets: the proxy token, cookie secret and crypt key (the check needs none
+of them, and before the first install they do not exist). dbPasswordSecret: the Secret whose key `password`
+holds hub.db.password.
+*/ -}}
+{{- define "teamhub.hub.env" -}}
+{{- $ctx := .ctx -}}
+{{- $db := $ctx.Values.hub.db -}}
+{{- $secrets := include "teamhub.secrets.name" $ctx -}}
+- name: TEAMHUB_MODE
+  value: kubernetes
+- name: TEAMHUB_VALUES
+  value: /etc/teamhub/values.yaml
+- name: TEAMHUB_DATA_DIR
+  value: /srv/teamhub/data
+- name: TEAMHUB_PROXY_API_URL
+  value: http://{{ include "teamhub.proxyApi.name" $ctx }}:8001
+- name: TEAMHUB_PROXY_PEERS  # the proxy pods' addresses (headless Service): see auth/clientaddr.py
+  value: {{ include "teamhub.proxyPeers.name" $ctx }}
+- name: TEAMHUB_HUB_CONNECT_URL
+  value: http://{{ include "teamhub.hub.name" $ctx }}:8081
+- name: TEAMHUB_USER_POD_LABELS
+  value: {{ include "teamhub.userPodLabels" $ctx | fromYaml | toJson | quote }}
+{{- range $method := list "github" "oidc" }}
+{{- with (index $ctx.Values.auth $method | default dict).existingSecret }}
+- name: TEAMHUB_{{ upper $method }}_CLIENT_SECRET
+  valueFrom:
+    secretKeyRef: {name: {{ .name }}, key: {{ .key | quote }}}
+{{- end }}
+{{- end }}
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+{{- if $.generatedSecrets }}
+- name: CONFIGPROXY_AUTH_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ $secrets }}, key: proxy-token}
+- name: JPY_COOKIE_SECRET
+  valueFrom:
+    secretKeyRef: {name: {{ $secrets }}, key: cookie-secret}
+- name: JUPYTERHUB_CRYPT_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ $secrets }}, key: crypt-key}
+{{- end }}
+{{- if eq $db.type "postgres" }}
+{{- if $db.existingSecret }}
+- name: TEAMHUB_DB_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ $db.existingSecret.name }}, key: {{ $db.existingSecret.key | quote }}}
+{{- else if $db.password }}
+- name: TEAMHUB_DB_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ $.dbPasswordSecret }}, key: password}
+{{- end }}
+{{- end }}
+{{- range $name := keys $ctx.Values.hub.extraEnv | sortAlpha }}
+- name: {{ $name }}
+  value: {{ index $ctx.Values.hub.extraEnv $name | quote }}
+{{- end }}
+{{- end -}}
+
+{{- /* The hub's /etc/teamhub volume (values file, release revision, local users), for the hub and its
+pre-upgrade check: include "teamhub.hub.valuesVolume" (dict "ctx" . "secret" VALUES_SECRET_NAME) */ -}}
+{{- define "teamhub.hub.valuesVolume" -}}
+projected:
+  sources:
+    - secret:
+        name: {{ .secret }}
+        items:
+          - {key: values.yaml, path: values.yaml}
+          # read at start, not an env var: the pod template, and so the hub, would change on every upgrade
+          - {key: release-revision, path: release-revision}
+    {{- with (.ctx.Values.auth.local).existingSecret }}
+    - secret:
+        name: {{ .name }}
+        items:
+          - {key: {{ .key | quote }}, path: local-users.yaml}
+    {{- end }}
+{{- end -}}

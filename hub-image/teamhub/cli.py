@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import ops_cli, prepull, schema_tools
+from . import check_cli, ops_cli, prepull, schema_tools
 from .catalog import EVERYONE
 from .passwords import PasswordError, hash_password, read_new_password
 from .quantities import format_cpu
@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state", default=None, help="folder for the hub database and homes (default ./.demo)")
     p.set_defaults(func=cmd_demo)
 
+    check_cli.register(sub)  # check-config: the chart's pre-upgrade hook
     ops_cli.register(sub)  # set-image-tag, images, db: operator subcommands used by scripts/
     return parser
 

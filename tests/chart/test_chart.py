@@ -266,7 +266,10 @@ def test_hook_renders_nothing_when_every_image_is_already_pulled(tmp_path):
     """Under `helm template` nothing can be looked up, so the hook pulls everything; with no images at all
     there is nothing to pull and no hook (and no awaiter) is rendered."""
     docs = render("helm3", write_values(tmp_path, "login", {"auth": {"local": {"enabled": True}}}))
-    assert not [d for d in docs if d["metadata"].get("annotations", {}).get("helm.sh/hook", "").startswith("pre-")]
+    hooks = [d for d in docs if d["metadata"].get("annotations", {}).get("helm.sh/hook", "").startswith("pre-")]
+    assert not [d for d in hooks if "prepull" in d["metadata"]["name"] or "puller" in d["metadata"]["name"]]
+    # only the hub's pre-upgrade check remains (tests/chart/test_upgrade_check.py)
+    assert {d["metadata"]["labels"]["app.kubernetes.io/component"] for d in hooks} == {"upgrade-check"}
 
 
 def test_generated_schema_and_values_reference_are_current(teamhub):

@@ -22,25 +22,42 @@ MODES = ("kubernetes", "local")
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 
 
-def load_from_environment(c, environ=os.environ):
-    """Load and validate the values like `teamhub validate`; on errors print them and exit non-zero."""
+class ConfigError(Exception):
+    """The values cannot configure a hub; `code` is the hub's exit status (2 unreadable or bad mode, 1 invalid)."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def load_checked(environ=os.environ, out=sys.stderr):
+    """The values as the hub reads them (TEAMHUB_VALUES, TEAMHUB_MODE), checked like `teamhub validate`:
+    (checked, mode). Problems are printed to `out`; raises ConfigError when the hub must not start.
+    Shared by the hub and `teamhub check-config` (the pre-upgrade check), so both judge alike."""
     path = str(paths.values_file(environ))
     mode = environ.get("TEAMHUB_MODE", "kubernetes")
     if mode not in MODES:
-        print(f"teamhub: TEAMHUB_MODE must be one of {', '.join(MODES)}, not {mode!r}", file=sys.stderr)
-        sys.exit(2)
+        raise ConfigError(f"TEAMHUB_MODE must be one of {', '.join(MODES)}, not {mode!r}", 2)
     try:
         checked = load([path])
     except YamlFileError as exc:
-        print(f"teamhub: {exc}", file=sys.stderr)
-        sys.exit(2)
+        raise ConfigError(str(exc), 2) from None
     for problem in checked.problems:
-        print(problem, file=sys.stderr)
+        print(problem, file=out)
     if not checked.ok:
-        print(f"teamhub: {path}: invalid: {len(checked.errors)} error(s); the hub does not start", file=sys.stderr)
-        sys.exit(1)
+        raise ConfigError(f"{path}: invalid: {len(checked.errors)} error(s); the hub does not start", 1)
     if sessions.test_clock(environ):
-        print(f"teamhub: {sessions.TEST_CLOCK_ENV} is set: session deadlines follow a test clock", file=sys.stderr)
+        print(f"teamhub: {sessions.TEST_CLOCK_ENV} is set: session deadlines follow a test clock", file=out)
+    return checked, mode
+
+
+def load_from_environment(c, environ=os.environ):
+    """Load and validate the values like `teamhub validate`; on errors print them and exit non-zero."""
+    try:
+        checked, mode = load_checked(environ)
+    except ConfigError as exc:
+        print(f"teamhub: {exc}", file=sys.stderr)
+        sys.exit(exc.code)
     # Back up and migrate the database before JupyterHub opens it; a broken one stops here with a message.
     database.prepare_or_exit(checked.values, paths.data_dir(environ))
     return configure(c, checked, mode, environ)
