@@ -6,7 +6,7 @@ PYTEST := $(VENV)/python -m pytest
 VALUES ?= config/values.yaml
 PORT ?= 8000
 
-.PHONY: setup test lint test-unit test-chart test-integration test-browser screenshots demo schema bench
+.PHONY: setup test lint test-unit test-chart test-integration test-browser test-cluster screenshots demo schema bench
 
 setup:
 	@scripts/setup.sh
@@ -41,6 +41,10 @@ test-integration:
 
 test-browser:
 	$(PYTEST) tests/browser
+
+# A real control plane (etcd, kube-apiserver, controller manager, scheduler; kwok nodes), built by setup.
+test-cluster:
+	$(PYTEST) tests/cluster
 
 # The browser tier writes test-output/{login,launch,progress}.png; this copies the current ones into the docs.
 screenshots:
