@@ -53,7 +53,7 @@ def test_every_workload_admitted_under_restricted(cluster, release):
     for versions in release["pods"].values():
         last = versions[-1]
         components.setdefault(last["metadata"]["labels"].get(COMPONENT), set()).add(last["status"].get("phase"))
-    assert set(components) == {"hub", "proxy", "continuous-puller", "hook-puller", "prepull-awaiter"}, components
+    assert set(components) == {"hub", "proxy", "continuous-puller", "hook-puller", "prepull-awaiter", "upgrade-check"}, components
     refused = [e for e in cluster.kubectl_json("get", "events", "-n", ns)["items"] if e["reason"] == "FailedCreate"]
     assert not refused, [e["message"] for e in refused]
     deployments = cluster.kubectl_json("get", "deployments", "-n", ns)["items"]
