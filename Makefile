@@ -6,7 +6,7 @@ PYTEST := $(VENV)/python -m pytest
 VALUES ?= config/values.yaml
 PORT ?= 8000
 
-.PHONY: setup test lint test-unit test-chart test-integration test-browser screenshots demo schema bench
+.PHONY: setup test lint test-unit test-chart test-integration test-browser test-cluster screenshots demo schema bench
 
 setup:
 	@scripts/setup.sh
@@ -15,13 +15,20 @@ setup:
 test: setup lint
 	$(PYTEST) tests
 
-lint:
+lint: .venv-checkov/stamp
 	$(VENV)/ruff check hub-image tests scripts benchmarks
 	$(VENV)/yamllint -s config chart/values.yaml chart/Chart.yaml hub-image/teamhub/schema
 	$(VENV)/shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
 	$(VENV)/hadolint hub-image/Dockerfile dockerfiles/*/Dockerfile
 	$(VENV)/yamllint -s dockerfiles/images.yaml
 	$(VENV)/teamhub schema --check
+	$(VENV)/python tools/checkov/scan.py
+
+# checkov has its own venv: it requires packaging<24, the hub pins a newer one. Rebuilt when the lock changes.
+.venv-checkov/stamp: requirements-checkov.txt
+	python3 -m venv .venv-checkov
+	.venv-checkov/bin/pip install -q --no-deps -r requirements-checkov.txt
+	touch $@
 
 test-unit:
 	$(PYTEST) tests/unit
@@ -34,6 +41,10 @@ test-integration:
 
 test-browser:
 	$(PYTEST) tests/browser
+
+# A real control plane (etcd, kube-apiserver, controller manager, scheduler; kwok nodes), built by setup.
+test-cluster:
+	$(PYTEST) tests/cluster
 
 # The browser tier writes test-output/{login,launch,progress}.png; this copies the current ones into the docs.
 screenshots:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build (and push) the images listed in dockerfiles/images.yaml with immutable, content-derived tags, then
 # record each tag in config/values.yaml (comments kept) so the next scripts/helm_update.sh deploys it.
+# --push also records the digest the registry returned (`digest: sha256:...` beside `tag`); a build
+# without --push drops a digest left from an earlier push, since it names another image.
 #
 #   scripts/build_images.sh [NAME...] [--push] [--dry-run] [--values FILE] [--manifest FILE]
 #
@@ -10,9 +12,10 @@
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
+require_bash
 ROOT=$(repo_root)
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { usage_from_header "$0"; }
 
 PUSH=0 DRY_RUN=0 VALUES=$ROOT/config/values.yaml MANIFEST=$ROOT/dockerfiles/images.yaml
 NAMES=()
@@ -41,7 +44,10 @@ if [ -z "$ENGINE" ]; then
 fi
 find_teamhub
 
-PLAN=$("${TEAMHUB_OPS_CMD[@]}" images plan "${NAMES[@]}" --engine "$ENGINE" --manifest "$MANIFEST") \
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+# The commands come as NUL-separated argv files (no shell quoting to undo, so no eval).
+PLAN=$("${TEAMHUB_OPS_CMD[@]}" images plan "${NAMES[@]}" --engine "$ENGINE" --manifest "$MANIFEST" --argv-dir "$WORK") \
   || die "cannot plan the build from $MANIFEST" 2
 
 say "builder: $ENGINE; values file: $VALUES$([ "$DRY_RUN" = 1 ] && echo ' (dry run: nothing is built or changed)')"
@@ -49,25 +55,29 @@ while IFS=$'\t' read -r key ref tag targets build push; do
   [ -n "$key" ] || continue
   case "$tag" in ""|latest) die "$key: refusing tag '$tag'" ;; esac
   say "$key -> $ref"
-  build_cmd=() push_cmd=()
-  eval "build_cmd=($build)"  # the plan's commands are shell-quoted by teamhub (shlex.join)
-  eval "push_cmd=($push)"
+  mapfile -d '' -t build_cmd < "$WORK/$key.build"
+  mapfile -d '' -t push_cmd < "$WORK/$key.push"
+  DIGEST_ARGS=()
   if [ "$DRY_RUN" = 1 ]; then
     note "would run: $build"
     [ "$PUSH" = 1 ] && note "would run: $push"
   else
     "${build_cmd[@]}" || die "$key: the build failed; values were not changed"
     if [ "$PUSH" = 1 ]; then
-      "${push_cmd[@]}" || die "$key: the push failed; values were not changed"
+      "${push_cmd[@]}" | tee "$WORK/$key.push.log" || die "$key: the push failed; values were not changed"
+      # the digest the registry gave this push: recorded beside the tag, so nodes pull exactly this image
+      DIGEST=$("${TEAMHUB_OPS_CMD[@]}" images digest "$key" --argv-dir "$WORK") \
+        || die "$key: pushed, but the push reported no digest; values were not changed"
+      DIGEST_ARGS=(--digest "$DIGEST")
     fi
   fi
   if [ "$targets" != "-" ]; then
     IFS=',' read -r -a paths <<< "$targets"
     for path in "${paths[@]}"; do
       if [ "$DRY_RUN" = 1 ]; then
-        note "would set $path.tag = \"$tag\" in $VALUES"
+        note "would set $path.tag = \"$tag\"$([ "$PUSH" = 1 ] && echo " and $path.digest (from the push)") in $VALUES"
       else
-        "${TEAMHUB_OPS_CMD[@]}" set-image-tag --values "$VALUES" --name "${ref%:*}" "$path" "$tag" \
+        "${TEAMHUB_OPS_CMD[@]}" set-image-tag --values "$VALUES" --name "${ref%:*}" "${DIGEST_ARGS[@]}" "$path" "$tag" \
           || die "$key: built, but $VALUES could not be updated"
       fi
     done

@@ -7,13 +7,17 @@
 # Defaults: release teamhub, namespace teamhub, values config/values.yaml, timeout 10m. -f files merge over
 # the values in order (like helm -f). --dry-run stops after showing the change. Without --yes it asks before
 # changing anything; a run without a terminal and without --yes stops there.
-# Exit: 0 done, 1 upgrade failed (rolled back) or hub not answering, 2 usage/tools, 3 not confirmed, 4 invalid values.
+# The chart checks the new hub before anything changes (hub.upgradeCheck); the summary of objects compares
+# a server-side dry run with the deployed manifest (hooks and the revision number are not changes).
+# Exit: 0 done, 1 upgrade failed (stopped by the check, or rolled back) or hub not answering, 2 usage/tools,
+# 3 not confirmed, 4 invalid values.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
+require_bash
 ROOT=$(repo_root)
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { usage_from_header "$0"; }
 
 RELEASE=teamhub NAMESPACE=teamhub VALUES=$ROOT/config/values.yaml TIMEOUT=10m CHART=$ROOT/chart
 DRY_RUN=0 ASSUME_YES=0
@@ -77,18 +81,25 @@ if [ -n "$PREVIOUS" ] && helm plugin list 2>/dev/null | awk 'NR > 1 {print $1}' 
   helm diff upgrade "$RELEASE" "$CHART" --namespace "$NAMESPACE" "${HELM_VALUE_ARGS[@]}" --allow-unreleased \
     || warn "helm diff failed; continuing with the summary below"
 fi
-# render for the cluster's Kubernetes version (helm template alone assumes an old one)
-KUBE_VERSION_ARGS=()
-KUBE_VERSION=$(kubectl version -o json 2>/dev/null | sed -n '/"serverVersion"/,/}/s/.*"gitVersion": *"\([^"]*\)".*/\1/p' | head -n 1)
-[ -n "$KUBE_VERSION" ] && KUBE_VERSION_ARGS=(--kube-version "$KUBE_VERSION")
-helm template "$RELEASE" "$CHART" --namespace "$NAMESPACE" "${HELM_VALUE_ARGS[@]}" "${KUBE_VERSION_ARGS[@]}" > "$WORK/new.yaml" \
-  || die "helm cannot render the chart with these values; nothing was changed" 4
+# Compare like with like. For an existing release the new side is `helm upgrade --dry-run=server`: it renders
+# what the upgrade would apply, with the same lookups (the generated secrets keep their deployed values)
+# and the same split of hooks (left out, as `helm get manifest` leaves them out). The script needs the
+# cluster anyway, so there is no offline guess of which fields are generated. A first install has no old
+# side; helm template, for the cluster's Kubernetes version, lists what it adds.
 if [ -n "$PREVIOUS" ]; then
-  helm get manifest "$RELEASE" --namespace "$NAMESPACE" > "$WORK/old.yaml" || : > "$WORK/old.yaml"
+  helm upgrade "$RELEASE" "$CHART" --namespace "$NAMESPACE" "${HELM_VALUE_ARGS[@]}" --dry-run=server -o json > "$WORK/new.json" \
+    || die "helm cannot render the chart with these values against the cluster; nothing was changed" 4
+  helm get manifest "$RELEASE" --namespace "$NAMESPACE" > "$WORK/old.yaml" || die "cannot read the manifest of release $RELEASE" 1
+  "${TEAMHUB_OPS_CMD[@]}" release diff "$WORK/old.yaml" "$WORK/new.json" --new-is-release
 else
+  KUBE_VERSION_ARGS=()
+  KUBE_VERSION=$(kubectl version -o json 2>/dev/null | sed -n '/"serverVersion"/,/}/s/.*"gitVersion": *"\([^"]*\)".*/\1/p' | head -n 1)
+  [ -n "$KUBE_VERSION" ] && KUBE_VERSION_ARGS=(--kube-version "$KUBE_VERSION")
+  helm template "$RELEASE" "$CHART" --namespace "$NAMESPACE" "${HELM_VALUE_ARGS[@]}" "${KUBE_VERSION_ARGS[@]}" > "$WORK/new.yaml" \
+    || die "helm cannot render the chart with these values; nothing was changed" 4
   : > "$WORK/old.yaml"
+  "${TEAMHUB_OPS_CMD[@]}" release diff "$WORK/old.yaml" "$WORK/new.yaml"
 fi
-"${TEAMHUB_OPS_CMD[@]}" release diff "$WORK/old.yaml" "$WORK/new.yaml"
 
 # the hub database: will the new hub migrate it, and where does the backup go?
 if [ -z "$PREVIOUS" ]; then
@@ -112,10 +123,30 @@ read -r -a ATOMIC <<< "$(helm_atomic_flags)"
 say "helm upgrade --install $RELEASE ($(printf '%s ' "${ATOMIC[@]}")--timeout $TIMEOUT)"
 set +e
 helm upgrade --install "$RELEASE" "$CHART" --namespace "$NAMESPACE" --create-namespace \
-  "${HELM_VALUE_ARGS[@]}" --timeout "$TIMEOUT" "${ATOMIC[@]}"
+  "${HELM_VALUE_ARGS[@]}" --timeout "$TIMEOUT" "${ATOMIC[@]}" 2> "$WORK/upgrade.err"
 rc=$?
 set -e
+cat "$WORK/upgrade.err" >&2  # helm writes only warnings and the error there; progress goes to stdout
 if [ "$rc" != 0 ]; then
+  CHECK_SELECTOR="app.kubernetes.io/instance=$RELEASE,app.kubernetes.io/component=upgrade-check"
+  if grep -Eq 'pre-(upgrade|install) hooks failed' "$WORK/upgrade.err" \
+      && kubectl --namespace "$NAMESPACE" get jobs -l "$CHECK_SELECTOR" -o name 2>/dev/null | grep -q .; then
+    # The chart's check Job runs before anything of the release changes (chart/templates/hub/upgrade-check.yaml).
+    if [ -n "$PREVIOUS" ]; then
+      printf '\nERROR: the upgrade of %s was stopped by its pre-upgrade check: the new hub would not start.\n' "$RELEASE" >&2
+      printf '       Nothing of the release was changed and the hub of revision %s was not stopped: it kept serving.\n' "$PREVIOUS" >&2
+    else
+      printf '\nERROR: the install of %s was stopped by its pre-install check: the hub would not start.\n' "$RELEASE" >&2
+      printf '       Only the objects of the check were created (its Job is kept for the logs; the next attempt replaces it).\n' >&2
+    fi
+    printf '       What the check saw (its Job is kept until the next attempt replaces it):\n' >&2
+    kubectl --namespace "$NAMESPACE" get pods -l "$CHECK_SELECTOR" -o wide >&2 2>/dev/null || true
+    kubectl --namespace "$NAMESPACE" logs -l "$CHECK_SELECTOR" --tail 40 >&2 2>/dev/null || true
+    kubectl --namespace "$NAMESPACE" get events --field-selector reason=FailedScheduling -o custom-columns=MESSAGE:.message \
+      --no-headers 2>/dev/null | tail -n 3 | sed 's/^/       scheduling: /' >&2 || true
+    printf '       Fix the values (e.g. hub.nodeSelector, hub.resources, the hub image) and run this again.\n' >&2
+    exit 1
+  fi
   if [ -n "$PREVIOUS" ]; then
     NOW=""
     if helm history "$RELEASE" --namespace "$NAMESPACE" --max 256 -o json > "$WORK/after.json" 2>/dev/null; then
@@ -123,9 +154,15 @@ if [ "$rc" != 0 ]; then
     fi
     printf '\nERROR: the upgrade of %s failed and helm rolled it back automatically.\n' "$RELEASE" >&2
     if [ -z "$NOW" ] || [ "$NOW" = "$PREVIOUS" ]; then
-      printf '       The previous release (revision %s) is still running.\n' "$PREVIOUS" >&2
+      printf '       helm reports revision %s as the deployed one.\n' "$PREVIOUS" >&2
     else
-      printf '       The previous release is running again: revision %s redeployed what revision %s ran.\n' "$NOW" "$PREVIOUS" >&2
+      printf '       helm redeployed what revision %s ran, as revision %s.\n' "$PREVIOUS" "$NOW" >&2
+    fi
+    # Say what is true now, not what should be: the hub (Recreate) was stopped for the new one.
+    if check_hub "$NAMESPACE" "$RELEASE" 2m >/dev/null 2>&1; then
+      printf '       The previous hub is running again and answers; it was down while helm waited for the new one (up to --timeout %s).\n' "$TIMEOUT" >&2
+    else
+      printf '       The hub is NOT answering yet: check kubectl --namespace %s get pods -l %s\n' "$NAMESPACE" "$(hub_selector "$RELEASE")" >&2
     fi
     DB_BEFORE=$(sed -n 's/.*"revision": *"\([^"]*\)".*/\1/p' "$WORK/db.json" 2>/dev/null | head -n 1)
     if [ -n "$DB_BEFORE" ] && hub_db_status "$NAMESPACE" "$RELEASE" "$WORK/db-after.json" \
@@ -155,5 +192,5 @@ if [ -n "$PREVIOUS" ]; then
   note "(plain helm: helm rollback $RELEASE $PREVIOUS --namespace $NAMESPACE $(helm_wait_flag))"
 fi
 if [ "$HUB_OK" = 0 ]; then
-  die "the upgrade finished but the hub is not answering; check 'kubectl --namespace $NAMESPACE logs deployment/$RELEASE-hub' or roll back with the command above" 1
+  die "the upgrade finished but the hub is not answering; check 'kubectl --namespace $NAMESPACE logs -l $(hub_selector "$RELEASE")' or roll back with the command above" 1
 fi

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Roll the release back to the previous revision, or to a given one, and check the hub answers.
+# Roll the release back, and check the hub answers. Default target: the newest earlier revision that was
+# deployed successfully (deployed or superseded) and deploys something other than what runs now (after a
+# failed upgrade that helm rolled back: neither the failed revision nor the one the rollback redeployed). A
+# failed revision is a target only when named, after a warning.
 #
 #   scripts/rollback.sh [--release R] [--namespace N] [--revision REV | REV] [--list] [--timeout D]
 #                       [--no-restore] [--dry-run] [--yes]
@@ -13,8 +16,9 @@
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
+require_bash
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { usage_from_header "$0"; }
 
 RELEASE=teamhub NAMESPACE=teamhub TIMEOUT=10m REVISION="" LIST_ONLY=0 DRY_RUN=0 ASSUME_YES=0 RESTORE=1
 while [ $# -gt 0 ]; do
@@ -58,8 +62,12 @@ say "history of $RELEASE"
 CURRENT=$("${TEAMHUB_OPS_CMD[@]}" release current "$WORK/history.json")
 TARGET_ARGS=()
 [ -n "$REVISION" ] && TARGET_ARGS=(--revision "$REVISION")
-TARGET=$("${TEAMHUB_OPS_CMD[@]}" release target "$WORK/history.json" "${TARGET_ARGS[@]}") \
-  || die "nothing was changed" 5
+# default: the newest earlier revision that was deployed successfully and differs from the current one; a
+# failed one only when named, after the warning the helper prints (kept for the question below)
+TARGET=$("${TEAMHUB_OPS_CMD[@]}" release target "$WORK/history.json" "$WORK/values" "${TARGET_ARGS[@]}" 2> "$WORK/target.err") \
+  || { cat "$WORK/target.err" >&2; die "nothing was changed" 5; }
+TARGET_WARNING=$(sed -n 's/^WARNING: //p' "$WORK/target.err")
+[ -z "$TARGET_WARNING" ] || warn "$TARGET_WARNING"
 say "roll back from revision $CURRENT to revision $TARGET"
 
 # the hub database: does the target's JupyterHub fit the schema, or does a backup have to come back?
@@ -72,7 +80,7 @@ if hub_db_status "$NAMESPACE" "$RELEASE" "$WORK/db.json"; then
     BACKUP=""
   fi
 else
-  warn "the running hub could not be asked about its database; if the old hub refuses it, restore a backup with: kubectl --namespace $NAMESPACE exec deployment/<hub> -- teamhub db restore NAME --now"
+  warn "the running hub could not be asked about its database; if the old hub refuses it, restore a backup with: kubectl --namespace $NAMESPACE exec deployment/<hub> -- teamhub db restore NAME --now (find <hub> with: kubectl --namespace $NAMESPACE get deployment -l $(hub_selector "$RELEASE"))"
 fi
 
 if [ "$DRY_RUN" = 1 ]; then
@@ -81,13 +89,15 @@ if [ "$DRY_RUN" = 1 ]; then
 fi
 QUESTION="Roll $RELEASE back to revision $TARGET on context $CONTEXT"
 [ -n "$BACKUP" ] && QUESTION="$QUESTION, restoring the database backup $BACKUP"
+[ -n "$TARGET_WARNING" ] && QUESTION="$QUESTION, although $TARGET_WARNING"
 if ! confirm "$QUESTION?"; then
   die "not confirmed; nothing was changed" 3
 fi
 if [ -n "$BACKUP" ]; then
   # The running (newer) hub schedules the restore; the target's hub applies it when it starts, after
   # the newer hub has stopped, and keeps the newer database beside it.
-  kubectl --namespace "$NAMESPACE" exec "$(hub_deployment "$NAMESPACE" "$RELEASE")" -- teamhub db restore "$BACKUP" \
+  HUB=$(hub_deployment "$NAMESPACE" "$RELEASE") || die "no hub Deployment with the labels $(hub_selector "$RELEASE"); nothing was rolled back" 1
+  kubectl --namespace "$NAMESPACE" exec "$HUB" -- teamhub db restore "$BACKUP" \
     || die "could not schedule the restore of $BACKUP; nothing was rolled back" 1
   say "the restore of $BACKUP is scheduled for the start of revision $TARGET's hub"
 fi
@@ -95,12 +105,12 @@ fi
 read -r -a WAIT <<< "$(helm_wait_flag)"
 if ! helm rollback "$RELEASE" "$TARGET" --namespace "$NAMESPACE" --timeout "$TIMEOUT" "${WAIT[@]}"; then
   if [ -n "$BACKUP" ]; then
-    kubectl --namespace "$NAMESPACE" exec "$(hub_deployment "$NAMESPACE" "$RELEASE")" -- teamhub db restore --cancel >/dev/null 2>&1 \
+    kubectl --namespace "$NAMESPACE" exec "$HUB" -- teamhub db restore --cancel >/dev/null 2>&1 \
       || warn "could not cancel the scheduled restore: run 'teamhub db restore --cancel' in the hub pod"
   fi
   die "helm rollback to revision $TARGET failed; the release history above shows what is deployed (helm history $RELEASE --namespace $NAMESPACE)" 1
 fi
 NEW=$(helm history "$RELEASE" --namespace "$NAMESPACE" --max 1 -o json > "$WORK/after.json" && "${TEAMHUB_OPS_CMD[@]}" release current "$WORK/after.json" || true)
 say "rolled back: revision ${NEW:-?} now runs what revision $TARGET ran"
-check_hub "$NAMESPACE" "$RELEASE" "$TIMEOUT" || die "the rollback finished but the hub is not answering; check 'kubectl --namespace $NAMESPACE logs deployment/$RELEASE-hub'" 1
+check_hub "$NAMESPACE" "$RELEASE" "$TIMEOUT" || die "the rollback finished but the hub is not answering; check 'kubectl --namespace $NAMESPACE logs -l $(hub_selector "$RELEASE")'" 1
 note "to return to where you were: scripts/rollback.sh --release $RELEASE --namespace $NAMESPACE --revision $CURRENT"

@@ -36,17 +36,37 @@ def demo_passwords() -> dict:
 
 
 class HubProcess:
-    def __init__(self, values, state_dir, port: int | None = None, extra_env: dict | None = None, config=None):
+    """`venv` (optional): run JupyterHub and teamhub from that virtualenv (see shipped.py) instead of this
+    tree; the user servers still come from the test environment's JupyterLab, as on a cluster they come
+    from the user image, not from the hub image. `config` (optional): another jupyterhub_config.py (the
+    benchmark's KubeSpawner hubs) instead of teamhub's."""
+
+    def __init__(self, values, state_dir, port: int | None = None, extra_env: dict | None = None, venv: Path | None = None,
+                 config: Path | None = None):
         self.values = Path(values).resolve()
-        self.config = config  # another jupyterhub_config.py (the benchmark's KubeSpawner hubs); None: teamhub's
         self.state = Path(state_dir).resolve()
         (self.state / "homes").mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         # Fixed across restarts, so a restarted hub finds its proxy and servers where they were.
         self.env = hub_environment(self.values, self.port, self.state, str(CHP), base={**os.environ, **(extra_env or {})})
+        self.command = hub_command(self.state) if config is None else [sys.executable, "-m", "jupyterhub", "-f", str(config)]
+        if venv is not None:
+            self._use_venv(Path(venv))
         self.proc: subprocess.Popen | None = None
         self.log_path = self.state / "hub.log"
         self._tracked: set = set()
+
+    def _use_venv(self, venv: Path) -> None:
+        from shipped import shipped_config
+
+        user_image = self.state / "user-image-bin"  # only the single-user server, from the test environment
+        user_image.mkdir(exist_ok=True)
+        link = user_image / "jupyterhub-singleuser"
+        if not link.exists():
+            link.symlink_to(Path(sys.executable).parent / "jupyterhub-singleuser")
+        self.env.pop("PYTHONPATH", None)  # nothing from the source tree
+        self.env["PATH"] = os.pathsep.join([str(user_image), str(venv / "bin"), os.environ.get("PATH", "")])
+        self.command = [str(venv / "bin" / "python"), "-m", "jupyterhub", "-f", str(shipped_config(venv))]
 
     @property
     def url(self) -> str:
@@ -54,8 +74,7 @@ class HubProcess:
 
     def start(self, timeout: float = 90) -> HubProcess:
         log = open(self.log_path, "ab")
-        command = hub_command(self.state) if self.config is None else [sys.executable, "-m", "jupyterhub", "-f", str(self.config)]
-        self.proc = subprocess.Popen(command, env=self.env, cwd=self.state, stdout=log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(self.command, env=self.env, cwd=self.state, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -35,17 +35,76 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- define "teamhub.hub.name" -}}{{ include "teamhub.fullname" . }}-hub{{- end -}}
 {{- define "teamhub.proxy.name" -}}{{ include "teamhub.fullname" . }}-proxy{{- end -}}
 {{- define "teamhub.proxyApi.name" -}}{{ include "teamhub.fullname" . }}-proxy-api{{- end -}}
+{{- define "teamhub.proxyPeers.name" -}}{{ include "teamhub.fullname" . }}-proxy-peers{{- end -}}
 {{- define "teamhub.proxyPublic.name" -}}{{ include "teamhub.fullname" . }}-proxy-public{{- end -}}
 {{- define "teamhub.values.name" -}}{{ include "teamhub.fullname" . }}-values{{- end -}}
 {{- define "teamhub.prepuller.recordName" -}}{{ include "teamhub.fullname" . }}-prepulled{{- end -}}
+
+{{/* The claim holding the hub's data folder (/srv/teamhub/data): the SQLite volume, the operator's claim or the chart's. */}}
+{{- define "teamhub.hub.dataClaim" -}}
+{{- $db := .Values.hub.db -}}
+{{- if eq $db.type "sqlite-pvc" -}}
+{{- include "teamhub.hub.name" . }}-db
+{{- else -}}
+{{- ($db.backupVolume | default dict).existingClaim | default (printf "%s-data" (include "teamhub.hub.name" .)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A PVC of the hub kept on uninstall: include "teamhub.hub.keptClaim" (dict "ctx" . "name" .. "capacity" .. "storageClass" ..) */}}
+{{- define "teamhub.hub.keptClaim" -}}
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: {{ .name }}
+  labels:
+    {{- include "teamhub.componentLabels" (list .ctx "hub") | nindent 4 }}
+  annotations:
+    helm.sh/resource-policy: keep
+spec:
+  accessModes: [ReadWriteOnce]
+  {{- with .storageClass }}
+  storageClassName: {{ . | quote }}
+  {{- end }}
+  resources:
+    requests:
+      storage: {{ .capacity | quote }}
+{{- end -}}
 
 {{/* The Secret holding the proxy token, cookie secret and crypt key: generated, or the operator's. */}}
 {{- define "teamhub.secrets.name" -}}
 {{- .Values.hub.existingSecret | default (printf "%s-secrets" (include "teamhub.fullname" .)) -}}
 {{- end -}}
 
+{{/*
+The one way an image is referenced: `name`, `name:tag`, `name@digest` or `name:tag@digest` (the tag kept for
+people; with a digest the node pulls exactly that). The hub's Python twin is teamhub.catalog.image_ref.
+include "teamhub.image.ref" (dict "name" ... "tag" ... "digest" ...)
+*/}}
+{{- define "teamhub.image.ref" -}}
+{{- $ref := .name -}}
+{{- if .tag -}}{{- $ref = printf "%s:%s" $ref .tag -}}{{- end -}}
+{{- if .digest -}}{{- $ref = printf "%s@%s" $ref .digest -}}{{- end -}}
+{{- $ref -}}
+{{- end -}}
+
 {{- define "teamhub.hub.image" -}}
-{{- printf "%s:%s" .Values.hub.image.name (.Values.hub.image.tag | default .Chart.AppVersion) -}}
+{{- $img := .Values.hub.image -}}
+{{- include "teamhub.image.ref" (dict "name" $img.name "tag" ($img.tag | default .Chart.AppVersion) "digest" $img.digest) -}}
+{{- end -}}
+
+{{/*
+A pod's imagePullSecrets from one or more lists of Secret names (duplicates dropped, order kept), or nothing
+when there are none. Every pod of the chart uses it: include "teamhub.imagePullSecrets" (list $a $b)
+*/}}
+{{- define "teamhub.imagePullSecrets" -}}
+{{- $names := list -}}
+{{- range $list := . -}}{{- $names = concat $names ($list | default list) -}}{{- end -}}
+{{- with $names | uniq }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end -}}
 {{- end -}}
 
 {{/* The labels the hub puts on every user pod (env TEAMHUB_USER_POD_LABELS); NetworkPolicies select them. */}}
@@ -142,7 +201,7 @@ same targeting share one puller DaemonSet. Output (JSON):
 {{- $gid := toJson $target | sha256sum | trunc 8 -}}
 {{- $group := get $groups $gid | default (merge (dict "images" list "pullSecrets" list) $target) -}}
 {{- $img := $entry.img -}}
-{{- $ref := printf "%s:%s" $img.name ($img.tag | default "latest") -}}
+{{- $ref := include "teamhub.image.ref" $img -}}
 {{- $seen := false -}}
 {{- range $group.images -}}{{- if eq .ref $ref -}}{{- $seen = true -}}{{- end -}}{{- end -}}
 {{- if not $seen -}}
@@ -247,12 +306,7 @@ spec:
       tolerations:
         {{- toYaml . | nindent 8 }}
       {{- end }}
-      {{- with .group.pullSecrets }}
-      imagePullSecrets:
-        {{- range . }}
-        - name: {{ . }}
-        {{- end }}
-      {{- end }}
+      {{- include "teamhub.imagePullSecrets" (list .group.pullSecrets $ctx.Values.prePuller.pause.pullSecrets) | nindent 6 }}
       initContainers:
         {{- range .group.images }}
         - name: {{ printf "pull-%s" .key | trunc 63 | trimSuffix "-" }}
@@ -266,10 +320,124 @@ spec:
         {{- end }}
       containers:
         - name: pause
-          image: {{ printf "%s:%s" $ctx.Values.prePuller.pause.name $ctx.Values.prePuller.pause.tag }}
-          imagePullPolicy: IfNotPresent
+          image: {{ include "teamhub.image.ref" $ctx.Values.prePuller.pause }}
+          imagePullPolicy: {{ $ctx.Values.prePuller.pause.pullPolicy | default "IfNotPresent" }}
           resources:
             {{- toYaml $ctx.Values.prePuller.resources | nindent 12 }}
           securityContext:
             {{- include "teamhub.containerSecurityContext" . | nindent 12 }}
+{{- end -}}
+
+{{/* Egress to the cluster DNS (one NetworkPolicy egress rule). */}}
+{{- define "teamhub.networkPolicy.dnsEgress" -}}
+- ports:
+    - {port: 53, protocol: UDP}
+    - {port: 53, protocol: TCP}
+{{- end -}}
+
+{{/*
+A deny-all NetworkPolicy for one kind of puller (all its node groups). The node pulls the images, not the
+pod; the init containers only run `echo` from every catalog image, which must not reach anything.
+include "teamhub.prepull.networkPolicy" (dict "ctx" . "kind" "hook|continuous" "annotations" {...})
+*/}}
+{{- define "teamhub.prepull.networkPolicy" -}}
+{{- $component := printf "%s-puller" .kind -}}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ include "teamhub.fullname" .ctx }}-{{ .kind }}-puller
+  labels:
+    {{- include "teamhub.componentLabels" (list .ctx $component) | nindent 4 }}
+  {{- with .annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  podSelector:
+    matchLabels:
+      {{- include "teamhub.selectorLabels" (list .ctx $component) | nindent 6 }}
+  policyTypes: [Ingress, Egress]
+{{- end -}}
+
+{{- /*
+The hub container's environment, shared by the hub Deployment and its pre-upgrade check Job, so the check
+sees what the hub will see: include "teamhub.hub.env" (dict "ctx" . "generatedSecrets" BOOL
+"dbPasswordSecret" NAME). generatedSecrets: the proxy token, cookie secret and crypt key (the check needs none
+of them, and before the first install they do not exist). dbPasswordSecret: the Secret whose key `password`
+holds hub.db.password.
+*/ -}}
+{{- define "teamhub.hub.env" -}}
+{{- $ctx := .ctx -}}
+{{- $db := $ctx.Values.hub.db -}}
+{{- $secrets := include "teamhub.secrets.name" $ctx -}}
+- name: TEAMHUB_MODE
+  value: kubernetes
+- name: TEAMHUB_VALUES
+  value: /etc/teamhub/values.yaml
+- name: TEAMHUB_DATA_DIR
+  value: /srv/teamhub/data
+- name: TEAMHUB_PROXY_API_URL
+  value: http://{{ include "teamhub.proxyApi.name" $ctx }}:8001
+- name: TEAMHUB_PROXY_PEERS  # the proxy pods' addresses (headless Service): see auth/clientaddr.py
+  value: {{ include "teamhub.proxyPeers.name" $ctx }}
+- name: TEAMHUB_HUB_CONNECT_URL
+  value: http://{{ include "teamhub.hub.name" $ctx }}:8081
+- name: TEAMHUB_USER_POD_LABELS
+  value: {{ include "teamhub.userPodLabels" $ctx | fromYaml | toJson | quote }}
+{{- range $method := list "github" "oidc" }}
+{{- with (index $ctx.Values.auth $method | default dict).existingSecret }}
+- name: TEAMHUB_{{ upper $method }}_CLIENT_SECRET
+  valueFrom:
+    secretKeyRef: {name: {{ .name }}, key: {{ .key | quote }}}
+{{- end }}
+{{- end }}
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+{{- if $.generatedSecrets }}
+- name: CONFIGPROXY_AUTH_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ $secrets }}, key: proxy-token}
+- name: JPY_COOKIE_SECRET
+  valueFrom:
+    secretKeyRef: {name: {{ $secrets }}, key: cookie-secret}
+- name: JUPYTERHUB_CRYPT_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ $secrets }}, key: crypt-key}
+{{- end }}
+{{- if eq $db.type "postgres" }}
+{{- if $db.existingSecret }}
+- name: TEAMHUB_DB_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ $db.existingSecret.name }}, key: {{ $db.existingSecret.key | quote }}}
+{{- else if $db.password }}
+- name: TEAMHUB_DB_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ $.dbPasswordSecret }}, key: password}
+{{- end }}
+{{- end }}
+{{- range $name := keys $ctx.Values.hub.extraEnv | sortAlpha }}
+- name: {{ $name }}
+  value: {{ index $ctx.Values.hub.extraEnv $name | quote }}
+{{- end }}
+{{- end -}}
+
+{{- /* The hub's /etc/teamhub volume (values file, release revision, local users), for the hub and its
+pre-upgrade check: include "teamhub.hub.valuesVolume" (dict "ctx" . "secret" VALUES_SECRET_NAME) */ -}}
+{{- define "teamhub.hub.valuesVolume" -}}
+projected:
+  sources:
+    - secret:
+        name: {{ .secret }}
+        items:
+          - {key: values.yaml, path: values.yaml}
+          # read at start, not an env var: the pod template, and so the hub, would change on every upgrade
+          - {key: release-revision, path: release-revision}
+    {{- with (.ctx.Values.auth.local).existingSecret }}
+    - secret:
+        name: {{ .name }}
+        items:
+          - {key: {{ .key | quote }}, path: local-users.yaml}
+    {{- end }}
 {{- end -}}

@@ -7,10 +7,18 @@ code that launches servers can trust every reference it follows.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
 EVERYONE = "everyone"
+
+
+def image_ref(name: str, tag: str | None = None, digest: str | None = None) -> str:
+    """The one way an image is referenced: `name[:tag][@digest]` (the tag kept for people; with a digest the
+    node pulls exactly that). The chart's twin is the template helper "teamhub.image.ref"; the prepuller
+    and the spawner must name an image identically, or a pre-pulled image is pulled again."""
+    ref = f"{name}:{tag}" if tag else name
+    return f"{ref}@{digest}" if digest else ref
 
 
 def _frozen(mapping) -> Mapping:
@@ -24,6 +32,24 @@ class Gpu:
 
 
 @dataclass(frozen=True)
+class PodUser:
+    """The uid/gid a server runs as and the group that owns its volumes; None leaves the field to the
+    layer below (chart default < image < resource)."""
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    fs_group: int | None = None
+
+    def over(self, below: PodUser) -> PodUser:
+        """These settings, with any field this layer leaves open taken from `below`."""
+        return PodUser(**{f.name: getattr(self, f.name) if getattr(self, f.name) is not None else getattr(below, f.name)
+                          for f in fields(self)})
+
+
+NO_OVERRIDE = PodUser()
+
+
+@dataclass(frozen=True)
 class Image:
     key: str
     name: str
@@ -31,10 +57,12 @@ class Image:
     pull_policy: str
     pull_secrets: tuple
     pre_pull: bool
+    pod_user: PodUser = NO_OVERRIDE
+    digest: str | None = None
 
     @property
     def ref(self) -> str:
-        return f"{self.name}:{self.tag}" if self.tag else self.name
+        return image_ref(self.name, self.tag, self.digest)
 
 
 @dataclass(frozen=True)
@@ -84,12 +112,14 @@ class Resource:
     env: Mapping
     volumes: tuple
     max_session_minutes: int | None
+    pod_user: PodUser = NO_OVERRIDE
 
 
 @dataclass(frozen=True)
 class Team:
     key: str
     display_name: str
+    description: str
     resources: tuple
     github_teams: tuple
     oidc_groups: tuple
@@ -116,6 +146,7 @@ class Catalog:
     sessions: Sessions
     local_users: Mapping  # local login name -> tuple of team keys
     admins: frozenset
+    pod_user: PodUser = NO_OVERRIDE  # singleuser.securityContext: every server's uid/gid unless overridden
     # Indexes so resolving a person costs O(their teams), not O(all teams).
     by_user: dict = field(default_factory=dict)
     by_github: dict = field(default_factory=dict)
@@ -142,11 +173,17 @@ def _gpu(raw) -> Gpu | None:
     return Gpu(raw["resource"], raw["count"]) if raw else None
 
 
+def _pod_user(raw) -> PodUser:
+    raw = raw or {}
+    return PodUser(raw.get("runAsUser"), raw.get("runAsGroup"), raw.get("fsGroup"))
+
+
 def build(values: dict) -> Catalog:
     """Typed catalog from validated values with defaults applied (see validation.load)."""
     cat = values["catalog"]
     images = {
-        k: Image(k, v["name"], v.get("tag"), v["pullPolicy"], tuple(v.get("pullSecrets", ())), v["prePull"])
+        k: Image(k, v["name"], v.get("tag"), v["pullPolicy"], tuple(v.get("pullSecrets", ())), v["prePull"],
+                 _pod_user(v.get("securityContext")), v.get("digest"))
         for k, v in cat["images"].items()
     }
     accelerators = {
@@ -183,11 +220,13 @@ def build(values: dict) -> Catalog:
             env=_frozen(v.get("env")),
             volumes=tuple(v.get("volumes", ())),
             max_session_minutes=v.get("maxSessionMinutes"),
+            pod_user=_pod_user(v.get("securityContext")),
         )
     teams = {
         k: Team(
             key=k,
             display_name=v.get("displayName", k),
+            description=v.get("description", ""),
             resources=tuple(v["resources"]),
             github_teams=tuple(v.get("githubTeams", ())),
             oidc_groups=tuple(v.get("oidcGroups", ())),
@@ -209,4 +248,5 @@ def build(values: dict) -> Catalog:
         sessions=Sessions(s["defaultMinutes"], s["maxMinutes"], s["idleCullMinutes"]),
         local_users=_frozen({name: tuple(u.get("teams", ())) for name, u in (local.get("users") or {}).items()}),
         admins=frozenset(values["auth"].get("admins", ())),
+        pod_user=_pod_user((values.get("singleuser") or {}).get("securityContext")),
     )

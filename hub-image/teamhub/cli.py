@@ -6,12 +6,11 @@ Exit codes: 0 valid (warnings allowed), 1 invalid, 2 usage error or unreadable f
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 
-from . import ops_cli, prepull, schema_tools
+from . import check_cli, ops_cli, prepull, schema_tools
 from .catalog import EVERYONE
-from .passwords import hash_password
+from .passwords import PasswordError, hash_password, read_new_password
 from .quantities import format_cpu
 from .resolution import Person, access_of, resolve
 from .validation import load
@@ -36,15 +35,10 @@ def cmd_validate(args) -> int:
 
 
 def cmd_hash_password(args) -> int:
-    if sys.stdin.isatty():
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
-            print("teamhub: the two passwords differ", file=sys.stderr)
-            return 2
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
-    if not password:
-        print("teamhub: an empty password cannot be hashed", file=sys.stderr)
+    try:
+        password = read_new_password()
+    except PasswordError as exc:
+        print(f"teamhub: {exc}", file=sys.stderr)
         return 2
     print(hash_password(password, rounds=args.rounds))
     return 0
@@ -61,6 +55,12 @@ def _accelerators_text(catalog, resource) -> str:
     return "-"
 
 
+def _hub_name(user: str) -> str:
+    """The name as the hub stores it: lowercased like JupyterHub does, a bare name means local."""
+    user = user.lower()
+    return user if ":" in user else f"local:{user}"
+
+
 def cmd_catalog(args) -> int:
     result = load(args.files)
     if not result.ok:
@@ -72,7 +72,7 @@ def cmd_catalog(args) -> int:
         print(f"teamhub: unknown team(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
     if args.user:
-        access = resolve(catalog, Person(args.user if ":" in args.user else f"local:{args.user}", frozenset(args.group)))
+        access = resolve(catalog, Person(_hub_name(args.user), frozenset(args.group)))
     else:
         access = access_of(catalog, tuple(t for t in catalog.teams if t in args.team or t == EVERYONE))
     charged = access.charged_team
@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state", default=None, help="folder for the hub database and homes (default ./.demo)")
     p.set_defaults(func=cmd_demo)
 
+    check_cli.register(sub)  # check-config: the chart's pre-upgrade hook
     ops_cli.register(sub)  # set-image-tag, images, db: operator subcommands used by scripts/
     return parser
 

@@ -12,8 +12,8 @@ scheduled (`teamhub db restore`), refuses a corrupted or unreadable database, an
 JupyterHub needs a newer schema it first takes a backup, then upgrades with JupyterHub's own alembic
 migrations. A database newer than the installed JupyterHub (a rollback after a migration) is refused with
 the matching backup named. Every start, migration and restore is written to the table `teamhub_db_log` in
-the database itself, so `teamhub db status` can tell which JupyterHub (and which helm revision, from env
-`TEAMHUB_RELEASE_REVISION`) last migrated it.
+the database itself, so `teamhub db status` can tell which JupyterHub (and which helm revision, from the
+file `release-revision` beside the values file, see `paths.release_revision`) last migrated it.
 
 Backups live in `<data_dir>/backups/` (`hub.db.backupDir` overrides): SQLite with the sqlite3 online backup
 API, PostgreSQL with `pg_dump --format=custom`. Each is named after the JupyterHub version that wrote the
@@ -213,7 +213,7 @@ def _log(s: Settings, event: str, revision: str | None, backup: str = "", note: 
             con.execute(text(f"INSERT INTO {LOG_TABLE} (at, event, jupyterhub_version, alembic_revision, release_revision, backup, note) "
                              "VALUES (:at, :event, :v, :rev, :rr, :b, :n)"),
                         {"at": _now(), "event": event, "v": jupyterhub_version(), "rev": revision or "",
-                         "rr": os.environ.get("TEAMHUB_RELEASE_REVISION", ""), "b": backup, "n": note[:255]})
+                         "rr": paths.release_revision(), "b": backup, "n": note[:255]})
     finally:
         engine.dispose()
 
@@ -567,7 +567,7 @@ def rollback_plan(status_: dict, target_release_revision: str | int, target_vers
     """Whether rolling back to a release revision needs a database restore, and which backup matches.
 
     The target's schema comes from the log (the hub records its JupyterHub version and schema, and the helm
-    revision from env TEAMHUB_RELEASE_REVISION, at every start), or from `target_version` when given."""
+    revision from paths.release_revision, at every start), or from `target_version` when given."""
     rev = status_.get("revision")
     log = status_.get("log") or []
     target_schema = None

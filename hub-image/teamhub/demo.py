@@ -1,11 +1,18 @@
 """`teamhub demo`: the real hub and configurable-http-proxy on a laptop, JupyterLab as local processes.
 
 Same catalog, launch page, validation and session limits as on Kubernetes; CPU, memory and GPU limits
-are NOT enforced. State lives in `.demo/` (git-ignored). Ctrl-C stops everything it started.
+are NOT enforced. State lives in `.demo/` (git-ignored).
+
+The demo owns every process it starts. JupyterHub starts the proxy, the idle culler and each JupyterLab in
+sessions of their own (so a Ctrl-C in the terminal does not reach them), which a process-group kill would
+miss; so the demo keeps the list of the hub's descendants in `<state>/demo-processes.json` while it runs. Ctrl-C
+or SIGTERM stops the hub (which stops its servers) and then ends whatever is left of that list; when the hub
+dies on its own, the demo ends the rest; and the next start ends what a killed demo left behind.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -13,7 +20,10 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import psutil
 
 from .passwords import verify_password
 from .validation import load
@@ -118,33 +128,103 @@ def run(values: str, port: int, state_dir: str | None = None) -> int:
         for name, password in accounts:
             print(f"    {name:<10} {password}")
     print("  Ctrl-C stops the hub, the proxy and every server it started.", flush=True)
-    proc = subprocess.Popen(hub_command(state), env=env, cwd=state, start_new_session=True)
+    owned = Owned(state / PROCESS_FILE)
+    owned.end_leftovers()
     signal.signal(signal.SIGTERM, _interrupt)
+    proc = subprocess.Popen(hub_command(state), env=env, cwd=state, start_new_session=True)
     try:
-        return proc.wait()
+        while proc.poll() is None:
+            owned.record(proc.pid)
+            time.sleep(WATCH_SECONDS)
+        print(f"teamhub demo: the hub exited ({proc.returncode}); stopping what it left running", file=sys.stderr, flush=True)
+        owned.end_all()
+        return proc.returncode or 1
     except KeyboardInterrupt:
         print("\nteamhub demo: stopping ...", flush=True)
-        return stop(proc)
+        return stop(proc, owned)
+
+
+PROCESS_FILE = "demo-processes.json"
+WATCH_SECONDS = 0.5  # how often the list of the hub's descendants is refreshed
 
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def stop(proc: subprocess.Popen, timeout: float = 20) -> int:
-    """Let the hub stop its servers and proxy, then make sure nothing of its process group is left."""
+class Owned:
+    """The processes the demo started (the hub and all its descendants), remembered in a file so that
+    even a demo killed with SIGKILL has its leftovers ended by the next start. Each is remembered with
+    its creation time, so a recycled process id never makes us end somebody else's process."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.known: dict[int, float] = {}
+
+    def record(self, hub_pid: int) -> None:
+        try:
+            hub = psutil.Process(hub_pid)
+            found = {p.pid: p.create_time() for p in [hub, *hub.children(recursive=True)]}
+        except psutil.NoSuchProcess:
+            return
+        if not found.keys() <= self.known.keys():
+            self.known.update(found)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({str(k): v for k, v in self.known.items()}))
+            tmp.replace(self.path)
+
+    def _alive(self) -> list[psutil.Process]:
+        out = []
+        for pid, created in self.known.items():
+            try:
+                p = psutil.Process(pid)
+                if abs(p.create_time() - created) < 0.01 and p.status() != psutil.STATUS_ZOMBIE:
+                    out.append(p)
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    def end_all(self, timeout: float = 10) -> None:
+        alive = self._alive()
+        for p in alive:
+            try:
+                p.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(alive, timeout=timeout)
+        for p in alive:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=timeout)
+        self.known.clear()
+        self.path.unlink(missing_ok=True)
+
+    def end_leftovers(self) -> None:
+        """End what a demo that could not clean up (killed with SIGKILL) left running."""
+        try:
+            self.known = {int(k): float(v) for k, v in json.loads(self.path.read_text()).items()}
+        except (FileNotFoundError, ValueError):
+            self.known = {}
+        left = self._alive()
+        if left:
+            print(f"teamhub demo: ending {len(left)} process(es) a previous demo left running", file=sys.stderr, flush=True)
+        self.end_all()
+
+
+def stop(proc: subprocess.Popen, owned: Owned, timeout: float = 30) -> int:
+    """Let the hub stop its servers and proxy (SIGTERM: a demo started in the background ignores SIGINT,
+    and so does its hub), then end whatever it started that is still running."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+    owned.record(proc.pid)
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
+        proc.terminate()
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            proc.terminate()
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        return proc.wait(5)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        return proc.wait()
+            proc.kill()
+            proc.wait()
+    owned.end_all()
+    return 0

@@ -206,14 +206,43 @@ def build_command(engine: str, p: Planned) -> list[str]:
     return cmd
 
 
-def push_command(engine: str, p: Planned) -> list[str]:
+def push_command(engine: str, p: Planned, digest_file: str | Path | None = None) -> list[str]:
+    """The push; podman and buildah write the pushed digest to `digest_file`, docker prints it (see pushed_digest)."""
+    if digest_file is not None and engine in ("podman", "buildah"):
+        return [engine, "push", "--digestfile", str(digest_file), p.ref]
     return [engine, "push", p.ref]
 
 
-def plan_lines(manifest: Manifest, keys, engine: str) -> list[str]:
-    """Tab-separated lines for scripts/build_images.sh: key, ref, tag, values paths (comma), build, push."""
+_DIGEST = re.compile(r"\bsha256:[0-9a-f]{64}\b")
+
+
+def pushed_digest(digest_file: str | Path | None = None, push_output: str = "") -> str:
+    """The digest the registry gave the pushed image: the digest file (podman, buildah), else the last
+    `digest: sha256:...` in the push output (docker). Raises ManifestError when there is none."""
+    text = ""
+    if digest_file is not None and Path(digest_file).is_file():
+        text = Path(digest_file).read_text(encoding="utf-8")
+    found = _DIGEST.findall(text) or _DIGEST.findall(push_output)
+    if not found:
+        raise ManifestError("the push reported no sha256 digest")
+    return found[-1]
+
+
+def write_argv(path: Path, argv: list[str]) -> None:
+    """A command as NUL-separated words, for `mapfile -d ''` in bash: no shell quoting, no eval."""
+    path.write_bytes(b"".join(a.encode() + b"\0" for a in argv))
+
+
+def plan_lines(manifest: Manifest, keys, engine: str, argv_dir: str | Path | None = None) -> list[str]:
+    """Tab-separated lines for scripts/build_images.sh: key, ref, tag, values paths (comma), build, push (the
+    last two shell-quoted, to show). With `argv_dir`, also writes <key>.build and <key>.push there as argv
+    files (write_argv) to run, and the push of podman/buildah records the digest in <key>.digest."""
     lines = []
     for p in plan(manifest, keys):
-        lines.append("\t".join([p.key, p.ref, p.tag, ",".join(p.spec.values) or "-",
-                                shlex.join(build_command(engine, p)), shlex.join(push_command(engine, p))]))
+        digest_file = Path(argv_dir) / f"{p.key}.digest" if argv_dir else None
+        build, push = build_command(engine, p), push_command(engine, p, digest_file)
+        if argv_dir:
+            write_argv(Path(argv_dir) / f"{p.key}.build", build)
+            write_argv(Path(argv_dir) / f"{p.key}.push", push)
+        lines.append("\t".join([p.key, p.ref, p.tag, ",".join(p.spec.values) or "-", shlex.join(build), shlex.join(push)]))
     return lines

@@ -6,31 +6,43 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from . import images, release, values_edit
 
 
 def cmd_set_image_tag(args) -> int:
     try:
-        changed = values_edit.set_image(args.values, args.path, args.tag, name=args.name)
+        changed = values_edit.set_image(args.values, args.path, args.tag, name=args.name, digest=args.digest)
     except values_edit.ValuesEditError as exc:
         print(f"teamhub: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.values}: {args.path}.tag = {args.tag}" + ("" if changed else " (unchanged)"))
+    print(f"{args.values}: {args.path}.tag = {args.tag}" + (f", digest = {args.digest}" if args.digest else "")
+          + ("" if changed else " (unchanged)"))
     return 0
 
 
 def cmd_images(args) -> int:
     try:
-        manifest = images.load_manifest(args.manifest) if args.manifest else images.load_manifest()
+        if args.action == "digest":
+            if len(args.names) != 1:
+                print("teamhub: images digest needs one image key", file=sys.stderr)
+                return 2
+            manifest = None
+        else:
+            manifest = images.load_manifest(args.manifest) if args.manifest else images.load_manifest()
         if args.action == "list":
             for key, spec in manifest.images.items():
                 print(f"{key}\t{spec.name}\t{','.join(spec.values) or '-'}")
         elif args.action == "tags":
             for p in images.plan(manifest, args.names):
                 print(f"{p.key}\t{p.ref}")
+        elif args.action == "digest":  # after a push: NAME is the image key, --argv-dir the plan's folder
+            d = Path(args.argv_dir or ".")
+            log = d / f"{args.names[0]}.push.log"
+            print(images.pushed_digest(d / f"{args.names[0]}.digest", log.read_text(encoding="utf-8") if log.is_file() else ""))
         else:  # plan
-            for line in images.plan_lines(manifest, args.names, args.engine):
+            for line in images.plan_lines(manifest, args.names, args.engine, args.argv_dir):
                 print(line)
     except images.ManifestError as exc:
         print(f"teamhub: {exc}", file=sys.stderr)
@@ -42,6 +54,8 @@ def cmd_release(args) -> int:
     if args.action == "diff":
         old = open(args.files[0], encoding="utf-8").read() if len(args.files) > 0 else ""
         new = open(args.files[1], encoding="utf-8").read() if len(args.files) > 1 else ""
+        if args.new_is_release:
+            new = release.manifest_of_release(new)
         print("\n".join(release.format_diff(release.diff_manifests(old, new))))
         return 0
     if not args.files:
@@ -63,6 +77,9 @@ def cmd_release(args) -> int:
     except release.NoSuchRevision as exc:
         print(f"teamhub: {exc}", file=sys.stderr)
         return 1
+    warning = release.target_warning(revisions, target)
+    if warning:
+        print(f"WARNING: {warning}", file=sys.stderr)
     print(target.number)
     return 0
 
@@ -71,23 +88,28 @@ def register(sub) -> None:
     p = sub.add_parser("set-image-tag", help="set an image's tag in a values file, keeping comments")
     p.add_argument("--values", default="config/values.yaml", help="values file to edit (default config/values.yaml)")
     p.add_argument("--name", help="also set the image name (repository)")
+    p.add_argument("--digest", help="also set the pushed digest (sha256:...); without it a changed tag drops a stale digest")
     p.add_argument("path", help="dotted path of the image mapping: catalog.images.KEY or hub.image")
     p.add_argument("tag")
     p.set_defaults(func=cmd_set_image_tag)
 
     p = sub.add_parser("images", help="the image manifest (dockerfiles/images.yaml) and computed tags")
-    p.add_argument("action", choices=["list", "tags", "plan"])
+    p.add_argument("action", choices=["list", "tags", "plan", "digest"],
+                   help="plan: build order and commands (--argv-dir: also as argv files); digest KEY: the digest a push reported")
     p.add_argument("names", nargs="*", metavar="NAME", help="images (default: all); bases they need come first")
     p.add_argument("--manifest", help="manifest file (default dockerfiles/images.yaml)")
     p.add_argument("--engine", default="docker", choices=["docker", "podman", "buildah"])
+    p.add_argument("--argv-dir", help="folder for the commands as NUL-separated argv files (scripts/build_images.sh)")
     p.set_defaults(func=cmd_images)
 
     p = sub.add_parser("release", help="helpers for the update and rollback scripts (reads helm's output)")
     p.add_argument("action", choices=["diff", "history", "current", "numbers", "target"],
                    help="diff OLD NEW manifests; history HISTORY_JSON [VALUES_DIR]; current HISTORY_JSON; target HISTORY_JSON [--revision N]")
     p.add_argument("files", nargs="*", metavar="FILE")
-    p.add_argument("--revision", type=int, help="with target: the wanted revision (default: the previous one)")
+    p.add_argument("--revision", type=int, help="with target: the wanted revision (default: the newest earlier one that was deployed successfully and differs)")
     p.add_argument("--last", type=int, help="with history: show only the last N revisions")
+    p.add_argument("--new-is-release", action="store_true",
+                   help="with diff: NEW is the JSON of `helm upgrade --dry-run=server -o json`, not a manifest")
     p.set_defaults(func=cmd_release)
 
     from . import database  # imports SQLAlchemy/alembic lazily: only `db` needs them

@@ -16,3 +16,14 @@ def data_dir(environ=os.environ) -> Path:
 
 def values_file(environ=os.environ) -> Path:
     return Path(environ.get("TEAMHUB_VALUES") or DEFAULT_VALUES)
+
+
+def release_revision(environ=os.environ) -> str:
+    """The helm revision the hub was started by: env TEAMHUB_RELEASE_REVISION, else the file `release-revision`
+    the chart puts beside the values file; "" when neither exists (local runs)."""
+    if environ.get("TEAMHUB_RELEASE_REVISION"):
+        return environ["TEAMHUB_RELEASE_REVISION"]
+    try:
+        return (values_file(environ).parent / "release-revision").read_text(encoding="utf-8").strip()[:16]
+    except OSError:
+        return ""

@@ -9,25 +9,50 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-
 # --- manifests -------------------------------------------------------------------------------------
+# Keys whose value is the helm revision number (see chart/templates/hub/values-secret.yaml): it differs
+# between any two revisions by design and restarts nothing, so it is never counted as a change.
+REVISION_KEYS = ("release-revision",)
+
+
+def _comparable(doc: dict) -> dict:
+    """The object with the revision bookkeeping blanked (a copy)."""
+    if doc.get("kind") in ("Secret", "ConfigMap"):
+        doc = dict(doc)
+        for field_ in ("data", "stringData"):
+            if isinstance(doc.get(field_), dict):
+                doc[field_] = {k: ("<revision>" if k in REVISION_KEYS else v) for k, v in doc[field_].items()}
+    return doc
+
+
 def objects(text: str) -> dict:
-    """kind/namespace/name -> canonical digest of the object, for every object in a multi-document manifest."""
+    """kind/namespace/name -> canonical digest of the object, for every object in a multi-document manifest.
+
+    Hook objects (annotation helm.sh/hook: the chart's checks and prepull, the `helm test` pod) are left out:
+    `helm get manifest` never lists them, and helm recreates them on every upgrade anyway."""
     out = {}
     for doc in yaml.safe_load_all(text or ""):
         if not isinstance(doc, dict) or "kind" not in doc:
             continue
         meta = doc.get("metadata") or {}
+        if "helm.sh/hook" in (meta.get("annotations") or {}):
+            continue
         key = f"{doc['kind']}/{meta.get('name', '?')}"
         if meta.get("namespace"):
             key = f"{doc['kind']}/{meta['namespace']}/{meta.get('name', '?')}"
-        out[key] = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+        out[key] = hashlib.sha256(json.dumps(_comparable(doc), sort_keys=True, default=str).encode()).hexdigest()
     return out
+
+
+def manifest_of_release(release_json: str) -> str:
+    """The manifest (hooks excluded, like `helm get manifest`) of `helm upgrade --dry-run=server -o json`."""
+    return (json.loads(release_json or "{}") or {}).get("manifest") or ""
 
 
 def diff_manifests(old: str, new: str) -> dict:
@@ -50,6 +75,10 @@ def format_diff(d: dict) -> list[str]:
 
 
 # --- release history -------------------------------------------------------------------------------
+SUCCEEDED = ("deployed", "superseded")
+_ROLLBACK = re.compile(r"^Rollback to (\d+)$")
+
+
 @dataclass
 class Revision:
     number: int
@@ -59,6 +88,19 @@ class Revision:
     updated: str
     description: str
     images: dict | None  # image key ("hub" or a catalog key) -> tag; None when the values were not read
+    values_digest: str | None = None  # of the revision's values; None when they were not read
+
+    @property
+    def succeeded(self) -> bool:
+        """helm marks a revision that was once deployed as superseded when a later one replaces it; every
+        other status (failed, pending-*, uninstalled, unknown) never ran to completion."""
+        return self.status in SUCCEEDED
+
+    @property
+    def rolled_back_to(self) -> int | None:
+        """N when helm created this revision by `helm rollback` to N (its description is "Rollback to N")."""
+        m = _ROLLBACK.match(self.description)
+        return int(m.group(1)) if m else None
 
 
 def images_of(values: dict) -> dict:
@@ -79,13 +121,15 @@ def load_history(history_json: str | Path, values_dir: str | Path | None = None)
     revisions = []
     for item in raw:
         n = int(item["revision"])
-        images = None
+        images = digest = None
         if values_dir is not None:
             f = Path(values_dir) / f"{n}.yaml"
             if f.is_file():
-                images = images_of(yaml.safe_load(f.read_text(encoding="utf-8")) or {})
+                values = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+                images = images_of(values)
+                digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
         revisions.append(Revision(n, str(item.get("status", "")), str(item.get("chart", "")), str(item.get("app_version", "")),
-                                  str(item.get("updated", "")), str(item.get("description", "")), images))
+                                  str(item.get("updated", "")), str(item.get("description", "")), images, digest))
     return sorted(revisions, key=lambda r: r.number)
 
 
@@ -126,16 +170,40 @@ class NoSuchRevision(Exception):
     pass
 
 
+def origin(revisions: list[Revision], r: Revision) -> int:
+    """The revision whose manifest `r` deploys: a rollback to N deploys what N deployed (followed through chains)."""
+    by_number = {x.number: x for x in revisions}
+    seen = set()
+    while r.rolled_back_to in by_number and r.number not in seen:
+        seen.add(r.number)
+        r = by_number[r.rolled_back_to]
+    return r.number
+
+
+def same_deployment(revisions: list[Revision], a: Revision, b: Revision) -> bool:
+    """True when a and b deploy the same thing: one is a rollback to the other, or same chart and same values."""
+    if origin(revisions, a) == origin(revisions, b):
+        return True
+    return a.values_digest is not None and a.values_digest == b.values_digest and a.chart == b.chart
+
+
 def pick_target(revisions: list[Revision], wanted: int | None) -> Revision:
-    """The revision to roll back to: `wanted`, or the one before the current one."""
+    """The revision to roll back to: `wanted`, or by default the newest earlier revision that was deployed
+    successfully (deployed or superseded) and deploys something other than the current one.
+
+    A failed upgrade that helm rolled back leaves e.g. 6 superseded, 7 failed, 8 deployed ("Rollback to 6"):
+    7 never ran, and 6 is what runs now, so the default is 5. A revision that did not succeed is a target only
+    when named (the caller warns, see `target_warning`)."""
     if not revisions:
         raise NoSuchRevision("the release has no history: nothing to roll back to")
     numbers = [r.number for r in revisions]
     cur = current(revisions)
     if wanted is None:
-        older = [r for r in revisions if r.number < cur.number]
+        older = [r for r in revisions if r.number < cur.number and r.succeeded and not same_deployment(revisions, r, cur)]
         if not older:
-            raise NoSuchRevision(f"revision {cur.number} is the first one: there is no previous revision")
+            raise NoSuchRevision(f"no revision before {cur.number} was deployed successfully with something other than what runs "
+                                 f"now (revisions: {', '.join(f'{r.number} {r.status}' for r in revisions)}); "
+                                 "name one with --revision to roll back to it anyway")
         return older[-1]
     for r in revisions:
         if r.number == wanted:
@@ -143,3 +211,14 @@ def pick_target(revisions: list[Revision], wanted: int | None) -> Revision:
                 raise NoSuchRevision(f"revision {wanted} is the one running now")
             return r
     raise NoSuchRevision(f"revision {wanted} does not exist (revisions: {', '.join(map(str, numbers))})")
+
+
+def target_warning(revisions: list[Revision], target: Revision) -> str | None:
+    """A sentence for the operator when the chosen target never ran successfully, or deploys what runs now."""
+    if not target.succeeded:
+        return (f"revision {target.number} is '{target.status}' ({target.description}): it never ran successfully, and rolling "
+                "back to it is likely to fail the same way")
+    cur = current(revisions)
+    if cur and same_deployment(revisions, target, cur):
+        return f"revision {target.number} deploys the same as the current revision {cur.number}: the rollback changes nothing"
+    return None

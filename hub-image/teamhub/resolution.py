@@ -7,10 +7,11 @@ shown and what the server accepts can never drift apart.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .catalog import EVERYONE, Accelerator, Catalog, Gpu, Image, Resource, Volume
+from .catalog import EVERYONE, Accelerator, Catalog, Gpu, Image, PodUser, Resource, Volume
 
 METHODS = ("local", "github", "oidc", "dummy")
 REQUEST_FIELDS = ("resource", "accelerator", "sessionMinutes")
@@ -106,18 +107,34 @@ class Launch:
     tolerations: tuple
     volumes: tuple  # Volume objects: the person's teams' and the resource's
     teams: tuple = field(default=())
+    pod_user: PodUser = PodUser()  # uid/gid/fsGroup: resource over image over singleuser.securityContext
 
     @property
     def gpu_count(self) -> int:
         return self.gpu.count if self.gpu else 0
 
 
+_MINUTES = re.compile(r"[0-9]{1,5}")  # ASCII digits only: str.isdigit() also takes "٦٠" and "²"
+
+
+def _shown(value) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an int of 4,300+ digits cannot be turned into text
+        return "a number of more than 5 digits"
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
 def _minutes(value, default: int, limit: int) -> int:
     if value is None or value == "":
         return min(default, limit)
-    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())):
-        raise RequestRefused(400, f"The session length must be a whole number of minutes, not {value!r}.")
-    minutes = int(value)
+    if isinstance(value, str) and _MINUTES.fullmatch(value):
+        minutes = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 99999:
+        minutes = value
+    else:
+        # One sentence for every malformed length, the value shown cut short.
+        raise RequestRefused(400, f"The session length must be a whole number of minutes, not {_shown(value)}.")
     if minutes < 1:
         raise RequestRefused(400, "The session length must be at least 1 minute.")
     if minutes > limit:
@@ -175,18 +192,20 @@ def build_launch(catalog: Catalog, resource: Resource, accelerator: Accelerator 
         volume_keys.extend(catalog.teams[team].volumes)
     volume_keys.extend(resource.volumes)
     volumes = tuple(catalog.volumes[k] for k in dict.fromkeys(volume_keys))
+    image = catalog.images[image_key]
     return Launch(
         resource=resource,
         accelerator=accelerator,
         minutes=minutes,
         team=access.charged_team.get(resource.key),
-        image=catalog.images[image_key],
+        image=image,
         gpu=accelerator.gpu if accelerator else resource.gpu,
         env=env,
         node_selector=selector,
         tolerations=tuple(tolerations),
         volumes=volumes,
         teams=access.teams,
+        pod_user=resource.pod_user.over(image.pod_user.over(catalog.pod_user)),
     )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import getpass
 import io
 import os
 import re
@@ -25,11 +24,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
 
-from .passwords import hash_password
+from .passwords import PasswordError, hash_password, read_new_password
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 TEAM = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-MIN_PASSWORD = 8
 
 
 class UsersError(Exception):
@@ -161,15 +159,10 @@ def _check_teams(teams, known) -> list:
 
 
 def read_password(prompt_name: str) -> str:
-    if sys.stdin.isatty():
-        password = getpass.getpass(f"Password for {prompt_name}: ")
-        if getpass.getpass("Again: ") != password:
-            raise UsersError("the two passwords differ")
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
-    if len(password) < MIN_PASSWORD:
-        raise UsersError(f"a password needs at least {MIN_PASSWORD} characters")
-    return password
+    try:
+        return read_new_password(f"Password for {prompt_name}: ")
+    except PasswordError as exc:
+        raise UsersError(str(exc)) from None
 
 
 def _write_private(path: Path, text: str) -> None:

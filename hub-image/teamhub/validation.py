@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import ipaddress
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,7 +142,7 @@ def _resolve(node: dict) -> dict:
 def with_defaults(data: dict) -> dict:
     """A copy of valid values with every schema `default` filled in where the operator wrote nothing."""
     out = _copy(data)
-    for section in ("auth", "catalog", "sessions", "branding"):
+    for section in ("auth", "catalog", "sessions", "branding", "singleuser"):
         out.setdefault(section, {})
     _fill(out, inlined_schema())
     return out
@@ -207,6 +208,10 @@ def _explain(err) -> list[Problem]:
     path = tuple(err.absolute_path)
     node = _resolve(err.schema) if isinstance(err.schema, dict) else {}
     v = err.validator
+    if node.get("errorMessage"):  # a rule stated with if/then/anyOf says in its own words what is wrong
+        missing = err.message.split("'")[1] if v == "required" and "'" in err.message else ""
+        message = " ".join(node["errorMessage"].split())
+        return [Problem("error", path, message.format(missing=missing, value=err.instance))]
     if "propertyNames" in err.absolute_schema_path:
         return [Problem("error", path + (err.instance,), f"'{err.instance}' is not a valid {node.get('title', 'key')}{_describe(node)}")]
     if v == "additionalProperties":
@@ -257,6 +262,8 @@ def _pattern_hint(title: str, value, node) -> str:
         return "; plaintext passwords are refused: run `teamhub hash-password` and paste its output here"
     if title == "hub username" and isinstance(value, str) and ":" not in value:
         return f"; add the login method, e.g. 'local:{value}' or 'github:{value}'"
+    if title == "hub username" and isinstance(value, str) and value != value.lower():
+        return f"; the hub lowercases every login name, so this never matches anyone (did you mean '{value.lower()}'?)"
     return _describe(node)
 
 
@@ -271,7 +278,8 @@ def _list(value) -> list:
 
 
 def semantic_problems(data) -> list[Problem]:
-    """Cross-references and relations. Written to survive any structure: schema errors are reported
+    """Cross-references, arithmetic and warnings: only what JSON Schema cannot state (every other rule is
+    in the schema, so helm refuses it too). Written to survive any structure: schema errors are reported
     separately, so a part that is malformed here is simply skipped."""
     data = _map(data)
     auth, cat, sessions = _map(data.get("auth")), _map(data.get("catalog")), _map(data.get("sessions"))
@@ -289,14 +297,6 @@ def semantic_problems(data) -> list[Problem]:
         if isinstance(key, str) and key not in table:
             err(path, f"unknown {what} '{key}'{_suggest(key, table)}; define it under {where}")
 
-    for key, img in images.items():
-        img = _map(img)
-        tag = img.get("tag")
-        if img.get("pullPolicy") != "Always" and (tag is None or tag == "latest"):
-            problem = "has no tag" if tag is None else "uses the tag 'latest'"
-            err(("catalog", "images", key, "tag") if tag else ("catalog", "images", key),
-                f"{problem}: nodes that already have an image never update it; use an immutable tag, or set pullPolicy: Always")
-
     max_minutes = sessions.get("maxMinutes", 480)
     default_minutes = sessions.get("defaultMinutes", 60)
     if _is_int(max_minutes) and _is_int(default_minutes) and default_minutes > max_minutes:
@@ -312,8 +312,6 @@ def semantic_problems(data) -> list[Problem]:
             if req is not None and lim is not None and req > lim:
                 err(base + (what, "request"), f"request {q.get('request')} is more than the limit {q.get('limit')}")
         acc_list = _list(res.get("accelerators"))
-        if "gpu" in res and "accelerators" in res:
-            err(base + ("accelerators",), "a resource has either a fixed gpu or a list of accelerators, not both")
         for i, acc in enumerate(acc_list):
             ref(base + ("accelerators", i), acc, accs, "accelerator", "catalog.accelerators")
         for acc, override in _map(res.get("acceleratorOverrides")).items():
@@ -358,29 +356,45 @@ def semantic_problems(data) -> list[Problem]:
         if isinstance(admin, str) and admin.startswith("local:") and admin[6:] not in local_users and "existingSecret" not in local:
             warn(("auth", "admins", i), f"'{admin}' is not a local account in auth.local.users{_suggest(admin[6:], local_users)}")
 
-    enabled = [m for m in ("local", "github", "oidc", "dummy") if _map(auth.get(m)).get("enabled") is True]
-    if not enabled:
-        err(("auth",), "no login method is enabled: set enabled: true under auth.local, auth.github or auth.oidc")
-    for method in ("github", "oidc"):
-        conf = _map(auth.get(method))
-        if conf.get("enabled") is not True:
-            continue
-        needed = ["clientId", "callbackUrl"] + (["issuerUrl"] if method == "oidc" else [])
-        for field in needed:
-            if not conf.get(field):
-                err(("auth", method), f"{method} login is enabled but {field} is missing")
-        if not conf.get("clientSecret") and not conf.get("existingSecret"):
-            err(("auth", method), f"{method} login is enabled but has neither clientSecret nor existingSecret")
-        callback = conf.get("callbackUrl")
-        if isinstance(callback, str) and not callback.split("?")[0].rstrip("/").endswith(f"/{method}/oauth_callback"):
-            err(("auth", method, "callbackUrl"), f"the hub answers {method} logins at <hub URL>/hub/{method}/oauth_callback; "
-                f"{callback!r} does not end with /{method}/oauth_callback")
+    for i, cidr in enumerate(_list(local.get("trustedProxies"))):
+        # The schema checks the shape; whether the numbers form an address range is arithmetic.
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except (TypeError, ValueError) as exc:
+            err(("auth", "local", "trustedProxies", i), f"{cidr!r} is not an address range: {exc}")
+
+    out += digest_problems(data)
     gh = _map(auth.get("github"))
     if gh.get("enabled") is True and not _list(gh.get("allowedOrganizations")):
         warn(("auth", "github", "allowedOrganizations"), "empty: every GitHub account may log in (each gets the team everyone)")
     if _map(auth.get("dummy")).get("enabled") is True:
         warn(("auth", "dummy", "enabled"), "the dummy login accepts any password: development only, never on a real cluster")
     return out
+
+
+def _pinnable_images(data: dict):
+    """(path, image) of every image the values name: the catalog's, prePuller.extraImages and the chart's own."""
+    for key, img in _map(_map(data.get("catalog")).get("images")).items():
+        yield ("catalog", "images", key), _map(img)
+    pre = _map(data.get("prePuller"))
+    for key, img in _map(pre.get("extraImages")).items():
+        yield ("prePuller", "extraImages", key), _map(img)
+    for path in (("hub", "image"), ("proxy", "image"), ("prePuller", "pause"), ("test", "image")):
+        img = _map(_map(data.get(path[0])).get(path[1]))
+        if img.get("name"):  # only what the values name: a hub-only file has none, an empty test image is the hub's
+            yield path, img
+
+
+def digest_problems(data: dict) -> list[Problem]:
+    """Tags move, digests do not. catalog.requireDigests unset: a warning per image without a digest; true:
+    an error; false: silence (demos, labs that trust their tags)."""
+    require = _map(data.get("catalog")).get("requireDigests")
+    if require is False:
+        return []
+    level = "error" if require is True else "warning"
+    hint = "" if require is True else " (catalog.requireDigests: false silences this, true makes it an error)"
+    return [Problem(level, path, f"no digest: the image behind a tag can change; add digest: sha256:...{hint}")
+            for path, img in _pinnable_images(data) if not img.get("digest")]
 
 
 def _is_int(value) -> bool:

@@ -8,6 +8,7 @@ the indentation settings match the style of config/values.yaml, so an edit chang
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from ruamel.yaml import YAML
@@ -56,14 +57,19 @@ def dump(data) -> str:
     return out.getvalue()
 
 
-def set_image(path: str | Path, image_path: str, tag: str, name: str | None = None) -> bool:
+def set_image(path: str | Path, image_path: str, tag: str, name: str | None = None, digest: str | None = None) -> bool:
     """Set `<image_path>.tag` (and `.name` when given and absent or different) in the values file.
+
+    `digest` (sha256:..., what the registry returned for the push) goes beside the tag as `digest`. Without
+    one, a digest left from an earlier push is removed when the tag changes: it names another image.
 
     `image_path` is dotted, e.g. `catalog.images.scipy` or `hub.image`. Missing mappings are created (a
     new course image gets its catalog entry from the build). Returns True when the file changed.
     """
     if not tag or tag == "latest":
         raise ValuesEditError(f"refusing tag {tag!r}: tags must be immutable")
+    if digest is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        raise ValuesEditError(f"refusing digest {digest!r}: expected sha256: and 64 hex digits")
     data = load(path)
     node = data
     for part in split_path(image_path):
@@ -80,6 +86,14 @@ def set_image(path: str | Path, image_path: str, tag: str, name: str | None = No
         changed = True
     if str(node.get("tag", "")) != tag:
         node["tag"] = DoubleQuotedScalarString(tag)
+        changed = True
+        if digest is None and "digest" in node:
+            del node["digest"]
+    if digest is not None and str(node.get("digest", "")) != digest:
+        if "digest" in node:
+            node["digest"] = DoubleQuotedScalarString(digest)
+        else:  # right after the tag, where a person looks for it
+            node.insert(list(node.keys()).index("tag") + 1, "digest", DoubleQuotedScalarString(digest))
         changed = True
     if changed:
         Path(path).write_text(dump(data), encoding="utf-8")

@@ -1,10 +1,33 @@
 # shellcheck shell=bash
-# Helpers shared by the operator scripts. Source it; it defines functions only.
+# Helpers shared by the operator scripts. Source it; it defines functions only. Every script calls
+# require_bash first.
 
 say()  { printf '==> %s\n' "$*"; }
 note() { printf '    %s\n' "$*"; }
 warn() { printf 'WARNING: %s\n' "$*" >&2; }
 die()  { printf 'ERROR: %s\n' "$1" >&2; exit "${2:-1}"; }
+
+# require_bash [MAJOR MINOR]: stop unless this bash is 4.4 or newer. Before 4.4, "${a[@]}" of an empty
+# array is an "unbound variable" under set -u, and `mapfile -d` does not exist; macOS ships bash 3.2.
+# The arguments (default: this shell's version) exist so the check itself can be tested.
+require_bash() {
+  local major=${1:-${BASH_VERSINFO[0]}} minor=${2:-${BASH_VERSINFO[1]}}
+  if [ "$major" -lt 4 ] || { [ "$major" -eq 4 ] && [ "$minor" -lt 4 ]; }; then
+    die "$(basename "$0") needs bash 4.4 or newer; this is bash $major.$minor. On macOS: brew install bash, then run it again (the scripts start with '#!/usr/bin/env bash', so the newer bash must come first on PATH)" 2
+  fi
+}
+
+# usage_from_header SCRIPT: the script's leading comment block (after the #! line), without the '# '.
+usage_from_header() {
+  local line
+  while IFS= read -r line; do
+    case "$line" in
+      '#!'*) ;;
+      '#'*) line=${line#\#}; printf '%s\n' "${line# }" ;;
+      *) return 0 ;;
+    esac
+  done < "$1"
+}
 
 # The repository root (scripts/..).
 repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd; }
@@ -77,18 +100,23 @@ helm_wait_flag() {
   if [ "$(helm_major)" = 4 ]; then echo "--wait=watcher"; else echo "--wait"; fi
 }
 
-# hub_deployment NAMESPACE RELEASE: "deployment/<name>" of the release's hub (found by its labels).
+# hub_deployment NAMESPACE RELEASE: "deployment/<name>" of the release's hub, found only by its labels (a
+# release's names depend on its name and on fullnameOverride, so no name is guessed); false when none exists.
+hub_selector() { echo "app.kubernetes.io/instance=$1,app.kubernetes.io/component=hub"; }
 hub_deployment() {
   local ns=$1 release=$2 name
-  name=$(kubectl --namespace "$ns" get deployment \
-    -l "app.kubernetes.io/instance=$release,app.kubernetes.io/component=hub" -o name 2>/dev/null | head -n 1)
-  echo "${name:-deployment/${release}-hub}"
+  name=$(kubectl --namespace "$ns" get deployment -l "$(hub_selector "$release")" -o name 2>/dev/null | head -n 1)
+  [ -n "$name" ] || return 1
+  echo "$name"
 }
 
 # check_hub NAMESPACE RELEASE [TIMEOUT]: the hub Deployment is rolled out and its /hub/health answers.
 check_hub() {
   local ns=$1 release=$2 timeout=${3:-5m} deploy
-  deploy=$(hub_deployment "$ns" "$release")
+  if ! deploy=$(hub_deployment "$ns" "$release"); then
+    warn "no hub Deployment with the labels $(hub_selector "$release") in namespace $ns"
+    return 1
+  fi
   if ! kubectl --namespace "$ns" rollout status "$deploy" --timeout "$timeout"; then
     warn "the hub ($deploy) is not ready"
     return 1
@@ -105,7 +133,7 @@ check_hub() {
 # the hub cannot be asked (not running, or an image without the db command).
 hub_db_status() {
   local ns=$1 release=$2 out=$3 deploy
-  deploy=$(hub_deployment "$ns" "$release")
+  deploy=$(hub_deployment "$ns" "$release") || return 1
   kubectl --namespace "$ns" exec "$deploy" -- teamhub db status --json > "$out" 2>/dev/null || true
   grep -q '"head_revision"' "$out" 2>/dev/null
 }

@@ -118,8 +118,10 @@ def test_toggles_lint_render_and_validate(which, toggle, tmp_path):
     validate_all(render(which, CONFIG / "values.yaml", overlay))
 
 
-def test_chart_defaults_alone_render_and_validate():
-    validate_all(render("helm3"))
+def test_chart_defaults_alone_render_and_validate(tmp_path):
+    # The chart's defaults enable no login method, which the schema refuses (tests/chart/test_schema_rules.py):
+    # one switch on top of them must be enough for every template.
+    validate_all(render("helm3", write_values(tmp_path, "login", {"auth": {"local": {"enabled": True}}})))
 
 
 # --- the schema refuses bad values, in both helms ------------------------------------------------
@@ -134,6 +136,7 @@ BAD_VALUES = {
     "db type": ({"hub": {"db": {"type": "mysql"}}}, "type"),
     "storage capacity": ({"singleuser": {"storage": {"capacity": "lots"}}}, "capacity"),
     "unknown prePuller key": ({"prePuller": {"hook": {"timeout": 5}}}, "timeout"),
+    "capitals in a username": ({"auth": {"admins": ["oidc:JDoe"]}}, "admins"),
 }
 
 
@@ -259,11 +262,14 @@ def test_prepuller_pulls_each_catalog_image_once_on_its_nodes():
     assert len(gpu_images) == 3
 
 
-def test_hook_renders_nothing_when_every_image_is_already_pulled():
+def test_hook_renders_nothing_when_every_image_is_already_pulled(tmp_path):
     """Under `helm template` nothing can be looked up, so the hook pulls everything; with no images at all
     there is nothing to pull and no hook (and no awaiter) is rendered."""
-    docs = render("helm3")
-    assert not [d for d in docs if d["metadata"].get("annotations", {}).get("helm.sh/hook", "").startswith("pre-")]
+    docs = render("helm3", write_values(tmp_path, "login", {"auth": {"local": {"enabled": True}}}))
+    hooks = [d for d in docs if d["metadata"].get("annotations", {}).get("helm.sh/hook", "").startswith("pre-")]
+    assert not [d for d in hooks if "prepull" in d["metadata"]["name"] or "puller" in d["metadata"]["name"]]
+    # only the hub's pre-upgrade check remains (tests/chart/test_upgrade_check.py)
+    assert {d["metadata"]["labels"]["app.kubernetes.io/component"] for d in hooks} == {"upgrade-check"}
 
 
 def test_generated_schema_and_values_reference_are_current(teamhub):
@@ -272,3 +278,48 @@ def test_generated_schema_and_values_reference_are_current(teamhub):
     reference = (ROOT / "docs" / "values-reference.md").read_text()
     for key in ("hub.db.type", "singleuser.storage.capacity", "prePuller.hook.timeoutSeconds", "networkPolicy.singleuser.internetEgress"):
         assert f"`{key}`" in reference
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize("which", HELMS)
+@pytest.mark.parametrize("db", ["sqlite-pvc", "postgres", "postgres-existing-claim"])
+def test_data_folder_is_a_kept_volume_in_every_database_mode(which, db, tmp_path):
+    """Backups taken before a migration and restores scheduled by scripts/rollback.sh live in the data folder;
+    they must survive the pod replacement a rollback does, so it is a PVC the chart keeps, or the operator's."""
+    overlays = {
+        "sqlite-pvc": {},
+        "postgres": {"hub": {"db": {"type": "postgres", "url": "postgresql://teamhub@db/teamhub", "password": "x"}}},
+        "postgres-existing-claim": {"hub": {"db": {"type": "postgres", "url": "postgresql://teamhub@db/teamhub",
+                                                   "backupVolume": {"existingClaim": "hub-backups"}}}},
+    }
+    docs = render(which, CONFIG / "values.yaml", write_values(tmp_path, db, overlays[db]))
+    hub = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "t-teamhub-hub")
+    spec = hub["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    data_dir = next(e["value"] for e in container["env"] if e["name"] == "TEAMHUB_DATA_DIR")
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == data_dir)
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    assert "persistentVolumeClaim" in volume and "emptyDir" not in volume, volume
+    claim = volume["persistentVolumeClaim"]["claimName"]
+    if db == "postgres-existing-claim":
+        assert claim == "hub-backups"
+        assert not [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+    else:
+        pvc = next(d for d in docs if d["kind"] == "PersistentVolumeClaim" and d["metadata"]["name"] == claim)
+        assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+def test_prepuller_and_spawner_name_images_identically(tmp_path):
+    """A digest-pinned image is pulled by exactly the reference the spawner gives the user pod; any difference
+    (`:latest` added, digest dropped) makes the node pull again when a person starts."""
+    from teamhub import validation
+
+    overlay = write_values(tmp_path, "digest", {"catalog": {"images": {"scipy": {"digest": DIGEST}}}})
+    docs = render("helm3", CONFIG / "values.yaml", overlay)
+    pulled = {c["image"] for d in docs if d["kind"] == "DaemonSet" and "continuous-puller" in d["metadata"]["name"]
+              for c in d["spec"]["template"]["spec"]["initContainers"]}
+    catalog = validation.load_or_raise([CONFIG / "values.yaml", overlay]).catalog
+    assert pulled == {img.ref for img in catalog.images.values()}
+    assert f"quay.io/jupyter/scipy-notebook:2026-11-02@{DIGEST}" in pulled

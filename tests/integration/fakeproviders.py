@@ -68,12 +68,12 @@ class _Provider:
     client_id = "teamhub-test"
     client_secret = "fake-provider-secret-for-loopback-tests-only"
 
-    def __init__(self):
+    def __init__(self, port: int = 0):
         self.as_user: str | None = None
         self.codes: dict = {}
         self.tokens: dict = {}
         self.log: list = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self.server.provider = self
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -178,8 +178,9 @@ class FakeGitHub(_Provider):
 class FakeOIDC(_Provider):
     """Keycloak-like: issuer <url>/realms/lab, endpoints under /protocol/openid-connect/."""
 
-    def __init__(self, realm="lab"):
-        super().__init__()
+    def __init__(self, realm="lab", port: int = 0):
+        """`port`: a fixed one, e.g. where a hub already looks for a provider that was down."""
+        super().__init__(port)
         self.issuer = f"{self.url}/realms/{realm}"
         self.base = f"/realms/{realm}"
         self.users: dict = {}  # preferred_username -> {"sub", "groups", "email"}

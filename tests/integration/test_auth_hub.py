@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 import time
+import types
 
 import pytest
 import requests
 from authhub import AuthHub
 from fakeproviders import FakeGitHub, FakeOIDC
+from teamhub.demo import free_port
 from teamhub.passwords import hash_password
 from teamhub.resolution import Person, resolve
 from teamhub.validation import check
@@ -34,7 +36,7 @@ def _catalog():
 
 def values_for(hub_url, gh, oidc, dummy=True):
     users = {name: {"passwordHash": hash_password(f"{name}-pass", 4), "teams": teams}
-             for name, teams in [("alice", ["cv-course"]), ("ada", []), ("bob", []), ("carol", []), ("erin", [])]}
+             for name, teams in [("alice", ["cv-course"]), ("ada", []), ("bob", []), ("carol", []), ("erin", []), ("frank", [])]}
     auth = {"admins": ["local:ada"], "refreshSeconds": 1, "local": {"enabled": True, "users": users},
             "dummy": {"enabled": dummy}}
     if gh:
@@ -135,6 +137,54 @@ def test_repeated_failures_are_throttled_with_retry_after(hub):
     assert hub.form_login(requests.Session(), "local", "erin", "erin-pass").status_code == 302
 
 
+def forged(real_ip: str | None = None, forwarded: str | None = None) -> requests.Session:
+    """A session whose every request carries client-written address headers."""
+    s = requests.Session()
+    if real_ip:
+        s.headers["X-Real-Ip"] = real_ip
+    if forwarded:
+        s.headers["X-Forwarded-For"] = forwarded
+    return s
+
+
+def test_forged_address_headers_do_not_escape_the_throttle(hub):
+    """Through the real configurable-http-proxy: twelve guesses, each claiming another address in X-Real-Ip
+    and X-Forwarded-For, once got no 429 (only the 20-per-account cap stopped them)."""
+    answers = [hub.form_login(forged(f"198.51.100.{i}", f"203.0.113.{i}"), "local", "frank", "guess").status_code
+               for i in range(12)]
+    assert answers[:5] == [403] * 5 and set(answers[5:]) == {429}, answers
+    assert "Throttled local sign-in for 'frank' from 127.0.0.1" in hub.log_text()
+
+
+@pytest.fixture(scope="module")
+def edge_hub(tmp_path_factory):
+    """One hub for two edge cases (a hub start is the slow part): behind a pretend ingress on loopback,
+    trusted through auth.local.trustedProxies (the tests write the ingress's X-Forwarded-For entry), five
+    failures lock an address; and its OIDC provider is down at start (`edge_hub.oidc_port`, nobody there)."""
+    h = AuthHub({}, tmp_path_factory.mktemp("edgehub"))
+    h.oidc_port = free_port()
+    down = types.SimpleNamespace(issuer=f"http://127.0.0.1:{h.oidc_port}/realms/lab", client_id=FakeOIDC.client_id,
+                                 client_secret=FakeOIDC.client_secret)
+    h.values = values_for(h.url, None, down, dummy=False)
+    h.values["auth"]["local"].update({"trustedProxies": ["127.0.0.1/32"], "throttle": {"addressFailures": 5}})
+    h.start()
+    yield h
+    h.stop()
+
+
+def test_a_forged_address_cannot_lock_out_the_real_one(edge_hub):
+    """One hundred failures sent with a forged classroom address once locked that classroom out for everyone."""
+    classroom, attacker = "198.51.100.20", "203.0.113.66"
+    # what the ingress forwards for the attacker: the forged entries, then the address it saw
+    for i in range(5):
+        s = forged(classroom, f"{classroom}, {attacker}")
+        assert edge_hub.form_login(s, "local", f"nobody{i}", "guess").status_code == 403
+    assert edge_hub.form_login(forged(classroom, f"{classroom}, {attacker}"), "local", "carol", "guess").status_code == 429
+    # the classroom itself (and the attacker's forged claim of it) did not count
+    assert edge_hub.form_login(forged(None, classroom), "local", "alice", "alice-pass").status_code == 302
+    assert f"from {attacker}" in edge_hub.log_text() and f"from {classroom}" not in edge_hub.log_text()
+
+
 def test_github_member_logs_in_and_teams_decide_resources(hub, providers):
     gh, _ = providers
     r = oauth_login(hub, gh, "github", "octo")
@@ -209,6 +259,52 @@ def test_no_method_can_act_as_a_same_named_person_of_another(hub, providers):
     # the real local admin is an admin
     assert hub.form_login(requests.Session(), "local", "ada", "ada-pass").status_code == 302
     assert hub.user("local:ada")["admin"] is True
+
+
+def test_oidc_provider_down_at_start_then_up(edge_hub):
+    """An identity-provider outage during a restart kept the whole hub down (AuthConfigError at start)."""
+    h, port = edge_hub, edge_hub.oidc_port
+    provider = None
+    try:
+        html = h.login_page(requests.Session())
+        assert 'href="/hub/oidc/oauth_login"' not in html
+        assert re.search(r"<button[^>]*teamhub-oidc[^>]*disabled", html)
+        sentence = "Lab SSO is unavailable right now: the hub cannot reach the identity provider."
+        assert sentence in html
+        r = requests.get(h.url + "/hub/oidc/oauth_login", timeout=10, allow_redirects=False)
+        assert r.status_code == 503 and sentence in r.text
+        assert h.form_login(requests.Session(), "local", "alice", "alice-pass").status_code == 302
+        for _ in range(3):
+            h.login_page(requests.Session())
+        log = h.log_text()
+        assert "Traceback" not in log, log[-3000:]
+        assert log.count("cannot read") == 1, log[-3000:]  # one line for the outage, not one per page or retry
+
+        provider = FakeOIDC(port=port).start()
+        provider.add_user("jdoe", groups=["/courses/cv"])
+        deadline = time.monotonic() + 60  # the background retry backs off from 2 s, doubling
+        while 'href="/hub/oidc/oauth_login"' not in h.login_page(requests.Session()):
+            assert time.monotonic() < deadline, h.log_text()[-3000:]
+            time.sleep(0.5)
+        assert sentence not in h.login_page(requests.Session())
+        r = oauth_login(h, provider, "oidc", "jdoe")
+        assert r.status_code == 200 and r.url.endswith("/hub/home")
+        assert "oidc:jdoe" in h.groups()["cv-course"]
+        assert "Traceback" not in h.log_text()
+
+        # down again while jdoe is signed in: the session stays (auth.oidc.outageGraceMinutes), one WARNING
+        provider.stop()
+        provider = None
+        for _ in range(3):
+            time.sleep(1.1)  # past auth.refreshSeconds (1): every page load asks the provider again
+            page = r.session.get(h.url + "/hub/home", timeout=10)
+            assert page.status_code == 200 and page.url.endswith("/hub/home"), page.url
+        log = h.log_text()
+        assert "Traceback" not in log, log[-3000:]
+        assert log.count("oidc:jdoe: cannot refresh sign-in at the identity provider") == 1, log[-3000:]
+    finally:
+        if provider:
+            provider.stop()
 
 
 def test_local_accounts_from_a_mounted_secret_file(tmp_path):

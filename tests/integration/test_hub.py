@@ -58,6 +58,11 @@ FORGED = [
     ({"resource": "cpu-small", "sessionMinutes": "9999"}, 400, "at most 480 minutes"),
     ({"resource": "cpu-large", "sessionMinutes": "300"}, 400, "at most 240 minutes"),
     ({"resource": "cpu-small", "sessionMinutes": "abc"}, 400, "whole number"),
+    # str.isdigit() digits that are not ASCII: Arabic-Indic 60 started a server, superscript two and
+    # 4,300+ digits raised a bare ValueError ("Invalid user options" and a traceback).
+    ({"resource": "cpu-small", "sessionMinutes": "\u0666\u0660"}, 400, "whole number"),
+    ({"resource": "cpu-small", "sessionMinutes": "\u00b2"}, 400, "whole number"),
+    ({"resource": "cpu-small", "sessionMinutes": "9" * 4400}, 400, "whole number"),
     ({"resource": "cpu-small", "image": "evil/miner:latest"}, 400, "Unknown option"),
     ({}, 400, "Choose an environment"),
 ]
@@ -87,6 +92,28 @@ def test_forged_rest_starts_are_refused(hub, clients, admin_api, fields, status,
     assert r.status_code == status, r.text
     assert words in r.json()["message"]
     _no_server(admin_api, "local:alice")
+
+
+def test_refused_starts_are_one_info_line_each_without_traceback(hub, clients):
+    """5,000 refused starts once logged 3,897 tracebacks: a refusal is the person's mistake, not a hub fault."""
+    before = len(hub.log())
+    api = hub.api(hub.token(clients["carol"], "local:carol"))
+    refusals = [("form", {"resource": "course-cv"}), ("form", {"resource": "cpu-small", "sessionMinutes": "\u00b2"}),
+                ("rest", {"resource": "research-gpu"}), ("rest", {"resource": "cpu-small", "sessionMinutes": "9" * 4400})]
+    for how, fields in refusals:
+        r = hub.spawn_form(clients["carol"], fields) if how == "form" else api.post("/users/local:carol/server", json=fields)
+        assert r.status_code in (400, 403)
+    log = hub.log()[before:]
+    assert "Traceback" not in log, log[-3000:]
+    assert not [line for line in log.splitlines() if line.startswith("[E ")], log[-3000:]
+    lines = [line for line in log.splitlines() if "Refused start" in line]
+    assert len(lines) == len(refusals), log[-3000:]
+    for line, (_, fields) in zip(lines, refusals, strict=True):
+        assert line.startswith("[I ") and "local:carol" in line and f'"resource": "{fields["resource"]}"' in line
+        assert len(line) < 600
+    # each reason is said once: no other line repeats it
+    assert sum("do not include" in line for line in log.splitlines()) == 2  # carol may launch neither
+    assert sum("whole number of minutes" in line for line in log.splitlines()) == 2
 
 
 def test_start_reach_jupyterlab_and_keep_the_deadline_across_a_hub_restart(hub, clients, admin_api):

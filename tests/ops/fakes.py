@@ -3,7 +3,9 @@
 
 Installed on PATH under each tool's name (see conftest.py). Every call is appended to $FAKE_LOG as one JSON
 line: [tool, arg, ...]. State (release history, manifests, values per revision) lives in $FAKE_STATE.
-$FAKE_FAIL is a comma-separated list of steps to fail: upgrade, rollback, health, build, push, template.
+$FAKE_FAIL is a comma-separated list of steps to fail: upgrade, check (the chart's pre-upgrade check Job), rollback,
+health, build, push, template, nohub (no hub Deployment carries the labels). $FAKE_HUB_NAME names the hub
+Deployment (default teamhub-hub).
 """
 
 import json
@@ -71,10 +73,22 @@ if tool == "helm":
     elif cmd == "get" and args[1] == "values":
         f = state / "values" / f"{opt('--revision')}.yaml"
         print(f.read_text() if f.exists() else "null")
+    elif cmd == "upgrade" and any(a.startswith("--dry-run") for a in args):
+        # like helm: the release as JSON; its manifest leaves hooks out (they are listed under "hooks")
+        if "template" in fail:
+            print("Error: template failed", file=sys.stderr)
+            sys.exit(1)
+        new = (state / "new.yaml").read_text() if (state / "new.yaml").exists() else ""
+        print(json.dumps({"name": args[1], "manifest": new, "hooks": []}))
     elif cmd == "upgrade":
         after = state / "exec-output-after-upgrade"
         if after.exists():  # what the hub reports once the new release's hub has started
             after.replace(state / "exec-output")
+        if "check" in fail:  # helm 3's words when a pre-upgrade hook Job fails under --atomic
+            (state / "check-failed").write_text("1")
+            print("Error: UPGRADE FAILED: release teamhub failed, and has been rolled back due to atomic being set: "
+                  "pre-upgrade hooks failed: 1 error occurred:\n\t* job teamhub-upgrade-check failed: DeadlineExceeded", file=sys.stderr)
+            sys.exit(1)
         if "upgrade" in fail:
             print("Error: UPGRADE FAILED: release teamhub failed, and has been rolled back due to rollback-on-failure being set: "
                   "context deadline exceeded", file=sys.stderr)
@@ -96,6 +110,16 @@ elif tool == "kubectl":
         print("test-cluster")
     elif args[:1] == ["version"]:
         print(json.dumps({"clientVersion": {"gitVersion": "v1.31.0"}, "serverVersion": {"major": "1", "gitVersion": "v1.30.4"}}, indent=2))
+    elif args[2:4] == ["get", "deployment"] and "-l" in args:
+        if "nohub" not in fail and "app.kubernetes.io/component=hub" in opt("-l"):
+            print(f"deployment.apps/{os.environ.get('FAKE_HUB_NAME', 'teamhub-hub')}")
+    elif args[2:4] == ["get", "jobs"] and "-l" in args:
+        if (state / "check-failed").exists() and "component=upgrade-check" in opt("-l"):
+            print("job.batch/teamhub-upgrade-check")
+    elif args[2:3] == ["logs"] and (state / "check-failed").exists():
+        print("configuration: the hub would start (3 resources, 2 teams, 0 warning(s))")
+    elif args[2:4] == ["get", "events"] and (state / "check-failed").exists():
+        print("0/5 nodes are available: 5 node(s) didn't match Pod's node affinity/selector.")
     elif "rollout" in args or "exec" in args:
         if "health" in fail:
             print("error: timed out waiting for the condition", file=sys.stderr)
@@ -111,3 +135,11 @@ else:  # docker, podman, buildah
     if args and args[0] == "push" and "push" in fail:
         print("denied: requested access to the resource is denied", file=sys.stderr)
         sys.exit(1)
+    if args and args[0] == "push":  # a registry's answer: the digest is derived from the reference here
+        import hashlib
+
+        digest = "sha256:" + hashlib.sha256(args[-1].encode()).hexdigest()
+        if "--digestfile" in args:  # podman, buildah
+            Path(opt("--digestfile")).write_text(digest)
+        else:  # docker prints it
+            print(f"{args[-1].rsplit(':', 1)[-1]}: digest: {digest} size: 1570")

@@ -85,7 +85,10 @@ def test_pick_target(tmp_path):
     h.write_text(json.dumps([{"revision": n, "status": s, "chart": "teamhub-0.1.0"}
                              for n, s in ((1, "superseded"), (2, "failed"), (3, "deployed"))]))
     revs = release.load_history(h)
-    assert release.pick_target(revs, None).number == 2
+    assert release.pick_target(revs, None).number == 1, "2 failed: never the default target"
+    assert release.target_warning(revs, release.pick_target(revs, None)) is None
+    assert release.pick_target(revs, 2).number == 2, "named, it is allowed"
+    assert "never ran successfully" in release.target_warning(revs, release.pick_target(revs, 2))
     assert release.pick_target(revs, 1).number == 1
     with pytest.raises(release.NoSuchRevision, match="does not exist"):
         release.pick_target(revs, 7)
@@ -98,3 +101,63 @@ def test_readme_operator_section_names_only_existing_scripts():
     for script in ("scripts/helm_update.sh", "scripts/rollback.sh", "scripts/build_images.sh"):
         assert script in text
         assert (ROOT / script).exists()
+
+
+def test_pick_target_skips_what_runs_now(tmp_path):
+    """6 superseded, 7 failed, 8 deployed "Rollback to 6" (issue 15): 6 is what runs; the default is 5."""
+    h = tmp_path / "h.json"
+    h.write_text(json.dumps([{"revision": n, "status": s, "chart": "teamhub-0.1.0", "description": d} for n, s, d in (
+        (5, "superseded", "Upgrade complete"), (6, "superseded", "Upgrade complete"), (7, "failed", "Upgrade failed"),
+        (8, "deployed", "Rollback to 6"))]))
+    revs = release.load_history(h)
+    assert release.pick_target(revs, None).number == 5
+    assert "changes nothing" in release.target_warning(revs, release.pick_target(revs, 6))
+    # with the values read, a revision with the same chart and values as the current one is skipped too
+    vals = tmp_path / "values"
+    vals.mkdir()
+    for n, tag in ((5, "a"), (6, "b"), (7, "c"), (8, "b")):
+        (vals / f"{n}.yaml").write_text(f"hub: {{image: {{tag: {tag}}}}}\n")
+    h.write_text(h.read_text().replace("Rollback to 6", "Upgrade complete"))
+    assert release.pick_target(release.load_history(h, vals), None).number == 5
+    with pytest.raises(release.NoSuchRevision, match="name one with --revision"):
+        release.pick_target(release.load_history(h, vals)[2:], None)
+
+
+def test_diff_leaves_out_hooks_and_the_revision_number():
+    old = "kind: Secret\nmetadata: {name: v}\nstringData: {values.yaml: 'a: 1', release-revision: '1'}\n"
+    new = old.replace("'1'}", "'2'}") + ("---\nkind: Job\nmetadata: {name: check, annotations: {helm.sh/hook: pre-upgrade}}\n"
+                                        "---\nkind: Pod\nmetadata: {name: t, annotations: {helm.sh/hook: test}}\n")
+    assert release.diff_manifests(old, new) == {"added": [], "changed": [], "removed": [], "unchanged": ["Secret/v"]}
+    assert release.diff_manifests(old, new.replace("a: 1", "a: 2"))["changed"] == ["Secret/v"]
+    assert release.manifest_of_release(json.dumps({"manifest": old, "hooks": [{"name": "x"}]})) == old
+
+
+def test_release_revision_file(tmp_path):
+    from teamhub import paths
+
+    (tmp_path / "values.yaml").write_text("{}")
+    env = {"TEAMHUB_VALUES": str(tmp_path / "values.yaml")}
+    assert paths.release_revision(env) == ""
+    (tmp_path / "release-revision").write_text("7\n")
+    assert paths.release_revision(env) == "7"
+    assert paths.release_revision({**env, "TEAMHUB_RELEASE_REVISION": "9"}) == "9"
+
+
+def test_set_image_digest_and_pushed_digest(tmp_path):
+    from teamhub import images, values_edit
+
+    f = tmp_path / "v.yaml"
+    f.write_text("hub:\n  image:\n    name: x  # the hub\n    tag: \"a\"\n    pullPolicy: IfNotPresent\n")
+    d = "sha256:" + "0" * 64
+    assert values_edit.set_image(f, "hub.image", "b", digest=d)
+    assert f.read_text() == f'hub:\n  image:\n    name: x  # the hub\n    tag: "b"\n    digest: "{d}"\n    pullPolicy: IfNotPresent\n'
+    assert not values_edit.set_image(f, "hub.image", "b", digest=d)
+    assert values_edit.set_image(f, "hub.image", "c")
+    assert "digest" not in f.read_text(), "a new tag without a push drops the digest of another image"
+    with pytest.raises(values_edit.ValuesEditError, match="refusing digest"):
+        values_edit.set_image(f, "hub.image", "c", digest="sha256:xyz")
+    assert images.pushed_digest(None, f"b: digest: {d} size: 1570\n") == d
+    (tmp_path / "k.digest").write_text(d.replace("0", "1"))
+    assert images.pushed_digest(tmp_path / "k.digest", "") == d.replace("0", "1")
+    with pytest.raises(images.ManifestError, match="no sha256 digest"):
+        images.pushed_digest(tmp_path / "none", "pushed")

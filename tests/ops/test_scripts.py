@@ -39,6 +39,11 @@ def installed(fakes, values_text: str | None = None):
     (fakes.state / "new.yaml").write_text(MANIFEST_V2)
 
 
+def changing(fakes) -> list[str]:
+    """helm commands that change the cluster (a server-side dry run changes nothing)."""
+    return [c[1] for c in fakes.calls("helm") if not any(a.startswith("--dry-run") for a in c)]
+
+
 # --- helm_update.sh ----------------------------------------------------------------------------------
 def test_invalid_values_never_reach_helm(fakes, tmp_path):
     bad = tmp_path / "bad.yaml"
@@ -67,15 +72,16 @@ def test_successful_upgrade_prints_revision_and_rollback_command(fakes, tmp_path
     assert r.returncode == 0, out
     assert "context: test-cluster" in out
     assert "1 added, 1 changed, 1 removed, 1 unchanged" in out
-    upgrade = next(c for c in fakes.calls("helm") if c[1] == "upgrade")
+    upgrade = next(c for c in fakes.calls("helm") if c[1] == "upgrade" and "--install" in c)
     assert upgrade[2:5] == ["--install", "teamhub", str(ROOT / "chart")]
     assert "--atomic" in upgrade and "--wait" in upgrade  # Helm 3
     assert ["-f", str(VALUES)] == upgrade[upgrade.index("-f"):upgrade.index("-f") + 2]
     assert upgrade.index(str(VALUES)) < upgrade.index(str(extra)), "extra files merge over the values, in order"
     assert upgrade[upgrade.index("--timeout") + 1] == "7m"
     assert "now at revision 2" in out
-    template = next(c for c in fakes.calls("helm") if c[1] == "template")
-    assert template[template.index("--kube-version") + 1] == "v1.30.4", "rendered for the cluster's Kubernetes version"
+    dry = next(c for c in fakes.calls("helm") if c[1] == "upgrade" and "--dry-run=server" in c)
+    assert dry.index(str(VALUES)) < dry.index(str(extra)) and "-o" in dry, "the diff renders with the same values, against the cluster"
+    assert "template" not in fakes.helm_commands(), "helm template cannot look up the kept secrets: never compared with a release"
     assert "scripts/rollback.sh --release teamhub --namespace teamhub --revision 1" in out
 
 
@@ -83,7 +89,7 @@ def test_helm4_uses_rollback_on_failure(fakes):
     installed(fakes)
     r = fakes.run("helm_update.sh", "--yes", FAKE_HELM_VERSION="v4.3.1")
     assert r.returncode == 0, r.stdout + r.stderr
-    upgrade = next(c for c in fakes.calls("helm") if c[1] == "upgrade")
+    upgrade = next(c for c in fakes.calls("helm") if c[1] == "upgrade" and "--install" in c)
     assert "--rollback-on-failure" in upgrade and "--wait=watcher" in upgrade
     assert "--atomic" not in upgrade
 
@@ -93,10 +99,42 @@ def test_failed_upgrade_is_rolled_back_with_clear_message(fakes):
     r = fakes.run("helm_update.sh", "--yes", fail="upgrade")
     assert r.returncode == 1
     assert "failed and helm rolled it back automatically" in r.stderr
-    assert "previous release (revision 1) is still running" in r.stderr
+    assert "helm reports revision 1 as the deployed one" in r.stderr
+    # what is true now, checked: the hub answers again (and was down while helm waited)
+    assert "The previous hub is running again and answers; it was down while helm waited" in r.stderr
+    assert any(c[0] == "kubectl" and "rollout" in c for c in fakes.calls())
     assert "database was not touched" in r.stderr
     assert [h["revision"] for h in fakes.history()] == [1]
-    assert not any(c[0] == "kubectl" and "rollout" in c for c in fakes.calls()), "no health check after a failed upgrade"
+
+
+def test_failed_upgrade_with_hub_down_says_so(fakes):
+    installed(fakes)
+    r = fakes.run("helm_update.sh", "--yes", fail="upgrade,health")
+    assert r.returncode == 1
+    assert "The hub is NOT answering yet" in r.stderr
+    assert "running again" not in r.stderr
+
+
+def test_failed_pre_upgrade_check_says_the_old_hub_kept_serving(fakes):
+    installed(fakes)
+    r = fakes.run("helm_update.sh", "--yes", fail="check")
+    assert r.returncode == 1
+    assert "stopped by its pre-upgrade check: the new hub would not start" in r.stderr
+    assert "the hub of revision 1 was not stopped: it kept serving" in r.stderr
+    assert "scheduling: 0/5 nodes are available" in r.stderr, "the scheduler's reason is shown"
+    assert "rolled it back" not in r.stderr and "running again" not in r.stderr
+    logs = [c for c in fakes.calls("kubectl") if "logs" in c]
+    assert logs and "app.kubernetes.io/instance=teamhub,app.kubernetes.io/component=upgrade-check" in logs[0]
+
+
+def test_unchanged_values_show_no_change(fakes):
+    """`helm get manifest` and the server dry run leave hooks out alike; the revision number is no change."""
+    installed(fakes)
+    (fakes.state / "old.yaml").write_text(MANIFEST_V1.replace('stringData: {values.yaml: "a: 1"}', 'stringData: {values.yaml: "a: 1", release-revision: "1"}'))
+    (fakes.state / "new.yaml").write_text(MANIFEST_V1.replace('stringData: {values.yaml: "a: 1"}', 'stringData: {values.yaml: "a: 1", release-revision: "2"}'))
+    r = fakes.run("helm_update.sh", "--dry-run")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 added, 0 changed, 0 removed, 3 unchanged" in r.stdout
 
 
 def test_hub_not_answering_fails_with_rollback_command(fakes):
@@ -113,7 +151,7 @@ def test_dry_run_changes_nothing(fakes):
     r = fakes.run("helm_update.sh", "--dry-run")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "dry run: nothing was changed" in r.stdout
-    assert not {"upgrade", "install", "rollback", "uninstall"} & set(fakes.helm_commands())
+    assert not {"upgrade", "install", "rollback", "uninstall"} & set(changing(fakes))
     assert [h["revision"] for h in fakes.history()] == [1]
     assert VALUES.read_text() == before
 
@@ -123,7 +161,7 @@ def test_without_terminal_and_without_yes_nothing_changes(fakes):
     r = fakes.run("helm_update.sh")
     assert r.returncode == 3
     assert "--yes" in r.stderr
-    assert "upgrade" not in fakes.helm_commands()
+    assert "upgrade" not in changing(fakes)
 
 
 def test_first_install(fakes):
@@ -133,6 +171,26 @@ def test_first_install(fakes):
     assert "does not exist yet" in r.stdout
     assert "3 added, 0 changed, 0 removed" in r.stdout
     assert "get" not in fakes.helm_commands()
+    template = next(c for c in fakes.calls("helm") if c[1] == "template")
+    assert template[template.index("--kube-version") + 1] == "v1.30.4", "rendered for the cluster's Kubernetes version"
+
+
+def test_failed_pre_install_check(fakes):
+    r = fakes.run("helm_update.sh", "--yes", fail="check")
+    assert r.returncode == 1
+    assert "stopped by its pre-install check" in r.stderr
+
+
+def test_hub_is_found_only_by_its_labels(fakes):
+    installed(fakes)
+    r = fakes.run("helm_update.sh", "--yes", FAKE_HUB_NAME="lab1-teamhub-hub")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rollout = next(c for c in fakes.calls("kubectl") if "rollout" in c)
+    assert "deployment.apps/lab1-teamhub-hub" in rollout
+    r = fakes.run("helm_update.sh", "--yes", fail="nohub")
+    assert r.returncode == 1
+    assert "no hub Deployment with the labels app.kubernetes.io/instance=teamhub,app.kubernetes.io/component=hub" in r.stderr
+    assert not any("deployment/teamhub-hub" in c for c in fakes.calls("kubectl")), "no name is guessed"
 
 
 def test_missing_tool_is_reported(fakes):
@@ -196,6 +254,47 @@ def test_rollback_dry_run_and_unconfirmed_change_nothing(fakes):
     assert fakes.run("rollback.sh", "--dry-run").returncode == 0
     assert fakes.run("rollback.sh").returncode == 3
     assert "rollback" not in fakes.helm_commands()
+
+
+def after_failed_upgrade(fakes, rolled_back=True):
+    """What helm leaves after a failed upgrade to 4 that --atomic rolled back: 1, 2, 3 superseded, 4 failed,
+    5 deployed "Rollback to 3" (as seen on a real cluster, issue 15)."""
+    three_revisions(fakes)
+    h = fakes.history()
+    h[-1]["status"] = "superseded"
+    h.append(dict(h[-1], revision=4, status="failed", description="Upgrade \"teamhub\" failed: context deadline exceeded"))
+    (fakes.state / "values" / "4.yaml").write_text("hub: {image: {tag: ccc}, nodeSelector: {pool: nowhere}}\n")
+    if rolled_back:
+        h.append(dict(h[-2], revision=5, status="deployed", description="Rollback to 3"))
+        (fakes.state / "values" / "5.yaml").write_text((fakes.state / "values" / "3.yaml").read_text())
+    fakes.state.joinpath("history.json").write_text(json.dumps(h))
+
+
+def test_rollback_after_a_failed_upgrade_skips_the_failed_and_the_current_one(fakes):
+    after_failed_upgrade(fakes)
+    r = fakes.run("rollback.sh", "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rb = next(c for c in fakes.calls("helm") if c[1] == "rollback")
+    assert rb[2:4] == ["teamhub", "2"], "4 failed, 3 is what 5 runs now: the newest other successful one is 2"
+    assert "roll back from revision 5 to revision 2" in r.stdout
+    assert "WARNING: revision" not in r.stderr
+
+
+def test_rollback_when_helm_did_not_roll_back(fakes):
+    after_failed_upgrade(fakes, rolled_back=False)  # 3 superseded, 4 failed, nothing deployed
+    r = fakes.run("rollback.sh", "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert next(c for c in fakes.calls("helm") if c[1] == "rollback")[2:4] == ["teamhub", "3"]
+
+
+def test_rollback_to_a_failed_revision_only_when_named_and_warned(fakes):
+    after_failed_upgrade(fakes)
+    r = fakes.run("rollback.sh", "--revision", "4")
+    assert r.returncode == 3, "asked, not confirmed"
+    assert "WARNING: revision 4 is 'failed'" in r.stderr and "never ran successfully" in r.stderr
+    r = fakes.run("rollback.sh", "--revision", "4", "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert next(c for c in fakes.calls("helm") if c[1] == "rollback")[2:4] == ["teamhub", "4"]
 
 
 def test_failed_rollback_is_reported(fakes):
@@ -271,6 +370,44 @@ def test_build_push_and_values_keep_comments(fakes, image_repo):
     assert [ln for ln in before.splitlines() if ln.lstrip().startswith("#")] == \
            [ln for ln in after.splitlines() if ln.lstrip().startswith("#")]
     assert after.startswith(before.split("\ncatalog:")[0].rstrip("\n"))
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_push_records_the_pushed_digest_beside_the_tag(fakes, image_repo, engine):
+    import hashlib
+
+    import yaml
+
+    values = image_repo / "config" / "values.yaml"
+    r = fakes.run("build_images.sh", "--manifest", image_repo / "dockerfiles" / "images.yaml", "--values", values, "course", "--push",
+                  BUILD_ENGINE=engine)
+    assert r.returncode == 0, r.stdout + r.stderr
+    pushed = [c[-1] for c in fakes.calls(engine) if c[1] == "push"]
+    data = yaml.safe_load(values.read_text())
+    for ref, image in zip(pushed, (data["hub"]["image"], data["catalog"]["images"]["course"]), strict=True):
+        assert image["tag"] == ref.rsplit(":", 1)[1]
+        assert image["digest"] == "sha256:" + hashlib.sha256(ref.encode()).hexdigest(), "the digest the registry returned"
+    assert list(data["hub"]["image"]).index("digest") == list(data["hub"]["image"]).index("tag") + 1
+    # a later build without --push names another image: the old digest must go
+    (image_repo / "dockerfiles" / "base" / "app.py").write_text("print('changed')\n")
+    assert fakes.run("build_images.sh", "--manifest", image_repo / "dockerfiles" / "images.yaml", "--values", values, "base",
+                     BUILD_ENGINE=engine).returncode == 0
+    assert "digest" not in yaml.safe_load(values.read_text())["hub"]["image"]
+
+
+def test_build_arguments_reach_the_builder_word_for_word(fakes, image_repo):
+    """The commands are passed as argv files, not through eval: spaces, quotes and $(...) arrive unchanged."""
+    manifest = image_repo / "dockerfiles" / "images.yaml"
+    manifest.write_text(manifest.read_text().replace("buildArgs: {BASE_IMAGE: '{{image:base}}'}",
+                                                     "buildArgs: {BASE_IMAGE: '{{image:base}}', NOTE: \"it's $(touch pwned) a  b\"}"))
+    r = build(fakes, image_repo, "course")
+    assert r.returncode == 0, r.stdout + r.stderr
+    course = next(c for c in fakes.calls("docker") if c[1] == "build" and "registry.example/course" in c[c.index("-t") + 1])
+    assert "NOTE=it's $(touch pwned) a  b" in course
+    assert not (ROOT / "pwned").exists()
+    for script in ("build_images.sh", "helm_update.sh", "rollback.sh", "lib/common.sh"):
+        assert not any(line.split("#")[0].strip().startswith("eval") or " eval " in line.split("#")[0]
+                       for line in (ROOT / "scripts" / script).read_text().splitlines()), script
 
 
 def test_failed_build_leaves_values_alone(fakes, image_repo):
@@ -358,3 +495,33 @@ def test_failed_upgrade_after_a_migration_says_so(fakes):
     assert r.returncode == 1
     assert "had already migrated the hub database before the failure; a backup was taken first" in r.stderr
     assert "was not touched" not in r.stderr
+
+
+# --- all scripts -------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("script", ["helm_update.sh", "rollback.sh", "build_images.sh"])
+def test_help_prints_the_header_only(fakes, script):
+    r = fakes.run(script, "--help")
+    assert r.returncode == 0, r.stderr
+    assert "set -euo pipefail" not in r.stdout
+    lines = (ROOT / "scripts" / script).read_text().splitlines()[1:]
+    block = lines[:next(i for i, ln in enumerate(lines) if not ln.startswith("#"))]
+    assert r.stdout.splitlines() == [ln[2:] if ln.startswith("# ") else ln[1:] for ln in block]
+    assert r.stdout.splitlines()[0].startswith(("Apply", "Roll", "Build"))
+
+
+@pytest.mark.parametrize("version, ok", [("3 2", False), ("4 3", False), ("4 4", True), ("5 0", True)])
+def test_bash_older_than_4_4_is_refused_with_a_clear_message(version, ok):
+    r = subprocess.run(["bash", "-c", f'set -euo pipefail; source scripts/lib/common.sh; require_bash {version}; echo fine'],
+                       cwd=ROOT, capture_output=True, text=True)
+    if ok:
+        assert r.returncode == 0 and r.stdout == "fine\n", r.stderr
+    else:
+        assert r.returncode == 2
+        assert f"needs bash 4.4 or newer; this is bash {version.replace(' ', '.')}" in r.stderr
+        assert "brew install bash" in r.stderr
+
+
+@pytest.mark.parametrize("script", ["helm_update.sh", "rollback.sh", "build_images.sh"])
+def test_every_script_checks_bash_before_anything_else(script):
+    lines = [ln for ln in (ROOT / "scripts" / script).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert lines[:3] == ["set -euo pipefail", 'source "$(dirname "$0")/lib/common.sh"', "require_bash"]

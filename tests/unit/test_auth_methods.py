@@ -15,6 +15,7 @@ from teamhub.auth.throttle import LoginThrottle, ThrottleSettings
 from teamhub.passwords import hash_password
 from teamhub.validation import load
 from tornado import web
+from tornado.httputil import HTTPHeaders
 
 CATALOG = load(["config/values.yaml"]).catalog
 
@@ -76,8 +77,10 @@ def _local(rounds=10, **settings):
     return TeamhubLocalAuthenticator(accounts=accounts, throttle_settings=settings, teamhub_catalog=Shared(CATALOG))
 
 
-def _handler(ip="127.0.0.1"):
-    return SimpleNamespace(request=SimpleNamespace(remote_ip=ip))
+def _handler(ip="127.0.0.1", **headers):
+    """What Tornado hands the authenticator: the TCP peer in the connection context, the headers as sent."""
+    context = SimpleNamespace(address=(ip, 50000))
+    return SimpleNamespace(request=SimpleNamespace(connection=SimpleNamespace(context=context), headers=HTTPHeaders(headers)))
 
 
 def test_unknown_user_takes_as_long_as_a_wrong_password():

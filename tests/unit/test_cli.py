@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
+
 import bcrypt
+import pytest
 from support import CONFIG, run_teamhub
 
 
@@ -48,6 +52,27 @@ def test_hash_password_from_stdin_is_bcrypt():
     assert run_teamhub("hash-password", input="\n").returncode == 2
 
 
+@pytest.mark.parametrize("password", ["x", "1234567"])
+def test_hash_password_and_users_refuse_the_same_short_passwords(password, tmp_path):
+    """One rule for every password a person chooses (teamhub.passwords.MIN_LENGTH)."""
+    hashed = run_teamhub("hash-password", "--rounds", "4", input=f"{password}\n")
+    assert hashed.returncode == 2 and "at least 8 characters" in hashed.stderr and "$2b$" not in hashed.stdout
+    values = tmp_path / "values.yaml"
+    values.write_text((CONFIG / "values.yaml").read_text())
+    changed = run_teamhub("users", "passwd", values, "alice", "--rounds", "4", input=f"{password}\n")
+    assert changed.returncode == 2 and "at least 8 characters" in changed.stderr
+    assert values.read_text() == (CONFIG / "values.yaml").read_text()
+
+
+def test_the_package_docstring_names_only_modules_that_exist():
+    import teamhub
+
+    named = set(re.findall(r"`(\w+)`", teamhub.__doc__))
+    assert named, teamhub.__doc__
+    missing = [m for m in sorted(named) if importlib.util.find_spec(f"teamhub.{m}") is None]
+    assert not missing, f"teamhub/__init__.py names modules that do not exist: {missing}"
+
+
 def test_catalog_for_a_user_and_for_teams():
     result = run_teamhub("catalog", CONFIG / "values.yaml", "--user", "local:bob")
     assert result.returncode == 0, result.stderr
@@ -60,6 +85,14 @@ def test_catalog_for_a_user_and_for_teams():
     teams = run_teamhub("catalog", CONFIG / "values.yaml", "--team", "cv-course")
     assert "AMD Radeon 8060S (1x amd.com/gpu) | AMD Instinct MI300X (1x amd.com/gpu)" in teams.stdout
     assert run_teamhub("catalog", CONFIG / "values.yaml", "--team", "nope").returncode == 2
+
+
+
+def test_catalog_for_a_user_lowercases_the_name_like_the_hub():
+    """`--user local:Bob` is the person the hub calls local:bob (JupyterHub lowercases every login name)."""
+    result = run_teamhub("catalog", CONFIG / "values.yaml", "--user", "Local:Bob")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "teams: everyone, nlp-course"
 
 
 def test_schema_is_current():

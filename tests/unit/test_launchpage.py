@@ -11,7 +11,7 @@ import pytest
 from hubhelpers import VALUES
 from teamhub.hub import config as hub_config
 from teamhub.hub import launchpage
-from teamhub.hub.loadvalues import load_checked
+from teamhub.hub.loadvalues import load_forked
 from teamhub.hub.quota import Usage
 from teamhub.resolution import Person
 from teamhub.validation import load, load_or_raise
@@ -73,6 +73,19 @@ def test_catalog_text_cannot_pose_as_a_slot(tmp_path):
     assert "&lt;teamhub-slot 0&gt; &amp; co" in html and "<teamhub-slot" not in html
 
 
+def test_a_card_is_kept_per_team_it_counts_for_not_per_team_name(tmp_path):
+    """Cards show the charged team's description, so two teams of one display name share no card."""
+    text = VALUES.read_text().replace('displayName: "NLP 2026"', 'displayName: "Computer Vision 2026"\n      description: "Summer term"')
+    assert text != VALUES.read_text()
+    path = tmp_path / "values.yaml"
+    path.write_text(text)
+    catalog = load_or_raise([path]).catalog
+    alice = launchpage.render(catalog, Person("local:alice"))  # cv-course: cpu-large counts for "Winter term"
+    bob = launchpage.render(catalog, Person("local:bob"))  # nlp-course: the same cpu-large counts for "Summer term"
+    assert "Summer term" not in alice
+    assert "Winter term" not in bob and bob.count("Summer term") == 3  # the quota row, course-nlp, cpu-large
+
+
 def test_pages_kept_per_catalog_are_bounded(catalog, monkeypatch):
     monkeypatch.setattr(launchpage, "MAX_TEAM_SETS", 2)
     for name in ("local:alice", "local:bob", "local:carol", "local:ada"):
@@ -81,20 +94,20 @@ def test_pages_kept_per_catalog_are_bounded(catalog, monkeypatch):
 
 
 def test_the_hub_loads_values_in_a_child_with_the_same_outcome(tmp_path):
-    ours, reference = load_checked([VALUES]), load([VALUES])
+    ours, reference = load_forked([VALUES]), load([VALUES])
     assert ours.ok and ours.values == reference.values and ours.problems == reference.problems
     assert set(ours.catalog.resources) == set(reference.catalog.resources)
     assert ours.source.locations == {}  # the line map stayed in the child
     broken = tmp_path / "broken.yaml"
     broken.write_text(VALUES.read_text().replace("image: scipy", "image: no-such-image", 1))
-    assert [str(p) for p in load_checked([broken]).errors] == [str(p) for p in load([broken]).errors] != []
+    assert [str(p) for p in load_forked([broken]).errors] == [str(p) for p in load([broken]).errors] != []
     with pytest.raises(YamlFileError):
-        load_checked([tmp_path / "missing.yaml"])
+        load_forked([tmp_path / "missing.yaml"])
 
 
 def test_without_a_child_the_hub_loads_in_process(monkeypatch):
     monkeypatch.setattr("teamhub.hub.loadvalues._in_child", lambda paths: None)
-    assert load_checked([VALUES]).values == load([VALUES]).values
+    assert load_forked([VALUES]).values == load([VALUES]).values
 
 
 def test_the_hub_freezes_its_start_up_objects_once_started():

@@ -169,10 +169,21 @@ def test_state_roundtrip_keeps_deadline(c):
     assert again.teamhub_deadline == sp.teamhub_deadline
 
 
-def test_poll_stops_at_deadline(c):
+def test_poll_stops_at_deadline(c, monkeypatch):
+    """Past the deadline poll() ends the server itself (KubeSpawner's stop deletes the pod) before it reports
+    it stopped; the pod deletion on a real API server is in tests/cluster."""
+    from kubespawner import KubeSpawner
+
+    stopped = []
+
+    async def fake_stop(self, now=False):
+        stopped.append(self._teamhub_stopping)
+
+    monkeypatch.setattr(KubeSpawner, "stop", fake_stop)
     sp = kube_spawner(c)
     sp.load_state({"teamhub": {"deadline": 1.0, "minutes": 1, "resource": "cpu-small", "team": "everyone", "gpus": 0}})
     assert asyncio.run(sp.poll()) == 0
+    assert stopped == [True]  # stopped once, marked as stopping so the stop's own poll does not recurse
 
 
 def test_pods_carry_the_labels_the_charts_network_policies_select():

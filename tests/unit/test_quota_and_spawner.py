@@ -248,3 +248,29 @@ def test_invalid_values_stop_the_hub(tmp_path):
     assert r.returncode != 0
     assert "unknown resource 'nope'" in r.stderr
     assert "no login method is enabled" in r.stderr
+
+
+def test_at_the_deadline_poll_deletes_the_pod_before_reporting_it_stopped(quota_config, monkeypatch):
+    """Issue 11 item 6, Kubernetes side: reporting "stopped" is not enough, the pod must be deleted (the
+    local side, a real process, is tests/integration/test_deadline.py)."""
+    from kubespawner import KubeSpawner
+
+    deleted, polled = [], []
+
+    async def delete_pod(self, now=False):
+        deleted.append(self.pod_name)
+        assert await self.poll() is None  # inside stop(), poll() reports the pod as it is, not the deadline
+
+    async def pod_state(self):
+        polled.append(self.pod_name)
+        return None  # the pod still runs
+
+    monkeypatch.setattr(KubeSpawner, "stop", delete_pod)
+    monkeypatch.setattr(KubeSpawner, "poll", pod_state)
+    sp = spawner_for(quota_config, "local:u1")
+    asyncio.run(sp.teamhub_apply({"resource": "cpu"}))
+    assert asyncio.run(sp.poll()) is None and deleted == []  # before the deadline: running, untouched
+    sp.teamhub_info["deadline"] = time.time() - 1
+    assert asyncio.run(sp.poll()) == 0
+    assert deleted == [sp.pod_name]
+    assert get_runtime().quota.usage("lab").servers == 0  # its place is given back

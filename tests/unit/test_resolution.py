@@ -110,3 +110,36 @@ def test_refused_requests(catalog, request_, status, fragment):
         check_request(catalog, Person("local:alice"), request_)
     assert info.value.status == status
     assert fragment in info.value.message
+
+
+@pytest.mark.parametrize("minutes", ["\u0666\u0660", "\u00b2", "9" * 4301, 10 ** 4400, "123456", " 60", "60\n", "-5", 1.5, "6.0"],
+                         ids=["arabic-indic", "superscript", "4301-digits", "huge-int", "6-digits", "space", "newline",
+                              "negative", "float", "decimal"])
+def test_session_length_takes_only_ascii_digits_or_integers(catalog, minutes):
+    """Arabic-Indic 60 was accepted as 60; superscript two and 4,300+ digits raised a bare ValueError."""
+    with pytest.raises(RequestRefused) as info:
+        check_request(catalog, Person("local:alice"), {"resource": "cpu-small", "sessionMinutes": minutes})
+    assert info.value.status == 400
+    assert info.value.message.startswith("The session length must be a whole number of minutes, not ")
+    assert len(info.value.message) < 120
+
+
+@pytest.mark.parametrize(("minutes", "expected"), [("60", 60), (60, 60), ("00090", 90), ("1", 1)])
+def test_session_length_in_ascii_digits_or_integers_is_taken(catalog, minutes, expected):
+    launch = check_request(catalog, Person("local:alice"), {"resource": "cpu-small", "sessionMinutes": minutes})
+    assert launch.minutes == expected
+
+
+def test_team_description_is_shown_where_the_team_is_named(catalog):
+    """catalog.teams.*.description reached nothing (issue 11 item 3): the launch page shows it beside the team
+    in the quota table and on each card the team is charged for."""
+    from teamhub.hub.launchpage import card_view, page_view, render
+
+    access = resolve(catalog, Person("local:alice"))
+    data = page_view(catalog, access, local_mode=False)
+    cv = {"name": "Computer Vision 2026", "description": "Winter term; GPU servers for the weekly labs"}
+    assert cv in [{"name": q["name"], "description": q["description"]} for q in data["quotas"]]
+    cards = [card_view(catalog, res, access.charged_team.get(res.key)) for _, group in data["groups"] for res in group]
+    assert next(c for c in cards if c["key"] == "course-cv")["team"] == cv
+    page = render(catalog, Person("local:alice"))
+    assert page.count("Winter term; GPU servers for the weekly labs") == 1 + sum(c["team"] == cv for c in cards)

@@ -21,6 +21,7 @@ auth:
         passwordHash: "{HASH}"
         teams: [cv]
 catalog:
+  requireDigests: false
   images:
     scipy:
       name: quay.io/jupyter/scipy-notebook
@@ -218,6 +219,17 @@ def test_plaintext_password_refused_with_hint():
     assert "teamhub hash-password" in problem.message
 
 
+def test_capitals_in_usernames_refused_with_the_lowercase_name():
+    """JupyterHub lowercases login names: `oidc:JDoe` in values never matched the person `oidc:jdoe`."""
+    text = edit({"      resources: [gpu-large]": "      resources: [gpu-large]\n      users: [\"oidc:JDoe\"]"})
+    problem = only_error(check(text))
+    assert format_path(problem.path) == "catalog.teams.cv.users[0]"
+    assert problem.location.line == line_of(text, "oidc:JDoe")
+    assert problem.message.endswith("(did you mean 'oidc:jdoe'?)")
+    problem = only_error(check(edit({'admins: ["local:ada"]': 'admins: ["local:Ada"]'})))
+    assert format_path(problem.path) == "auth.admins[0]" and "did you mean 'local:ada'?" in problem.message
+
+
 def test_unknown_keys_refused_everywhere_with_suggestion():
     for old, new, path in [
         ("  maxMinutes: 480", "  maxMinuts: 480", "sessions.maxMinuts"),
@@ -316,3 +328,29 @@ def test_defaults_come_from_the_schema():
     assert result.values["sessions"] == {"defaultMinutes": 60, "maxMinutes": 480, "idleCullMinutes": 60}
     assert result.catalog.images["scipy"].pull_policy == "IfNotPresent"
     assert result.catalog.volumes["imagenet"].read_only is True
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def test_images_without_digest_warn_unless_required_or_silenced():
+    """Tags move, digests do not: unset requireDigests warns per unpinned image, true refuses, false is quiet."""
+    chart_images = f"hub:\n  image: {{name: ghcr.io/teamhub/hub, tag: '1.0'}}\nproxy:\n  image: {{name: quay.io/x/chp, digest: {DIGEST}}}\n"
+    unset = check(edit({"  requireDigests: false\n": ""}) + chart_images)
+    assert unset.ok
+    warned = {format_path(p.path): p.message for p in unset.warnings}
+    assert set(warned) == {"catalog.images.scipy", "hub.image"}  # the proxy has its digest
+    assert warned["hub.image"].startswith("no digest") and "requireDigests" in warned["hub.image"]
+    required = check(edit({"  requireDigests: false\n": "  requireDigests: true\n"}) + chart_images)
+    assert {format_path(p.path) for p in required.errors} == {"catalog.images.scipy", "hub.image"}
+    assert check(BASE + chart_images).warnings == []
+
+
+def test_digest_pins_an_image_by_exactly_its_content():
+    pinned = check(edit({'      tag: "2026-11-02"\n': f"      tag: \"2026-11-02\"\n      digest: {DIGEST}\n"}))
+    assert pinned.ok and pinned.catalog.images["scipy"].ref == f"quay.io/jupyter/scipy-notebook:2026-11-02@{DIGEST}"
+    untagged = check(edit({'      tag: "2026-11-02"\n': f"      digest: {DIGEST}\n"}))
+    assert untagged.ok, "a digest pins an image without a tag"
+    assert untagged.catalog.images["scipy"].ref == f"quay.io/jupyter/scipy-notebook@{DIGEST}"
+    short = check(edit({'      tag: "2026-11-02"\n': '      tag: "2026-11-02"\n      digest: sha256:abc\n'}))
+    assert format_path(only_error(short).path) == "catalog.images.scipy.digest"

@@ -10,6 +10,7 @@ reported (GitHub `org:team` slugs, OIDC groups) in auth_state["groups"].
 from __future__ import annotations
 
 from ..resolution import Person
+from .clientaddr import LOOPBACK
 
 
 async def person_for(user) -> Person:
@@ -18,10 +19,11 @@ async def person_for(user) -> Person:
     return Person(user.name, frozenset(groups), bool(getattr(user, "admin", False)))
 
 
-def configure(c, checked) -> None:
+def configure(c, checked, own_proxy: str = LOOPBACK) -> None:
+    """`own_proxy`: how the hub recognises its own configurable-http-proxy (teamhub/auth/clientaddr.py)."""
     from .setup import configure as _configure  # JupyterHub imports stay out of the CLI's path
 
-    _configure(c, checked)
+    _configure(c, checked, own_proxy)
 
 
 __all__ = ["configure", "person_for"]

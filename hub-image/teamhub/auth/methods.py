@@ -14,17 +14,21 @@ import base64
 import json
 import re
 import secrets
+import time
 from collections import Counter
 from urllib.parse import urlencode
 
 from jupyterhub.auth import Authenticator, DummyAuthenticator
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.github import GitHubOAuthenticator
+from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado import web
-from traitlets import Any, Dict, Unicode
+from tornado.httpclient import HTTPClientError
+from traitlets import Any, Dict, Float, List, Unicode
 
 from ..passwords import hash_password, verify_password
 from ..resolution import Person, teams_of
+from .clientaddr import LOOPBACK, OwnProxy, client_address, networks
 from .throttle import LoginThrottle, ThrottleSettings
 
 
@@ -110,11 +114,62 @@ def _jwt_claims(token: str | None) -> dict:
         return {}
 
 
+class _OIDCLoginHandler(OAuthLoginHandler):
+    def get(self):
+        discovery = self.authenticator.discovery
+        if discovery is not None and not discovery.available:
+            discovery.start_retrying()
+            raise web.HTTPError(503, discovery.sentence)
+        return super().get()
+
+
 class TeamhubOIDCAuthenticator(_OAuthTeams, GenericOAuthenticator):
     teamhub_method = "oidc"
+    login_handler = _OIDCLoginHandler
     groups_claim = Unicode("groups", config=True, help="The claim (userinfo or ID token) listing groups.")
     end_session_url = Unicode("", config=True, help="The provider's end_session_endpoint.")
     post_logout_url = Unicode("", config=True, help="Absolute URL the provider returns to after logout.")
+    discovery = Any(None, config=True, help="teamhub.auth.discovery.Discovery: the endpoints, once known.")
+    outage_grace_seconds = Float(3600.0, config=True, help="auth.oidc.outageGraceMinutes, in seconds.")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._outage_since: dict = {}  # person -> when refreshing at the provider first failed
+        if self.discovery is not None:
+            self.discovery.when_found(self._use_endpoints)
+            try:
+                self.discovery.start_retrying()
+            except RuntimeError:  # no event loop yet: the first visit to oauth_login starts it
+                pass
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        """While the provider cannot be reached, a signed-in person keeps their session (teams as last read)
+        for `outage_grace_seconds` from the first failed refresh, with one WARNING line per person, instead
+        of a traceback on every request of every page."""
+        try:
+            model = await super().refresh_user(user, handler, **kwargs)
+        except (OSError, HTTPClientError) as exc:  # OSError includes TimeoutError and refused connections
+            if isinstance(exc, HTTPClientError) and exc.code < 500:
+                raise
+            now = time.monotonic()
+            since = self._outage_since.setdefault(user.name, now)
+            if now - since > self.outage_grace_seconds:
+                del self._outage_since[user.name]  # a later outage counts afresh
+                self.log.warning("%s: the identity provider has been unreachable for %d minutes; sign in again",
+                                 user.name, (now - since) // 60)
+                return False
+            if since == now:
+                self.log.warning("%s: cannot refresh sign-in at the identity provider (%s); keeping the session "
+                                 "for up to %d minutes", user.name, exc, self.outage_grace_seconds // 60)
+            return True
+        self._outage_since.pop(user.name, None)
+        return model
+
+    def _use_endpoints(self, doc: dict) -> None:
+        self.authorize_url = doc["authorization_endpoint"]
+        self.token_url = doc["token_endpoint"]
+        self.userdata_url = doc["userinfo_endpoint"]
+        self.end_session_url = doc.get("end_session_endpoint") or ""
 
     async def update_auth_model(self, auth_model):
         auth_model = await super().update_auth_model(auth_model)
@@ -149,26 +204,36 @@ class TeamhubLocalAuthenticator(TeamsMixin):
     login_service = ""  # a form, not a button
     accounts = Dict(config=True, help="login name -> teamhub.auth.accounts.Account")
     throttle_settings = Dict(config=True, help="ThrottleSettings fields")
+    trusted_proxies = List(Unicode(), config=True, help="auth.local.trustedProxies: CIDRs of proxies in front of ours")
+    own_proxy = Unicode(LOOPBACK, config=True, help="How to recognise the hub's own proxy (clientaddr.OwnProxy)")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.throttle = LoginThrottle(ThrottleSettings(**self.throttle_settings))
+        self._trusted = networks(self.trusted_proxies)
+        self._own_proxy = OwnProxy(self.own_proxy)
         # Unknown names are checked against a hash of the accounts' usual cost, so they take as long
         # as a wrong password for a real account.
         costs = Counter(int(a.password_hash.split("$")[2]) for a in self.accounts.values())
         cost = costs.most_common(1)[0][0] if costs else 12
         self._dummy_hash = hash_password(secrets.token_urlsafe(24), rounds=cost)
 
-    @staticmethod
-    def client_address(handler) -> str:
-        return getattr(getattr(handler, "request", None), "remote_ip", None) or "unknown"
+    async def client_address(self, handler) -> str:
+        """From the proxies' X-Forwarded-For entries, never the client's X-Real-Ip (see clientaddr)."""
+        request = getattr(handler, "request", None)
+        if request is None:
+            return "unknown"
+        context = getattr(request.connection, "context", None)
+        sock = getattr(context, "address", None)
+        peer = sock[0] if isinstance(sock, tuple) and sock else getattr(context, "_orig_remote_ip", "")
+        return await client_address(peer, request.headers.get_list("X-Forwarded-For"), self._trusted, self._own_proxy)
 
     async def authenticate(self, handler, data):
         name = (data.get("username") or "").strip().lower()
         if name.startswith("local:"):
             name = name[len("local:"):]
         password = data.get("password") or ""
-        address = self.client_address(handler)
+        address = await self.client_address(handler)
         wait = self.throttle.retry_after(name, address)
         if wait:
             self.log.warning("Throttled local sign-in for %r from %s (%d s)", name[:64], address, wait)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import tempfile
 from pathlib import Path
-from urllib.error import URLError
 from urllib.parse import urlsplit, urlunsplit
-from urllib.request import Request, urlopen
 
 from .. import paths
 from .accounts import accounts_from_values, merge_secret_accounts
+from .clientaddr import LOOPBACK
+from .discovery import Discovery, DiscoveryError
 from .methods import (
     Shared,
     TeamhubDummyAuthenticator,
@@ -39,22 +38,6 @@ def _client_secret(method: str, conf: dict) -> str:
     return secret
 
 
-def discover(issuer: str, timeout: float = 10.0) -> dict:
-    """The provider's OpenID configuration (`<issuer>/.well-known/openid-configuration`)."""
-    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-    try:
-        with urlopen(Request(url, headers={"Accept": "application/json"}), timeout=timeout) as resp:  # noqa: S310
-            doc = json.load(resp)
-    except (URLError, OSError, ValueError) as exc:
-        raise AuthConfigError(f"auth.oidc.issuerUrl: cannot read {url}: {exc}") from exc
-    missing = [k for k in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint") if not doc.get(k)]
-    if missing:
-        raise AuthConfigError(f"auth.oidc.issuerUrl: {url} lacks {', '.join(missing)}")
-    if doc.get("issuer", "").rstrip("/") != issuer.rstrip("/"):
-        raise AuthConfigError(f"auth.oidc.issuerUrl: {url} names the issuer {doc.get('issuer')!r}, not {issuer!r}")
-    return doc
-
-
 def _login_url_beside(callback: str, method: str) -> str:
     """https://hub/hub/oidc/oauth_callback -> https://hub/hub/login"""
     parts = urlsplit(callback)
@@ -64,8 +47,9 @@ def _login_url_beside(callback: str, method: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def authenticators(values: dict, catalog) -> list:
-    """The multi-authenticator's entries, one per enabled method, in login-page order."""
+def authenticators(values: dict, catalog, own_proxy: str = LOOPBACK) -> list:
+    """The multi-authenticator's entries, one per enabled method, in login-page order. `own_proxy`: how
+    the local method recognises the hub's own proxy (see clientaddr.OwnProxy)."""
     auth = values["auth"]
     admins = set(auth.get("admins") or ())
     need_state = any(auth.get(m, {}).get("enabled") for m in ("github", "oidc"))
@@ -82,7 +66,8 @@ def authenticators(values: dict, catalog) -> list:
         if "windowMinutes" in throttle:
             settings["window_seconds"] = throttle["windowMinutes"] * 60.0
         entries.append({"authenticator_class": TeamhubLocalAuthenticator, "url_prefix": "/local", "config": {
-            **common, "accounts": accounts_from_values(values), "throttle_settings": settings}})
+            **common, "accounts": accounts_from_values(values), "throttle_settings": settings,
+            "trusted_proxies": list(local.get("trustedProxies") or ()), "own_proxy": own_proxy}})
     gh = auth.get("github", {})
     if gh.get("enabled"):
         orgs = list(gh.get("allowedOrganizations") or ())
@@ -105,21 +90,24 @@ def authenticators(values: dict, catalog) -> list:
         entries.append({"authenticator_class": TeamhubGitHubAuthenticator, "url_prefix": "/github", "config": conf})
     oidc = auth.get("oidc", {})
     if oidc.get("enabled"):
-        doc = discover(oidc["issuerUrl"])
+        name = oidc.get("displayName") or "Single sign-on"
+        found = Discovery(oidc["issuerUrl"], name)
+        try:
+            found.first_try()  # an unreachable provider is retried in the background, never fatal
+        except DiscoveryError as exc:
+            raise AuthConfigError(str(exc)) from None
         entries.append({"authenticator_class": TeamhubOIDCAuthenticator, "url_prefix": "/oidc", "config": {
             **common,
-            "login_service": oidc.get("displayName") or "Single sign-on",
+            "login_service": name,
+            "discovery": found,
             "client_id": oidc["clientId"],
             "client_secret": _client_secret("oidc", oidc),
             "oauth_callback_url": oidc["callbackUrl"],
-            "authorize_url": doc["authorization_endpoint"],
-            "token_url": doc["token_endpoint"],
-            "userdata_url": doc["userinfo_endpoint"],
-            "end_session_url": doc.get("end_session_endpoint") or "",
             "post_logout_url": _login_url_beside(oidc["callbackUrl"], "oidc"),
             "username_claim": oidc.get("usernameClaim") or "preferred_username",
             "groups_claim": oidc.get("groupsClaim") or "groups",
             "scope": list(oidc.get("scopes") or ["openid", "profile", "email"]),
+            "outage_grace_seconds": float(oidc.get("outageGraceMinutes", 60)) * 60,
             "allow_all": True,
             "custom_403_message": "Your single sign-on account may not use this hub. Ask the hub's administrators.",
         }})
@@ -142,7 +130,7 @@ def login_methods(entries: list) -> list:
             out.append({"kind": "button", "method": "github", "path": f"{prefix}/oauth_login", "label": "Sign in with GitHub"})
         else:
             out.append({"kind": "button", "method": "oidc", "path": f"{prefix}/oauth_login",
-                        "label": f"Sign in with {e['config']['login_service']}"})
+                        "label": f"Sign in with {e['config']['login_service']}", "status": e["config"]["discovery"]})
     return out
 
 
@@ -182,13 +170,13 @@ def branding_vars(values: dict) -> dict:
     return out
 
 
-def configure(c, checked) -> None:
+def configure(c, checked, own_proxy: str = LOOPBACK) -> None:
     """Configure login and branding. Call before reading `checked.catalog`: with
     auth.local.existingSecret, the mounted accounts are merged and the catalog rebuilt."""
     merge_secret_accounts(checked)
     values, catalog = checked.values, checked.catalog
     auth = values["auth"]
-    entries = authenticators(values, catalog)
+    entries = authenticators(values, catalog, own_proxy)
     c.JupyterHub.authenticator_class = TeamhubMultiAuthenticator
     c.TeamhubMultiAuthenticator.authenticators = entries
     c.TeamhubMultiAuthenticator.admin_users = set(auth.get("admins") or ())

@@ -1,8 +1,8 @@
 """JupyterHub 6 configured from teamhub values. `jupyterhub_config.py` only calls `load_from_environment(c)`.
 
 Environment (see docs/architecture.md): TEAMHUB_VALUES, TEAMHUB_MODE (kubernetes | local),
-TEAMHUB_DATA_DIR, TEAMHUB_PROXY_API_URL, TEAMHUB_HUB_CONNECT_URL, POD_NAMESPACE; local mode (teamhub demo)
-also reads TEAMHUB_BIND_URL, TEAMHUB_HUB_PORT, TEAMHUB_PROXY_API_PORT.
+TEAMHUB_DATA_DIR, TEAMHUB_PROXY_API_URL, TEAMHUB_PROXY_PEERS, TEAMHUB_HUB_CONNECT_URL, POD_NAMESPACE;
+local mode (teamhub demo) also reads TEAMHUB_BIND_URL, TEAMHUB_HUB_PORT, TEAMHUB_PROXY_API_PORT.
 """
 
 from __future__ import annotations
@@ -14,31 +14,51 @@ import os
 import sys
 
 from .. import auth, database, paths
+from ..auth.clientaddr import LOOPBACK
 from ..yamlsource import YamlFileError
-from .loadvalues import load_checked
+from . import loadvalues, refusals, sessions
 from .runtime import Runtime, set_runtime
 
 MODES = ("kubernetes", "local")
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 
 
-def load_from_environment(c, environ=os.environ):
-    """Load and validate the values like `teamhub validate`; on errors print them and exit non-zero."""
+class ConfigError(Exception):
+    """The values cannot configure a hub; `code` is the hub's exit status (2 unreadable or bad mode, 1 invalid)."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def load_checked(environ=os.environ, out=sys.stderr):
+    """The values as the hub reads them (TEAMHUB_VALUES, TEAMHUB_MODE), checked like `teamhub validate`:
+    (checked, mode). Problems are printed to `out`; raises ConfigError when the hub must not start.
+    Shared by the hub and `teamhub check-config` (the pre-upgrade check), so both judge alike."""
     path = str(paths.values_file(environ))
     mode = environ.get("TEAMHUB_MODE", "kubernetes")
     if mode not in MODES:
-        print(f"teamhub: TEAMHUB_MODE must be one of {', '.join(MODES)}, not {mode!r}", file=sys.stderr)
-        sys.exit(2)
+        raise ConfigError(f"TEAMHUB_MODE must be one of {', '.join(MODES)}, not {mode!r}", 2)
     try:
-        checked = load_checked([path])
+        checked = loadvalues.load_forked([path])
     except YamlFileError as exc:
-        print(f"teamhub: {exc}", file=sys.stderr)
-        sys.exit(2)
+        raise ConfigError(str(exc), 2) from None
     for problem in checked.problems:
-        print(problem, file=sys.stderr)
+        print(problem, file=out)
     if not checked.ok:
-        print(f"teamhub: {path}: invalid: {len(checked.errors)} error(s); the hub does not start", file=sys.stderr)
-        sys.exit(1)
+        raise ConfigError(f"{path}: invalid: {len(checked.errors)} error(s); the hub does not start", 1)
+    if sessions.test_clock(environ):
+        print(f"teamhub: {sessions.TEST_CLOCK_ENV} is set: session deadlines follow a test clock", file=out)
+    return checked, mode
+
+
+def load_from_environment(c, environ=os.environ):
+    """Load and validate the values like `teamhub validate`; on errors print them and exit non-zero."""
+    try:
+        checked, mode = load_checked(environ)
+    except ConfigError as exc:
+        print(f"teamhub: {exc}", file=sys.stderr)
+        sys.exit(exc.code)
     # Back up and migrate the database before JupyterHub opens it; a broken one stops here with a message.
     database.prepare_or_exit(checked.values, paths.data_dir(environ))
     return configure(c, checked, mode, environ)
@@ -49,6 +69,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     from .spawners import TeamhubKubeSpawner, TeamhubLocalSpawner, apply_user_options, options_from_form
 
     rt = set_runtime(Runtime(checked, mode))
+    refusals.install()  # a refused start is one INFO line, not ERRORs with tracebacks
     values = checked.values
     data_dir = paths.data_dir(environ)
 
@@ -61,14 +82,17 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
         c.Authenticator.enable_auth_state = True  # provider groups (GitHub teams, OIDC groups) live there
 
     # --- login --------------------------------------------------------------------------------------
-    auth.configure(c, checked)
+    # The hub's own proxy: loopback beside it in local mode; in the chart a separate pod, found through
+    # the headless Service named by TEAMHUB_PROXY_PEERS (unset: no peer is trusted to forward addresses).
+    own_proxy = LOOPBACK if mode == "local" else environ.get("TEAMHUB_PROXY_PEERS", "")
+    auth.configure(c, checked, own_proxy)
 
     # --- spawning -----------------------------------------------------------------------------------
     c.Spawner.apply_user_options = apply_user_options
     c.Spawner.options_form = options_form
     c.Spawner.options_from_form = options_from_form
     c.Spawner.default_url = "/lab"
-    c.Spawner.poll_interval = 15  # also how often the hub checks session deadlines
+    c.Spawner.poll_interval = sessions.poll_seconds(environ)  # also how often the hub checks session deadlines
     c.Spawner.poll_jitter = 0.1
 
     if mode == "kubernetes":

@@ -63,8 +63,13 @@ def _split(render) -> tuple[list, list]:
     return pieces[0::2], [specs[int(i)] for i in pieces[1::2]]
 
 
-def card_view(catalog, res, team_name) -> dict:
-    """What one card shows; `team_name` is the team a server of it counts against (None: no team)."""
+def _team_line(team) -> dict:
+    """A team as the page names it: its display name and the operator's description of it."""
+    return {"name": team.display_name, "description": team.description}
+
+
+def card_view(catalog, res, team_key) -> dict:
+    """What one card shows; `team_key` is the team a server of it counts against (None: no team)."""
     limit = catalog.resource_limit_minutes(res)
     return {
         "key": res.key,
@@ -82,7 +87,7 @@ def card_view(catalog, res, team_name) -> dict:
         ],
         "limit": limit,
         "limit_text": duration(limit),
-        "team": team_name,
+        "team": _team_line(catalog.teams[team_key]) if team_key else None,
     }
 
 
@@ -95,7 +100,7 @@ def page_view(catalog, access, local_mode: bool) -> dict:
     longest = max(limits, default=catalog.sessions.max_minutes)
     default = min(catalog.sessions.default_minutes, longest)
     lengths = sorted({m for m in LENGTHS if m <= longest} | {default} | set(limits))
-    quotas = [{"key": key, "name": team.display_name, "servers": team.max_servers, "gpus": team.max_gpus}
+    quotas = [{**_team_line(team), "key": key, "servers": team.max_servers, "gpus": team.max_gpus}
               for key, team in ((k, catalog.teams[k]) for k in access.teams)
               if team.max_servers is not None or team.max_gpus is not None]
     return {
@@ -125,14 +130,14 @@ class PageCache:
 
     def __init__(self, catalog):
         self.catalog = catalog
-        self.cards: dict = {}  # (resource key, team name) -> (texts, specs)
+        self.cards: dict = {}  # (resource key, charged team key or None) -> (texts, specs)
         self.pages: OrderedDict = OrderedDict()  # (teams, admin, local_mode) -> Page, least recently used first
 
-    def card(self, res, team_name) -> tuple:
-        key = (res.key, team_name)
+    def card(self, res, team_key) -> tuple:
+        key = (res.key, team_key)
         if key not in self.cards:
             macro = _env().get_template("launch_card.html").module.card
-            self.cards[key] = _split(lambda slot: macro(card_view(self.catalog, res, team_name), slot))
+            self.cards[key] = _split(lambda slot: macro(card_view(self.catalog, res, team_key), slot))
         return self.cards[key]
 
     def page(self, teams: tuple, admin: bool, local_mode: bool) -> Page:
@@ -154,8 +159,7 @@ class PageCache:
         for spec, text in zip(specs, texts[1:], strict=True):
             if spec[0] == "card":
                 res = spec[1]
-                charged = access.charged_team.get(res.key)
-                card_texts, card_specs = self.card(res, catalog.teams[charged].display_name if charged else None)
+                card_texts, card_specs = self.card(res, access.charged_team.get(res.key))
                 parts.append(card_texts[0])
                 for card_spec, card_text in zip(card_specs, card_texts[1:], strict=True):
                     slots[(card_spec[0], res.key, *card_spec[1:])] = len(parts)

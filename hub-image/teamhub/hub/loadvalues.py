@@ -18,7 +18,7 @@ from ..validation import Checked, load
 from ..yamlsource import Source
 
 
-def load_checked(paths) -> Checked:
+def load_forked(paths) -> Checked:
     """Like `validation.load(paths)` (YamlFileError included), minus the source's line map."""
     paths = [str(p) for p in paths]
     outcome = _in_child(paths) if hasattr(os, "fork") else None

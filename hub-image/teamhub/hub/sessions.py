@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
+from pathlib import Path
+
+# Tests only (the chart never sets it): a file holding seconds to add to the clock, so a test moves a
+# running session past its deadline without waiting and without shortening what people may choose.
+TEST_CLOCK_ENV = "TEAMHUB_TEST_CLOCK_FILE"
+POLL_SECONDS = 15  # how often the hub polls servers, and so checks their deadlines
 
 
-def deadline_after(minutes: int, now: float | None = None) -> float:
-    return (time.time() if now is None else now) + minutes * 60
+def test_clock(environ=os.environ) -> Path | None:
+    return Path(environ[TEST_CLOCK_ENV]) if environ.get(TEST_CLOCK_ENV) else None
+
+
+def now(environ=os.environ) -> float:
+    clock = test_clock(environ)
+    if clock is None:
+        return time.time()
+    try:
+        return time.time() + float(clock.read_text() or 0)
+    except FileNotFoundError:
+        return time.time()
+
+
+def poll_seconds(environ=os.environ) -> int:
+    """The hub's poll interval: every second under the test clock, so a moved clock is seen at once."""
+    return 1 if test_clock(environ) else POLL_SECONDS
+
+
+def deadline_after(minutes: int, at: float | None = None) -> float:
+    return (now() if at is None else at) + minutes * 60
 
 
 def iso(epoch: float) -> str:
@@ -23,5 +49,5 @@ def env_for(deadline: float, minutes: int) -> dict:
     }
 
 
-def expired(deadline: float | None, now: float | None = None) -> bool:
-    return deadline is not None and (time.time() if now is None else now) >= deadline
+def expired(deadline: float | None, at: float | None = None) -> bool:
+    return deadline is not None and (now() if at is None else at) >= deadline

@@ -11,20 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
+from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
 
 from ..auth import person_for
 from ..quantities import cpu_cores, format_cpu, memory_bytes
 from ..resolution import REQUEST_FIELDS, Launch, RequestRefused, check_request
-from . import failfast, sessions
+from . import failfast, refusals, sessions
 from .quota import Hold
 from .runtime import get_runtime
 
 LABEL_PREFIX = "teamhub.dev"
 STATE_KEY = "teamhub"
+
+# Pod Security "restricted" (the README asks namespaces to enforce it): fixed for every server. Only the
+# uid/gid/fsGroup vary, per launch (resource over image over singleuser.securityContext).
+RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_CONTAINER = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+# The API server's answers when admission (Pod Security, quotas, webhooks) or validation refuses a pod.
+ADMISSION_REFUSED = (403, 422)
 
 
 class SpawnStopped(Exception):
@@ -40,6 +54,18 @@ def refused(exc: RequestRefused) -> web.HTTPError:
     err = web.HTTPError(exc.status, exc.message.replace("%", "%%"))
     err.jupyterhub_message = exc.message
     return err
+
+
+def refusal_reason(exc: ApiException) -> str:
+    """The API server's own reason for refusing a pod, without the pod's name in front."""
+    try:
+        message = json.loads(exc.body).get("message") or ""
+    except (TypeError, ValueError, AttributeError):
+        message = ""
+    message = message or exc.reason or f"HTTP {exc.status}"
+    for marker in (" is forbidden: ", " is invalid: "):
+        message = message.partition(marker)[2] or message
+    return message[:500]
 
 
 def visibility_env(gpu) -> dict:
@@ -82,6 +108,7 @@ class TeamhubMixin:
         self.teamhub_launch: Launch | None = None
         self.teamhub_info: dict | None = None  # persisted: deadline, resource, accelerator, team, gpus
         self._teamhub_refused = False
+        self._teamhub_stopping = False  # inside stop(): poll() reports the real process/pod state
         # What a refused start asked for: only to show the launch page again with the person's own choice
         # (never used to start anything; user_options is cleared, see _forget_options).
         self.teamhub_refused_request: dict | None = None
@@ -111,10 +138,11 @@ class TeamhubMixin:
             launch = check_request(rt.catalog, person, user_options)
             await rt.quota.reserve(rt.catalog, Hold(self.teamhub_key, launch.team, launch.gpu_count))
         except RequestRefused as exc:
-            self.log.info("Refused start for %s: %s %s", self.teamhub_key, exc.status, exc.message)
+            self.log.info("Refused start for %s: request %s: %s %s", self.teamhub_key,
+                          refusals.describe_request(user_options), exc.status, exc.message)
             self._forget_options()
             self.teamhub_refused_request = dict(user_options) if isinstance(user_options, dict) else None
-            raise refused(exc) from None
+            raise refusals.FILTER.refused(refused(exc)) from None
         try:
             deadline = sessions.deadline_after(launch.minutes)
             self.teamhub_launch = launch
@@ -182,17 +210,25 @@ class TeamhubMixin:
             pass
 
     async def poll(self):
-        if sessions.expired(self.teamhub_deadline):
+        """At the deadline, end the server for real (process gone, pod deleted) before reporting it stopped.
+        Reporting "stopped" alone is not enough: JupyterHub's stop() polls first, and LocalProcessSpawner
+        sends no signal to a server that poll() calls stopped. This runs from the hub's periodic poll and
+        from its start-up check of servers that ran before a restart (also when the deadline passed while
+        the hub was down)."""
+        if not self._teamhub_stopping and sessions.expired(self.teamhub_deadline):
             self.log.info("Session of %s reached its deadline %s: stopping", self.teamhub_key, sessions.iso(self.teamhub_deadline))
+            await self.stop()
             return 0
         return await super().poll()
 
     async def stop(self, now=False):
         if self._teamhub_refused:
             return  # the start was refused before anything was created
+        self._teamhub_stopping = True
         try:
             return await super().stop(now=now)
         finally:
+            self._teamhub_stopping = False
             try:
                 get_runtime().quota.release(self.teamhub_key)
             except RuntimeError:
@@ -213,9 +249,11 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
     teamhub_attrs = (
         "environment", "image", "image_pull_policy", "image_pull_secrets", "cpu_guarantee", "cpu_limit",
         "mem_guarantee", "mem_limit", "extra_resource_limits", "extra_resource_guarantees", "node_selector",
-        "tolerations", "volumes", "volume_mounts", "extra_labels", "extra_pod_config",
+        "tolerations", "volumes", "volume_mounts", "extra_labels", "extra_pod_config", "uid", "gid", "fs_gid",
+        "pod_security_context", "container_security_context", "allow_privilege_escalation", "privileged",
     )
     failfast_interval = 1.0
+    _teamhub_admitted = False  # this start's pod passed a dry-run admission before its PVC was created
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -252,6 +290,57 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
             labels[f"{LABEL_PREFIX}/accelerator"] = launch.accelerator.key
         self.extra_labels = {**self.extra_labels, **labels}
         self.extra_pod_config = {**self.extra_pod_config, "activeDeadlineSeconds": launch.minutes * 60}
+        user = launch.pod_user
+        self.uid, self.gid, self.fs_gid = user.run_as_user, user.run_as_group, user.fs_group
+        self.privileged, self.allow_privilege_escalation = False, False
+        self.pod_security_context = copy.deepcopy(RESTRICTED_POD)
+        self.container_security_context = copy.deepcopy(RESTRICTED_CONTAINER)
+        self._teamhub_admitted = False
+
+    # --- the API server refusing the pod ------------------------------------------------------------
+
+    async def _teamhub_create_pod(self, pod, request_timeout, dry_run: bool = False) -> None:
+        """POST the pod (or only ask admission, with dry_run); a refusal ends the spawn with a sentence
+        and one WARNING line: it is a configuration problem for the admin, not a hub fault."""
+        try:
+            await asyncio.wait_for(
+                self.api.create_namespaced_pod(self.namespace, pod, **({"dry_run": "All"} if dry_run else {})),
+                request_timeout,
+            )
+        except ApiException as exc:
+            if exc.status not in ADMISSION_REFUSED:
+                raise
+            reason = refusal_reason(exc)
+            self.log.warning("The API server refused the pod of %s (HTTP %s%s): %s", self.teamhub_key, exc.status,
+                             ", dry run before creating the home volume" if dry_run else "", reason)
+            name = self.teamhub_launch.resource.display_name if self.teamhub_launch else "this server"
+            raise SpawnStopped(f"The cluster refused to start '{name}': {reason}. Nothing was created; "
+                               "please tell your admin, who needs to change the catalog or the namespace's policy.") from None
+
+    async def _make_create_pvc_request(self, pvc, request_timeout):
+        # KubeSpawner calls this only when the start is about to create the person's home volume (once the
+        # PVC is known it is skipped), just before it creates the pod. Let admission judge the pod first
+        # with a dry run (stores nothing): a refused pod must not leave a new, never-used PVC behind, and
+        # deleting it afterwards would need the right to delete PVCs, which the hub deliberately lacks.
+        if not self._teamhub_admitted:
+            try:
+                await self._teamhub_create_pod(await self.get_pod_manifest(), request_timeout, dry_run=True)
+            except TimeoutError:
+                return False  # exponential_backoff tries again
+            self._teamhub_admitted = True
+        return await super()._make_create_pvc_request(pvc, request_timeout)
+
+    async def _make_create_pod_request(self, pod, request_timeout):
+        try:
+            await self._teamhub_create_pod(pod, request_timeout)
+            return True
+        except TimeoutError:
+            return False  # as KubeSpawner: exponential_backoff tries again
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        # A pod of that name exists: KubeSpawner's own handling (it stops the old pod, then retries).
+        return await super()._make_create_pod_request(pod, request_timeout)
 
     async def load_user_options(self):
         """KubeSpawner's profile handling is replaced by `teamhub_apply` (run before start)."""
