@@ -361,6 +361,8 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
             memory=str(res.memory_request),
             image=launch.image.ref,
             autoscaler=get_runtime().autoscaler,
+            gpu_count=launch.gpu_count,
+            data_sets=tuple((v.pvc, v.key) for v in launch.volumes),
         )
 
     async def _teamhub_watch(self) -> failfast.Verdict:
