@@ -51,6 +51,7 @@ def claims(hub) -> set[str]:
 
 
 def start_from_launch_page(hub, person: str, fields: dict):
+    hub.cluster.top_up_volumes()  # a free PV for the home PVC this start may create
     client = hub.login(person, f"{person}-demo-pass")
     began = time.monotonic()
     response = hub.spawn_form(client, fields)
