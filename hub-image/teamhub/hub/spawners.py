@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import html
 import json
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
@@ -42,11 +43,14 @@ ADMISSION_REFUSED = (403, 422)
 
 
 class SpawnStopped(Exception):
-    """The spawn cannot succeed; `jupyterhub_message` is what the person reads."""
+    """The spawn cannot succeed; `jupyterhub_message` is what the person reads. JupyterHub puts it after
+    "Spawn failed: " in the progress event's `message` (clients read that field); the progress page shows
+    `html_message` instead when there is one, so the person reads the sentence alone."""
 
     def __init__(self, message: str):
         super().__init__(message)
         self.jupyterhub_message = message
+        self.jupyterhub_html_message = html.escape(message)
 
 
 def refused(exc: RequestRefused) -> web.HTTPError:
@@ -361,6 +365,8 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
             memory=str(res.memory_request),
             image=launch.image.ref,
             autoscaler=get_runtime().autoscaler,
+            gpu_count=launch.gpu_count,
+            data_sets=tuple((v.pvc, v.key) for v in launch.volumes),
         )
 
     async def _teamhub_watch(self) -> failfast.Verdict:
