@@ -70,8 +70,8 @@ class Cluster:
                 if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))}
 
     def give_address(self, node: str) -> None:
-        """kwok v0.8.0 leaves its nodes without status.addresses; the API server needs the InternalIP to reach
-        kwok's kubelet endpoint for `kubectl exec` (and kwok's heartbeats keep addresses once set)."""
+        """The kwok nodes come up Ready without status.addresses (seen with kwok v0.8.0 here); the API server
+        needs the InternalIP to reach kwok's kubelet endpoint for `kubectl exec`. kwok's heartbeats keep them."""
         addresses = [{"type": "InternalIP", "address": NODE_IP}, {"type": "Hostname", "address": node}]
         self.kubectl("patch", "node", node, "--subresource=status", "--type=merge",
                      "-p", json.dumps({"status": {"addresses": addresses}}))

@@ -4,6 +4,7 @@ watch of the hub's availability for the downtime figures (benchmarks/upgrade_dow
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import threading
 import time
@@ -75,4 +76,4 @@ class HubAvailability:
 
     def downtime(self) -> float:
         """Seconds between a sample that saw no ready hub and the next sample."""
-        return sum(b[0] - a[0] for a, b in zip(self.samples, self.samples[1:]) if not a[1])
+        return sum(b[0] - a[0] for a, b in itertools.pairwise(self.samples) if not a[1])
