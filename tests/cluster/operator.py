@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import yaml
-from support import ROOT
+from support import ROOT, TOOLS
 
 from .access import Cluster
 from .chart import RELEASE, VALUES
@@ -38,9 +38,23 @@ def base_values(directory: Path) -> list[Path]:
     return [*VALUES, overlay(directory, "check-deadline", {"hub": {"upgradeCheck": {"timeoutSeconds": CHECK_SECONDS}}})]
 
 
-def run_script(cluster: Cluster, script: str, namespace: str, *args, timeout: float = 300) -> subprocess.CompletedProcess:
+def script_env(cluster: Cluster, helm: str) -> dict:
+    """The scripts call `helm`: for "helm4", a directory first on PATH where `helm` is this tree's Helm 4."""
+    env = cluster.env()
+    if helm == "helm4":
+        shim = cluster.dir / "helm4-bin"
+        shim.mkdir(exist_ok=True)
+        if not (shim / "helm").exists():
+            (shim / "helm").symlink_to(TOOLS / "helm4")
+        env["PATH"] = f"{shim}:{env['PATH']}"
+    return env
+
+
+def run_script(cluster: Cluster, script: str, namespace: str, *args, helm: str = "helm3",
+               timeout: float = 300) -> subprocess.CompletedProcess:
     argv = [str(SCRIPTS / script), "--release", RELEASE, "--namespace", namespace, "--yes", *map(str, args)]
-    return subprocess.run(argv, capture_output=True, text=True, env=cluster.env(), timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(argv, capture_output=True, text=True, env=script_env(cluster, helm), timeout=timeout,
+                          stdin=subprocess.DEVNULL)
 
 
 def helm_update(cluster: Cluster, namespace: str, values: list[Path], *args, **kwargs) -> subprocess.CompletedProcess:

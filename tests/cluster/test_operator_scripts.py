@@ -26,13 +26,13 @@ HUB_IMAGE = "ghcr.io/teamhub/hub"  # chart/values.yaml's; validate wants the nam
 
 
 class Release:
-    def __init__(self, cluster, namespace, directory):
-        self.cluster, self.ns, self.dir = cluster, namespace, directory
+    def __init__(self, cluster, namespace, directory, helm="helm3"):
+        self.cluster, self.ns, self.dir, self.helm = cluster, namespace, directory, helm
         self.values = base_values(directory)
         self.tagged = [*self.values, overlay(directory, "new-tag", {"hub": {"image": {"name": HUB_IMAGE, "tag": NEW_TAG}}})]
 
     def history(self) -> list[tuple[int, str, str]]:
-        out = self.cluster.helm("helm3", "history", RELEASE, "-n", self.ns, "-o", "json").stdout
+        out = self.cluster.helm(self.helm, "history", RELEASE, "-n", self.ns, "-o", "json").stdout
         return [(r["revision"], r["status"], r["description"]) for r in json.loads(out)]
 
     def hub_pods(self) -> list[dict]:
@@ -91,12 +91,17 @@ def test_one_tag_change_shows_exactly_that_then_upgrades(cluster, release):
 
 @pytest.mark.parametrize("case", list(FAILED_UPGRADES))
 def test_failed_upgrade_keeps_the_old_hub_serving(cluster, release, case):
+    assert_failed_upgrade_kept_the_hub(cluster, release, release.tagged, case, "helm3")
+    assert release.hub_image().endswith(f":{NEW_TAG}")
+
+
+def assert_failed_upgrade_kept_the_hub(cluster, release, values, case, helm):
     bad = overlay(release.dir, case, FAILED_UPGRADES[case])
     (old,) = release.hub_pods()
     revisions = len(release.history())
     pods = f"/api/v1/namespaces/{release.ns}/pods"
     with Recorder(cluster.api, [pods]) as rec:
-        proc = helm_update(cluster, release.ns, [*release.tagged, bad])
+        proc = helm_update(cluster, release.ns, [*values, bad], helm=helm)
     assert not rec.errors, rec.errors
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
@@ -111,7 +116,6 @@ def test_failed_upgrade_keeps_the_old_hub_serving(cluster, release, case):
     checks = [v for versions in rec.seen[pods].values() for v in versions
               if v["metadata"]["labels"].get("app.kubernetes.io/component") == "upgrade-check"]
     assert checks and not [v for v in checks if v["spec"].get("nodeName")], case
-    assert release.hub_image().endswith(f":{NEW_TAG}")
     history = release.history()
     assert history[revisions][1] == "failed" and history[-1][1] == "deployed", history
 
@@ -157,3 +161,21 @@ def test_uninstall_keeps_database_homes_and_generated_secrets(cluster, release):
     assert all(len(base64.b64decode(v)) >= 32 for v in secret.values())
     assert cluster.kubectl_json("get", "secret", f"{RELEASE}-secrets", "-n", ns)["data"] == secret
     assert not cluster.kubectl("get", "deployment", "-n", ns, "-o", "name").stdout.strip()
+
+
+def test_helm4_install_and_failed_upgrade(cluster, tmp_path):
+    """The scripts with Helm 4 (--rollback-on-failure --wait=watcher; its own error wording), in a namespace
+    of its own: the install answers, a failed upgrade leaves the old hub serving, and rollback.sh refuses to
+    "roll back" to what already runs."""
+    ns, previous = cluster.new_namespace("operator-helm4"), cluster.hub_loopback.namespace
+    cluster.hub_loopback.namespace = ns
+    try:
+        release = Release(cluster, ns, tmp_path, "helm4")
+        assert "helm 4" in _ok(helm_update(cluster, ns, release.values, helm="helm4"))
+        assert_failed_upgrade_kept_the_hub(cluster, release, release.values, next(iter(FAILED_UPGRADES)), "helm4")
+        proc = run_script(cluster, "rollback.sh", ns, helm="helm4")
+        assert proc.returncode == 5, proc.stdout + proc.stderr
+        assert "no revision before 3 was deployed successfully with something other than what runs now" in proc.stderr
+    finally:
+        cluster.hub_loopback.namespace = previous
+        cluster.delete_namespace(ns)
