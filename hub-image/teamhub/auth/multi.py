@@ -65,4 +65,9 @@ class TeamhubMultiAuthenticator(MultiAuthenticator):
         if sub is None:
             self.log.info("%s: login method not enabled any more; sign in again", user.name)
             return False
-        return await sub.refresh_user(user, handler, **kwargs)
+        model = await sub.refresh_user(user, handler, **kwargs)
+        if model is False and handler is not None and not hasattr(handler, "_token_authenticated"):
+            # JupyterHub 6.1.1 sets this only for token requests, then reads it after a failed refresh of a
+            # cookie session: AttributeError, a traceback per page load. Unset means cookie-authenticated.
+            handler._token_authenticated = False
+        return model

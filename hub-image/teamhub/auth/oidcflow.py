@@ -32,7 +32,7 @@ SESSION_GONE = {"login_required", "interaction_required", "consent_required", "a
 
 def mark_for_reauth(handler) -> None:
     """Called from refresh_user when an expired token cannot be refreshed on a page the browser loads."""
-    if handler is None or getattr(handler, "_token_authenticated", True):
+    if handler is None or getattr(handler, "_token_authenticated", False):
         return  # API requests (the single-user server asking who someone is) cannot follow redirects
     handler.set_secure_cookie(REAUTH_COOKIE, "1", expires_days=REAUTH_MINUTES / 1440,
                               path=handler.hub.base_url, httponly=True)
