@@ -2,7 +2,8 @@
 strictly by oidcprovider.mjs), through real hubs on loopback (issue 18).
 
 Two hubs share the provider:
-- `light` (AuthHub): `offline_access` with `prompt: consent`, so it holds refresh tokens; groups -> teams,
+- `light` (AuthHub): `usernameClaim: sub` (the provider's subjects are the account ids, so `oidc:jdoe`
+  with the display name "Jane Doe"); `offline_access` with `prompt: consent`, so it holds refresh tokens; groups -> teams,
   refresh past access-token expiry, cancel, logout, and last an outage at runtime.
 - `full` (the whole hub, local servers): started while the provider is down; default scopes without a
   refresh token, so an expired access token is renewed through the provider's live session while the
@@ -69,7 +70,7 @@ def stack(tmp_path_factory):
         provider.start()
         light.values = values_for(light.url, None, provider, dummy=False)
         light.values["auth"]["oidc"].update(scopes=["openid", "profile", "email", "offline_access"],
-                                            extraAuthorizeParams={"prompt": "consent"})
+                                            extraAuthorizeParams={"prompt": "consent"}, usernameClaim="sub")
         light.start()
         hubs.append(light)
         yield types.SimpleNamespace(full=full, light=light, provider=provider, down_page=down_page)
@@ -108,6 +109,7 @@ def test_login_groups_to_teams_and_refresh_past_access_token_expiry(stack):
     s = requests.Session()
     page = sign_in(s, hub.url, "jdoe")
     assert page.url == hub.url + "/hub/home", (page.url, page.text[:500])
+    assert re.search(r'title="oidc:jdoe">\s*Jane Doe\s*<', page.text)  # usernameClaim: sub shows the name claim
     state = hub.user("oidc:jdoe")["auth_state"]
     assert "groups" in state["scope"] and "offline_access" in state["scope"]  # groupsScope added, as offered
     assert state["sub"] == "jdoe" and state["display_name"] == "Jane Doe"

@@ -4,6 +4,7 @@
   (`preferred_username`, `name`, often `email`). The first login records the provider's `sub` in
   auth_state; a later login under the same name with another `sub` is refused with a sentence, so a
   renamed account can never take over someone else's servers and files.
+- With `usernameClaim: sub` the hub name is opaque; `DisplayNames` keeps the `name` claim for the navbar.
 - A login whose claims lack `auth.oidc.groupsClaim` while teams name `oidcGroups` would silently get only
   the everyone-team: `GroupsNotice` logs one WARNING per cause and keeps it for the admins' pages.
 """
@@ -56,3 +57,11 @@ class GroupsNotice:
             self.messages.append(message)
             log.warning("%s (first seen for %s; offered scopes: %s)", message, hub_name,
                         " ".join(offered) if offered else "not listed")
+
+
+class DisplayNames(dict):
+    """hub name -> display name, filled at login and refresh (so within auth.refreshSeconds of a restart);
+    shared with page.html through template_vars."""
+
+    def __deepcopy__(self, memo):
+        return self

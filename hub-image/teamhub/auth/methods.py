@@ -122,6 +122,7 @@ class TeamhubOIDCAuthenticator(_OAuthTeams, GenericOAuthenticator):
     groups_claim = Unicode("groups", config=True, help="The claim (userinfo or ID token) listing groups.")
     groups_scope = Unicode("groups", config=True, help="auth.oidc.groupsScope: requested when the provider offers it.")
     groups_notice = Any(None, config=True, help="teamhub.auth.identity.GroupsNotice for the admins' pages.")
+    display_names = Any(None, config=True, help="teamhub.auth.identity.DisplayNames, kept with usernameClaim: sub.")
     end_session_url = Unicode("", config=True, help="The provider's end_session_endpoint.")
     post_logout_url = Unicode("", config=True, help="Absolute URL the provider returns to after logout.")
     discovery = Any(None, config=True, help="teamhub.auth.discovery.Discovery: the endpoints, once known.")
@@ -196,6 +197,8 @@ class TeamhubOIDCAuthenticator(_OAuthTeams, GenericOAuthenticator):
         # The provider's stable identifier, checked at every later login (identity.refuse_other_subject)
         state["sub"] = str(info.get("sub") or _jwt_claims(state.get("id_token")).get("sub") or "")
         state["display_name"] = str(info.get("name") or info.get("preferred_username") or auth_model["name"])
+        if self.username_claim == "sub" and self.display_names is not None:
+            self.display_names[f"{self.teamhub_method}:{auth_model['name']}"] = state["display_name"]
         return auth_model
 
     def _note_missing_groups(self, name: str) -> None:

@@ -13,7 +13,7 @@ from .. import paths
 from .accounts import accounts_from_values, merge_secret_accounts
 from .clientaddr import LOOPBACK
 from .discovery import Discovery, DiscoveryError
-from .identity import GroupsNotice
+from .identity import DisplayNames, GroupsNotice
 from .methods import (
     Shared,
     TeamhubDummyAuthenticator,
@@ -48,7 +48,8 @@ def _login_url_beside(callback: str, method: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def authenticators(values: dict, catalog, own_proxy: str = LOOPBACK, notice: GroupsNotice | None = None) -> list:
+def authenticators(values: dict, catalog, own_proxy: str = LOOPBACK, notice: GroupsNotice | None = None,
+                   display_names: DisplayNames | None = None) -> list:
     """The multi-authenticator's entries, one per enabled method, in login-page order. `own_proxy`: how
     the local method recognises the hub's own proxy (see clientaddr.OwnProxy)."""
     auth = values["auth"]
@@ -109,6 +110,7 @@ def authenticators(values: dict, catalog, own_proxy: str = LOOPBACK, notice: Gro
             "groups_claim": oidc.get("groupsClaim") or "groups",
             "groups_scope": oidc.get("groupsScope", "groups"),
             "groups_notice": notice,
+            "display_names": display_names,
             "scope": list(oidc.get("scopes") or ["openid", "profile", "email"]),
             "extra_authorize_params": dict(oidc.get("extraAuthorizeParams") or {}),
             "basic_auth": oidc.get("tokenEndpointAuthMethod", "client_secret_basic") == "client_secret_basic",
@@ -181,8 +183,8 @@ def configure(c, checked, own_proxy: str = LOOPBACK) -> None:
     merge_secret_accounts(checked)
     values, catalog = checked.values, checked.catalog
     auth = values["auth"]
-    notice = GroupsNotice()
-    entries = authenticators(values, catalog, own_proxy, notice)
+    notice, display_names = GroupsNotice(), DisplayNames()
+    entries = authenticators(values, catalog, own_proxy, notice, display_names)
     c.JupyterHub.authenticator_class = TeamhubMultiAuthenticator
     c.TeamhubMultiAuthenticator.authenticators = entries
     c.TeamhubMultiAuthenticator.admin_users = set(auth.get("admins") or ())
@@ -193,7 +195,7 @@ def configure(c, checked, own_proxy: str = LOOPBACK) -> None:
     c.TeamhubMultiAuthenticator.refresh_pre_spawn = True
 
     c.JupyterHub.template_paths.prepend([str(TEMPLATES)])
-    tvars = {"teamhub_auth_notice": notice,
+    tvars = {"teamhub_auth_notice": notice, "teamhub_display_names": display_names,
              "teamhub_login": {"methods": login_methods(entries),
                                "dummy": any(e["authenticator_class"] is TeamhubDummyAuthenticator for e in entries)}}
     tvars.update(branding_vars(values))
