@@ -206,7 +206,7 @@ class TeamhubOIDCAuthenticator(_OAuthTeams, GenericOAuthenticator):
         teams = sorted({key for keys in getattr(catalog, "by_oidc", {}).values() for key in keys})
         if teams and self.groups_notice is not None:
             self.groups_notice.missing(f"{self.teamhub_method}:{name}", self.groups_claim, self.groups_scope,
-                                       list(self.scope), getattr(self, "offered_scopes", None), teams)
+                                       list(self.scope), self.offered_scopes, teams)
 
     async def provider_logout_url(self, user, auth_state, handler):
         if not self.end_session_url:
