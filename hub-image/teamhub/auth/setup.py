@@ -13,6 +13,7 @@ from .. import paths
 from .accounts import accounts_from_values, merge_secret_accounts
 from .clientaddr import LOOPBACK
 from .discovery import Discovery, DiscoveryError
+from .identity import DisplayNames, GroupsNotice
 from .methods import (
     Shared,
     TeamhubDummyAuthenticator,
@@ -47,7 +48,8 @@ def _login_url_beside(callback: str, method: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def authenticators(values: dict, catalog, own_proxy: str = LOOPBACK) -> list:
+def authenticators(values: dict, catalog, own_proxy: str = LOOPBACK, notice: GroupsNotice | None = None,
+                   display_names: DisplayNames | None = None) -> list:
     """The multi-authenticator's entries, one per enabled method, in login-page order. `own_proxy`: how
     the local method recognises the hub's own proxy (see clientaddr.OwnProxy)."""
     auth = values["auth"]
@@ -106,7 +108,12 @@ def authenticators(values: dict, catalog, own_proxy: str = LOOPBACK) -> list:
             "post_logout_url": _login_url_beside(oidc["callbackUrl"], "oidc"),
             "username_claim": oidc.get("usernameClaim") or "preferred_username",
             "groups_claim": oidc.get("groupsClaim") or "groups",
+            "groups_scope": oidc.get("groupsScope", "groups"),
+            "groups_notice": notice,
+            "display_names": display_names,
             "scope": list(oidc.get("scopes") or ["openid", "profile", "email"]),
+            "extra_authorize_params": dict(oidc.get("extraAuthorizeParams") or {}),
+            "basic_auth": oidc.get("tokenEndpointAuthMethod", "client_secret_basic") == "client_secret_basic",
             "outage_grace_seconds": float(oidc.get("outageGraceMinutes", 60)) * 60,
             "allow_all": True,
             "custom_403_message": "Your single sign-on account may not use this hub. Ask the hub's administrators.",
@@ -176,7 +183,8 @@ def configure(c, checked, own_proxy: str = LOOPBACK) -> None:
     merge_secret_accounts(checked)
     values, catalog = checked.values, checked.catalog
     auth = values["auth"]
-    entries = authenticators(values, catalog, own_proxy)
+    notice, display_names = GroupsNotice(), DisplayNames()
+    entries = authenticators(values, catalog, own_proxy, notice, display_names)
     c.JupyterHub.authenticator_class = TeamhubMultiAuthenticator
     c.TeamhubMultiAuthenticator.authenticators = entries
     c.TeamhubMultiAuthenticator.admin_users = set(auth.get("admins") or ())
@@ -187,7 +195,8 @@ def configure(c, checked, own_proxy: str = LOOPBACK) -> None:
     c.TeamhubMultiAuthenticator.refresh_pre_spawn = True
 
     c.JupyterHub.template_paths.prepend([str(TEMPLATES)])
-    tvars = {"teamhub_login": {"methods": login_methods(entries),
+    tvars = {"teamhub_auth_notice": notice, "teamhub_display_names": display_names,
+             "teamhub_login": {"methods": login_methods(entries),
                                "dummy": any(e["authenticator_class"] is TeamhubDummyAuthenticator for e in entries)}}
     tvars.update(branding_vars(values))
     c.JupyterHub.template_vars.update(tvars)
