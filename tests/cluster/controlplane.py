@@ -139,6 +139,8 @@ class ControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=Node,RBAC",
+            # As kubeadm and managed clusters do: privileged pods are possible, only admission keeps them out.
+            "--allow-privileged=true",
             # PodSecurity is on by default; named so that the tier states what it relies on.
             "--enable-admission-plugins=NodeRestriction,PodSecurity",
             f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}", "--audit-log-format=json",

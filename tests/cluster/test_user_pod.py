@@ -18,8 +18,8 @@ class PodSecurityRefused(Exception):
     """The API server refused the pod for Pod Security: which must never happen to a pod the hub builds (issue 15 defect 1)."""
 
 
-def manifests(namespace: str, username: str, options: dict) -> tuple[dict, dict]:
-    sp = kube_spawner(configured(), username)
+def manifests(namespace: str, username: str, options: dict, values=None) -> tuple[dict, dict]:
+    sp = kube_spawner(configured(values) if values else configured(), username)
     sp.namespace = namespace
 
     async def build():
