@@ -12,6 +12,7 @@ import time
 import pytest
 import yaml
 from support import CONFIG
+from teamhub.hub import podrefusal
 from teamhub.validation import load_or_raise
 
 from .chart import CHART, RELEASE, VALUES, install
@@ -227,6 +228,7 @@ def test_a_pod_breaking_one_rule_is_refused_with_its_rule(cluster, guarded, ungu
     message = refusal(guarded["hub"], ns, _broken(ns, change))
     assert "ValidatingAdmissionPolicy" in message, message
     assert f"teamhub rule {rule}:" in message, message
+    assert podrefusal.policy_rule(message)[0] == rule  # the hub recognises the real answer (its sentence: unit tier)
     # the same pod, as a cluster admin in another namespace: the policy does not apply
     pod = _broken(unguarded, change)
     dry_run(cluster.api, unguarded, pod)
