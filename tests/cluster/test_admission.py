@@ -269,3 +269,61 @@ def test_an_upgrade_adding_a_resource_admits_its_pods_and_a_rollback_refuses_the
     cluster.helm("helm3", "rollback", RELEASE, "1", "-n", namespace, "--wait", "--timeout=3m")
     assert "teamhub rule shape:" in wait_refused(hub, namespace, pod)
     cluster.helm("helm3", "uninstall", RELEASE, "-n", namespace, "--wait")
+
+
+# --- every values file: each placement's pod admitted, the same pod with one field changed refused ----
+CATALOG_FILES = [p for p in sorted(CONFIG.glob("*.yaml")) + sorted((CONFIG / "examples").glob("*.yaml"))
+                 if not p.name.startswith("chart-")]  # chart-* examples hold chart settings only
+
+
+def _one_field_changes(pod: dict, max_seconds: int) -> dict:
+    """rule -> the pod with one field of that rule changed."""
+    def changed(fn):
+        p = copy.deepcopy(pod)
+        fn(p)
+        return p
+
+    limits = _c(pod)["resources"].get("limits", {})
+    gpu = next((k for k in limits if k not in ("cpu", "memory")), None)
+    return {
+        "image": changed(lambda p: _c(p).update(image=_c(p)["image"] + "-other")),
+        # less than any catalog request, so still within the limits (validation checks that first)
+        "cpu": changed(lambda p: _c(p)["resources"]["requests"].update(cpu="1m")),
+        "memory": changed(lambda p: _c(p)["resources"]["requests"].update(memory="1Ki")),
+        "gpu": changed(lambda p: _c(p)["resources"].setdefault("limits", {}).update(
+            {gpu or "nvidia.com/gpu": str(int(limits.get(gpu, 0)) + 1)})),
+        "nodeSelector": changed(lambda p: p["spec"].setdefault("nodeSelector", {}).update({"teamhub-test": "other"})),
+        "tolerations": changed(lambda p: p["spec"].setdefault("tolerations", []).append(
+            {"key": "teamhub-test", "operator": "Exists"})),
+        "deadline": changed(lambda p: p["spec"].update(activeDeadlineSeconds=max_seconds + 1)),
+        "labels": changed(lambda p: p["metadata"]["labels"].update({"teamhub.dev/team": "no-such-team"})),
+    }
+
+
+@pytest.mark.parametrize("values", CATALOG_FILES, ids=lambda p: str(p.relative_to(CONFIG)))
+def test_every_placement_of_every_values_file(cluster, values, monkeypatch):
+    for method in ("GITHUB", "OIDC"):  # as the chart passes a client secret from an existingSecret
+        monkeypatch.setenv(f"TEAMHUB_{method}_CLIENT_SECRET", "from-the-secret")
+    ns = plain_namespace(cluster, "admission-" + values.stem)
+    name = f"{ns}-{RELEASE}-user-pods"
+    try:
+        cluster.kubectl("apply", "-n", ns, "-f", "-", input=render(cluster, ns, "templates/hub/rbac.yaml", values=(values,)))
+        cluster.kubectl("apply", "-n", ns, "-f", "-",
+                        input=render(cluster, ns, "templates/admission/policy.yaml", values=(values,)))
+        hub = cluster.service_account_api(ns, HUB)
+        checked = load_or_raise([values])
+        admin = sorted(checked.catalog.admins)[0]
+        first = True
+        for resource, accelerator in placements(values):
+            pod, _ = manifests(ns, admin, options(resource, accelerator), values=values)
+            if first:  # the policy takes effect a moment after it is created
+                wait_refused(hub, ns, _one_field_changes(pod, 0)["image"])
+                first = False
+            dry_run(hub, ns, pod)
+            max_seconds = checked.catalog.resource_limit_minutes(checked.catalog.resources[resource]) * 60
+            for rule, broken in _one_field_changes(pod, max_seconds).items():
+                assert f"teamhub rule {rule}:" in refusal(hub, ns, broken), (resource, accelerator, rule)
+    finally:
+        cluster.delete_namespace(ns)
+        for kind in ("validatingadmissionpolicybinding", "validatingadmissionpolicy"):
+            cluster.kubectl("delete", kind, name, "--ignore-not-found")
