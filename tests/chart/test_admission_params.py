@@ -15,7 +15,6 @@ from support import CONFIG
 from teamhub import admission
 from teamhub.hub.config import storage_settings
 from teamhub.validation import load_or_raise
-
 from test_chart import KUBE_VERSIONS, VALUES_FILES, render
 
 VAP = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
