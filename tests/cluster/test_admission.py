@@ -327,3 +327,10 @@ def test_every_placement_of_every_values_file(cluster, values, monkeypatch):
         cluster.delete_namespace(ns)
         for kind in ("validatingadmissionpolicybinding", "validatingadmissionpolicy"):
             cluster.kubectl("delete", kind, name, "--ignore-not-found")
+
+
+def test_the_api_server_type_checks_every_expression_without_warnings(cluster, guarded):
+    path = f"/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/{guarded['ns']}-{RELEASE}-user-pods"
+    cluster.plane.wait_until(lambda: "typeChecking" in cluster.api.get(path).get("status", {}), 30, "the policy's type check")
+    status = cluster.api.get(path)["status"]
+    assert not status["typeChecking"].get("expressionWarnings"), status
