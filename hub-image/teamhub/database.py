@@ -429,7 +429,16 @@ class Prepared:
 
 
 def prepare(values: dict | None = None, data_dir: str | Path | None = None, *, log=None, env=None) -> Prepared:
-    """Make the database ready for the installed JupyterHub; see the module docstring."""
+    """Make the database ready for the installed JupyterHub; see the module docstring. teamhub's own tables
+    (usage records, teamhub/usage/store.py) are migrated after JupyterHub's, so the same backup covers them."""
+    from .usage import store as usage_store
+
+    result = _prepare_jupyterhub(values, data_dir, log=log, env=env)
+    usage_store.migrate(result.url)
+    return result
+
+
+def _prepare_jupyterhub(values: dict | None = None, data_dir: str | Path | None = None, *, log=None, env=None) -> Prepared:
     env = os.environ if env is None else env
     say = log or (lambda msg: print(f"[teamhub.database] {msg}", file=sys.stderr, flush=True))
     if values is None:

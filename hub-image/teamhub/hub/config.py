@@ -13,6 +13,7 @@ import sys
 
 from .. import auth, database, paths
 from ..auth.clientaddr import LOOPBACK
+from ..usage import store as usage_store
 from ..validation import load
 from ..yamlsource import YamlFileError
 from . import refusals, sessions
@@ -60,7 +61,9 @@ def load_from_environment(c, environ=os.environ):
         sys.exit(exc.code)
     # Back up and migrate the database before JupyterHub opens it; a broken one stops here with a message.
     database.prepare_or_exit(checked.values, paths.data_dir(environ))
-    return configure(c, checked, mode, environ)
+    rt = configure(c, checked, mode, environ)
+    usage_store.configure(c.JupyterHub.db_url).close_unconfirmed()  # usage records (teamhub/usage/)
+    return rt
 
 
 def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runtime:

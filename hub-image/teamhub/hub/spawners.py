@@ -21,6 +21,7 @@ from tornado import web
 from ..auth import person_for
 from ..quantities import cpu_cores, format_cpu, memory_bytes
 from ..resolution import REQUEST_FIELDS, Launch, RequestRefused, check_request
+from ..usage import record as usage
 from . import failfast, refusals, sessions
 from .quota import Hold
 from .runtime import get_runtime
@@ -109,6 +110,8 @@ class TeamhubMixin:
         self.teamhub_info: dict | None = None  # persisted: deadline, resource, accelerator, team, gpus
         self._teamhub_refused = False
         self._teamhub_stopping = False  # inside stop(): poll() reports the real process/pod state
+        self._teamhub_started = False  # start() returned: a later stop is not a failed start
+        self._teamhub_end_reason: str | None = None  # why the next stop happens, when the hub itself decides
         # What a refused start asked for: only to show the launch page again with the person's own choice
         # (never used to start anything; user_options is cleared, see _forget_options).
         self.teamhub_refused_request: dict | None = None
@@ -161,6 +164,8 @@ class TeamhubMixin:
             env["TEAMHUB_RESOURCE"] = launch.resource.key
             self.environment = env
             self.teamhub_apply_launch(launch, deadline)
+            self._teamhub_started, self._teamhub_end_reason = False, None
+            usage.opened(self, launch)
         except Exception:
             rt.quota.release(self.teamhub_key)
             self.teamhub_reset()
@@ -195,6 +200,7 @@ class TeamhubMixin:
         if info:
             self.teamhub_info = dict(info)
             self._teamhub_refused = False
+            self._teamhub_started = True  # it was running before the hub restarted
             try:
                 get_runtime().quota.restore(Hold(self.teamhub_key, info.get("team"), int(info.get("gpus") or 0)))
             except RuntimeError:
@@ -217,22 +223,53 @@ class TeamhubMixin:
         the hub was down)."""
         if not self._teamhub_stopping and sessions.expired(self.teamhub_deadline):
             self.log.info("Session of %s reached its deadline %s: stopping", self.teamhub_key, sessions.iso(self.teamhub_deadline))
+            self._teamhub_end_reason = "deadline"
             await self.stop()
             return 0
-        return await super().poll()
+        record = usage.record_of(self)  # before a poll that finds the server gone clears the state holding it
+        status = await super().poll()
+        if not self._teamhub_stopping and self._teamhub_started:
+            if status is None:
+                usage.seen(self, record)
+            else:
+                usage.lost(self, record)
+        return status
+
+    async def start(self):
+        try:
+            result = await super().start()
+        except BaseException:
+            usage.closed(self, "failed-start")
+            raise
+        self._teamhub_started = True
+        usage.seen(self)
+        return result
 
     async def stop(self, now=False):
         if self._teamhub_refused:
             return  # the start was refused before anything was created
         self._teamhub_stopping = True
+        record = usage.record_of(self)  # before the spawner's own stop clears the state holding it
         try:
             return await super().stop(now=now)
         finally:
+            usage.closed(self, self._teamhub_stop_reason(), record)
             self._teamhub_stopping = False
             try:
                 get_runtime().quota.release(self.teamhub_key)
             except RuntimeError:
                 pass
+
+    def _teamhub_stop_reason(self) -> str:
+        if self._teamhub_end_reason:
+            return self._teamhub_end_reason
+        if not self._teamhub_started:
+            return "failed-start"  # e.g. JupyterHub gave up waiting and stops the start
+        try:
+            idle = get_runtime().catalog.sessions.idle_cull_minutes
+        except RuntimeError:
+            idle = 0
+        return "idle-cull" if usage.idle_culled(self, idle) else "stopped"
 
 
 def _cores(value):

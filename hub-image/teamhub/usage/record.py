@@ -1,0 +1,69 @@
+"""The spawner's hooks that write usage records (`teamhub.hub.spawners.TeamhubMixin` calls these).
+
+The record's id lives in the spawner's persisted state (`teamhub_info["usage"]`), so a hub restarted after a
+crash finds the open record of a server that still runs, and its first poll closes the record of one that
+vanished while the hub was down, at the time it was last seen alive.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ..hub import sessions
+from ..quantities import cpu_cores, memory_bytes
+from . import store
+
+KEY = "usage"
+
+
+def opened(spawner, launch) -> None:
+    """A checked start begins: open its record."""
+    s = store.current()
+    if s is None or spawner.teamhub_info is None:
+        return
+    res = launch.resource
+    cpu = cpu_cores(res.cpu_request)
+    mem = memory_bytes(res.memory_request)
+    spawner.teamhub_info[KEY] = s.open(
+        sessions.now(), server=spawner.teamhub_key, person=spawner.user.name, team=launch.team, resource=res.key,
+        accelerator=launch.accelerator.key if launch.accelerator else None, gpus=launch.gpu_count,
+        gpu_kind=launch.gpu.resource if launch.gpu else None, cpu=float(cpu) if cpu is not None else None,
+        memory=int(mem) if mem is not None else None)
+
+
+def record_of(spawner) -> int | None:
+    return (spawner.teamhub_info or {}).get(KEY)
+
+
+def _target(spawner, record: int | None):
+    """The store and the record a hook writes to; `record` when the caller took it before the state was cleared."""
+    return store.current(), record if record is not None else record_of(spawner)
+
+
+def seen(spawner, record: int | None = None) -> None:
+    s, record = _target(spawner, record)
+    if s is not None and record is not None:
+        s.seen(record, sessions.now())
+
+
+def lost(spawner, record: int | None = None) -> None:
+    """A poll found the server gone: end its record at the last time it was seen alive."""
+    s, record = _target(spawner, record)
+    if s is not None and record is not None and s.close(record, sessions.now(), "lost", at_last_seen=True):
+        spawner.log.warning("%s was found gone; its usage record ends when it was last seen alive", spawner.teamhub_key)
+
+
+def closed(spawner, reason: str, record: int | None = None) -> None:
+    s, record = _target(spawner, record)
+    if s is not None and record is not None:
+        s.close(record, sessions.now(), reason)
+
+
+def idle_culled(spawner, idle_minutes: int) -> bool:
+    """Whether a stop nobody explained is the idle culler's: the server was idle past the cull timeout."""
+    last = getattr(getattr(spawner, "orm_spawner", None), "last_activity", None)
+    if idle_minutes <= 0 or last is None:
+        return False
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - last).total_seconds() >= idle_minutes * 60

@@ -1,0 +1,152 @@
+"""Usage records (issue 14) with a real hub on its real SQLite database: what a start, a stop by the person,
+a deadline, a `kill -9` of the hub and a server that vanished while the hub was down leave in the table
+`teamhub_usage`, and what `teamhub usage` makes of them. The test clock (TEAMHUB_TEST_CLOCK_FILE) makes an
+hour pass without waiting for it.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import yaml
+from hubprocess import ROOT, HubProcess
+from support import tree_env
+from teamhub.passwords import hash_password
+
+PASSWORD = "usage-test-pass"
+HOUR = 3600
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    state = tmp_path_factory.mktemp("usage-hub")
+    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
+    for user in values["auth"]["local"]["users"].values():
+        user["passwordHash"] = hash_password(PASSWORD, 4)
+    (state / "values.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+    h = HubProcess(state / "values.yaml", state, extra_env={"TEAMHUB_TEST_CLOCK_FILE": str(state / "clock")})
+    h.clock_file = state / "clock"
+    h.start()
+    yield h
+    h.stop()
+
+
+@pytest.fixture(scope="module")
+def apis(hub):
+    return {name: hub.api(hub.token(hub.login(name, PASSWORD), f"local:{name}")) for name in ("ada", "alice", "bob")}
+
+
+def records(hub) -> list[dict]:
+    con = sqlite3.connect(hub.state / "jupyterhub.sqlite")
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute("SELECT * FROM teamhub_usage ORDER BY id")]
+    finally:
+        con.close()
+
+
+def latest(hub, person: str) -> dict:
+    return [r for r in records(hub) if r["person"] == f"local:{person}"][-1]
+
+
+def advance(hub, seconds: float) -> float:
+    """Move the hub's clock forward; returns the new offset."""
+    offset = float(hub.clock_file.read_text()) if hub.clock_file.exists() else 0.0
+    hub.clock_file.write_text(str(offset + seconds))
+    return offset + seconds
+
+
+def wait_for(check, what: str, timeout: float = 30):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def start(hub, api, name: str, **options) -> None:
+    r = api.post(f"/users/local:{name}/server", json=options)
+    assert r.status_code in (201, 202), r.text
+    hub.wait_ready(api, f"local:{name}")
+
+
+def stopped(admin, name: str) -> bool:
+    return admin.get(f"/users/local:{name}").json()["servers"] == {}
+
+
+def usage_cli(hub, *args) -> list[dict]:
+    r = subprocess.run([sys.executable, "-m", "teamhub", "usage", "--db", str(hub.state / "jupyterhub.sqlite"), "--format", "json",
+                        "--from", "2000-01-01", "--to", "2100-01-01", *args], capture_output=True, text=True, env=tree_env(TEAMHUB_TEST_CLOCK_FILE=str(hub.clock_file)), timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_an_hour_on_a_gpu_stopped_by_the_person(hub, apis):
+    start(hub, apis["alice"], "alice", resource="course-cv", accelerator="mi300x", sessionMinutes=180)
+    rec = latest(hub, "alice")
+    assert rec["ended"] is None and rec["last_seen"] is not None
+    assert (rec["team"], rec["resource"], rec["accelerator"], rec["gpus"], rec["gpu_kind"]) == ("cv-course", "course-cv", "mi300x", 1, "amd.com/gpu")
+    assert (rec["cpu"], rec["memory"]) == (4.0, 16 * 2**30)
+
+    advance(hub, HOUR)
+    wait_for(lambda: latest(hub, "alice")["last_seen"] > rec["started"] + HOUR, "a poll to see alice's server an hour later")
+    assert apis["alice"].delete("/users/local:alice/server").status_code in (202, 204)
+    wait_for(lambda: stopped(apis["ada"], "alice"), "alice's server to stop")
+    rec = latest(hub, "alice")
+    assert rec["end_reason"] == "stopped"
+    assert HOUR <= rec["ended"] - rec["started"] < HOUR + 120
+
+    totals = usage_cli(hub, "--by", "team,person")
+    alice = next(t for t in totals if t["person"] == "local:alice")
+    assert alice["team"] == "cv-course" and alice["sessions"] == 1 and alice["failed_starts"] == 0
+    assert 1.0 <= alice["gpu_hours"] == alice["server_hours"] < 1.04
+    assert alice["cpu_core_hours"] == pytest.approx(4 * alice["server_hours"], rel=1e-3)
+
+
+def test_a_deadline_ends_the_record_as_deadline(hub, apis):
+    start(hub, apis["bob"], "bob", resource="cpu-small", sessionMinutes=30)
+    rec = latest(hub, "bob")
+    advance(hub, 31 * 60)
+    wait_for(lambda: stopped(apis["ada"], "bob"), "bob's server to reach its deadline")
+    rec = latest(hub, "bob")
+    assert rec["end_reason"] == "deadline" and rec["gpus"] == 0 and rec["team"] in ("everyone", "nlp-course")
+    assert 30 * 60 <= rec["ended"] - rec["started"] < 33 * 60
+
+
+def test_records_survive_a_hub_kill_and_a_server_vanishing_while_it_is_down(hub, apis):
+    admin = apis["ada"]
+    start(hub, apis["alice"], "alice", resource="cpu-small", sessionMinutes=240)  # keeps running
+    start(hub, apis["bob"], "bob", resource="cpu-small", sessionMinutes=240)  # vanishes while the hub is down
+    bob_pid = admin.get("/users/local:bob").json()["servers"][""]["state"]["pid"]
+    alice_id, bob_id = latest(hub, "alice")["id"], latest(hub, "bob")["id"]
+
+    hub.crash()
+    bob_seen = latest(hub, "bob")["last_seen"]
+    psutil.Process(bob_pid).send_signal(signal.SIGKILL)
+    advance(hub, 2 * HOUR)  # two hours pass while the hub is down
+    hub.start()
+
+    wait_for(lambda: stopped(admin, "bob"), "the restarted hub to notice bob's server is gone")
+    by_id = {r["id"]: r for r in records(hub)}
+    bob = by_id[bob_id]
+    assert bob["end_reason"] == "lost"
+    assert bob["ended"] == bob_seen  # closed at the last time it was seen alive, not at the restart
+    alice = wait_for(lambda: (r := {x["id"]: x for x in records(hub)}[alice_id])["last_seen"] > bob_seen + 2 * HOUR and r,
+                     "the restarted hub to see alice's server")
+    assert alice["ended"] is None and alice["end_reason"] is None  # still running: its record stays open
+    assert not stopped(admin, "alice")
+
+    totals = {t["person"]: t for t in usage_cli(hub, "--by", "person")}
+    assert totals["local:bob"]["server_hours"] < 0.6  # bob's earlier 31 minutes + seconds; none of the 2 hours down
+    assert totals["local:alice"]["server_hours"] > 2.0  # the 2 hours it ran while the hub was down count
+    assert apis["alice"].delete("/users/local:alice/server").status_code in (202, 204)
+    wait_for(lambda: stopped(admin, "alice"), "alice's server to stop")
