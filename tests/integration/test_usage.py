@@ -150,3 +150,61 @@ def test_records_survive_a_hub_kill_and_a_server_vanishing_while_it_is_down(hub,
     assert totals["local:alice"]["server_hours"] > 2.0  # the 2 hours it ran while the hub was down count
     assert apis["alice"].delete("/users/local:alice/server").status_code in (202, 204)
     wait_for(lambda: stopped(admin, "alice"), "alice's server to stop")
+
+
+# --- budgets (quota.gpuHours) ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def budget_hub(tmp_path_factory):
+    """cv-course may use 2 GPU-hours in 30 days; alice and dave are in it."""
+    state = tmp_path_factory.mktemp("budget-hub")
+    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
+    users = values["auth"]["local"]["users"]
+    users["dave"] = {"teams": ["cv-course"]}
+    for user in users.values():
+        user["passwordHash"] = hash_password(PASSWORD, 4)
+    values["catalog"]["teams"]["cv-course"]["quota"] = {"gpuHours": {"amount": 2, "window": "30d"}}
+    (state / "values.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+    h = HubProcess(state / "values.yaml", state, extra_env={"TEAMHUB_TEST_CLOCK_FILE": str(state / "clock")})
+    h.clock_file = state / "clock"
+    h.start()
+    yield h
+    h.stop()
+
+
+def server_state(admin, name: str) -> dict:
+    return admin.get(f"/users/local:{name}").json()["servers"][""]["state"]["teamhub"]
+
+
+def test_a_team_budget_caps_deadlines_stops_sessions_and_refuses_starts(budget_hub):
+    hub = budget_hub
+    clients = {name: hub.login(name, PASSWORD) for name in ("ada", "alice", "dave")}
+    apis = {name: hub.api(hub.token(c, f"local:{name}")) for name, c in clients.items()}
+    admin = apis["ada"]
+    page = clients["alice"].get("/hub/spawn").text
+    assert "2.0 of 2.0 GPU-hours left (last 30 days)" in page and "ends after at most 2 h" in page
+
+    gpu = {"resource": "course-cv", "accelerator": "mi300x", "sessionMinutes": 240}
+    start(hub, apis["alice"], "alice", **gpu)
+    alice = server_state(admin, "alice")
+    alice_rec = latest(hub, "alice")
+    assert alice["budget_capped"] and alice["deadline"] == pytest.approx(alice_rec["started"] + 2 * HOUR, abs=5)
+    start(hub, apis["dave"], "dave", **gpu)  # two GPUs now draw on what is left: dave's session gets half
+    dave = server_state(admin, "dave")
+    assert dave["budget_capped"] and dave["deadline"] - latest(hub, "dave")["started"] < HOUR + 5
+
+    advance(hub, HOUR + 30)  # dave's capped deadline passes, and with alice's hour the budget is used up
+    wait_for(lambda: stopped(admin, "dave") and stopped(admin, "alice"), "both servers to be stopped by the budget", 60)
+    assert latest(hub, "dave")["end_reason"] == "budget" and latest(hub, "alice")["end_reason"] == "budget"
+
+    r = apis["alice"].post("/users/local:alice/server", json=gpu)
+    assert r.status_code == 403, r.text
+    message = r.json()["message"]
+    assert "The team 'Computer Vision 2026' has used 2.0 of its 2 GPU-hours in the last 30 days." in message
+    returns = time.strftime("%Y-%m-%d", time.gmtime(alice_rec["started"] + 30 * 86400))
+    assert f"Budget returns from {returns}T" in message
+    assert stopped(admin, "alice")  # nothing was created: no server, no new record
+    assert len([r for r in records(hub) if r["person"] == "local:alice"]) == 1
+    start(hub, apis["alice"], "alice", resource="cpu-small", sessionMinutes=60)  # no GPU: not this budget
+    assert not server_state(admin, "alice")["budget_capped"]
+    assert apis["alice"].delete("/users/local:alice/server").status_code in (202, 204)
+    wait_for(lambda: stopped(admin, "alice"), "alice's server to stop")

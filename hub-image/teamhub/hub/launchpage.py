@@ -41,8 +41,9 @@ def _team_line(team) -> dict:
     return {"name": team.display_name, "description": team.description}
 
 
-def view(catalog, person, usage=None, previous=None) -> dict:
-    """Everything the template shows, computed here so the template stays a plain loop."""
+def view(catalog, person, usage=None, previous=None, budgets=None) -> dict:
+    """Everything the template shows, computed here so the template stays a plain loop. `budgets(team)`: the
+    team's budget overview (teamhub/usage/budget.py)."""
     access = resolve(catalog, person)
     previous = previous or {}
     groups: dict = {}
@@ -83,7 +84,7 @@ def view(catalog, person, usage=None, previous=None) -> dict:
     quotas = []
     for key in access.teams:
         team = catalog.teams[key]
-        if team.max_servers is None and team.max_gpus is None:
+        if team.max_servers is None and team.max_gpus is None and not team.budgets:
             continue
         used = usage(key) if usage else None
         row = _team_line(team)
@@ -93,6 +94,7 @@ def view(catalog, person, usage=None, previous=None) -> dict:
         if team.max_gpus is not None:
             n = used.gpus if used else 0
             row["gpus"] = {"used": n, "max": team.max_gpus, "left": max(team.max_gpus - n, 0)}
+        row["budgets"] = [{**b, "session_text": duration(b["minutes_for_one"])} for b in (budgets(key) if budgets else [])]
         quotas.append(row)
     return {
         "groups": list(groups.items()),
@@ -106,8 +108,8 @@ def view(catalog, person, usage=None, previous=None) -> dict:
     }
 
 
-def render(catalog, person, usage=None, previous=None, local_mode=False) -> str:
-    data = view(catalog, person, usage, previous)
+def render(catalog, person, usage=None, previous=None, local_mode=False, budgets=None) -> str:
+    data = view(catalog, person, usage, previous, budgets)
     data["local_mode"] = local_mode
     return _template().render(**data)
 
@@ -122,4 +124,6 @@ async def options_form(spawner) -> str:
     # After a refused start (quota, too long, ...) the page comes back with the refusal: keep what the person
     # chose, so pressing Start again never silently starts another environment.
     previous = getattr(spawner, "teamhub_refused_request", None) or spawner.user_options or {}
-    return render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local")
+    from ..usage.record import budget_overview
+
+    return render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local", budgets=budget_overview)

@@ -140,7 +140,9 @@ class TeamhubMixin:
         try:
             launch = check_request(rt.catalog, person, user_options)
             await rt.quota.reserve(rt.catalog, Hold(self.teamhub_key, launch.team, launch.gpu_count))
+            cap = usage.budget_cap(self, launch)  # no await from here to usage.opened: starts see each other
         except RequestRefused as exc:
+            rt.quota.release(self.teamhub_key)
             self.log.info("Refused start for %s: request %s: %s %s", self.teamhub_key,
                           refusals.describe_request(user_options), exc.status, exc.message)
             self._forget_options()
@@ -148,6 +150,8 @@ class TeamhubMixin:
             raise refusals.FILTER.refused(refused(exc)) from None
         try:
             deadline = sessions.deadline_after(launch.minutes)
+            capped = cap is not None and cap < deadline
+            deadline = cap if capped else deadline
             self.teamhub_launch = launch
             self.teamhub_info = {
                 "deadline": deadline,
@@ -156,11 +160,12 @@ class TeamhubMixin:
                 "accelerator": launch.accelerator.key if launch.accelerator else None,
                 "team": launch.team,
                 "gpus": launch.gpu_count,
+                "budget_capped": capped,
             }
             env = dict(self.environment)
             env.update(visibility_env(launch.gpu))
             env.update(launch.env)
-            env.update(sessions.env_for(deadline, launch.minutes))
+            env.update(sessions.env_for(deadline, int((deadline - sessions.now()) // 60) if capped else launch.minutes))
             env["TEAMHUB_RESOURCE"] = launch.resource.key
             self.environment = env
             self.teamhub_apply_launch(launch, deadline)
@@ -223,7 +228,11 @@ class TeamhubMixin:
         the hub was down)."""
         if not self._teamhub_stopping and sessions.expired(self.teamhub_deadline):
             self.log.info("Session of %s reached its deadline %s: stopping", self.teamhub_key, sessions.iso(self.teamhub_deadline))
-            self._teamhub_end_reason = "deadline"
+            self._teamhub_end_reason = "budget" if (self.teamhub_info or {}).get("budget_capped") else "deadline"
+            await self.stop()
+            return 0
+        if not self._teamhub_stopping and self._teamhub_started and usage.over_budget(self):
+            self._teamhub_end_reason = "budget"
             await self.stop()
             return 0
         record = usage.record_of(self)  # before a poll that finds the server gone clears the state holding it

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from ..hub import sessions
 from ..quantities import cpu_cores, memory_bytes
-from . import store
+from . import budget, store
 
 KEY = "usage"
 
@@ -67,3 +67,39 @@ def idle_culled(spawner, idle_minutes: int) -> bool:
     if last.tzinfo is None:
         last = last.replace(tzinfo=UTC)
     return (datetime.now(UTC) - last).total_seconds() >= idle_minutes * 60
+
+
+def _team(name: str | None):
+    from ..hub.runtime import get_runtime
+
+    team = get_runtime().catalog.teams.get(name) if name else None
+    return team if team is not None and team.budgets else None
+
+
+def budget_cap(spawner, launch) -> float | None:
+    """The deadline a team budget allows this start (None: no limit); RequestRefused when it is used up."""
+    s, team = store.current(), _team(launch.team)
+    if s is None or team is None:
+        return None
+    cpu = cpu_cores(launch.resource.cpu_request)
+    return budget.check(s.engine, team, launch.gpu_count, float(cpu) if cpu is not None else None,
+                        spawner.teamhub_key, sessions.now())
+
+
+def over_budget(spawner) -> bool:
+    """Whether the team this server is charged to has run out of a budget it draws on (checked at every poll)."""
+    s, team = store.current(), _team((spawner.teamhub_info or {}).get("team"))
+    if s is None or team is None:
+        return False
+    st = budget.over(s.engine, team, sessions.now())
+    if st is None:
+        return False
+    spawner.log.info("The team %s used %.1f of its %g %s: stopping %s", team.key, st.used, st.budget.amount, st.budget.unit,
+                     spawner.teamhub_key)
+    return True
+
+
+def budget_overview(team_key: str) -> list[dict]:
+    """The launch page's budget lines for a team (empty without a store or budgets)."""
+    s, team = store.current(), _team(team_key)
+    return budget.overview(s.engine, team, sessions.now()) if s is not None and team is not None else []
