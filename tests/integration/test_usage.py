@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import psutil
 import pytest
 import yaml
@@ -208,3 +209,44 @@ def test_a_team_budget_caps_deadlines_stops_sessions_and_refuses_starts(budget_h
     assert not server_state(admin, "alice")["budget_capped"]
     assert apis["alice"].delete("/users/local:alice/server").status_code in (202, 204)
     wait_for(lambda: stopped(admin, "alice"), "alice's server to stop")
+
+
+def scrape(hub, api) -> dict:
+    """/hub/metrics parsed by prometheus_client's own text-format parser: {(name, labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = httpx.get(f"{hub.url}/hub/metrics", headers=api.headers, timeout=30)
+    assert r.status_code == 200, r.text
+    out = {}
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def metric(samples: dict, name: str, **labels) -> float:
+    return sum(v for (n, ls), v in samples.items() if n == name and all(dict(ls).get(k) == w for k, w in labels.items()))
+
+
+def test_metrics_from_the_records_and_start_outcomes(budget_hub):
+    hub = budget_hub
+    apis = {name: hub.api(hub.token(hub.login(name, PASSWORD), f"local:{name}")) for name in ("ada", "bob")}
+    assert httpx.get(f"{hub.url}/hub/metrics", headers=apis["bob"].headers, timeout=30).status_code == 403  # needs read:metrics
+    r = apis["bob"].post("/users/local:bob/server", json={"resource": "course-cv", "accelerator": "mi300x"})
+    assert r.status_code == 403  # bob is not in the CV course
+    start(hub, apis["bob"], "bob", resource="cpu-small", sessionMinutes=60)
+    samples = scrape(hub, apis["ada"])
+    assert metric(samples, "teamhub_servers_running", resource="cpu-small") == 1
+    assert metric(samples, "teamhub_gpus_in_use") == 0
+    # the budget test before: alice 1 h 30 s and dave 1 h on one GPU each (to within a few polls)
+    gpu_seconds = metric(samples, "teamhub_gpu_seconds_total", team="cv-course", resource="course-cv")
+    assert 2 * HOUR <= gpu_seconds < 2 * HOUR + 300
+    assert metric(samples, "teamhub_server_seconds_total", resource="course-cv") == gpu_seconds
+    assert metric(samples, "teamhub_start_outcomes_total", reason="refused-not-allowed") == 1
+    assert metric(samples, "teamhub_start_outcomes_total", reason="refused-budget") == 1
+    assert metric(samples, "teamhub_start_outcomes_total", reason="started") == 4
+    assert metric(samples, "teamhub_start_duration_seconds_count", resource="course-cv") == 2
+    assert metric(samples, "teamhub_start_duration_seconds_bucket", resource="cpu-small", le="+Inf") == 2
+    assert apis["bob"].delete("/users/local:bob/server").status_code in (202, 204)
+    wait_for(lambda: stopped(apis["ada"], "bob"), "bob's server to stop")
+    assert metric(scrape(hub, apis["ada"]), "teamhub_servers_running") == 0

@@ -13,6 +13,7 @@ import sys
 
 from .. import auth, database, paths
 from ..auth.clientaddr import LOOPBACK
+from ..usage import metrics as usage_metrics
 from ..usage import store as usage_store
 from ..validation import load
 from ..yamlsource import YamlFileError
@@ -63,6 +64,7 @@ def load_from_environment(c, environ=os.environ):
     database.prepare_or_exit(checked.values, paths.data_dir(environ))
     rt = configure(c, checked, mode, environ)
     usage_store.configure(c.JupyterHub.db_url).close_unconfirmed()  # usage records (teamhub/usage/)
+    usage_metrics.install(usage_store.current)  # and the metrics read from them on /hub/metrics
     return rt
 
 

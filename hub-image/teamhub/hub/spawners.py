@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import time
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from kubernetes_asyncio.client.rest import ApiException
@@ -21,6 +22,7 @@ from tornado import web
 from ..auth import person_for
 from ..quantities import cpu_cores, format_cpu, memory_bytes
 from ..resolution import REQUEST_FIELDS, Launch, RequestRefused, check_request
+from ..usage import metrics
 from ..usage import record as usage
 from . import failfast, refusals, sessions
 from .quota import Hold
@@ -112,6 +114,7 @@ class TeamhubMixin:
         self._teamhub_stopping = False  # inside stop(): poll() reports the real process/pod state
         self._teamhub_started = False  # start() returned: a later stop is not a failed start
         self._teamhub_end_reason: str | None = None  # why the next stop happens, when the hub itself decides
+        self._teamhub_applied_at = time.monotonic()  # the checked start began (start-duration metric)
         # What a refused start asked for: only to show the launch page again with the person's own choice
         # (never used to start anything; user_options is cleared, see _forget_options).
         self.teamhub_refused_request: dict | None = None
@@ -137,11 +140,15 @@ class TeamhubMixin:
         rt.quota.release(self.teamhub_key)
         self._teamhub_refused = True
         person = await person_for(self.user)
+        stage = "refused-not-allowed"  # the start-outcome metric of a refusal at each step
         try:
             launch = check_request(rt.catalog, person, user_options)
+            stage = "refused-quota"
             await rt.quota.reserve(rt.catalog, Hold(self.teamhub_key, launch.team, launch.gpu_count))
+            stage = "refused-budget"
             cap = usage.budget_cap(self, launch)  # no await from here to usage.opened: starts see each other
         except RequestRefused as exc:
+            metrics.outcome(stage)
             rt.quota.release(self.teamhub_key)
             self.log.info("Refused start for %s: request %s: %s %s", self.teamhub_key,
                           refusals.describe_request(user_options), exc.status, exc.message)
@@ -171,6 +178,7 @@ class TeamhubMixin:
             self.teamhub_apply_launch(launch, deadline)
             self._teamhub_started, self._teamhub_end_reason = False, None
             usage.opened(self, launch)
+            self._teamhub_applied_at = time.monotonic()
         except Exception:
             rt.quota.release(self.teamhub_key)
             self.teamhub_reset()
@@ -247,10 +255,15 @@ class TeamhubMixin:
     async def start(self):
         try:
             result = await super().start()
-        except BaseException:
+        except BaseException as exc:
+            self._teamhub_end_reason = "failed-start"
+            metrics.outcome(metrics.failure_reason(exc))
             usage.closed(self, "failed-start")
             raise
         self._teamhub_started = True
+        metrics.outcome("started")
+        if self.teamhub_launch is not None:
+            metrics.START_SECONDS.labels(self.teamhub_launch.resource.key).observe(time.monotonic() - self._teamhub_applied_at)
         usage.seen(self)
         return result
 
@@ -273,7 +286,8 @@ class TeamhubMixin:
         if self._teamhub_end_reason:
             return self._teamhub_end_reason
         if not self._teamhub_started:
-            return "failed-start"  # e.g. JupyterHub gave up waiting and stops the start
+            metrics.outcome("timeout")  # JupyterHub gave up waiting (start_timeout) and stops the start
+            return "failed-start"
         try:
             idle = get_runtime().catalog.sessions.idle_cull_minutes
         except RuntimeError:
@@ -436,7 +450,9 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
             verdict = watch.result()
             start.cancel()
             self.log.warning("Stopping the spawn of %s early: %s", self.teamhub_key, verdict.message)
-            raise SpawnStopped(verdict.message)
+            stopped = SpawnStopped(verdict.message)
+            stopped.teamhub_stage = verdict.stage  # for the start-outcome metric
+            raise stopped
         finally:
             watch.cancel()
 
