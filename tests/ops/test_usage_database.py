@@ -146,13 +146,13 @@ def test_budget_window_rates_and_kinds(tmp_path):
     fill(url)  # cv: 2 GPU-hours (alice) and 4 CPU-core-hours at T0..T0+1h
     team = Team("cv", "CV", "", (), (), (), (), (), None, None,
                 (Budget("gpu", 3.0, 30), Budget("cpu", 100.0, 30)))
-    engine = store.make_engine(url)
+    engine = store.Store(url)  # the hub's store: budget sums over closed records are cached by it
     try:
         now = T0 + 2 * 3600
         # 1 GPU-hour left; this start's 1 GPU alone: the deadline is one hour away (the CPU budget allows more)
         assert budget.check(engine, team, 1, 2.0, "local:x/", now) == pytest.approx(now + 3600)
         assert budget.check(engine, team, 0, 0.0, "local:x/", now) is None  # draws on neither budget
-        s = store.Store(url)
+        s = engine
         running = s.open(now, server="local:y/", person="local:y", team="cv", resource="gpu", gpus=2, cpu=1.0)
         assert budget.check(engine, team, 1, 2.0, "local:x/", now) == pytest.approx(now + 1200)  # 3 GPUs share the hour
         assert budget.over(engine, team, now) is None
@@ -162,7 +162,6 @@ def test_budget_window_rates_and_kinds(tmp_path):
             budget.check(engine, team, 1, 2.0, "local:x/", now + 1800)
         assert refused.value.status == 403 and "The team 'CV' has used 3.0 of its 3 GPU-hours in the last 30 days." in refused.value.message
         s.close(running, now + 1800, "budget")
-        s.dispose()
         # 30 days later the old usage has left the window: everything is back
         later = T0 + 31 * DAY
         assert budget.check(engine, team, 1, 2.0, "local:x/", later) == pytest.approx(later + 3 * 3600)

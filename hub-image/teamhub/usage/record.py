@@ -82,7 +82,7 @@ def budget_cap(spawner, launch) -> float | None:
     if s is None or team is None:
         return None
     cpu = cpu_cores(launch.resource.cpu_request)
-    return budget.check(s.engine, team, launch.gpu_count, float(cpu) if cpu is not None else None,
+    return budget.check(s, team, launch.gpu_count, float(cpu) if cpu is not None else None,
                         spawner.teamhub_key, sessions.now())
 
 
@@ -91,7 +91,7 @@ def over_budget(spawner) -> bool:
     s, team = store.current(), _team((spawner.teamhub_info or {}).get("team"))
     if s is None or team is None:
         return False
-    st = budget.over(s.engine, team, sessions.now())
+    st = budget.over(s, team, sessions.now())
     if st is None:
         return False
     spawner.log.info("The team %s used %.1f of its %g %s: stopping %s", team.key, st.used, st.budget.amount, st.budget.unit,
@@ -102,4 +102,4 @@ def over_budget(spawner) -> bool:
 def budget_overview(team_key: str) -> list[dict]:
     """The launch page's budget lines for a team (empty without a store or budgets)."""
     s, team = store.current(), _team(team_key)
-    return budget.overview(s.engine, team, sessions.now()) if s is not None and team is not None else []
+    return budget.overview(s, team, sessions.now()) if s is not None and team is not None else []

@@ -28,8 +28,12 @@ MIGRATIONS = [
         f"CREATE INDEX IF NOT EXISTS ix_{TABLE}_started ON {TABLE} (started)",
         f"CREATE INDEX IF NOT EXISTS ix_{TABLE}_open ON {TABLE} (ended)",
         f"CREATE INDEX IF NOT EXISTS ix_{TABLE}_team ON {TABLE} (team, started)",
+        f"CREATE INDEX IF NOT EXISTS ix_{TABLE}_team_open ON {TABLE} (team, ended)",  # a team's running servers
     ]),
 ]
+# How long a sum over closed records is reused. Records leaving the window meanwhile still count for at most
+# this long: a budget comes back up to a minute late, never early.
+CACHE_SECONDS = 60
 COLUMNS = ("server", "person", "team", "resource", "accelerator", "gpus", "gpu_kind", "cpu", "memory", "started")
 
 
@@ -72,6 +76,15 @@ class Store:
 
     def __post_init__(self):
         self.engine = make_engine(self.url)
+        # Sums over closed records (they no longer change), by key, for CACHE_SECONDS: the budget check at every
+        # start and poll stays cheap with many records. Cleared whenever this hub closes a record.
+        self._cache: dict = {}
+
+    def cached(self, key, now: float, compute):
+        hit = self._cache.get(key)
+        if hit is None or not (hit[0] <= now < hit[0] + CACHE_SECONDS):
+            hit = self._cache[key] = (now, compute())
+        return hit[1]
 
     def _run(self, sql: str, params: dict):
         from sqlalchemy import text
@@ -97,14 +110,16 @@ class Store:
     def close(self, record: int, now: float, reason: str, at_last_seen: bool = False) -> bool:
         """Close an open record (a closed one stays as it is); True when this call closed it."""
         assert reason in REASONS, reason
-        end = f"COALESCE(last_seen, started)" if at_last_seen else ":now"
+        end = "COALESCE(last_seen, started)" if at_last_seen else ":now"
         result = self._run(f"UPDATE {TABLE} SET ended = {end}, end_reason = :reason WHERE id = :id AND ended IS NULL",
                            {"now": now, "reason": reason, "id": record})
+        self._cache.clear()
         return result.rowcount == 1
 
     def close_unconfirmed(self) -> int:
         """At hub start: records never seen running (the hub died while they were starting) end as lost."""
         result = self._run(f"UPDATE {TABLE} SET ended = started, end_reason = 'lost' WHERE ended IS NULL AND last_seen IS NULL", {})
+        self._cache.clear()
         return result.rowcount
 
     def get(self, record: int) -> dict | None:
