@@ -58,6 +58,7 @@ schema:
 bench:
 	$(VENV)/python benchmarks/catalog_bench.py
 	$(VENV)/python benchmarks/hub_bench.py
+	$(VENV)/python benchmarks/usage_bench.py
 
 demo: setup
 	$(VENV)/teamhub demo --values $(VALUES) --port $(PORT)
