@@ -20,6 +20,7 @@ import yaml
 from hubprocess import ROOT, HubProcess
 from support import tree_env
 from teamhub.passwords import hash_password
+from teamhub.usage.metrics import EXPORTED
 
 PASSWORD = "usage-test-pass"
 HOUR = 3600
@@ -236,6 +237,7 @@ def test_metrics_from_the_records_and_start_outcomes(budget_hub):
     assert r.status_code == 403  # bob is not in the CV course
     start(hub, apis["bob"], "bob", resource="cpu-small", sessionMinutes=60)
     samples = scrape(hub, apis["ada"])
+    assert set(EXPORTED) <= {name for name, _ in samples}  # what the Grafana dashboard may query is really there
     assert metric(samples, "teamhub_servers_running", resource="cpu-small") == 1
     assert metric(samples, "teamhub_gpus_in_use") == 0
     # the budget test before: alice 1 h 30 s and dave 1 h on one GPU each (to within a few polls)
