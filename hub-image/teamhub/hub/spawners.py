@@ -275,7 +275,8 @@ class TeamhubMixin:
         try:
             return await super().stop(now=now)
         finally:
-            usage.closed(self, self._teamhub_stop_reason(), record)
+            if record is not None:  # a server with a record of its start in this database
+                usage.closed(self, self._teamhub_stop_reason(), record)
             self._teamhub_stopping = False
             try:
                 get_runtime().quota.release(self.teamhub_key)

@@ -7,6 +7,8 @@ vanished while the hub was down, at the time it was last seen alive.
 
 from __future__ import annotations
 
+import functools
+import logging
 from datetime import UTC, datetime
 
 from ..hub import sessions
@@ -14,8 +16,28 @@ from ..quantities import cpu_cores, memory_bytes
 from . import budget, store
 
 KEY = "usage"
+log = logging.getLogger("JupyterHub")
 
 
+def _tolerant(default):
+    """A database hiccup while recording must not fail a poll (JupyterHub would stop the server) or a stop:
+    one WARNING line, and the hook's neutral answer."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            from sqlalchemy.exc import SQLAlchemyError
+
+            try:
+                return fn(*args, **kwargs)
+            except SQLAlchemyError as exc:
+                log.warning("usage records: %s failed: %s", fn.__name__, str(exc).splitlines()[0])
+                return default
+        return inner
+    return wrap
+
+
+@_tolerant(None)
 def opened(spawner, launch) -> None:
     """A checked start begins: open its record."""
     s = store.current()
@@ -40,12 +62,14 @@ def _target(spawner, record: int | None):
     return store.current(), record if record is not None else record_of(spawner)
 
 
+@_tolerant(None)
 def seen(spawner, record: int | None = None) -> None:
     s, record = _target(spawner, record)
     if s is not None and record is not None:
         s.seen(record, sessions.now())
 
 
+@_tolerant(None)
 def lost(spawner, record: int | None = None) -> None:
     """A poll found the server gone: end its record at the last time it was seen alive."""
     s, record = _target(spawner, record)
@@ -53,6 +77,7 @@ def lost(spawner, record: int | None = None) -> None:
         spawner.log.warning("%s was found gone; its usage record ends when it was last seen alive", spawner.teamhub_key)
 
 
+@_tolerant(None)
 def closed(spawner, reason: str, record: int | None = None) -> None:
     s, record = _target(spawner, record)
     if s is not None and record is not None:
@@ -86,6 +111,7 @@ def budget_cap(spawner, launch) -> float | None:
                         spawner.teamhub_key, sessions.now())
 
 
+@_tolerant(False)
 def over_budget(spawner) -> bool:
     """Whether the team this server is charged to has run out of a budget it draws on (checked at every poll)."""
     s, team = store.current(), _team((spawner.teamhub_info or {}).get("team"))
@@ -99,6 +125,7 @@ def over_budget(spawner) -> bool:
     return True
 
 
+@_tolerant([])
 def budget_overview(team_key: str) -> list[dict]:
     """The launch page's budget lines for a team (empty without a store or budgets)."""
     s, team = store.current(), _team(team_key)
