@@ -431,10 +431,16 @@ class Prepared:
 def prepare(values: dict | None = None, data_dir: str | Path | None = None, *, log=None, env=None) -> Prepared:
     """Make the database ready for the installed JupyterHub; see the module docstring. teamhub's own tables
     (usage records, teamhub/usage/store.py) are migrated after JupyterHub's, so the same backup covers them."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from .usage import store as usage_store
 
     result = _prepare_jupyterhub(values, data_dir, log=log, env=env)
-    usage_store.migrate(result.url)
+    try:
+        usage_store.migrate(result.url)
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"cannot create or migrate teamhub's usage tables in {result.display_url}: "
+                            f"{str(exc).splitlines()[0]}") from exc
     return result
 
 
