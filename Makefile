@@ -65,6 +65,7 @@ bench:
 	$(VENV)/python benchmarks/catalog_bench.py
 	$(VENV)/python benchmarks/hub_bench.py
 	$(VENV)/python benchmarks/upgrade_downtime_bench.py
+	$(VENV)/python benchmarks/usage_bench.py
 
 demo: setup
 	$(VENV)/teamhub demo --values $(VALUES) --port $(PORT)

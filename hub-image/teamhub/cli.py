@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check_cli.register(sub)  # check-config: the chart's pre-upgrade hook
     ops_cli.register(sub)  # set-image-tag, images, db: operator subcommands used by scripts/
+    from .usage.cli import register as register_usage  # `teamhub usage` (teamhub/usage/cli.py)
+    register_usage(sub)
     return parser
 
 

@@ -429,7 +429,22 @@ class Prepared:
 
 
 def prepare(values: dict | None = None, data_dir: str | Path | None = None, *, log=None, env=None) -> Prepared:
-    """Make the database ready for the installed JupyterHub; see the module docstring."""
+    """Make the database ready for the installed JupyterHub; see the module docstring. teamhub's own tables
+    (usage records, teamhub/usage/store.py) are migrated after JupyterHub's, so the same backup covers them."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .usage import store as usage_store
+
+    result = _prepare_jupyterhub(values, data_dir, log=log, env=env)
+    try:
+        usage_store.migrate(result.url)
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"cannot create or migrate teamhub's usage tables in {result.display_url}: "
+                            f"{str(exc).splitlines()[0]}") from exc
+    return result
+
+
+def _prepare_jupyterhub(values: dict | None = None, data_dir: str | Path | None = None, *, log=None, env=None) -> Prepared:
     env = os.environ if env is None else env
     say = log or (lambda msg: print(f"[teamhub.database] {msg}", file=sys.stderr, flush=True))
     if values is None:

@@ -15,6 +15,8 @@ import sys
 
 from .. import auth, database, paths
 from ..auth.clientaddr import LOOPBACK
+from ..usage import metrics as usage_metrics
+from ..usage import store as usage_store
 from ..yamlsource import YamlFileError
 from . import loadvalues, refusals, sessions
 from .runtime import Runtime, set_runtime
@@ -66,7 +68,10 @@ def load_from_environment(c, environ=os.environ):
         sys.exit(exc.code)
     # Back up and migrate the database before JupyterHub opens it; a broken one stops here with a message.
     database.prepare_or_exit(checked.values, paths.data_dir(environ))
-    return configure(c, checked, mode, environ)
+    rt = configure(c, checked, mode, environ)
+    usage_store.configure(c.JupyterHub.db_url).close_unconfirmed()  # usage records (teamhub/usage/)
+    usage_metrics.install(usage_store.current)  # and the metrics read from them on /hub/metrics
+    return rt
 
 
 def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runtime:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import html
+import time
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from kubernetes_asyncio.client.rest import ApiException
@@ -21,6 +22,8 @@ from tornado import web
 from ..auth import person_for
 from ..quantities import cpu_cores, format_cpu, memory_bytes
 from ..resolution import REQUEST_FIELDS, Launch, RequestRefused, check_request
+from ..usage import metrics
+from ..usage import record as usage
 from . import failfast, podrefusal, refusals, sessions
 from .quota import Hold
 from .runtime import get_runtime
@@ -104,6 +107,9 @@ class TeamhubMixin:
         self.teamhub_info: dict | None = None  # persisted: deadline, resource, accelerator, team, gpus
         self._teamhub_refused = False
         self._teamhub_stopping = False  # inside stop(): poll() reports the real process/pod state
+        self._teamhub_started = False  # start() returned: a later stop is not a failed start
+        self._teamhub_end_reason: str | None = None  # why the next stop happens, when the hub itself decides
+        self._teamhub_applied_at = time.monotonic()  # the checked start began (start-duration metric)
         # What a refused start asked for: only to show the launch page again with the person's own choice
         # (never used to start anything; user_options is cleared, see _forget_options).
         self.teamhub_refused_request: dict | None = None
@@ -129,10 +135,16 @@ class TeamhubMixin:
         rt.quota.release(self.teamhub_key)
         self._teamhub_refused = True
         person = await person_for(self.user)
+        stage = "refused-not-allowed"  # the start-outcome metric of a refusal at each step
         try:
             launch = check_request(rt.catalog, person, user_options)
+            stage = "refused-quota"
             await rt.quota.reserve(rt.catalog, Hold(self.teamhub_key, launch.team, launch.gpu_count))
+            stage = "refused-budget"
+            cap = usage.budget_cap(self, launch)  # no await from here to usage.opened: starts see each other
         except RequestRefused as exc:
+            metrics.outcome(stage)
+            rt.quota.release(self.teamhub_key)
             self.log.info("Refused start for %s: request %s: %s %s", self.teamhub_key,
                           refusals.describe_request(user_options), exc.status, exc.message)
             self._forget_options()
@@ -140,6 +152,8 @@ class TeamhubMixin:
             raise refusals.FILTER.refused(refused(exc)) from None
         try:
             deadline = sessions.deadline_after(launch.minutes)
+            capped = cap is not None and cap < deadline
+            deadline = cap if capped else deadline
             self.teamhub_launch = launch
             self.teamhub_info = {
                 "deadline": deadline,
@@ -148,14 +162,18 @@ class TeamhubMixin:
                 "accelerator": launch.accelerator.key if launch.accelerator else None,
                 "team": launch.team,
                 "gpus": launch.gpu_count,
+                "budget_capped": capped,
             }
             env = dict(self.environment)
             env.update(visibility_env(launch.gpu))
             env.update(launch.env)
-            env.update(sessions.env_for(deadline, launch.minutes))
+            env.update(sessions.env_for(deadline, int((deadline - sessions.now()) // 60) if capped else launch.minutes))
             env["TEAMHUB_RESOURCE"] = launch.resource.key
             self.environment = env
             self.teamhub_apply_launch(launch, deadline)
+            self._teamhub_started, self._teamhub_end_reason = False, None
+            usage.opened(self, launch)
+            self._teamhub_applied_at = time.monotonic()
         except Exception:
             rt.quota.release(self.teamhub_key)
             self.teamhub_reset()
@@ -190,6 +208,7 @@ class TeamhubMixin:
         if info:
             self.teamhub_info = dict(info)
             self._teamhub_refused = False
+            self._teamhub_started = True  # it was running before the hub restarted
             try:
                 get_runtime().quota.restore(Hold(self.teamhub_key, info.get("team"), int(info.get("gpus") or 0)))
             except RuntimeError:
@@ -212,22 +231,64 @@ class TeamhubMixin:
         the hub was down)."""
         if not self._teamhub_stopping and sessions.expired(self.teamhub_deadline):
             self.log.info("Session of %s reached its deadline %s: stopping", self.teamhub_key, sessions.iso(self.teamhub_deadline))
+            self._teamhub_end_reason = "budget" if (self.teamhub_info or {}).get("budget_capped") else "deadline"
             await self.stop()
             return 0
-        return await super().poll()
+        if not self._teamhub_stopping and self._teamhub_started and usage.over_budget(self):
+            self._teamhub_end_reason = "budget"
+            await self.stop()
+            return 0
+        record = usage.record_of(self)  # before a poll that finds the server gone clears the state holding it
+        status = await super().poll()
+        if not self._teamhub_stopping and self._teamhub_started:
+            if status is None:
+                usage.seen(self, record)
+            else:
+                usage.lost(self, record)
+        return status
+
+    async def start(self):
+        try:
+            result = await super().start()
+        except BaseException as exc:
+            self._teamhub_end_reason = "failed-start"
+            metrics.outcome(metrics.failure_reason(exc))
+            usage.closed(self, "failed-start")
+            raise
+        self._teamhub_started = True
+        metrics.outcome("started")
+        if self.teamhub_launch is not None:
+            metrics.START_SECONDS.labels(self.teamhub_launch.resource.key).observe(time.monotonic() - self._teamhub_applied_at)
+        usage.seen(self)
+        return result
 
     async def stop(self, now=False):
         if self._teamhub_refused:
             return  # the start was refused before anything was created
         self._teamhub_stopping = True
+        record = usage.record_of(self)  # before the spawner's own stop clears the state holding it
         try:
             return await super().stop(now=now)
         finally:
+            if record is not None:  # a server with a record of its start in this database
+                usage.closed(self, self._teamhub_stop_reason(), record)
             self._teamhub_stopping = False
             try:
                 get_runtime().quota.release(self.teamhub_key)
             except RuntimeError:
                 pass
+
+    def _teamhub_stop_reason(self) -> str:
+        if self._teamhub_end_reason:
+            return self._teamhub_end_reason
+        if not self._teamhub_started:
+            metrics.outcome("timeout")  # JupyterHub gave up waiting (start_timeout) and stops the start
+            return "failed-start"
+        try:
+            idle = get_runtime().catalog.sessions.idle_cull_minutes
+        except RuntimeError:
+            idle = 0
+        return "idle-cull" if usage.idle_culled(self, idle) else "stopped"
 
 
 def _cores(value):
@@ -386,7 +447,9 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
             verdict = watch.result()
             start.cancel()
             self.log.warning("Stopping the spawn of %s early: %s", self.teamhub_key, verdict.message)
-            raise SpawnStopped(verdict.message)
+            stopped = SpawnStopped(verdict.message)
+            stopped.teamhub_stage = verdict.stage  # for the start-outcome metric
+            raise stopped
         finally:
             watch.cancel()
 
