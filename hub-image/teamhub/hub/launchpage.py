@@ -224,11 +224,15 @@ def render(catalog, person, usage=None, previous=None, local_mode=False) -> str:
 async def options_form(spawner) -> str:
     """`c.Spawner.options_form`: called by JupyterHub whenever the launch page is shown."""
     from ..auth import person_for
+    from .launchhandler import hidden_fields
     from .runtime import get_runtime
 
     rt = get_runtime()
     person = await person_for(spawner.user)
     # After a refused start (quota, too long, ...) the page comes back with the refusal: keep what the person
     # chose, so pressing Start again never silently starts another environment.
-    previous = getattr(spawner, "teamhub_refused_request", None) or spawner.user_options or {}
-    return render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local")
+    # A launch link (launchhandler.py) preselects its choice and adds its repository as hidden fields, once.
+    link, spawner.teamhub_link = getattr(spawner, "teamhub_link", None), None
+    previous = link or getattr(spawner, "teamhub_refused_request", None) or spawner.user_options or {}
+    page = render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local")
+    return page + hidden_fields(link) if link else page

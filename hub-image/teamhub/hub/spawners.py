@@ -22,7 +22,7 @@ from tornado import web
 from ..auth import person_for
 from ..quantities import cpu_cores, format_cpu, memory_bytes
 from ..resolution import REQUEST_FIELDS, Launch, RequestRefused, check_request
-from . import failfast, refusals, sessions
+from . import failfast, launchlinks, refusals, sessions
 from .quota import Hold
 from .runtime import get_runtime
 
@@ -109,7 +109,7 @@ async def apply_user_options(spawner, user_options):
 
 
 class TeamhubMixin:
-    teamhub_attrs: tuple = ("environment",)
+    teamhub_attrs: tuple = ("environment", "default_url")
 
     def _teamhub_init(self):
         self._teamhub_base = {a: copy.deepcopy(getattr(self, a)) for a in self.teamhub_attrs}
@@ -143,7 +143,8 @@ class TeamhubMixin:
         self._teamhub_refused = True
         person = await person_for(self.user)
         try:
-            launch = check_request(rt.catalog, person, user_options)
+            request, pull = launchlinks.split_request(user_options, launchlinks.allowed_repos(rt.values))
+            launch = check_request(rt.catalog, person, request)
             await rt.quota.reserve(rt.catalog, Hold(self.teamhub_key, launch.team, launch.gpu_count))
         except RequestRefused as exc:
             self.log.info("Refused start for %s: request %s: %s %s", self.teamhub_key,
@@ -168,6 +169,9 @@ class TeamhubMixin:
             env.update(sessions.env_for(deadline, launch.minutes))
             env["TEAMHUB_RESOURCE"] = launch.resource.key
             self.environment = env
+            if pull is not None:  # a launch link's repository: nbgitpuller pulls it, then opens the file
+                self.default_url = pull.default_url()
+                self.teamhub_info["repo"] = pull.repo
             self.teamhub_apply_launch(launch, deadline)
         except Exception:
             rt.quota.release(self.teamhub_key)
@@ -259,6 +263,7 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
         "mem_guarantee", "mem_limit", "extra_resource_limits", "extra_resource_guarantees", "node_selector",
         "tolerations", "volumes", "volume_mounts", "extra_labels", "extra_pod_config", "uid", "gid", "fs_gid",
         "pod_security_context", "container_security_context", "allow_privilege_escalation", "privileged",
+        "default_url",
     )
     failfast_interval = 1.0
     _teamhub_admitted = False  # this start's pod passed a dry-run admission before its PVC was created
