@@ -235,4 +235,4 @@ async def options_form(spawner) -> str:
     link, spawner.teamhub_link = getattr(spawner, "teamhub_link", None), None
     previous = link or getattr(spawner, "teamhub_refused_request", None) or spawner.user_options or {}
     page = render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local")
-    return page + hidden_fields(link) if link else page
+    return page + str(hidden_fields(link)) if link else page  # str: Markup + str would escape the page
