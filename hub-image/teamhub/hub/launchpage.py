@@ -91,7 +91,7 @@ def card_view(catalog, res, team_key) -> dict:
     }
 
 
-def page_view(catalog, access, local_mode: bool) -> dict:
+def page_view(catalog, access, local_mode: bool, staff: bool = False) -> dict:
     """What the page around the cards shows for one set of teams (no choice, no quota figures)."""
     groups: dict = {}
     for res in access.resources:
@@ -110,6 +110,7 @@ def page_view(catalog, access, local_mode: bool) -> dict:
         "quotas": quotas,
         "empty": not access.resources,
         "local_mode": local_mode,
+        "staff": staff,  # admins get "copy link to this choice" (a launch link, launchlinks.py)
     }
 
 
@@ -144,16 +145,16 @@ class PageCache:
         key = (teams, admin, local_mode)
         page = self.pages.get(key)
         if page is None:
-            page = self.pages[key] = self._build(access_of(self.catalog, teams, admin), local_mode)
+            page = self.pages[key] = self._build(access_of(self.catalog, teams, admin), local_mode, admin)
             if len(self.pages) > MAX_TEAM_SETS:
                 self.pages.popitem(last=False)
         else:
             self.pages.move_to_end(key)
         return page
 
-    def _build(self, access, local_mode: bool) -> Page:
+    def _build(self, access, local_mode: bool, staff: bool = False) -> Page:
         catalog = self.catalog
-        view = page_view(catalog, access, local_mode)
+        view = page_view(catalog, access, local_mode, staff)
         texts, specs = _split(lambda slot: _env().get_template("launch.html").render(slot=slot, **view))
         parts, slots = [texts[0]], {}
         for spec, text in zip(specs, texts[1:], strict=True):
