@@ -59,6 +59,12 @@ def servers(api, user="local:alice") -> dict:
     return api.get(f"/users/{user}").json().get("servers", {})
 
 
+def admin_state(hub, passwords) -> dict:
+    """Alice's servers with their state (her own token may not read state: an admin's may)."""
+    ada = hub.login("ada", passwords["ada"])
+    return hub.api(hub.token(ada, "local:ada")).get("/users/local:alice").json()["servers"]
+
+
 def wait_stopped(api, name="", user="local:alice", timeout=60) -> None:
     deadline = time.monotonic() + timeout
     while name in servers(api, user) and time.monotonic() < deadline:
@@ -128,7 +134,7 @@ def test_a_link_ends_in_jupyterlab_with_the_repository_and_the_notebook_open(hub
     assert contents.status_code == 200 and contents.json()["type"] == "notebook"
 
 
-def test_a_link_for_another_environment_asks_and_changes_nothing(hub, alice, alice_api):
+def test_a_link_for_another_environment_asks_and_changes_nothing(hub, alice, alice_api, passwords):
     before = servers(alice_api)[""]
     r = alice.get(link(resource="course-cv", accelerator="strix-halo", autostart="1"))
     assert r.status_code == 409
@@ -136,8 +142,18 @@ def test_a_link_for_another_environment_asks_and_changes_nothing(hub, alice, ali
     assert "Your server runs <strong>Python (8 CPUs)</strong>" in text and "<strong>Computer Vision course on AMD Radeon 8060S" in text
     after = servers(alice_api)[""]
     assert after["started"] == before["started"] and after["ready"]
+    # The other choice offered: the link in a named server beside the running one.
+    beside = html.unescape(re.search(r'id="teamhub-open-named" href="([^"]+)"', r.text).group(1))
+    r = alice.get(beside)
+    assert r.status_code == 302 and "spawn-pending" in r.headers["location"], r.text[:500]
+    hub.wait_ready(alice_api, "local:alice", server="course-cv")
+    named = admin_state(hub, passwords)["course-cv"]["state"]["teamhub"]
+    assert (named["resource"], named["accelerator"]) == ("course-cv", "strix-halo")
+    assert servers(alice_api)[""]["started"] == before["started"]  # the default server untouched
+    assert alice_api.request("DELETE", "/users/local:alice/servers/course-cv", json={"remove": True}).status_code in (202, 204)
     assert alice_api.delete("/users/local:alice/server").status_code in (202, 204)
     wait_stopped(alice_api)
+    wait_stopped(alice_api, "course-cv")
 
 
 def test_named_servers_count_against_the_team_quota_and_max_per_person(hub, alice_api):

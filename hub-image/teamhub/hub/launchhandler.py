@@ -11,6 +11,9 @@ the wrong one silently.
 
 from __future__ import annotations
 
+import re
+from urllib.parse import parse_qsl, urlencode
+
 from jupyterhub.handlers.pages import SpawnHandler
 from jupyterhub.utils import url_path_join
 from markupsafe import Markup, escape
@@ -47,18 +50,34 @@ def describe(catalog, resource_key, accelerator_key) -> str:
     return f"{name} on {acc.display_name}" if acc else name
 
 
+SERVER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")  # `server=`: a named server; a safe slug, as JupyterHub 6 wants
+
+
 class LaunchLinkHandler(SpawnHandler):
-    """GET judges the link; POST is SpawnHandler's (the launch page's Start)."""
+    """GET judges the link; POST is SpawnHandler's (the launch page's Start), for the link's server."""
+
+    def server_name(self) -> str:
+        name = self.get_argument("server", "")
+        if name and not (self.allow_named_servers and SERVER_NAME.fullmatch(name)):
+            raise web.HTTPError(400, "This hub does not offer named servers, or the server name is not a lowercase slug.")
+        return name
+
+    @web.authenticated
+    def post(self):
+        return super().post(None, self.server_name())
 
     @web.authenticated
     async def get(self):
         rt = get_runtime()
         user = self.current_user
+        server = self.server_name()
+        if server:
+            await self._check_named_server_request(user, server, server)  # JupyterHub's limit: maxPerPerson
         link = {k: self.get_argument(k, "") for k in launchlinks.LINK_FIELDS}
         link = {k: v for k, v in link.items() if v}
         autostart = link.pop("autostart", "") in ("1", "true", "yes")
         request = {k: link[k] for k in REQUEST_FIELDS if k in link}
-        spawner = user.get_or_create_spawner("", "", replace_failed=True)
+        spawner = user.get_or_create_spawner(server, server, replace_failed=True)
         try:
             _, pull = launchlinks.split_request(link, launchlinks.allowed_repos(rt.values))
             choose = launchlinks.needs_choice(rt.catalog, request)
@@ -71,33 +90,38 @@ class LaunchLinkHandler(SpawnHandler):
             self.set_status(exc.status)
             return self.finish(await self._render_form(user, await spawner.get_options_form(), message=exc.message))
         if spawner.active:
-            return await self._running(user, spawner, launch, pull, choose)
+            return await self._running(user, spawner, launch, pull, choose, server)
         if autostart and not choose:
-            pending = url_path_join(self.hub.base_url, "spawn-pending", user.escaped_name)
+            pending = url_path_join(self.hub.base_url, "spawn-pending", user.escaped_name, server)
             self.log.info("Launch link for %s: autostart %s", user.name, launch.resource.key)
-            return await self._wrap_spawn_single_user(user, "", "", spawner, pending, link)
+            return await self._wrap_spawn_single_user(user, server, server, spawner, pending, link)
         spawner.teamhub_link = link  # read once by launchpage.options_form
         self.finish(await self._render_form(user, await spawner.get_options_form()))
 
-    async def _running(self, user, spawner, launch, pull, choose):
+    async def _running(self, user, spawner, launch, pull, choose, server):
         rt = get_runtime()
         info = spawner.teamhub_info or {}
         wanted_acc = launch.accelerator.key if launch.accelerator and not choose else info.get("accelerator")
         same = info.get("resource") == launch.resource.key and info.get("accelerator") == wanted_acc
         if same and spawner.ready:
             # The same environment: nbgitpuller pulls into a running server too.
-            url = user.server_url("")
+            url = user.server_url(server)
             self.redirect(url_path_join(url, pull.default_url()) if pull else url)
             return None
         if same:
-            self.redirect(url_path_join(self.hub.base_url, "spawn-pending", user.escaped_name))
+            self.redirect(url_path_join(self.hub.base_url, "spawn-pending", user.escaped_name, server))
             return None
         self.log.info("Launch link for %s asks for %s while %s runs: asking", user.name, launch.resource.key, info.get("resource"))
         named = ""
+        if self.allow_named_servers:
+            name = re.sub(r"[^a-z0-9-]", "-", launch.resource.key.lower())[:40]
+            query = urlencode([(k, v) for k, v in parse_qsl(self.request.query) if k != "server"] + [("server", name)])
+            beside = url_path_join(self.hub.base_url, "launch") + f"?{query}"
+            named = f'<li><a id="teamhub-open-named" href="{escape(beside)}">Open this link in a second server beside it</a></li>\n'
         html = QUESTION.format(
             running=escape(describe(rt.catalog, info.get("resource"), info.get("accelerator"))),
             wanted=escape(describe(rt.catalog, launch.resource.key, wanted_acc)),
-            server_url=escape(user.server_url("")), home_url=escape(url_path_join(self.hub.base_url, "home")), named=named)
+            server_url=escape(user.server_url(server)), home_url=escape(url_path_join(self.hub.base_url, "home")), named=named)
         self.set_status(409)
         self.finish(await self.render_template("error.html", status_code=409, status_message="Another environment is running",
                                          message_html=Markup(html)))
