@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import check_cli, ops_cli, prepull, schema_tools
+from . import check_cli, link_cli, ops_cli, prepull, schema_tools
 from .catalog import EVERYONE
 from .passwords import PasswordError, hash_password, read_new_password
 from .quantities import format_cpu
@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops_cli.register(sub)  # set-image-tag, images, db: operator subcommands used by scripts/
     from .usage.cli import register as register_usage  # `teamhub usage` (teamhub/usage/cli.py)
     register_usage(sub)
+    link_cli.register(sub)  # link: a teacher's launch link (teamhub/link_cli.py)
     return parser
 
 

@@ -75,6 +75,7 @@ def load_from_environment(c, environ=os.environ):
 
 
 def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runtime:
+    from .launchhandler import LaunchLinkHandler
     from .launchpage import options_form
     from .spawners import TeamhubKubeSpawner, TeamhubLocalSpawner, apply_user_options, options_from_form
 
@@ -87,7 +88,10 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     c.JupyterHub.db_url = database.settings(values, data_dir, environ).url
     if not environ.get("JPY_COOKIE_SECRET"):
         c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
-    c.JupyterHub.allow_named_servers = False
+    # Named servers (sessions.namedServers): each goes through the same start check and quota as a default one.
+    named = (values.get("sessions") or {}).get("namedServers") or {}
+    c.JupyterHub.allow_named_servers = bool(named.get("enabled", False))
+    c.JupyterHub.named_server_limit_per_user = int(named.get("maxPerPerson", 2))
     if environ.get("JUPYTERHUB_CRYPT_KEY"):
         c.Authenticator.enable_auth_state = True  # provider groups (GitHub teams, OIDC groups) live there
 
@@ -101,6 +105,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     c.Spawner.apply_user_options = apply_user_options
     c.Spawner.options_form = options_form
     c.Spawner.options_from_form = options_from_form
+    c.JupyterHub.extra_handlers.append((r"/launch", LaunchLinkHandler))  # launch links (launchhandler.py)
     c.Spawner.default_url = "/lab"
     c.Spawner.poll_interval = sessions.poll_seconds(environ)  # also how often the hub checks session deadlines
     c.Spawner.poll_jitter = 0.1

@@ -92,7 +92,7 @@ def card_view(catalog, res, team_key) -> dict:
     }
 
 
-def page_view(catalog, access, local_mode: bool) -> dict:
+def page_view(catalog, access, local_mode: bool, staff: bool = False) -> dict:
     """What the page around the cards shows for one set of teams (no choice, no quota figures)."""
     groups: dict = {}
     for res in access.resources:
@@ -111,6 +111,7 @@ def page_view(catalog, access, local_mode: bool) -> dict:
         "quotas": quotas,
         "empty": not access.resources,
         "local_mode": local_mode,
+        "staff": staff,  # admins get "copy link to this choice" (a launch link, launchlinks.py)
     }
 
 
@@ -146,16 +147,16 @@ class PageCache:
         key = (teams, admin, local_mode)
         page = self.pages.get(key)
         if page is None:
-            page = self.pages[key] = self._build(access_of(self.catalog, teams, admin), local_mode)
+            page = self.pages[key] = self._build(access_of(self.catalog, teams, admin), local_mode, admin)
             if len(self.pages) > MAX_TEAM_SETS:
                 self.pages.popitem(last=False)
         else:
             self.pages.move_to_end(key)
         return page
 
-    def _build(self, access, local_mode: bool) -> Page:
+    def _build(self, access, local_mode: bool, staff: bool = False) -> Page:
         catalog = self.catalog
-        view = page_view(catalog, access, local_mode)
+        view = page_view(catalog, access, local_mode, staff)
         texts, specs = _split(lambda slot: _env().get_template("launch.html").render(slot=slot, **view))
         parts, slots = [texts[0]], {}
         for spec, text in zip(specs, texts[1:], strict=True):
@@ -238,13 +239,17 @@ def render(catalog, person, usage=None, previous=None, local_mode=False, budgets
 async def options_form(spawner) -> str:
     """`c.Spawner.options_form`: called by JupyterHub whenever the launch page is shown."""
     from ..auth import person_for
+    from .launchhandler import hidden_fields
     from .runtime import get_runtime
 
     rt = get_runtime()
     person = await person_for(spawner.user)
     # After a refused start (quota, too long, ...) the page comes back with the refusal: keep what the person
     # chose, so pressing Start again never silently starts another environment.
-    previous = getattr(spawner, "teamhub_refused_request", None) or spawner.user_options or {}
+    # A launch link (launchhandler.py) preselects its choice and adds its repository as hidden fields, once.
+    link, spawner.teamhub_link = getattr(spawner, "teamhub_link", None), None
+    previous = link or getattr(spawner, "teamhub_refused_request", None) or spawner.user_options or {}
     from ..usage.record import budget_overview
 
-    return render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local", budgets=budget_overview)
+    page = render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local", budgets=budget_overview)
+    return page + str(hidden_fields(link)) if link else page  # str: Markup + str would escape the page

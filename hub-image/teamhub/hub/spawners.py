@@ -24,7 +24,7 @@ from ..quantities import cpu_cores, format_cpu, memory_bytes
 from ..resolution import REQUEST_FIELDS, Launch, RequestRefused, check_request
 from ..usage import metrics
 from ..usage import record as usage
-from . import failfast, podrefusal, refusals, sessions
+from . import failfast, launchlinks, podrefusal, refusals, sessions
 from .quota import Hold
 from .runtime import get_runtime
 
@@ -99,7 +99,7 @@ async def apply_user_options(spawner, user_options):
 
 
 class TeamhubMixin:
-    teamhub_attrs: tuple = ("environment",)
+    teamhub_attrs: tuple = ("environment", "default_url")
 
     def _teamhub_init(self):
         self._teamhub_base = {a: copy.deepcopy(getattr(self, a)) for a in self.teamhub_attrs}
@@ -137,7 +137,8 @@ class TeamhubMixin:
         person = await person_for(self.user)
         stage = "refused-not-allowed"  # the start-outcome metric of a refusal at each step
         try:
-            launch = check_request(rt.catalog, person, user_options)
+            request, pull = launchlinks.split_request(user_options, launchlinks.allowed_repos(rt.values))
+            launch = check_request(rt.catalog, person, request)
             stage = "refused-quota"
             await rt.quota.reserve(rt.catalog, Hold(self.teamhub_key, launch.team, launch.gpu_count))
             stage = "refused-budget"
@@ -170,6 +171,9 @@ class TeamhubMixin:
             env.update(sessions.env_for(deadline, int((deadline - sessions.now()) // 60) if capped else launch.minutes))
             env["TEAMHUB_RESOURCE"] = launch.resource.key
             self.environment = env
+            if pull is not None:  # a launch link's repository: nbgitpuller pulls it, then opens the file
+                self.default_url = pull.default_url()
+                self.teamhub_info["repo"] = pull.repo
             self.teamhub_apply_launch(launch, deadline)
             self._teamhub_started, self._teamhub_end_reason = False, None
             usage.opened(self, launch)
@@ -307,6 +311,7 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
         "mem_guarantee", "mem_limit", "extra_resource_limits", "extra_resource_guarantees", "node_selector",
         "tolerations", "volumes", "volume_mounts", "extra_labels", "extra_pod_config", "uid", "gid", "fs_gid",
         "pod_security_context", "container_security_context", "allow_privilege_escalation", "privileged",
+        "default_url",
     )
     failfast_interval = 1.0
     _teamhub_admitted = False  # this start's pod passed a dry-run admission before its PVC was created
