@@ -23,9 +23,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub-image"))
 
-from teamhub import validation  # noqa: E402
-from teamhub.resolution import Person, check_request, resolve  # noqa: E402
-from teamhub.yamlsource import load_text  # noqa: E402
+from teamhub.catalog.access import Person, check_request, resolve  # noqa: E402
+from teamhub.values import validation  # noqa: E402
+from teamhub.values.source import load_text  # noqa: E402
 
 HASH = "$2b$12$Xgnp62i4m6AkY2tuTo9bmuzSyf8FTrxbeRUIiQn9Lmoh/UsjXVrQe"
 

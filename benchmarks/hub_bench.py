@@ -22,11 +22,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hub-image"))
 
-from teamhub.demo import find_chp, hub_command, hub_environment, stop  # noqa: E402
+from teamhub.catalog.access import Person, resolve  # noqa: E402
+from teamhub.cli.demo import find_chp, hub_command, hub_environment, stop  # noqa: E402
 from teamhub.hub import launchpage  # noqa: E402
-from teamhub.resolution import Person, resolve  # noqa: E402
-from teamhub.validation import check  # noqa: E402
-from teamhub.yamlsource import Source  # noqa: E402
+from teamhub.values.source import Source  # noqa: E402
+from teamhub.values.validation import check  # noqa: E402
 
 HASH = "$2b$12$Xgnp62i4m6AkY2tuTo9bmuzSyf8FTrxbeRUIiQn9Lmoh/UsjXVrQe"
 
@@ -123,7 +123,7 @@ def hub_startup(values: dict, runs: int) -> list:
             (state / "homes").mkdir()
             path = state / "values.yaml"
             path.write_text(yaml.safe_dump(values))
-            from teamhub.demo import free_port
+            from teamhub.cli.demo import free_port
 
             port = free_port()
             env = hub_environment(path, port, state, chp)

@@ -314,7 +314,7 @@ def test_data_folder_is_a_kept_volume_in_every_database_mode(which, db, tmp_path
 def test_prepuller_and_spawner_name_images_identically(tmp_path):
     """A digest-pinned image is pulled by exactly the reference the spawner gives the user pod; any difference
     (`:latest` added, digest dropped) makes the node pull again when a person starts."""
-    from teamhub import validation
+    from teamhub.values import validation
 
     overlay = write_values(tmp_path, "digest", {"catalog": {"images": {"scipy": {"digest": DIGEST}}}})
     docs = render("helm3", CONFIG / "values.yaml", overlay)

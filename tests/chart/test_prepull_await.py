@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 
 from support import tree_env
-from teamhub import prepull
-from teamhub.prepull import ApiError, assess, await_daemonsets
+from teamhub.ops import prepull
+from teamhub.ops.prepull import ApiError, assess, await_daemonsets
 
 
 def daemonset(name="p", desired=3, ready=0, generation=2, observed=2):

@@ -15,11 +15,11 @@ from pathlib import Path
 import requests
 import yaml
 from support import ROOT, tree_env
-from teamhub.demo import free_port
+from teamhub.cli.demo import free_port
 
 CONFIG_TEMPLATE = '''
 import teamhub.auth
-from teamhub.validation import load_or_raise
+from teamhub.values.validation import load_or_raise
 
 checked = load_or_raise([{values!r}])
 teamhub.auth.configure(c, checked)

@@ -1,4 +1,4 @@
-"""teamhub.values_edit, teamhub.images and teamhub.release without scripts."""
+"""teamhub.values.edit, teamhub.ops.buildplan and teamhub.ops.release without scripts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import json
 
 import pytest
 from support import CONFIG, ROOT, run_teamhub
-from teamhub import images, release, values_edit
+from teamhub.ops import buildplan as images
+from teamhub.ops import release
+from teamhub.values import edit as values_edit
 
 
 def test_round_trip_is_byte_identical():
@@ -144,7 +146,8 @@ def test_release_revision_file(tmp_path):
 
 
 def test_set_image_digest_and_pushed_digest(tmp_path):
-    from teamhub import images, values_edit
+    from teamhub.ops import buildplan as images
+    from teamhub.values import edit as values_edit
 
     f = tmp_path / "v.yaml"
     f.write_text("hub:\n  image:\n    name: x  # the hub\n    tag: \"a\"\n    pullPolicy: IfNotPresent\n")

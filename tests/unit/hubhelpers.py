@@ -7,7 +7,7 @@ from pathlib import Path
 from teamhub.hub import config as hub_config
 from teamhub.hub.quota import QuotaBook
 from teamhub.hub.runtime import get_runtime
-from teamhub.validation import load_or_raise
+from teamhub.values.validation import load_or_raise
 from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]

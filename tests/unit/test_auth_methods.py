@@ -11,9 +11,9 @@ import pytest
 from teamhub.auth.accounts import Account, AccountsError, read_users_file
 from teamhub.auth.methods import Shared, TeamhubGitHubAuthenticator, TeamhubLocalAuthenticator
 from teamhub.auth.multi import TeamhubMultiAuthenticator
+from teamhub.auth.passwords import hash_password
 from teamhub.auth.throttle import LoginThrottle, ThrottleSettings
-from teamhub.passwords import hash_password
-from teamhub.validation import load
+from teamhub.values.validation import load
 from tornado import web
 from tornado.httputil import HTTPHeaders
 

@@ -54,7 +54,7 @@ def test_hash_password_from_stdin_is_bcrypt():
 
 @pytest.mark.parametrize("password", ["x", "1234567"])
 def test_hash_password_and_users_refuse_the_same_short_passwords(password, tmp_path):
-    """One rule for every password a person chooses (teamhub.passwords.MIN_LENGTH)."""
+    """One rule for every password a person chooses (teamhub.auth.passwords.MIN_LENGTH)."""
     hashed = run_teamhub("hash-password", "--rounds", "4", input=f"{password}\n")
     assert hashed.returncode == 2 and "at least 8 characters" in hashed.stderr and "$2b$" not in hashed.stdout
     values = tmp_path / "values.yaml"

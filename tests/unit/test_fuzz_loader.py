@@ -6,9 +6,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import CONFIG
-from teamhub import validation
-from teamhub.resolution import Person, RequestRefused, check_request, resolve
-from teamhub.yamlsource import load_text
+from teamhub.catalog.access import Person, RequestRefused, check_request, resolve
+from teamhub.values import validation
+from teamhub.values.source import load_text
 
 KEYS = ["auth", "catalog", "sessions", "images", "resources", "teams", "accelerators", "volumes", "cpu", "memory",
         "request", "limit", "gpu", "count", "resource", "image", "name", "tag", "users", "teams", "local", "enabled",

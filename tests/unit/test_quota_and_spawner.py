@@ -9,11 +9,11 @@ import time
 import pytest
 import yaml
 from hubhelpers import VALUES, FakeUser, configured, kube_spawner
+from teamhub.catalog.access import Person
 from teamhub.hub import launchpage
 from teamhub.hub.quota import Hold, QuotaBook
 from teamhub.hub.runtime import get_runtime
-from teamhub.resolution import Person
-from teamhub.validation import load_or_raise
+from teamhub.values.validation import load_or_raise
 from tornado import web
 
 QUOTA_VALUES = """

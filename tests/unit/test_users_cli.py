@@ -9,7 +9,7 @@ import stat
 
 import yaml
 from support import CONFIG, run_teamhub
-from teamhub.passwords import verify_password
+from teamhub.auth.passwords import verify_password
 
 
 def _values(tmp_path):

@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 from support import CONFIG
-from teamhub import validation
-from teamhub.yamlsource import format_path, load_text, merge
+from teamhub.values import validation
+from teamhub.values.source import format_path, load_text, merge
 
 HASH = "$2b$12$Xgnp62i4m6AkY2tuTo9bmuzSyf8FTrxbeRUIiQn9Lmoh/UsjXVrQe"
 

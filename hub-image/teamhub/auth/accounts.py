@@ -15,8 +15,8 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator
 
-from .. import catalog as catalog_mod
-from .. import validation
+from ..catalog import model as catalog_mod
+from ..values import validation
 
 LOCAL_USERS_FILE = "/etc/teamhub/local-users.yaml"
 LOCAL_USERS_ENV = "TEAMHUB_LOCAL_USERS_FILE"

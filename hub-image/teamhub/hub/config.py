@@ -11,10 +11,11 @@ import json
 import os
 import sys
 
-from .. import auth, database, paths
+from .. import auth, paths
 from ..auth.clientaddr import LOOPBACK
-from ..validation import load
-from ..yamlsource import YamlFileError
+from ..db import database
+from ..values.source import YamlFileError
+from ..values.validation import load
 from . import refusals, sessions
 from .runtime import Runtime, set_runtime
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from ..quantities import format_cpu
-from ..resolution import resolve
+from ..catalog.access import resolve
+from ..values.quantities import format_cpu
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 LENGTHS = (15, 30, 60, 90, 120, 180, 240, 300, 360, 420, 480, 600, 720, 960, 1440)

@@ -19,8 +19,8 @@ from kubespawner import KubeSpawner
 from tornado import web
 
 from ..auth import person_for
-from ..quantities import cpu_cores, format_cpu, memory_bytes
-from ..resolution import REQUEST_FIELDS, Launch, RequestRefused, check_request
+from ..catalog.access import REQUEST_FIELDS, Launch, RequestRefused, check_request
+from ..values.quantities import cpu_cores, format_cpu, memory_bytes
 from . import failfast, refusals, sessions
 from .quota import Hold
 from .runtime import get_runtime

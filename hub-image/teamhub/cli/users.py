@@ -24,7 +24,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
 
-from .passwords import PasswordError, hash_password, read_new_password
+from ..auth.passwords import PasswordError, hash_password, read_new_password
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 TEAM = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .catalog import EVERYONE, Accelerator, Catalog, Gpu, Image, PodUser, Resource, Volume
+from .model import EVERYONE, Accelerator, Catalog, Gpu, Image, PodUser, Resource, Volume
 
 METHODS = ("local", "github", "oidc", "dummy")
 REQUEST_FIELDS = ("resource", "accelerator", "sessionMinutes")

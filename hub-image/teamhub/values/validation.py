@@ -17,11 +17,11 @@ from pathlib import Path
 
 import yaml
 
-from . import catalog as catalog_mod
+from ..catalog import model as catalog_mod
 from .quantities import cpu_cores, memory_bytes, memory_hint
-from .yamlsource import Problem, Source, load_files, paused_gc
+from .source import Problem, Source, load_files, paused_gc
 
-SCHEMA_FILE = Path(__file__).parent / "schema" / "values.schema.yaml"
+SCHEMA_FILE = Path(__file__).parents[1] / "schema" / "values.schema.yaml"
 
 
 @functools.cache

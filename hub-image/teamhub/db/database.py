@@ -2,7 +2,7 @@
 
 Entry point for the hub (called by jupyterhub_config.py before JupyterHub starts)::
 
-    from teamhub import database
+    from teamhub.db import database
     db = database.prepare(values, data_dir)        # raises database.DatabaseError with a clear message
     c.JupyterHub.db_url = db.url
 
@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from . import paths
+from .. import paths
 
 DB_FILE = "jupyterhub.sqlite"
 RESTORE_REQUEST = "restore-request.json"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from .validation import schema
 
-# The repository layout: hub-image/teamhub/schema_tools.py -> repository root.
-ROOT = Path(__file__).resolve().parents[2]
+# The repository layout: hub-image/teamhub/values/generate.py -> repository root.
+ROOT = Path(__file__).resolve().parents[3]
 CHART_SCHEMA = ROOT / "chart" / "values.schema.json"
 VALUES_REFERENCE = ROOT / "docs" / "values-reference.md"
 

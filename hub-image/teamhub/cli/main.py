@@ -8,13 +8,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import check_cli, ops_cli, prepull, schema_tools
-from .catalog import EVERYONE
-from .passwords import PasswordError, hash_password, read_new_password
-from .quantities import format_cpu
-from .resolution import Person, access_of, resolve
-from .validation import load
-from .yamlsource import YamlFileError
+from ..auth.passwords import PasswordError, hash_password, read_new_password
+from ..catalog.access import Person, access_of, resolve
+from ..catalog.model import EVERYONE
+from ..ops import prepull
+from ..values import generate as schema_tools
+from ..values.quantities import format_cpu
+from ..values.source import YamlFileError
+from ..values.validation import load
+from . import check as check_cli
+from . import ops as ops_cli
 
 
 def _print_problems(result, out=sys.stdout) -> None:
@@ -136,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_schema)
 
     prepull.add_parser(sub)
-    from .users_cli import register as register_users  # `teamhub users` (teamhub/users_cli.py)
+    from .users import register as register_users  # `teamhub users` (teamhub/cli/users.py)
     register_users(sub)
 
     p = sub.add_parser("demo", help="run the hub on this machine (JupyterLab as local processes, no cluster)")

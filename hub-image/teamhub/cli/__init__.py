@@ -1,0 +1,1 @@
+"""The `teamhub` command: one module per group of subcommands, registered in main.py."""
