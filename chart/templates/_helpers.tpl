@@ -133,7 +133,9 @@ seccompProfile:
 {{- end -}}
 
 {{/*
-The prepuller's plan: the one place that derives the image list from the catalog.
+The prepuller's plan: the chart's copy of teamhub.catalog.placement.placements(), which owns the rule and is
+built on the spawner's own placement (Helm cannot call Python). tests/chart/test_prepull_placements.py renders
+every values file and fails when the DaemonSets and placements() disagree.
 
 Every image a resource uses (its own image, or per accelerator the override's image) is pulled once,
 except images with prePull: false; prePuller.extraImages are added. Each image is pulled only on the

@@ -8,7 +8,8 @@ import base64
 import time
 
 import pytest
-from teamhub.catalog.access import access_of, build_launch
+from teamhub.catalog.access import access_of
+from teamhub.catalog.placement import build_launch
 from teamhub.values.validation import load_or_raise
 
 from .chart import RELEASE, VALUES, install, status

@@ -19,7 +19,8 @@ from kubespawner import KubeSpawner
 from tornado import web
 
 from ..auth import person_for
-from ..catalog.access import REQUEST_FIELDS, Launch, RequestRefused, check_request
+from ..catalog.access import REQUEST_FIELDS, RequestRefused, check_request
+from ..catalog.placement import Launch
 from ..values.quantities import cpu_cores, format_cpu, memory_bytes
 from . import failfast, refusals, sessions
 from .quota import Hold
