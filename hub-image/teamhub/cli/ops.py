@@ -1,6 +1,6 @@
 """Operator subcommands used by scripts/: image tags, values edits (and the database group, see database.py).
 
-`teamhub.cli.main` registers these with one line: `ops_cli.register(sub)`.
+`teamhub.cli.commands` registers these like every group: `ops.register(sub)`.
 """
 
 from __future__ import annotations

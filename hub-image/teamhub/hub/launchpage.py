@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from ..catalog.access import resolve
 from ..values.quantities import format_cpu
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 LENGTHS = (15, 30, 60, 90, 120, 180, 240, 300, 360, 420, 480, 600, 720, 960, 1440)
 
 

@@ -1,7 +1,7 @@
 """Spawners that launch exactly what the catalog allows.
 
 `TeamhubMixin` holds everything both modes share: the spawn-time check (`apply_user_options` ->
-`resolution.check_request`), the clean slate, team quota, the session deadline in persisted state and
+`catalog.access.check_request`), the clean slate, team quota, the session deadline in persisted state and
 the hub-side stop at the deadline. `TeamhubKubeSpawner` turns a `Launch` into a pod and fails fast on
 events that mean the pod will never start; `TeamhubLocalSpawner` runs JupyterLab as a local process
 for `teamhub demo` (no CPU/memory/GPU limits there).

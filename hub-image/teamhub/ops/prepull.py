@@ -162,7 +162,7 @@ def cmd_prepull_await(args) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
+def register(sub) -> None:
     p = sub.add_parser("prepull-await", help="(in the cluster) wait, boundedly, for the chart's hook image pullers")
     p.add_argument("--namespace", required=True, help="the release's namespace")
     p.add_argument("--daemonset", action="append", required=True, help="a puller DaemonSet's name (repeatable)")
