@@ -89,7 +89,7 @@ def main() -> None:
     text = generate(args.resources, args.images, args.teams)
     print(f"catalog: {args.resources} resources, {args.images} images, {args.teams} teams ({len(text) / 1e6:.1f} MB of YAML)")
 
-    validator = validation._validator()
+    validator = validation.validator()
     _, baseline = timed(lambda: list(validator.iter_errors(yaml.load(text, Loader=yaml.CSafeLoader))), args.repeat)
     checked, ours = timed(lambda: validation.check(load_text(text, "bench.yaml")), args.repeat)
     assert checked.ok, [str(p) for p in checked.errors[:5]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from dataclasses import asdict
 from types import SimpleNamespace
 
 import pytest
@@ -13,11 +14,13 @@ from teamhub.auth.methods import Shared, TeamhubGitHubAuthenticator, TeamhubLoca
 from teamhub.auth.multi import TeamhubMultiAuthenticator
 from teamhub.auth.passwords import hash_password
 from teamhub.auth.throttle import LoginThrottle, ThrottleSettings
+from teamhub.values.schema import with_defaults
 from teamhub.values.validation import load
 from tornado import web
 from tornado.httputil import HTTPHeaders
 
 CATALOG = load(["config/values.yaml"]).catalog
+DEFAULTS = ThrottleSettings.from_values(with_defaults({})["auth"]["local"]["throttle"])  # the schema's
 
 
 class Clock:
@@ -30,7 +33,7 @@ class Clock:
 
 def test_account_lock_backs_off_and_doubles():
     clock = Clock()
-    t = LoginThrottle(ThrottleSettings(), clock)
+    t = LoginThrottle(DEFAULTS, clock)
     for _ in range(4):
         t.failed("bob", "10.0.0.1")
     assert t.retry_after("bob", "10.0.0.1") == 0
@@ -47,7 +50,7 @@ def test_account_lock_backs_off_and_doubles():
 
 def test_a_classroom_behind_one_nat_gets_in_but_a_guessing_loop_does_not():
     clock = Clock()
-    t = LoginThrottle(ThrottleSettings(), clock)
+    t = LoginThrottle(DEFAULTS, clock)
     nat = "192.0.2.10"
     # 60 students, each mistyping once or twice within ten minutes, all from one address
     for i in range(60):
@@ -74,7 +77,7 @@ def test_a_classroom_behind_one_nat_gets_in_but_a_guessing_loop_does_not():
 
 def _local(rounds=10, **settings):
     accounts = {"alice": Account("alice", hash_password("alice-pass", rounds), ("cv-course",))}
-    return TeamhubLocalAuthenticator(accounts=accounts, throttle_settings=settings, teamhub_catalog=Shared(CATALOG))
+    return TeamhubLocalAuthenticator(accounts=accounts, throttle_settings={**asdict(DEFAULTS), **settings}, teamhub_catalog=Shared(CATALOG))
 
 
 def _handler(ip="127.0.0.1", **headers):
@@ -165,9 +168,10 @@ def test_every_method_gets_a_distinct_non_empty_prefix():
         teamhub_method = ""
 
     with pytest.raises(ValueError, match="non-empty username prefix"):
-        TeamhubMultiAuthenticator(authenticators=[{"authenticator_class": Nameless, "url_prefix": "/x", "config": {}}])
+        TeamhubMultiAuthenticator(authenticators=[{"authenticator_class": Nameless, "url_prefix": "/x",
+                                                   "config": {"throttle_settings": asdict(DEFAULTS)}}])
     multi = TeamhubMultiAuthenticator(authenticators=[
-        {"authenticator_class": TeamhubLocalAuthenticator, "url_prefix": "/local", "config": {}}])
+        {"authenticator_class": TeamhubLocalAuthenticator, "url_prefix": "/local", "config": {"throttle_settings": asdict(DEFAULTS)}}])
     local = multi.method_for("local:alice")
     assert local.username_prefix == "local:"
     assert multi.method_for("github:alice") is None and multi.method_for("alice") is None

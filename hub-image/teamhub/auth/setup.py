@@ -6,6 +6,7 @@ import base64
 import binascii
 import os
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,6 +22,7 @@ from .methods import (
     TeamhubOIDCAuthenticator,
 )
 from .multi import TeamhubMultiAuthenticator
+from .throttle import ThrottleSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
 SECRET_ENV = {"github": "TEAMHUB_GITHUB_CLIENT_SECRET", "oidc": "TEAMHUB_OIDC_CLIENT_SECRET"}
@@ -57,14 +59,7 @@ def authenticators(values: dict, catalog, own_proxy: str = LOOPBACK) -> list:
     entries = []
     local = auth.get("local", {})
     if local.get("enabled"):
-        throttle = local.get("throttle") or {}
-        settings = {}
-        if "userFailures" in throttle:
-            settings["user_failures"] = throttle["userFailures"]
-        if "addressFailures" in throttle:
-            settings["address_failures"] = throttle["addressFailures"]
-        if "windowMinutes" in throttle:
-            settings["window_seconds"] = throttle["windowMinutes"] * 60.0
+        settings = asdict(ThrottleSettings.from_values(local["throttle"]))
         entries.append({"authenticator_class": TeamhubLocalAuthenticator, "url_prefix": "/local", "config": {
             **common, "accounts": accounts_from_values(values), "throttle_settings": settings,
             "trusted_proxies": list(local.get("trustedProxies") or ()), "own_proxy": own_proxy}})
@@ -90,7 +85,7 @@ def authenticators(values: dict, catalog, own_proxy: str = LOOPBACK) -> list:
         entries.append({"authenticator_class": TeamhubGitHubAuthenticator, "url_prefix": "/github", "config": conf})
     oidc = auth.get("oidc", {})
     if oidc.get("enabled"):
-        name = oidc.get("displayName") or "Single sign-on"
+        name = oidc["displayName"]
         found = Discovery(oidc["issuerUrl"], name)
         try:
             found.first_try()  # an unreachable provider is retried in the background, never fatal
@@ -104,10 +99,10 @@ def authenticators(values: dict, catalog, own_proxy: str = LOOPBACK) -> list:
             "client_secret": _client_secret("oidc", oidc),
             "oauth_callback_url": oidc["callbackUrl"],
             "post_logout_url": _login_url_beside(oidc["callbackUrl"], "oidc"),
-            "username_claim": oidc.get("usernameClaim") or "preferred_username",
-            "groups_claim": oidc.get("groupsClaim") or "groups",
-            "scope": list(oidc.get("scopes") or ["openid", "profile", "email"]),
-            "outage_grace_seconds": float(oidc.get("outageGraceMinutes", 60)) * 60,
+            "username_claim": oidc["usernameClaim"],
+            "groups_claim": oidc["groupsClaim"],
+            "scope": list(oidc["scopes"]),
+            "outage_grace_seconds": float(oidc["outageGraceMinutes"]) * 60,
             "allow_all": True,
             "custom_403_message": "Your single sign-on account may not use this hub. Ask the hub's administrators.",
         }})
@@ -155,9 +150,9 @@ def _logo_file(logo: str) -> str:
 def branding_vars(values: dict) -> dict:
     b = values.get("branding") or {}
     colors = b.get("colors") or {}
-    show = set(b.get("announcementOn") or ["login"])
+    show = set(b["announcementOn"])
     out = {"teamhub_brand": {
-        "title": b.get("title") or "teamhub",
+        "title": b["title"],
         "subtitle": b.get("subtitle") or "",
         "primary": colors.get("primary") or "",
         "primary_text": colors.get("primaryText") or "",
@@ -183,7 +178,7 @@ def configure(c, checked, own_proxy: str = LOOPBACK) -> None:
     c.TeamhubMultiAuthenticator.allow_all = True  # each method decides who is allowed
     c.TeamhubMultiAuthenticator.manage_groups = True  # teams -> JupyterHub groups at login and refresh
     c.TeamhubMultiAuthenticator.enable_auth_state = entries[0]["config"]["enable_auth_state"] if entries else False
-    c.TeamhubMultiAuthenticator.auth_refresh_age = int(auth.get("refreshSeconds", 300))
+    c.TeamhubMultiAuthenticator.auth_refresh_age = int(auth["refreshSeconds"])
     c.TeamhubMultiAuthenticator.refresh_pre_spawn = True
 
     c.JupyterHub.template_paths.prepend([str(TEMPLATES)])

@@ -38,11 +38,11 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from .. import paths
+from ..values.schema import with_defaults
 
 DB_FILE = "jupyterhub.sqlite"
 RESTORE_REQUEST = "restore-request.json"
 LOG_TABLE = "teamhub_db_log"
-DEFAULT_KEEP = 5
 BACKUP_RE = re.compile(r"^jupyterhub-(?P<version>[^.][^/]*?)\.rev-(?P<rev>[0-9a-f]+|none)\.(?P<at>\d{8}T\d{6}Z)(?:-\d+)?\.(?P<ext>sqlite|pgdump)$")
 
 
@@ -67,14 +67,15 @@ class Settings:
 
 
 def settings(values: dict | None, data_dir: str | Path | None = None, env=None) -> Settings:
+    """`values` as the loader returns them; partial values (scripts, tests) get the schema's defaults here."""
     env = os.environ if env is None else env
-    db = (((values or {}).get("hub") or {}).get("db") or {})
+    db = with_defaults(values or {})["hub"]["db"]
     data_dir = Path(data_dir or paths.data_dir(env))
-    backup_dir = Path(db.get("backupDir") or data_dir / "backups")
-    keep = int(DEFAULT_KEEP if db.get("keepBackups") is None else db["keepBackups"])
+    backup_dir = Path(db["backupDir"] or data_dir / "backups")  # "": backups/ on the data volume
+    keep = int(db["keepBackups"])
     if keep < 1:
         raise DatabaseError("hub.db.keepBackups must be at least 1")
-    kind = db.get("type") or "sqlite-pvc"
+    kind = db["type"]
     if kind == "sqlite-pvc":
         path = data_dir / DB_FILE
         url = f"sqlite:///{path}"
@@ -99,13 +100,18 @@ def settings(values: dict | None, data_dir: str | Path | None = None, env=None) 
 
 
 def load_values(path: str | Path | None = None) -> dict:
-    import yaml
+    """The values file through the one loader (values.validation): checked, the schema's defaults filled in."""
+    from ..values.source import YamlFileError
+    from ..values.validation import load
 
     path = Path(path or paths.values_file())
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise DatabaseError(f"cannot read the values file {path}: {exc.strerror or exc}") from exc
+        checked = load([path])
+    except YamlFileError as exc:
+        raise DatabaseError(f"cannot read the values file {path}: {exc}") from exc
+    if not checked.ok:
+        raise DatabaseError("\n".join(map(str, checked.errors)) + f"\n{path}: invalid values")
+    return checked.values
 
 
 # --- JupyterHub's schema ---------------------------------------------------------------------------------
@@ -597,8 +603,7 @@ def rollback_plan(status_: dict, target_release_revision: str | int, target_vers
 
 # --- CLI ------------------------------------------------------------------------------------------------------------
 def _cli_settings(args) -> Settings:
-    values = load_values(args.values) if (args.values or os.environ.get("TEAMHUB_VALUES")) else {}
-    return settings(values, args.data_dir)
+    return settings(_values_or_empty(args), args.data_dir)
 
 
 def cmd_db(args) -> int:

@@ -146,13 +146,13 @@ def configure_culler(c, idle_minutes: int) -> None:
 
 
 def storage_settings(values: dict) -> dict:
-    """Per-user storage from `singleuser.storage`; a missing section means the defaults."""
-    storage = ((values.get("singleuser") or {}).get("storage")) or {}
+    """Per-user storage from `singleuser.storage` (the loader filled in the schema's defaults)."""
+    storage = values["singleuser"]["storage"]
     return {  # key names as in the schema's singleuser.storage
-        "enabled": storage.get("type", "dynamic") != "none",
-        "capacity": str(storage.get("capacity", "10Gi")),
-        "storageClass": storage.get("storageClass") or None,  # "" in the chart's defaults: the cluster's default class
-        "mountPath": storage.get("homeMountPath", "/home/jovyan"),
+        "enabled": storage["type"] != "none",
+        "capacity": str(storage["capacity"]),
+        "storageClass": storage["storageClass"] or None,  # "": the cluster's default class
+        "mountPath": storage["homeMountPath"],
     }
 
 

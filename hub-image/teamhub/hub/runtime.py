@@ -23,11 +23,11 @@ class Runtime:
 
     @property
     def singleuser(self) -> dict:
-        return (self.values or {}).get("singleuser") or {}
+        return self.values["singleuser"]
 
     @property
     def autoscaler(self) -> bool:
-        return bool(self.singleuser.get("clusterAutoscaler", False))
+        return bool(self.singleuser["clusterAutoscaler"])
 
 
 _current: Runtime | None = None
