@@ -1,171 +1,227 @@
-"""Figures for the hub (a script, not a test): `.venv/bin/python benchmarks/hub_bench.py`.
+"""Figures for the running hub, over HTTP through the real proxy (a script, not a test): `make bench`.
 
-1. Launch-page render time for a person in 20 teams with a 500-resource catalog, next to KubeSpawner's
-   stock profile form rendering the same allowed list, in the same run (target: ours within 1.2x).
-2. Hub start-up time (process start until the API answers through the proxy) with that catalog, next to
-   a hub with an empty catalog. Everything binds to 127.0.0.1 on free ports and is stopped afterwards.
+1. Launch page: GET /hub/spawn for a person in 20 teams who may launch every resource, at 20, 100 and 500
+   resources, against two hubs that differ only in the form: KubeSpawner 7.1.0 with a static
+   `profile_list` (rendered once, then cached) and with a callable one (rendered per request), see
+   kubespawner_hub_config.py. Requests are interleaved (one to each hub in turn, same run), after a
+   warm-up. Targets (issue 12): teamhub median <= 0.5x the static form's, teamhub p95 <= 1.5x its median.
+   The floor column is GET /hub/health through the same proxy (what any request costs here).
+2. Login bursts: 30 concurrent local logins (each then opens the launch page) while GET /hub/health is
+   polled every 20 ms; the p99 of those polls per burst (target: < 100 ms in every burst).
+3. Hub memory (RSS of the hub process) with a 1,000-resource / 2,000-team catalog next to the same hub
+   with a 5-resource catalog (target: <= 1.15x), after start-up + one login, and after the bursts.
+
+Everything binds to 127.0.0.1 on free ports and is stopped afterwards. The machine's other load shows in
+absolute figures; the ratios come from interleaved requests in one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import psutil
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "hub-image"))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests"))
 
-from teamhub.catalog.access import Person, resolve  # noqa: E402
-from teamhub.cli.demo import find_chp, hub_command, hub_environment, stop  # noqa: E402
-from teamhub.hub import launchpage  # noqa: E402
-from teamhub.values.source import Source  # noqa: E402
-from teamhub.values.validation import check  # noqa: E402
+from hubprocess import HubProcess, offered_resources  # noqa: E402
+from hubvalues import BENCH_USER, PASSWORD, catalog_values, page_values  # noqa: E402
 
-HASH = "$2b$12$Xgnp62i4m6AkY2tuTo9bmuzSyf8FTrxbeRUIiQn9Lmoh/UsjXVrQe"
-
-
-def big_values(n_resources=500, n_teams=40, member_of=20) -> dict:
-    images = {f"img-{i}": {"name": f"registry.example/img-{i}", "tag": "1.0"} for i in range(20)}
-    accelerators = {f"acc-{i}": {"displayName": f"Accelerator {i}", "gpu": {"resource": "amd.com/gpu", "count": 1},
-                                 "nodeSelector": {"node-type": f"acc-{i}"}} for i in range(4)}
-    resources = {}
-    for i in range(n_resources):
-        r = {"displayName": f"Environment {i}", "description": f"Environment number {i} for benchmarks",
-             "category": f"Category {i % 8}", "image": f"img-{i % 20}",
-             "cpu": {"request": 1 + i % 4, "limit": 2 + i % 4}, "memory": {"request": "4Gi", "limit": "8Gi"}}
-        if i % 5 == 1:
-            r["gpu"] = {"resource": "nvidia.com/gpu", "count": 1}
-        elif i % 5 == 2:
-            r["accelerators"] = ["acc-0", "acc-1"]
-        resources[f"res-{i}"] = r
-    keys = list(resources)
-    per_team = n_resources // member_of  # the person's 20 teams together allow all 500
-    teams = {f"team-{t}": {"resources": keys[(t % member_of) * per_team:((t % member_of) + 1) * per_team],
-                           "quota": {"maxServers": 50, "maxGpus": 10}} for t in range(n_teams)}
-    users = {"bench": {"passwordHash": HASH, "teams": [f"team-{t}" for t in range(member_of)]}}
-    return {"auth": {"local": {"enabled": True, "users": users}},
-            "catalog": {"images": images, "accelerators": accelerators, "resources": resources, "teams": teams}}
+KS_CONFIG = HERE / "kubespawner_hub_config.py"
+BURST = 30
+POLL_SECONDS = 0.02
 
 
-def empty_values() -> dict:
-    return {"auth": {"local": {"enabled": True, "users": {"bench": {"passwordHash": HASH}}}}, "catalog": {}}
+def percentile(values, q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
-def checked_from(data: dict):
-    result = check(Source(data=data))
-    if not result.ok:
-        raise SystemExit("\n".join(str(p) for p in result.errors))
-    return result
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:7.2f}"
 
 
-def kubespawner_profiles(catalog, access) -> list:
-    """The same allowed list as KubeSpawner profiles, the way an operator would write profile_list."""
-    out = []
-    for res in access.resources:
-        override = {"image": catalog.images[res.image].ref, "cpu_guarantee": float(str(res.cpu_request)),
-                    "mem_guarantee": str(res.memory_request).replace("i", "")}
-        profile = {"display_name": res.display_name, "description": res.description, "slug": res.key,
-                   "kubespawner_override": override}
-        if res.accelerators:
-            profile["profile_options"] = {"accelerator": {"display_name": "Accelerator", "choices": {
-                a: {"display_name": catalog.accelerators[a].display_name,
-                    "kubespawner_override": {"node_selector": dict(catalog.accelerators[a].node_selector)}}
-                for a in res.accelerators}}}
-        out.append(profile)
-    return out
+def write_values(folder: Path, values: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
 
 
-def time_it(fn, repeat: int) -> list:
-    fn()  # warm up (template compile, caches)
-    times = []
-    for _ in range(repeat):
+def start_all(hubs: dict) -> dict:
+    """Start hubs side by side; name -> start-up seconds (process start until the API answers)."""
+    def one(hub):
         t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
+        hub.start(timeout=300)
+        return time.perf_counter() - t0
+    with ThreadPoolExecutor(len(hubs)) as pool:
+        return dict(zip(hubs, pool.map(one, hubs.values()), strict=True))
 
 
-def bench_render(repeat: int) -> None:
-    import kubespawner.spawner as ks
-    from kubespawner import KubeSpawner
-
-    ks.load_config = lambda **kwargs: None  # no cluster needed to render a form
-    ks.shared_client = lambda *args, **kwargs: None
-    checked = checked_from(big_values())
-    catalog = checked.catalog
-    person = Person("local:bench")
-    access = resolve(catalog, person)
-    profiles = kubespawner_profiles(catalog, access)
-    spawner = KubeSpawner(_mock=True)
-    ours = time_it(lambda: launchpage.render(catalog, person), repeat)
-    stock = time_it(lambda: spawner._render_options_form(profiles), repeat)
-    o, s = statistics.median(ours), statistics.median(stock)
-    print(f"launch page, person in {len(access.teams) - ('everyone' in access.teams)} teams, "
-          f"{len(access.resources)} of {len(catalog.resources)} resources allowed ({repeat} runs, median):")
-    print(f"  teamhub launch page (resolve + render):  {o * 1000:8.2f} ms  ({len(launchpage.render(catalog, person)) // 1024} KiB)")
-    print(f"  KubeSpawner stock profile form:          {s * 1000:8.2f} ms  ({len(spawner._render_options_form(profiles)) // 1024} KiB)")
-    print(f"  ratio ours/stock:                        {o / s:8.2f}x  (target <= 1.2x)")
+def stop_all(hubs: dict) -> None:
+    for hub in hubs.values():
+        hub.stop()
 
 
-def hub_startup(values: dict, runs: int) -> list:
-    times = []
-    chp = find_chp(ROOT)
-    for _ in range(runs):
-        with tempfile.TemporaryDirectory() as tmp:
-            state = Path(tmp)
-            (state / "homes").mkdir()
-            path = state / "values.yaml"
-            path.write_text(yaml.safe_dump(values))
-            from teamhub.cli.demo import free_port
+# --- 1. the launch page ------------------------------------------------------------------------------
 
-            port = free_port()
-            env = hub_environment(path, port, state, chp)
-            t0 = time.perf_counter()
-            proc = subprocess.Popen(hub_command(state), env=env, cwd=state, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    start_new_session=True)
-            try:
-                while True:
-                    if proc.poll() is not None:
-                        raise SystemExit(f"hub exited with {proc.returncode}")
-                    try:
-                        if httpx.get(f"http://127.0.0.1:{port}/hub/api/", timeout=2).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    time.sleep(0.05)
-                times.append(time.perf_counter() - t0)
-            finally:
-                stop(proc)
-    return times
+def page_hubs(values: Path, tmp: Path) -> dict:
+    ks = {f"KubeSpawner {kind}": HubProcess(values, tmp / kind, extra_env={"BENCH_PROFILES": kind}, config=KS_CONFIG)
+          for kind in ("static", "callable")}
+    return {"teamhub": HubProcess(values, tmp / "teamhub"), **ks}
 
 
-def bench_startup(runs: int) -> None:
-    big, empty = big_values(), empty_values()
-    for data in (big, empty):
-        data["sessions"] = {"idleCullMinutes": 0}
-    with_catalog = statistics.median(hub_startup(big, runs))
-    without = statistics.median(hub_startup(empty, runs))
-    print(f"hub start-up until the API answers through the proxy ({runs} runs, median):")
-    print(f"  with the 500-resource catalog:  {with_catalog:6.2f} s")
-    print(f"  with an empty catalog:          {without:6.2f} s")
-    print(f"  difference:                     {with_catalog - without:+6.2f} s")
+def check_page(name: str, html: str, n: int) -> None:
+    offered = len(offered_resources(html)) if name == "teamhub" else html.count('name="profile"')
+    if offered != n:
+        raise SystemExit(f"{name}: the launch page offers {offered} environments, not {n}")
+
+
+def bench_page(sizes, requests: int, tmp: Path) -> list:
+    rows = []
+    for n in sizes:
+        values = write_values(tmp / f"page-{n}", page_values(n))
+        hubs = page_hubs(values, tmp / f"page-{n}")
+        try:
+            start_all(hubs)
+            clients = {name: hub.login(BENCH_USER, PASSWORD) for name, hub in hubs.items()}
+            for name, client in clients.items():
+                check_page(name, client.get("/hub/spawn").text, n)
+            floor_client = httpx.Client(base_url=hubs["teamhub"].url, timeout=30)
+            targets = [(name, client, "/hub/spawn") for name, client in clients.items()] + [("floor", floor_client, "/hub/health")]
+            times: dict = {name: [] for name, _, _ in targets}
+            for i in range(requests + 10):  # the first 10 rounds warm up (template compile, caches)
+                for name, client, path in targets[i % len(targets):] + targets[:i % len(targets)]:
+                    t0 = time.perf_counter()
+                    r = client.get(path)
+                    dt = time.perf_counter() - t0
+                    if r.status_code != 200:
+                        raise SystemExit(f"{name}: GET {path} answered {r.status_code}")
+                    if i >= 10:
+                        times[name].append(dt)
+            size = len(clients["teamhub"].get("/hub/spawn").content) // 1024
+            rows.append((n, size, {name: (statistics.median(t), percentile(t, 95)) for name, t in times.items()}))
+        finally:
+            stop_all(hubs)
+        print_page_row(*rows[-1], requests=requests, first=len(rows) == 1)
+    return rows
+
+
+def print_page_row(n: int, size_kib: int, figures: dict, requests: int, first: bool) -> None:
+    if first:
+        print(f"launch page GET /hub/spawn through the proxy, person in 20 teams, {requests} requests each, interleaved")
+        print("  median / p95 in ms; ratios of medians; target teamhub/static <= 0.50 and teamhub p95/median <= 1.5")
+        print(f"  {'resources':>9} | {'teamhub':>17} | {'KS static':>17} | {'KS callable':>17} | {'floor /health':>17} |"
+              f" {'/static':>7} | {'/callable':>9} | {'p95/med':>7}")
+    th, st, cb, fl = (figures[k] for k in ("teamhub", "KubeSpawner static", "KubeSpawner callable", "floor"))
+    print(f"  {n:>9} | {ms(th[0])} /{ms(th[1])} | {ms(st[0])} /{ms(st[1])} | {ms(cb[0])} /{ms(cb[1])} | {ms(fl[0])} /{ms(fl[1])} |"
+          f" {th[0] / st[0]:7.2f} | {th[0] / cb[0]:9.2f} | {th[1] / th[0]:7.2f}   (page {size_kib} KiB)", flush=True)
+
+
+# --- 2. login bursts -------------------------------------------------------------------------------
+
+def login_burst(hub: HubProcess, names: list) -> dict:
+    """30 people log in at once and open the launch page; /hub/health is polled every 20 ms meanwhile."""
+    latencies: list = []
+    done = threading.Event()
+
+    def poll():
+        with httpx.Client(base_url=hub.url, timeout=30) as client:
+            due = time.perf_counter()
+            while not done.is_set():
+                t0 = time.perf_counter()
+                client.get("/hub/health")
+                latencies.append(time.perf_counter() - t0)
+                due = max(due + POLL_SECONDS, time.perf_counter() - POLL_SECONDS)
+                time.sleep(max(0.0, due - time.perf_counter()))
+
+    def person(name):
+        client = hub.login(name, PASSWORD, timeout=300)  # 30 bcrypt checks queue up on a small machine
+        try:
+            r = client.get("/hub/spawn")
+        finally:
+            client.close()
+        if r.status_code != 200 or not offered_resources(r.text):
+            raise SystemExit(f"{name}: launch page answered {r.status_code}")
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    time.sleep(0.2)
+    t0 = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(len(names)) as pool:
+            list(pool.map(person, names))
+    finally:
+        done.set()
+        poller.join()
+    return {"seconds": time.perf_counter() - t0, "polls": len(latencies), "p99": percentile(latencies, 99),
+            "max": max(latencies), "median": statistics.median(latencies)}
+
+
+def rss_mib(hub: HubProcess) -> float:
+    return psutil.Process(hub.proc.pid).memory_info().rss / 2**20
+
+
+def settle(hub: HubProcess, name: str) -> float:
+    """One person logs in and opens the launch page; then the hub's resident memory."""
+    client = hub.login(name, PASSWORD)
+    try:
+        client.get("/hub/spawn").raise_for_status()
+    finally:
+        client.close()
+    time.sleep(1)
+    return rss_mib(hub)
+
+
+def bench_bursts_and_memory(bursts: int, tmp: Path) -> None:
+    users = [f"u{i:03d}" for i in range(bursts * BURST + 1)]
+    catalogs = {"5 resources / 5 teams": catalog_values(5, 5, len(users), member_of=5),
+                "1,000 resources / 2,000 teams": catalog_values(1000, 2000, len(users))}
+    hubs = {name: HubProcess(write_values(tmp / f"site-{i}", values), tmp / f"site-{i}") for i, (name, values) in enumerate(catalogs.items())}
+    try:
+        startup = start_all(hubs)
+        memory = {name: [settle(hub, users[-1])] for name, hub in hubs.items()}
+        small, big = memory.values()
+        print(f"hub memory (RSS of the hub process) after start-up and one login: 5 resources {small[0]:.1f} MiB, "
+              f"1,000 resources / 2,000 teams {big[0]:.1f} MiB, ratio {big[0] / small[0]:.2f} (target <= 1.15)", flush=True)
+        print(f"login bursts: {BURST} concurrent local logins (each opens the launch page), GET /hub/health every "
+              f"{POLL_SECONDS * 1000:.0f} ms; target p99 < 100 ms in every burst")
+        for name, hub in hubs.items():
+            for b in range(bursts):
+                f = login_burst(hub, users[b * BURST:(b + 1) * BURST])
+                print(f"  {name:<30} burst {b + 1}: p99 {ms(f['p99'])} ms  max {ms(f['max'])} ms  median {ms(f['median'])} ms"
+                      f"  ({f['polls']} polls, {f['seconds']:.1f} s)", flush=True)
+            memory[name].append(rss_mib(hub))
+        print(f"hub memory after {bursts * BURST} more logins: 5 resources {small[1]:.1f} MiB, 1,000 resources / 2,000 teams "
+              f"{big[1]:.1f} MiB, ratio {big[1] / small[1]:.2f}")
+        print("hub start-up until the API answers through the proxy (started side by side): " +
+              ", ".join(f"{name} {s:.1f} s" for name, s in startup.items()))
+    finally:
+        stop_all(hubs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=30, help="render repetitions")
-    parser.add_argument("--startup-runs", type=int, default=2, help="hub starts per variant (0 skips)")
+    parser.add_argument("--sizes", default="20,100,500", help="catalog sizes for the launch page")
+    parser.add_argument("--requests", type=int, default=200, help="launch-page requests per hub and size")
+    parser.add_argument("--bursts", type=int, default=4, help="login bursts per hub (0 skips bursts and memory)")
     args = parser.parse_args()
-    bench_render(args.repeat)
-    if args.startup_runs:
-        bench_startup(args.startup_runs)
+    with tempfile.TemporaryDirectory(prefix="teamhub-bench-") as tmp:
+        if args.requests:
+            bench_page([int(n) for n in args.sizes.split(",")], args.requests, Path(tmp))
+        if args.bursts:
+            bench_bursts_and_memory(args.bursts, Path(tmp))
 
 
 if __name__ == "__main__":

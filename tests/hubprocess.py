@@ -38,16 +38,18 @@ def demo_passwords() -> dict:
 class HubProcess:
     """`venv` (optional): run JupyterHub and teamhub from that virtualenv (see shipped.py) instead of this
     tree; the user servers still come from the test environment's JupyterLab, as on a cluster they come
-    from the user image, not from the hub image."""
+    from the user image, not from the hub image. `config` (optional): another jupyterhub_config.py (the
+    benchmark's KubeSpawner hubs) instead of teamhub's."""
 
-    def __init__(self, values, state_dir, port: int | None = None, extra_env: dict | None = None, venv: Path | None = None):
+    def __init__(self, values, state_dir, port: int | None = None, extra_env: dict | None = None, venv: Path | None = None,
+                 config: Path | None = None):
         self.values = Path(values).resolve()
         self.state = Path(state_dir).resolve()
         (self.state / "homes").mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         # Fixed across restarts, so a restarted hub finds its proxy and servers where they were.
         self.env = hub_environment(self.values, self.port, self.state, str(CHP), base={**os.environ, **(extra_env or {})})
-        self.command = hub_command(self.state)
+        self.command = hub_command(self.state) if config is None else [sys.executable, "-m", "jupyterhub", "-f", str(config)]
         if venv is not None:
             self._use_venv(Path(venv))
         self.proc: subprocess.Popen | None = None
@@ -125,8 +127,8 @@ class HubProcess:
 
     # --- clients ------------------------------------------------------------------------------------
 
-    def login(self, name: str, password: str) -> httpx.Client:
-        client = httpx.Client(base_url=self.url, timeout=30, follow_redirects=False)
+    def login(self, name: str, password: str, timeout: float = 30) -> httpx.Client:
+        client = httpx.Client(base_url=self.url, timeout=timeout, follow_redirects=False)
         page = client.get("/hub/login").text
         # The local-account form's own action: /hub/local/login behind the multi-login (POST /hub/login is refused).
         action = re.search(r'<form[^>]*class="[^"]*teamhub-local[^"]*"[^>]*action="([^"?]+)', page)

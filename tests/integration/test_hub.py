@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -31,6 +32,11 @@ def test_wrong_password_is_refused(hub):
     client.get("/hub/login")
     r = client.post("/hub/login", data={"username": "alice", "password": "nope", "_xsrf": client.cookies.get("_xsrf")})
     assert r.status_code == 403
+
+
+def test_the_running_hub_froze_its_start_up_objects(hub):
+    # Regression (issue 12): full garbage collections traced every start-up object, pausing all requests.
+    assert re.search(r"teamhub: \d+ start-up objects frozen out of garbage collection", hub.log())
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -133,12 +133,13 @@ def test_session_length_in_ascii_digits_or_integers_is_taken(catalog, minutes, e
 def test_team_description_is_shown_where_the_team_is_named(catalog):
     """catalog.teams.*.description reached nothing (issue 11 item 3): the launch page shows it beside the team
     in the quota table and on each card the team is charged for."""
-    from teamhub.hub.launchpage import render, view
+    from teamhub.hub.launchpage import card_view, page_view, render
 
-    data = view(catalog, Person("local:alice"))
+    access = resolve(catalog, Person("local:alice"))
+    data = page_view(catalog, access, local_mode=False)
     cv = {"name": "Computer Vision 2026", "description": "Winter term; GPU servers for the weekly labs"}
     assert cv in [{"name": q["name"], "description": q["description"]} for q in data["quotas"]]
-    cards = [c for _, group in data["groups"] for c in group]
+    cards = [card_view(catalog, res, access.charged_team.get(res.key)) for _, group in data["groups"] for res in group]
     assert next(c for c in cards if c["key"] == "course-cv")["team"] == cv
     page = render(catalog, Person("local:alice"))
     assert page.count("Winter term; GPU servers for the weekly labs") == 1 + sum(c["team"] == cv for c in cards)

@@ -60,9 +60,13 @@ def teams_of(catalog: Catalog, person: Person) -> tuple:
     return tuple(sorted(keys, key=catalog.team_order.__getitem__))
 
 
+def is_admin(catalog: Catalog, person: Person) -> bool:
+    return person.admin or person.username in catalog.admins
+
+
 def resolve(catalog: Catalog, person: Person) -> Access:
     """The person's teams and the resources those teams (or being an admin) allow."""
-    return access_of(catalog, teams_of(catalog, person), admin=person.admin or person.username in catalog.admins)
+    return access_of(catalog, teams_of(catalog, person), admin=is_admin(catalog, person))
 
 
 def access_of(catalog: Catalog, teams: tuple, admin: bool = False) -> Access:
@@ -153,4 +157,4 @@ def check_request(catalog: Catalog, person: Person, request, access: Access | No
     return build_launch(catalog, resource, accelerator, minutes, access)
 
 
-__all__ = ["Access", "Person", "RequestRefused", "access_of", "check_request", "resolve", "teams_of"]
+__all__ = ["Access", "Person", "RequestRefused", "access_of", "check_request", "is_admin", "resolve", "teams_of"]

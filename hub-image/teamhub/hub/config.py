@@ -7,7 +7,9 @@ local mode (teamhub demo) also reads TEAMHUB_BIND_URL, TEAMHUB_HUB_PORT, TEAMHUB
 
 from __future__ import annotations
 
+import gc
 import json
+import logging
 import os
 import sys
 
@@ -15,8 +17,7 @@ from .. import auth, paths
 from ..auth.clientaddr import LOOPBACK
 from ..db import database
 from ..values.source import YamlFileError
-from ..values.validation import load
-from . import refusals, sessions
+from . import loadvalues, refusals, sessions
 from .runtime import Runtime, set_runtime
 
 MODES = ("kubernetes", "local")
@@ -40,7 +41,7 @@ def load_checked(environ=os.environ, out=sys.stderr):
     if mode not in MODES:
         raise ConfigError(f"TEAMHUB_MODE must be one of {', '.join(MODES)}, not {mode!r}", 2)
     try:
-        checked = load([path])
+        checked = loadvalues.load_forked([path])
     except YamlFileError as exc:
         raise ConfigError(str(exc), 2) from None
     for problem in checked.problems:
@@ -127,7 +128,33 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
 
     # --- sessions: the idle culler ------------------------------------------------------------------
     configure_culler(c, checked.catalog.sessions.idle_cull_minutes)
+    freeze_after_start()
     return rt
+
+
+def freeze_after_start() -> None:
+    """Once the hub runs, hide everything alive from the garbage collector (`gc.freeze()`).
+
+    After start-up the hub holds a few hundred thousand long-lived objects (modules, the catalog, SQLAlchemy's
+    mappers, templates). A full collection traces all of them: with a large catalog that was a pause of
+    150-250 ms every few launch pages, and it held up every other request (issue 12). Frozen objects are
+    never traced again; what requests create later is collected as before.
+    """
+    from jupyterhub.app import JupyterHub
+
+    if not JupyterHub.initialized():
+        return  # configured outside a running hub (tests, tools)
+    started = getattr(JupyterHub.instance(), "_start_future", None)  # set by JupyterHub.start() when it is done
+    if started is not None:
+        started.add_done_callback(lambda _: freeze_gc())
+
+
+def freeze_gc() -> int:
+    gc.collect()  # start-up's garbage first: frozen garbage would never be freed
+    gc.freeze()
+    count = gc.get_freeze_count()
+    logging.getLogger("JupyterHub").info("teamhub: %d start-up objects frozen out of garbage collection", count)
+    return count
 
 
 def configure_culler(c, idle_minutes: int) -> None:

@@ -2,27 +2,42 @@
 
 Only the resources the person's teams allow, grouped by category, with everything a person needs to
 choose (image, CPU, memory, GPU or accelerator choices, time limit) and their teams' quota use. Field
-names are the contract's: resource, accelerator, sessionMinutes. The template is compiled once.
+names are the contract's: resource, accelerator, sessionMinutes.
+
+JupyterHub asks for this page on every visit of /hub/spawn, so it is built in layers (issue 12):
+- each resource's card is rendered once per catalog and team it counts for (launch_card.html);
+- each set of teams gets its page once (launch.html) as a list of text pieces: the cards' own strings,
+  with empty slots where a request writes " checked", " selected" or a quota figure;
+- a request fills those few slots in a copy of the list and joins it: no template runs, and the page
+  allocates almost nothing that the garbage collector would have to trace.
+Everything is kept for one catalog object: a new catalog (new values) starts afresh.
 """
 
 from __future__ import annotations
 
 import functools
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
-from ..catalog.access import resolve
+from ..catalog.access import access_of, is_admin, teams_of
 from ..values.quantities import format_cpu
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 LENGTHS = (15, 30, 60, 90, 120, 180, 240, 300, 360, 420, 480, 600, 720, 960, 1440)
+MAX_TEAM_SETS = 128  # pages kept per catalog; each is a list of references to shared card strings
+# What a slot marker renders as. Autoescaping turns every "<" of catalog text into "&lt;", so this can
+# only come from slot() itself.
+MARKER = re.compile(r"<teamhub-slot (\d+)>")
 
 
 @functools.cache
-def _template():
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("launch.html")
+def _env() -> Environment:
+    return Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 
 
 def duration(minutes: int) -> str:
@@ -36,80 +51,174 @@ def _gpu_text(gpu) -> str:
     return f"{gpu.count} × {gpu.resource}"
 
 
+def _split(render) -> tuple[list, list]:
+    """Call render(slot) and cut its output at the slots: (texts, slot specs), len(texts) == len(specs) + 1."""
+    specs: list = []
+
+    def slot(*spec):
+        specs.append(spec)
+        return Markup(f"<teamhub-slot {len(specs) - 1}>")
+
+    pieces = MARKER.split(render(slot))
+    return pieces[0::2], [specs[int(i)] for i in pieces[1::2]]
+
+
 def _team_line(team) -> dict:
     """A team as the page names it: its display name and the operator's description of it."""
     return {"name": team.display_name, "description": team.description}
 
 
-def view(catalog, person, usage=None, previous=None) -> dict:
-    """Everything the template shows, computed here so the template stays a plain loop."""
-    access = resolve(catalog, person)
-    previous = previous or {}
-    groups: dict = {}
-    limits = []
-    for res in access.resources:
-        limit = catalog.resource_limit_minutes(res)
-        limits.append(limit)
-        image = catalog.images[res.image]
-        card = {
-            "key": res.key,
-            "name": res.display_name,
-            "description": res.description,
-            "image": image.ref,
-            "cpu": format_cpu(res.cpu_request) + (f" (up to {format_cpu(res.cpu_limit)})" if res.cpu_limit is not None else ""),
-            "memory": str(res.memory_request) + (f" (up to {res.memory_limit})" if res.memory_limit is not None else ""),
-            "gpu": _gpu_text(res.gpu) if res.gpu else None,
-            "accelerators": [
-                {"key": a, "name": catalog.accelerators[a].display_name, "description": catalog.accelerators[a].description,
-                 "gpu": _gpu_text(catalog.accelerators[a].gpu),
-                 "image": catalog.images[res.overrides[a].image].ref if a in res.overrides and res.overrides[a].image else None}
-                for a in res.accelerators
-            ],
-            "limit": limit,
-            "limit_text": duration(limit),
-            "team": _team_line(catalog.teams[access.charged_team[res.key]]) if access.charged_team.get(res.key) else None,
-        }
-        groups.setdefault(res.category or "Environments", []).append(card)
-    longest = max(limits, default=catalog.sessions.max_minutes)
-    default = min(catalog.sessions.default_minutes, longest)
-    lengths = sorted({m for m in LENGTHS if m <= longest} | {default} | set(limits))
-    chosen_resource = previous.get("resource") if access.allows(str(previous.get("resource"))) else None
-    if chosen_resource is None and access.resources:
-        chosen_resource = access.resources[0].key
-    try:
-        chosen_minutes = int(previous.get("sessionMinutes") or default)
-    except (TypeError, ValueError):
-        chosen_minutes = default
-    quotas = []
-    for key in access.teams:
-        team = catalog.teams[key]
-        if team.max_servers is None and team.max_gpus is None:
-            continue
-        used = usage(key) if usage else None
-        row = _team_line(team)
-        if team.max_servers is not None:
-            n = used.servers if used else 0
-            row["servers"] = {"used": n, "max": team.max_servers, "left": max(team.max_servers - n, 0)}
-        if team.max_gpus is not None:
-            n = used.gpus if used else 0
-            row["gpus"] = {"used": n, "max": team.max_gpus, "left": max(team.max_gpus - n, 0)}
-        quotas.append(row)
+def card_view(catalog, res, team_key) -> dict:
+    """What one card shows; `team_key` is the team a server of it counts against (None: no team)."""
+    limit = catalog.resource_limit_minutes(res)
     return {
-        "groups": list(groups.items()),
-        "lengths": [{"minutes": m, "text": duration(m)} for m in lengths],
-        "chosen_resource": chosen_resource,
-        "chosen_accelerator": previous.get("accelerator"),
-        "chosen_minutes": chosen_minutes if chosen_minutes in lengths else default,
-        "quotas": quotas,
-        "empty": not access.resources,
-        "local_mode": False,
+        "key": res.key,
+        "name": res.display_name,
+        "description": res.description,
+        "image": catalog.images[res.image].ref,
+        "cpu": format_cpu(res.cpu_request) + (f" (up to {format_cpu(res.cpu_limit)})" if res.cpu_limit is not None else ""),
+        "memory": str(res.memory_request) + (f" (up to {res.memory_limit})" if res.memory_limit is not None else ""),
+        "gpu": _gpu_text(res.gpu) if res.gpu else None,
+        "accelerators": [
+            {"key": a, "name": catalog.accelerators[a].display_name, "description": catalog.accelerators[a].description,
+             "gpu": _gpu_text(catalog.accelerators[a].gpu),
+             "image": catalog.images[res.overrides[a].image].ref if a in res.overrides and res.overrides[a].image else None}
+            for a in res.accelerators
+        ],
+        "limit": limit,
+        "limit_text": duration(limit),
+        "team": _team_line(catalog.teams[team_key]) if team_key else None,
     }
 
 
+def page_view(catalog, access, local_mode: bool) -> dict:
+    """What the page around the cards shows for one set of teams (no choice, no quota figures)."""
+    groups: dict = {}
+    for res in access.resources:
+        groups.setdefault(res.category or "Environments", []).append(res)
+    limits = [catalog.resource_limit_minutes(res) for res in access.resources]
+    longest = max(limits, default=catalog.sessions.max_minutes)
+    default = min(catalog.sessions.default_minutes, longest)
+    lengths = sorted({m for m in LENGTHS if m <= longest} | {default} | set(limits))
+    quotas = [{**_team_line(team), "key": key, "servers": team.max_servers, "gpus": team.max_gpus}
+              for key, team in ((k, catalog.teams[k]) for k in access.teams)
+              if team.max_servers is not None or team.max_gpus is not None]
+    return {
+        "groups": list(groups.items()),
+        "lengths": [{"minutes": m, "text": duration(m)} for m in lengths],
+        "default_minutes": default,
+        "quotas": quotas,
+        "empty": not access.resources,
+        "local_mode": local_mode,
+    }
+
+
+@dataclass
+class Page:
+    """One set of teams' page: `parts` joined is the HTML once the slots (indexes into parts) are filled."""
+
+    access: object  # resolution.Access
+    parts: list
+    slots: dict  # ("res", resource) / ("acc", resource, accelerator) / ("minutes", m) / ("used"|"left", team, kind) -> index
+    quotas: tuple  # (team key, kind, max) for every quota figure on the page
+    lengths: frozenset
+    default_minutes: int
+
+
+class PageCache:
+    """Cards and pages of one catalog."""
+
+    def __init__(self, catalog):
+        self.catalog = catalog
+        self.cards: dict = {}  # (resource key, charged team key or None) -> (texts, specs)
+        self.pages: OrderedDict = OrderedDict()  # (teams, admin, local_mode) -> Page, least recently used first
+
+    def card(self, res, team_key) -> tuple:
+        key = (res.key, team_key)
+        if key not in self.cards:
+            macro = _env().get_template("launch_card.html").module.card
+            self.cards[key] = _split(lambda slot: macro(card_view(self.catalog, res, team_key), slot))
+        return self.cards[key]
+
+    def page(self, teams: tuple, admin: bool, local_mode: bool) -> Page:
+        key = (teams, admin, local_mode)
+        page = self.pages.get(key)
+        if page is None:
+            page = self.pages[key] = self._build(access_of(self.catalog, teams, admin), local_mode)
+            if len(self.pages) > MAX_TEAM_SETS:
+                self.pages.popitem(last=False)
+        else:
+            self.pages.move_to_end(key)
+        return page
+
+    def _build(self, access, local_mode: bool) -> Page:
+        catalog = self.catalog
+        view = page_view(catalog, access, local_mode)
+        texts, specs = _split(lambda slot: _env().get_template("launch.html").render(slot=slot, **view))
+        parts, slots = [texts[0]], {}
+        for spec, text in zip(specs, texts[1:], strict=True):
+            if spec[0] == "card":
+                res = spec[1]
+                card_texts, card_specs = self.card(res, access.charged_team.get(res.key))
+                parts.append(card_texts[0])
+                for card_spec, card_text in zip(card_specs, card_texts[1:], strict=True):
+                    slots[(card_spec[0], res.key, *card_spec[1:])] = len(parts)
+                    parts += ("", card_text)
+                parts.append(text)
+            else:
+                slots[spec] = len(parts)
+                parts += ("", text)
+        quotas = tuple((q["key"], kind, q[kind]) for q in view["quotas"] for kind in ("servers", "gpus") if q[kind] is not None)
+        lengths = frozenset(length["minutes"] for length in view["lengths"])
+        return Page(access, parts, slots, quotas, lengths, view["default_minutes"])
+
+
+_cache: PageCache | None = None
+
+
+def cache_for(catalog) -> PageCache:
+    global _cache
+    if _cache is None or _cache.catalog is not catalog:
+        _cache = PageCache(catalog)
+    return _cache
+
+
 def render(catalog, person, usage=None, previous=None, local_mode=False) -> str:
-    data = view(catalog, person, usage, previous)
-    data["local_mode"] = local_mode
-    return _template().render(**data)
+    """The page for `person`; `usage(team)` gives the quota figures, `previous` the choice to preselect
+    (after a refused start: what the person had chosen)."""
+    page = cache_for(catalog).page(teams_of(catalog, person), is_admin(catalog, person), local_mode)
+    previous = previous or {}
+    parts = page.parts.copy()
+
+    def fill(slot, text):
+        index = page.slots.get(slot)
+        if index is not None:
+            parts[index] = text
+
+    chosen = previous.get("resource") if page.access.allows(str(previous.get("resource"))) else None
+    if chosen is None and page.access.resources:
+        chosen = page.access.resources[0].key
+    if chosen is not None:
+        fill(("res", chosen), " checked")
+        accelerators = catalog.resources[chosen].accelerators if chosen in catalog.resources else ()
+        wanted = previous.get("accelerator")
+        if wanted:  # an accelerator the resource does not offer checks none (the page's script then picks the first)
+            fill(("acc", chosen, wanted if wanted in accelerators else None), " checked")
+        elif accelerators:
+            fill(("acc", chosen, accelerators[0]), " checked")
+    try:
+        minutes = int(previous.get("sessionMinutes") or page.default_minutes)
+    except (TypeError, ValueError):
+        minutes = page.default_minutes
+    fill(("minutes", minutes if minutes in page.lengths else page.default_minutes), " selected")
+    used_by: dict = {}
+    for team, kind, most in page.quotas:
+        if team not in used_by:
+            used_by[team] = usage(team) if usage else None
+        used = getattr(used_by[team], kind) if used_by[team] else 0
+        fill(("used", team, kind), str(used))
+        fill(("left", team, kind), str(max(most - used, 0)))
+    return "".join(parts)
 
 
 async def options_form(spawner) -> str:

@@ -1,0 +1,128 @@
+"""The launch page is built once per catalog and set of teams; each request still gets its own choice and
+quota figures (issue 12). The hub loads values in a child and freezes its start-up objects."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import re
+
+import pytest
+from hubhelpers import VALUES
+from teamhub.catalog.access import Person
+from teamhub.hub import config as hub_config
+from teamhub.hub import launchpage
+from teamhub.hub.loadvalues import load_forked
+from teamhub.hub.quota import Usage
+from teamhub.values.source import YamlFileError
+from teamhub.values.validation import load, load_or_raise
+
+
+@pytest.fixture
+def catalog():
+    return load_or_raise([VALUES]).catalog
+
+
+def checked_values(html: str, name: str) -> list:
+    return re.findall(rf'name="{name}"[^>]* value="([^"]+)"[^>]*checked', html)
+
+
+def count_builds(monkeypatch) -> dict:
+    calls = {"page": 0, "card": 0}
+    for name, real in (("page", launchpage.page_view), ("card", launchpage.card_view)):
+        def counted(*args, _name=name, _real=real, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(launchpage, f"{name}_view", counted)
+    return calls
+
+
+def test_the_page_is_built_once_per_set_of_teams_and_cards_once_per_catalog(catalog, monkeypatch):
+    calls = count_builds(monkeypatch)
+    launchpage.render(catalog, Person("local:alice"), previous={"resource": "cpu-large"})
+    assert calls == {"page": 1, "card": 3}  # alice may launch three environments
+    launchpage.render(catalog, Person("local:alice"), usage=lambda team: Usage(1, 1))
+    assert calls == {"page": 1, "card": 3}  # another request, another choice: nothing rendered again
+    launchpage.render(catalog, Person("github:stranger"))  # only cpu-small, which alice's page rendered already
+    assert calls == {"page": 2, "card": 3}
+    launchpage.render(load_or_raise([VALUES]).catalog, Person("local:alice"))  # new values: a new catalog
+    assert calls == {"page": 3, "card": 6}
+
+
+def test_a_cached_page_shows_each_request_its_own_choice_and_quota(catalog):
+    alice = Person("local:alice")
+    first = launchpage.render(catalog, alice, usage=lambda team: Usage(0, 0))
+    assert checked_values(first, "resource") == ["cpu-small"] and "0 of 30 used, 30 left" in first and "0 of 8 used, 8 left" in first
+    chosen = launchpage.render(catalog, alice, usage=lambda team: Usage(3, 1),
+                               previous={"resource": "course-cv", "accelerator": "mi300x", "sessionMinutes": "30"})
+    assert checked_values(chosen, "resource") == ["course-cv"] and checked_values(chosen, "accelerator") == ["mi300x"]
+    assert re.search(r'<option value="30" selected>', chosen) and "3 of 30 used, 27 left" in chosen and "1 of 8 used, 7 left" in chosen
+    # no accelerator asked for: the first of the chosen environment's; an unknown one: none (the script picks)
+    assert checked_values(launchpage.render(catalog, alice, previous={"resource": "course-cv"}), "accelerator") == ["strix-halo"]
+    assert checked_values(launchpage.render(catalog, alice, previous={"resource": "course-cv", "accelerator": "nope"}), "accelerator") == []
+    again = launchpage.render(catalog, alice, usage=lambda team: Usage(0, 0))
+    assert again == first  # the fills of one request never leak into the next
+
+
+def test_catalog_text_cannot_pose_as_a_slot(tmp_path):
+    text = VALUES.read_text().replace('displayName: "Python (2 CPUs)"', 'displayName: "<teamhub-slot 0> & co"')
+    assert text != VALUES.read_text()
+    path = tmp_path / "values.yaml"
+    path.write_text(text)
+    html = launchpage.render(load_or_raise([path]).catalog, Person("local:alice"))
+    assert "&lt;teamhub-slot 0&gt; &amp; co" in html and "<teamhub-slot" not in html
+
+
+def test_a_card_is_kept_per_team_it_counts_for_not_per_team_name(tmp_path):
+    """Cards show the charged team's description, so two teams of one display name share no card."""
+    text = VALUES.read_text().replace('displayName: "NLP 2026"', 'displayName: "Computer Vision 2026"\n      description: "Summer term"')
+    assert text != VALUES.read_text()
+    path = tmp_path / "values.yaml"
+    path.write_text(text)
+    catalog = load_or_raise([path]).catalog
+    alice = launchpage.render(catalog, Person("local:alice"))  # cv-course: cpu-large counts for "Winter term"
+    bob = launchpage.render(catalog, Person("local:bob"))  # nlp-course: the same cpu-large counts for "Summer term"
+    assert "Summer term" not in alice
+    assert "Winter term" not in bob and bob.count("Summer term") == 3  # the quota row, course-nlp, cpu-large
+
+
+def test_pages_kept_per_catalog_are_bounded(catalog, monkeypatch):
+    monkeypatch.setattr(launchpage, "MAX_TEAM_SETS", 2)
+    for name in ("local:alice", "local:bob", "local:carol", "local:ada"):
+        launchpage.render(catalog, Person(name))
+    assert len(launchpage.cache_for(catalog).pages) == 2
+
+
+def test_the_hub_loads_values_in_a_child_with_the_same_outcome(tmp_path):
+    ours, reference = load_forked([VALUES]), load([VALUES])
+    assert ours.ok and ours.values == reference.values and ours.problems == reference.problems
+    assert set(ours.catalog.resources) == set(reference.catalog.resources)
+    assert ours.source.locations == {}  # the line map stayed in the child
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(VALUES.read_text().replace("image: scipy", "image: no-such-image", 1))
+    assert [str(p) for p in load_forked([broken]).errors] == [str(p) for p in load([broken]).errors] != []
+    with pytest.raises(YamlFileError):
+        load_forked([tmp_path / "missing.yaml"])
+
+
+def test_without_a_child_the_hub_loads_in_process(monkeypatch):
+    monkeypatch.setattr("teamhub.hub.loadvalues._in_child", lambda paths: None)
+    assert load_forked([VALUES]).values == load([VALUES]).values
+
+
+def test_the_hub_freezes_its_start_up_objects_once_started():
+    from jupyterhub.app import JupyterHub
+
+    loop = asyncio.new_event_loop()
+    app = JupyterHub.instance()
+    try:
+        app._start_future = loop.create_future()
+        hub_config.freeze_after_start()
+        assert gc.get_freeze_count() == 0  # not while starting
+        app._start_future.set_result(None)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        JupyterHub.clear_instance()
+        loop.close()
