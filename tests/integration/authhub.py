@@ -19,9 +19,10 @@ from teamhub.cli.demo import free_port
 
 CONFIG_TEMPLATE = '''
 import teamhub.auth
+from teamhub import paths
 from teamhub.values.validation import load_or_raise
 
-checked = load_or_raise([{values!r}])
+checked = load_or_raise([{values!r}], accounts_file=paths.local_users_file())
 teamhub.auth.configure(c, checked)
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = {port}

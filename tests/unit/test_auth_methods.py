@@ -9,7 +9,7 @@ from dataclasses import asdict
 from types import SimpleNamespace
 
 import pytest
-from teamhub.auth.accounts import Account, AccountsError, read_users_file
+from teamhub.auth.accounts import Account
 from teamhub.auth.methods import Shared, TeamhubGitHubAuthenticator, TeamhubLocalAuthenticator
 from teamhub.auth.multi import TeamhubMultiAuthenticator
 from teamhub.auth.passwords import hash_password
@@ -142,19 +142,29 @@ def test_throttled_sign_in_raises_429_with_retry_after():
     assert err.status_code == 429 and err.headers["Retry-After"] == "30"
 
 
-def test_accounts_file_is_checked(tmp_path):
+def test_accounts_file_is_checked_by_the_one_loader(tmp_path):
+    """The Secret's accounts are values under auth.local.users: the same checks, problems naming the file,
+    line and YAML path, and the catalog built with their teams."""
+    overlay = tmp_path / "secret.yaml"
+    overlay.write_text("auth:\n  local:\n    enabled: true\n    existingSecret: {name: lab-accounts, key: users.yaml}\n"
+                       "    users:\n      dave: {passwordHash: '" + hash_password("old", 4) + "', teams: [nlp-course]}\n")
+    files = ["config/values.yaml", overlay]
     good = tmp_path / "ok.yaml"
     good.write_text(f"dave:\n  passwordHash: '{hash_password('x', 4)}'\n  teams: [cv-course]\n")
-    assert read_users_file(good, set(CATALOG.teams))["dave"]["teams"] == ["cv-course"]
+    checked = load(files, accounts_file=good)
+    assert checked.ok, checked.problems
+    assert checked.values["auth"]["local"]["users"]["dave"]["teams"] == ["cv-course"]  # the Secret wins whole
+    assert checked.catalog.local_users["dave"] == ("cv-course",)
+    assert load(files).catalog.local_users["dave"] == ("nlp-course",)  # no accounts file: values only
     bad = tmp_path / "bad.yaml"
     bad.write_text("Dave:\n  passwordHash: hunter2\n")
-    with pytest.raises(AccountsError) as err:
-        read_users_file(bad, set(CATALOG.teams))
-    assert "Dave" in str(err.value) and "hunter2" in str(err.value)
+    problems = [str(p) for p in load(files, accounts_file=bad).errors]
+    assert any(p.startswith(f"{bad}:1") and "auth.local.users" in p and "Dave" in p for p in problems), problems
+    assert any(p.startswith(f"{bad}:2: auth.local.users.Dave.passwordHash") and "bcrypt" in p for p in problems), problems
     unknown_team = tmp_path / "team.yaml"
     unknown_team.write_text(f"dave:\n  passwordHash: '{hash_password('x', 4)}'\n  teams: [nope]\n")
-    with pytest.raises(AccountsError, match="unknown team 'nope'"):
-        read_users_file(unknown_team, set(CATALOG.teams))
+    problems = [str(p) for p in load(files, accounts_file=unknown_team).errors]
+    assert any(p.startswith(f"{unknown_team}:3") and "unknown team 'nope'" in p for p in problems), problems
 
 
 def test_github_comma_separated_scopes_are_split():

@@ -106,7 +106,7 @@ def test_the_hub_loads_values_in_a_child_with_the_same_outcome(tmp_path):
 
 
 def test_without_a_child_the_hub_loads_in_process(monkeypatch):
-    monkeypatch.setattr("teamhub.hub.loadvalues._in_child", lambda paths: None)
+    monkeypatch.setattr("teamhub.hub.loadvalues._in_child", lambda paths, accounts_file=None: None)
     assert load_forked([VALUES]).values == load([VALUES]).values
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .. import paths
-from .accounts import accounts_from_values, merge_secret_accounts
+from .accounts import accounts_from_values
 from .clientaddr import LOOPBACK
 from .discovery import Discovery, DiscoveryError
 from .methods import (
@@ -166,9 +166,8 @@ def branding_vars(values: dict) -> dict:
 
 
 def configure(c, checked, own_proxy: str = LOOPBACK) -> None:
-    """Configure login and branding. Call before reading `checked.catalog`: with
-    auth.local.existingSecret, the mounted accounts are merged and the catalog rebuilt."""
-    merge_secret_accounts(checked)
+    """Configure login and branding from checked values (the loader has merged the accounts of
+    auth.local.existingSecret already: values.validation.load's accounts_file)."""
     values, catalog = checked.values, checked.catalog
     auth = values["auth"]
     entries = authenticators(values, catalog, own_proxy)

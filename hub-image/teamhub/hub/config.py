@@ -41,7 +41,7 @@ def load_checked(environ=os.environ, out=sys.stderr):
     if mode not in MODES:
         raise ConfigError(f"TEAMHUB_MODE must be one of {', '.join(MODES)}, not {mode!r}", 2)
     try:
-        checked = loadvalues.load_forked([path])
+        checked = loadvalues.load_forked([path], paths.local_users_file(environ))
     except YamlFileError as exc:
         raise ConfigError(str(exc), 2) from None
     for problem in checked.problems:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import difflib
 import ipaddress
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..catalog import model as catalog_mod
 from .quantities import cpu_cores, memory_bytes, memory_hint
 from .schema import default_of, deref, inlined_schema, schema, validator, with_defaults
-from .source import Problem, Source, load_files, paused_gc
+from .source import Problem, Source, drop_locations, load_files, merge, nest, paused_gc, read_file
 
 __all__ = ["Checked", "InvalidValues", "check", "inlined_schema", "load", "load_or_raise", "schema", "with_defaults"]
 
@@ -68,13 +69,37 @@ def _check(source: Source) -> Checked:
     return result
 
 
-def load(paths) -> Checked:
-    """Read, merge (like helm -f) and check values files. Unreadable files raise YamlFileError."""
-    return check(load_files(list(paths)))
+def load(paths, accounts_file: str | Path | None = None) -> Checked:
+    """Read, merge (like helm -f) and check values files. Unreadable files raise YamlFileError.
+
+    `accounts_file`: where the hub finds the Secret of `auth.local.existingSecret` (paths.local_users_file).
+    With it, and when the values name such a Secret, the file's accounts are read as values under
+    `auth.local.users` (an account in the file replaces a same-named one in values) and checked with
+    everything else, so the catalog is built once, from all accounts."""
+    source = load_files(list(paths))
+    if accounts_file is not None:
+        source = with_secret_accounts(source, Path(accounts_file))
+    return check(source)
 
 
-def load_or_raise(paths) -> Checked:
-    result = load(paths)
+def with_secret_accounts(source: Source, accounts_file: Path) -> Source:
+    local = _map(_map(_map(source.data).get("auth")).get("local"))
+    if local.get("enabled") is not True or not local.get("existingSecret"):
+        return source
+    accounts = read_file(accounts_file)
+    if set(accounts.data) == {"users"}:  # the file may also hold `users:` like the values section
+        accounts = Source(_map(accounts.data["users"]), {p[1:]: loc for p, loc in accounts.locations.items() if p[:1] == ("users",)},
+                          accounts.problems, accounts.files, accounts.unparsed)
+    users = local.get("users")
+    if isinstance(users, dict):
+        for name in accounts.data:  # the Secret's account wins whole, not merged key by key
+            if users.pop(name, None) is not None:
+                drop_locations(source.locations, ("auth", "local", "users", name))
+    return merge([source, nest(accounts, ("auth", "local", "users"))])
+
+
+def load_or_raise(paths, accounts_file: str | Path | None = None) -> Checked:
+    result = load(paths, accounts_file)
     if not result.ok:
         raise InvalidValues(result.errors)
     return result
