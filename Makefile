@@ -12,7 +12,7 @@ setup:
 	@scripts/setup.sh
 
 # Every tier in one pytest run (one summary line), after lint. Tiers can also run alone below.
-test: setup lint
+test: setup lint .venv-nca/stamp
 	$(PYTEST) tests
 
 lint: .venv-checkov/stamp
@@ -30,6 +30,12 @@ lint: .venv-checkov/stamp
 	.venv-checkov/bin/pip install -q --no-deps -r requirements-checkov.txt
 	touch $@
 
+# network-config-analyzer, for the cluster tier's NetworkPolicy test: its own venv, it pins PyYAML 6.0.2.
+.venv-nca/stamp: requirements-nca.txt
+	python3 -m venv .venv-nca
+	.venv-nca/bin/pip install -q --no-deps -r requirements-nca.txt
+	touch $@
+
 test-unit:
 	$(PYTEST) tests/unit
 
@@ -43,7 +49,7 @@ test-browser:
 	$(PYTEST) tests/browser
 
 # A real control plane (etcd, kube-apiserver, controller manager, scheduler; kwok nodes), built by setup.
-test-cluster:
+test-cluster: .venv-nca/stamp
 	$(PYTEST) tests/cluster
 
 # The browser tier writes test-output/{login,launch,progress}.png; this copies the current ones into the docs.
@@ -58,6 +64,7 @@ schema:
 bench:
 	$(VENV)/python benchmarks/catalog_bench.py
 	$(VENV)/python benchmarks/hub_bench.py
+	$(VENV)/python benchmarks/upgrade_downtime_bench.py
 
 demo: setup
 	$(VENV)/teamhub demo --values $(VALUES) --port $(PORT)

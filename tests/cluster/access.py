@@ -14,7 +14,8 @@ from pathlib import Path
 from support import TOOLS, tree_env
 
 from . import course
-from .controlplane import Api, ApiError, ControlPlane, kubeconfig
+from .controlplane import NODE_IP, Api, ApiError, ControlPlane, kubeconfig
+from .inpod import HubLoopback
 
 RESTRICTED = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")}
 RESTRICTED["pod-security.kubernetes.io/enforce-version"] = "latest"
@@ -24,8 +25,11 @@ FREE_VOLUMES = 6
 
 
 class Cluster:
-    def __init__(self, plane: ControlPlane):
+    def __init__(self, plane: ControlPlane, hub_loopback: HubLoopback):
         self.plane = plane
+        # What `kubectl exec` in a hub pod finds on 127.0.0.1:8081 (inpod.py); tests set its namespace.
+        self.hub_loopback = hub_loopback
+        hub_loopback.api = plane.api
         self.dir = plane.dir
         self.server = plane.server
         self.ca = plane.pki.ca.cert
@@ -36,29 +40,41 @@ class Cluster:
     # --- start: the course cluster on a fresh control plane ----------------------------------------
     @classmethod
     def start(cls, directory: Path) -> Cluster:
-        plane = ControlPlane(directory)
-        plane.start()
+        hub_loopback = HubLoopback()
+        plane = ControlPlane(directory, exec_env=hub_loopback.exec_env())
         try:
-            cluster = cls(plane)
+            plane.start()
+            cluster = cls(plane, hub_loopback)
             for node in course.nodes():
                 cluster.api.create("/api/v1/nodes", node)
             cluster.api.create("/apis/storage.k8s.io/v1/storageclasses", course.storage_class())
             cluster.top_up_volumes()
             names = {n["metadata"]["name"] for n in course.nodes()}
             plane.wait_until(lambda: cluster.ready_nodes() >= names, 60, "the kwok nodes")
+            for name in sorted(names):
+                cluster.give_address(name)
         except BaseException:
             plane.stop()
+            hub_loopback.stop()
             raise
         return cluster
 
     def stop(self) -> list[str]:
         """Stop every process; returns the names of any still running (none, or it is a bug)."""
         self.plane.stop()
+        self.hub_loopback.stop()
         return self.plane.leftover()
 
     def ready_nodes(self) -> set[str]:
         return {n["metadata"]["name"] for n in self.api.get("/api/v1/nodes")["items"]
                 if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))}
+
+    def give_address(self, node: str) -> None:
+        """The kwok nodes come up Ready without status.addresses (seen with kwok v0.8.0 here); the API server
+        needs the InternalIP to reach kwok's kubelet endpoint for `kubectl exec`. kwok's heartbeats keep them."""
+        addresses = [{"type": "InternalIP", "address": NODE_IP}, {"type": "Hostname", "address": node}]
+        self.kubectl("patch", "node", node, "--subresource=status", "--type=merge",
+                     "-p", json.dumps({"status": {"addresses": addresses}}))
 
     def top_up_volumes(self, free: int = FREE_VOLUMES) -> None:
         pvs = self.api.get("/api/v1/persistentvolumes?labelSelector=teamhub-test/pool")["items"]

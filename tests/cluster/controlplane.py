@@ -96,10 +96,20 @@ def kubeconfig(path: Path, server: str, ca: Path, user: dict) -> Path:
     return path
 
 
-class ControlPlane:
-    """Start with start(); stop() ends every process it started. `admin_kubeconfig` is system:masters."""
+def cluster_exec(workdir: Path, env: dict) -> dict:
+    """kwok's ClusterExec for every pod: `kubectl exec` runs the command on this machine, in `workdir`, with
+    this process's environment plus `env` (no container exists under kwok)."""
+    return {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "ClusterExec", "metadata": {"name": "local"},
+            "spec": {"execs": [{"local": {"workDir": str(workdir),
+                                          "envs": [{"name": k, "value": v} for k, v in env.items()]}}]}}
 
-    def __init__(self, directory: Path):
+
+class ControlPlane:
+    """Start with start(); stop() ends every process it started. `admin_kubeconfig` is system:masters.
+    `exec_env`: the environment `kubectl exec` gives commands (see cluster_exec)."""
+
+    def __init__(self, directory: Path, exec_env: dict | None = None):
+        self.exec_env = exec_env or {}
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.components: list[Component] = []
@@ -139,6 +149,8 @@ class ControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=Node,RBAC",
+            # kubectl exec/logs: the API server calls kwok's kubelet endpoint on the node's InternalIP.
+            f"--kubelet-certificate-authority={self.pki.ca.cert}", "--kubelet-preferred-address-types=InternalIP",
             # PodSecurity is on by default; named so that the tier states what it relies on.
             "--enable-admission-plugins=NodeRestriction,PodSecurity",
             f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}", "--audit-log-format=json",
@@ -169,8 +181,14 @@ class ControlPlane:
         missing = [str(s) for s in stages if not s.exists()]
         if missing:
             raise ControlPlaneError(f"kwok stage configs are missing ({', '.join(missing)}): run `make setup`")
+        kubelet, kubelet_port = self.pki.server("kwok-kubelet", (f"IP:{NODE_IP}",)), free_port()
+        execs = self.dir / "cluster-exec.yaml"
+        (self.dir / "exec").mkdir(exist_ok=True)
+        execs.write_text(yaml.safe_dump(cluster_exec(self.dir / "exec", self.exec_env)))
         self._run("kwok", [
-            "kwok", f"--kubeconfig={kwok_conf}", *(f"--config={s}" for s in stages),
+            "kwok", f"--kubeconfig={kwok_conf}", *(f"--config={s}" for s in [*stages, execs]),
+            f"--server-address={NODE_IP}:{kubelet_port}", f"--node-port={kubelet_port}",
+            f"--tls-cert-file={kubelet.cert}", f"--tls-private-key-file={kubelet.key}",
             "--manage-all-nodes=false", f"--manage-nodes-with-annotation-selector={FAKE_NODE}",
             f"--cidr={POD_CIDR}", f"--node-ip={NODE_IP}", "--node-lease-duration-seconds=40"])
         # The controller manager is working once it has given the default namespace its ServiceAccount.

@@ -41,6 +41,10 @@ class Pki:
         _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-out", self.sa_key)
         _openssl("pkey", "-in", self.sa_key, "-pubout", "-out", self.sa_pub)
 
+    def server(self, name: str, sans) -> Pair:
+        """A serving certificate (e.g. kwok's kubelet endpoint, which the API server calls for exec)."""
+        return self._issue(name, f"/CN={name}", "serverAuth", sans)
+
     def client(self, name: str, user: str, group: str | None = None) -> Pair:
         subject = f"/CN={user}" + (f"/O={group}" if group else "")
         return self._issue(name, subject, "clientAuth", ())

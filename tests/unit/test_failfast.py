@@ -96,3 +96,60 @@ def test_pod_container_states(reason):
 def test_running_pod_is_fine():
     assert classify_pod({"status": {"containerStatuses": [{"state": {"running": {}}}]}}, CPU) is None
     assert classify_pod(None, CPU) is None
+
+
+# --- issue 15: kube-scheduler v1.37's messages for cases that never resolve without an autoscaler ----------
+L40S = Context(resource_name="Computer Vision course", accelerator_key="nvidia-l40s", accelerator_name="NVIDIA L40S",
+               gpu_resource="nvidia.com/gpu")
+NLP = Context(resource_name="NLP course", gpu_resource="nvidia.com/gpu")
+RESEARCH = Context(resource_name="Research: 2x MI300X", gpu_resource="amd.com/gpu", gpu_count=2)
+CV_DATA = Context(resource_name="Computer Vision course", data_sets=(("imagenet-data", "imagenet"), ("course-materials", "course-materials")))
+
+
+def test_no_node_of_the_accelerators_kind_is_final():
+    v = classify(EVENTS["no_node_of_that_kind"], L40S)
+    assert v.fatal and v.message.startswith("No node in this cluster offers NVIDIA L40S, so 'Computer Vision course' cannot start")
+    assert "another accelerator" in v.message
+
+
+def test_no_node_for_a_fixed_gpu_names_the_vendor():
+    v = classify(EVENTS["no_node_of_that_kind"], NLP)
+    assert v.fatal and v.message.startswith("No node in this cluster offers the NVIDIA GPU that 'NLP course' needs")
+
+
+def test_no_node_of_that_kind_waits_for_an_autoscaler():
+    v = classify(EVENTS["no_node_of_that_kind"], Context(accelerator_name="NVIDIA L40S", autoscaler=True))
+    assert not v.fatal
+
+
+def test_missing_data_set_names_the_catalog_volume():
+    v = classify(EVENTS["data_pvc_missing"], CV_DATA)
+    assert v.fatal
+    assert v.message.startswith("The data set 'imagenet' is not available: ask your admin to create its volume claim 'imagenet-data'")
+
+
+def test_missing_data_set_is_final_even_with_an_autoscaler():
+    v = classify(EVENTS["data_pvc_missing"], Context(autoscaler=True))
+    assert v.fatal and "The storage volume 'imagenet-data' is not available" in v.message
+
+
+def test_unbound_claim_still_waits():
+    assert not classify(EVENTS["unbound_pvc_v137"], CV_DATA).fatal
+
+
+def test_busy_multi_gpu_counts_the_gpus_asked_for():
+    v = classify(EVENTS["gpus_busy_multi"], RESEARCH)
+    assert v.fatal and "0 of 1 node has one" not in v.message
+    assert v.message == ("Not enough free AMD GPUs right now: 'Research: 2x MI300X' needs 2 on one node, and the one node "
+                         "that could run it does not have 2 free. Try another environment or later.")
+
+
+def test_more_gpus_than_any_node_has_is_not_busy():
+    v = classify(EVENTS["gpus_more_than_any_node"], Context(resource_name="Research", gpu_resource="amd.com/gpu", gpu_count=9))
+    assert v.fatal and "right now" not in v.message and "one available" not in v.message
+    assert v.message.startswith("'Research' needs 9 AMD GPUs on one node, more than any node it may run on has")
+
+
+def test_single_gpu_busy_on_v137_wording():
+    v = classify(EVENTS["gpus_busy_multi"], STRIX)
+    assert v.message.startswith("No free AMD GPU of kind strix-halo right now: 0 of 1 node has one available.")

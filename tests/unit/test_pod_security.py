@@ -196,3 +196,27 @@ def test_later_start_refused_is_a_sentence_too(caplog):
     assert sp.api.calls == [("pod", None)]  # no dry run when no PVC is created: one request as before
     assert "violates PodSecurity" in stopped.jupyterhub_message
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+def test_a_refusal_within_the_first_second_reaches_the_page_as_its_sentence(caplog):
+    """JupyterHub's spawn page waits one second for the start; what fails by then is re-raised to the page
+    only if it is an HTTPError, anything else becomes "Unhandled error starting server" with a traceback."""
+    from types import SimpleNamespace
+
+    from jupyterhub.handlers.pages import SpawnHandler
+    from tornado import web
+
+    _, stopped = start_refused(403, pvc_known=False, caplog=caplog)
+
+    async def spawn_single_user(*args, **kwargs):
+        raise stopped
+
+    handler = SimpleNamespace(spawn_single_user=spawn_single_user, log=logging.getLogger("test.spawn"),
+                              redirect=lambda url: pytest.fail("a refused start must not redirect"))
+    spawner = SimpleNamespace(_spawn_future=None, _log_name="alice")
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG), pytest.raises(web.HTTPError) as info:
+        asyncio.run(SpawnHandler._wrap_spawn_single_user(handler, None, "", "", spawner, "/pending"))
+    assert info.value is stopped  # passed through: the page shows jupyterhub_message, the sentence
+    assert info.value.jupyterhub_message.startswith("The cluster refused to start 'Python (2 CPUs)'")
+    assert not [r for r in caplog.records if r.exc_info]

@@ -221,6 +221,17 @@ def test_idle_culler_service_has_only_the_scopes_it_needs():
     assert role["services"] == ["idle-culler"]
 
 
+def test_idle_culler_calls_the_hub_on_loopback_in_its_pod():
+    """Issue 15 item 5: JupyterHub gives a managed service hub_connect_url (the hub Service), which the chart's
+    NetworkPolicies do not open from the hub to itself (tests/cluster/test_network_policy.py shows the denial)."""
+    c = configured(environ={"TEAMHUB_HUB_CONNECT_URL": "http://teamhub-hub:8081"})
+    (service,) = c.JupyterHub.services.get_value([])
+    assert "--url=http://127.0.0.1:8081/hub/api" in service["command"]
+    assert c.JupyterHub.hub_ip == "0.0.0.0" and c.JupyterHub.hub_port == 8081  # so loopback reaches it
+    (local,) = configured(mode="local").JupyterHub.services.get_value([])
+    assert not [a for a in local["command"] if a.startswith("--url")]  # local mode: the hub is on loopback anyway
+
+
 def test_idle_culler_off(tmp_path):
     data = yaml.safe_load(VALUES.read_text())
     data["sessions"]["idleCullMinutes"] = 0

@@ -22,6 +22,7 @@ from .runtime import Runtime, set_runtime
 
 MODES = ("kubernetes", "local")
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+HUB_PORT = 8081
 
 
 class ConfigError(Exception):
@@ -100,7 +101,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
         c.JupyterHub.spawner_class = TeamhubKubeSpawner
         c.JupyterHub.cleanup_servers = False  # a hub restart (upgrade) must not stop anyone's server
         c.JupyterHub.hub_ip = "0.0.0.0"
-        c.JupyterHub.hub_port = 8081
+        c.JupyterHub.hub_port = HUB_PORT
         if environ.get("TEAMHUB_HUB_CONNECT_URL"):
             c.JupyterHub.hub_connect_url = environ["TEAMHUB_HUB_CONNECT_URL"]
         c.ConfigurableHTTPProxy.should_start = False
@@ -127,7 +128,11 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
         c.Spawner.http_timeout = 120
 
     # --- sessions: the idle culler ------------------------------------------------------------------
-    configure_culler(c, checked.catalog.sessions.idle_cull_minutes)
+    # The culler is a process in the hub's pod. JupyterHub hands it hub_connect_url (the hub Service), which
+    # the chart's NetworkPolicies rightly do not open from the hub to itself (and which needs hairpin NAT):
+    # it calls the hub on loopback, a path that never leaves the pod. Local mode is loopback already.
+    hub_api = f"http://127.0.0.1:{HUB_PORT}/hub/api" if mode == "kubernetes" else None
+    configure_culler(c, checked.catalog.sessions.idle_cull_minutes, hub_api)
     freeze_after_start()
     return rt
 
@@ -157,12 +162,13 @@ def freeze_gc() -> int:
     return count
 
 
-def configure_culler(c, idle_minutes: int) -> None:
+def configure_culler(c, idle_minutes: int, hub_api: str | None = None) -> None:
     if idle_minutes <= 0:
         return
+    command = [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={idle_minutes * 60}", "--cull-every=60"]
     c.JupyterHub.services.append({
         "name": "idle-culler",
-        "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={idle_minutes * 60}", "--cull-every=60"],
+        "command": command + ([f"--url={hub_api}"] if hub_api else []),
     })
     c.JupyterHub.load_roles.append({
         "name": "idle-culler",

@@ -16,6 +16,13 @@ CONFIG_ERRORS = ("CreateContainerConfigError", "CreateContainerError")
 _NODES = re.compile(r"(\d+)/(\d+) nodes are available")
 _INSUFFICIENT = re.compile(r"(\d+) Insufficient ([A-Za-z0-9./_-]*[A-Za-z0-9])")
 _IMAGE_IN_MESSAGE = re.compile(r'image "([^"]+)"')
+# kube-scheduler's FailedScheduling wording (checked against v1.37 in tests/cluster): per-node reasons as
+# "<count> <reason>", comma-separated; a claim that does not exist; nodes of another kind; and the
+# preemption verdict that evicting pods would not help.
+_REASON = re.compile(r"(\d+) ([^,]+?)(?=, \d+ |\.?\s*$)")
+_MISSING_PVC = re.compile(r'persistentvolumeclaim "([^"]+)" not found')
+_OTHER_KIND = ("node(s) didn't match Pod's node affinity/selector", "node(s) had untolerated taint")
+_NOT_HELPFUL = "Preemption is not helpful"
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,8 @@ class Context:
     memory: str | None = None
     image: str | None = None
     autoscaler: bool = False
+    gpu_count: int = 1
+    data_sets: tuple = ()  # (claim name, catalog volume key) of the launch's volumes
 
 
 @dataclass(frozen=True)
@@ -44,30 +53,82 @@ def vendor(gpu_resource: str | None) -> str:
     return {"amd.com": "AMD", "nvidia.com": "NVIDIA", "gpu.intel.com": "Intel"}.get(domain, "")
 
 
-def gpu_words(ctx: Context) -> str:
-    kind = f"{vendor(ctx.gpu_resource)} GPU".strip()
+def gpu_words(ctx: Context, plural: bool = False) -> str:
+    kind = f"{vendor(ctx.gpu_resource)} GPU{'s' if plural else ''}".strip()
     if ctx.accelerator_key:
         return f"{kind} of kind {ctx.accelerator_key}"
     return kind
 
 
+def _counts(text: str) -> list[tuple[int, str]]:
+    """"0/5 nodes are available: 1 Insufficient amd.com/gpu, 4 node(s) didn't match ..." ->
+    [(1, "Insufficient amd.com/gpu"), (4, "node(s) didn't match ...")]."""
+    nodes = _NODES.search(text)
+    text = text[nodes.end():] if nodes else ""
+    return [(int(m.group(1)), m.group(2).strip()) for m in _REASON.finditer(text)]
+
+
+def _never_fits(preemption: str, total: int) -> bool:
+    """The scheduler's preemption verdict: on every node, evicting pods would not help (the request exceeds
+    what the node has, or the node is of another kind), as opposed to "No preemption victims found" (busy)."""
+    return sum(n for n, why in _counts(preemption) if why.startswith(_NOT_HELPFUL)) == total > 0
+
+
+def _no_such_node(ctx: Context) -> Verdict:
+    if ctx.accelerator_name:
+        message = (f"No node in this cluster offers {ctx.accelerator_name}, so '{ctx.resource_name}' cannot start with it. "
+                   "Choose another accelerator, or ask your admin to add such a node or take it out of the catalog.")
+    elif ctx.gpu_resource:
+        message = (f"No node in this cluster offers the {gpu_words(ctx)} that '{ctx.resource_name}' needs, so it cannot "
+                   "start. Please tell your admin (the catalog places it on nodes that do not exist).")
+    else:
+        message = (f"No node in this cluster matches where '{ctx.resource_name}' must run, so it cannot start. "
+                   "Please tell your admin (the catalog places it on nodes that do not exist).")
+    return Verdict(True, message, "scheduling")
+
+
+def _gpus_short(ctx: Context, free: int, nodes: int, never: bool) -> Verdict:
+    count = ctx.gpu_count
+    kind = gpu_words(ctx, plural=count != 1)
+    if never:
+        return Verdict(True, f"'{ctx.resource_name}' needs {count} {kind} on one node, more than any node it may run on "
+                             "has, so it cannot start on this cluster. Please tell your admin.", "scheduling")
+    other = "accelerator" if ctx.accelerator_key else "environment"
+    if count == 1:
+        return Verdict(True, f"No free {kind} right now: {free} of {nodes} node{'s' if nodes != 1 else ''} "
+                             f"{'have' if nodes != 1 else 'has'} one available. Try another {other} or later.", "scheduling")
+    where = f"none of the {nodes} nodes that could run it has" if nodes != 1 else "the one node that could run it does not have"
+    return Verdict(True, f"Not enough free {kind} right now: '{ctx.resource_name}' needs {count} on one node, and "
+                         f"{where} {count} free. Try another {other} or later.", "scheduling")
+
+
 def _scheduling(message: str, ctx: Context) -> Verdict | None:
+    missing = _MISSING_PVC.search(message)
+    if missing:  # no autoscaler creates a data set's volume: final in every cluster
+        claim = missing.group(1)
+        name = dict(ctx.data_sets).get(claim)
+        what = f"The data set '{name}'" if name else f"The storage volume '{claim}'"
+        return Verdict(True, f"{what} is not available: ask your admin to create its volume claim '{claim}' in the hub's "
+                             f"namespace. '{ctx.resource_name}' cannot start without it.", "scheduling")
     if ctx.autoscaler:
         # A cluster autoscaler may add a node; waiting is the right thing to do.
         return Verdict(False, "Waiting for the cluster to add a node with room for this server", "scheduling")
-    message = message.split("preemption:")[0]
-    nodes = _NODES.search(message)
-    short = {name: int(count) for count, name in _INSUFFICIENT.findall(message)}
-    if not nodes or not short:
+    head, _, preemption = message.partition("preemption:")
+    nodes = _NODES.search(head)
+    if not nodes:
         return None
     free, total = int(nodes.group(1)), int(nodes.group(2))
     if free:
         return None
+    reasons = _counts(head)
+    never = _never_fits(preemption, total)
+    if never and reasons and sum(n for n, _ in reasons) == total and all(why.startswith(_OTHER_KIND) for _, why in reasons):
+        return _no_such_node(ctx)  # every node is of another kind: none of this kind exists (no autoscaler)
+    short = {name: int(count) for count, name in _INSUFFICIENT.findall(head)}
+    if not short:
+        return None
     if ctx.gpu_resource and ctx.gpu_resource in short:
-        n = short[ctx.gpu_resource]
-        other = "accelerator" if ctx.accelerator_key else "environment"
-        return Verdict(True, f"No free {gpu_words(ctx)} right now: {free} of {n} node{'s' if n != 1 else ''} "
-                             f"{'have' if n != 1 else 'has'} one available. Try another {other} or later.", "scheduling")
+        return _gpus_short(ctx, free, short[ctx.gpu_resource], never)
     for name, words, amount in (("cpu", "CPU", ctx.cpu), ("memory", "memory", ctx.memory)):
         if name in short:
             n = short[name]

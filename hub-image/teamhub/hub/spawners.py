@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import html
 import json
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
@@ -42,12 +43,19 @@ RESTRICTED_CONTAINER = {
 ADMISSION_REFUSED = (403, 422)
 
 
-class SpawnStopped(Exception):
-    """The spawn cannot succeed; `jupyterhub_message` is what the person reads."""
+class SpawnStopped(web.HTTPError):
+    """The spawn cannot succeed; `jupyterhub_message` is what the person reads. JupyterHub puts it after
+    "Spawn failed: " in the progress event's `message` (clients read that field); the progress page shows
+    `html_message` instead when there is one, so the person reads the sentence alone.
+
+    An HTTPError (500, JupyterHub's convention for a failed start that REST clients rely on) because a start
+    that ends within JupyterHub's first second is re-raised to the page only as an HTTPError: any other
+    exception becomes "Unhandled error starting server" and a traceback in the log."""
 
     def __init__(self, message: str):
-        super().__init__(message)
+        super().__init__(500, message.replace("%", "%%"))
         self.jupyterhub_message = message
+        self.jupyterhub_html_message = html.escape(message)
 
 
 def refused(exc: RequestRefused) -> web.HTTPError:
@@ -362,6 +370,8 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
             memory=str(res.memory_request),
             image=launch.image.ref,
             autoscaler=get_runtime().autoscaler,
+            gpu_count=launch.gpu_count,
+            data_sets=tuple((v.pvc, v.key) for v in launch.volumes),
         )
 
     async def _teamhub_watch(self) -> failfast.Verdict:

@@ -1,0 +1,188 @@
+"""The chart's NetworkPolicies, judged by np-guard's network-config-analyzer (NCA, requirements-nca.txt), not by
+code of ours: kwok enforces no policy, so the analyzer computes what an enforcing CNI would allow between the
+rendered workloads, two user pods exactly as KubeSpawner builds them, and addresses outside the cluster. The
+test only looks NCA's verdicts up (`--connectivity -o txt_no_fw_rules`, one line per allowed pair).
+
+Rendered for config/values.yaml (user servers may reach the internet) and for the example that keeps them off
+it (config/examples/chart-postgres-loadbalancer.yaml)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import subprocess
+
+import pytest
+import yaml
+from support import CONFIG, ROOT, TOOLS
+
+from .chart import CHART, RELEASE
+from .test_user_pod import manifests
+
+NCA = ROOT / ".venv-nca" / "bin" / "nca"
+NS = "hub"
+HUB, PROXY, AWAITER = f"{NS}/{RELEASE}-hub", f"{NS}/{RELEASE}-proxy", f"{NS}/{RELEASE}-prepull-awaiter"
+ALICE, BOB = f"{NS}/alice", f"{NS}/bob"
+PERSON = "203.0.113.7"  # a browser somewhere on the internet
+METADATA = "169.254.169.254"  # the cloud's instance metadata (credentials of the node)
+PRIVATE = ("10.1.2.3", "172.16.5.4", "192.168.1.10")  # the campus / cloud VPC networks
+API_SERVICE, API_ENDPOINT = "10.96.0.1", "10.0.0.10"  # kubernetes.default:443, the API server's own :6443
+VALUE_SETS = {"default": (CONFIG / "values.yaml",),
+              "no-internet": (CONFIG / "examples" / "chart-postgres-loadbalancer.yaml",)}
+
+
+def _rendered(values) -> list[dict]:
+    args = [a for v in values for a in ("-f", v)]
+    out = subprocess.run([str(TOOLS / "helm"), "template", RELEASE, str(CHART), "-n", NS, *map(str, args)],
+                         capture_output=True, text=True, check=True).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    for d in docs:  # helm template leaves metadata.namespace to the install
+        d["metadata"]["namespace"] = NS
+    return docs
+
+
+def _user_pod(docs: list[dict], username: str) -> dict:
+    """A user pod as the hub builds it, with the labels the rendered hub Deployment passes to the hub."""
+    (hub,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == f"{RELEASE}-hub"]
+    env = {e["name"]: e.get("value") for e in hub["spec"]["template"]["spec"]["containers"][0]["env"]}
+    pod, _ = manifests(NS, f"local:{username}", {"resource": "cpu-small"},
+                       environ={"TEAMHUB_USER_POD_LABELS": env["TEAMHUB_USER_POD_LABELS"]})
+    pod["metadata"].update(name=username, namespace=NS)
+    return pod
+
+
+class Connectivity:
+    """NCA's connectivity map: which protocols/ports each source may open to each destination."""
+
+    def __init__(self, report: str):
+        self.report = report
+        self.allowed: dict[tuple[str, str], list[str]] = {}
+        for line in report.splitlines():
+            m = re.fullmatch(r"(\S+) => (\S+) : (.+)", line.strip())
+            if m:
+                src, dst = (re.sub(r"\[\w+\]$", "", e) for e in m.group(1, 2))  # "hub/alice[Pod]" -> "hub/alice"
+                self.allowed.setdefault((src, dst), []).append(m.group(3))
+
+    def endpoints(self) -> set[str]:
+        return {e for pair in self.allowed for e in pair}
+
+    def conns(self, src: str, dst: str) -> list[str]:
+        """NCA's connection sets from src to dst; an address matches the range NCA reports it in."""
+        return [c for (s, d), cs in self.allowed.items() for c in cs if _is(src, s) and _is(dst, d)]
+
+    def permits(self, src: str, dst: str, port: int, protocol: str = "TCP") -> bool:
+        return any(_covers(c, protocol, port) for c in self.conns(src, dst))
+
+
+def _is(endpoint: str, reported: str) -> bool:
+    if "/" in endpoint:
+        return endpoint == reported
+    ip = ipaddress.ip_address(endpoint)
+    for part in reported.split(","):
+        if "-" in part and "/" not in part:
+            lo, hi = part.split("-")
+            try:
+                if ipaddress.ip_address(lo) <= ip <= ipaddress.ip_address(hi):
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
+def _covers(conn: str, protocol: str, port: int) -> bool:
+    """Does one of NCA's connection strings ("All connections", "{protocols:TCP, UDP,dst_ports:53,8000-8001}")
+    include protocol/port?"""
+    if conn.strip() == "All connections":
+        return True
+    for group in re.findall(r"\{([^}]*)\}", conn):
+        m = re.fullmatch(r"protocols:([A-Z, ]+)(?:,dst_ports:([\d,\-]+))?", group.strip())
+        assert m, f"an NCA connection this test cannot read: {conn!r}"
+        if protocol not in [p.strip() for p in m.group(1).split(",")]:
+            continue
+        if m.group(2) is None:
+            return True
+        for item in m.group(2).split(","):
+            lo, _, hi = item.partition("-")
+            if int(lo) <= port <= int(hi or lo):
+                return True
+    return False
+
+
+@pytest.fixture(scope="module", params=list(VALUE_SETS))
+def net(request, tmp_path_factory):
+    assert NCA.exists(), f"{NCA} is missing: `make .venv-nca/stamp` (make test and make test-cluster build it)"
+    docs = _rendered(VALUE_SETS[request.param])
+    workdir = tmp_path_factory.mktemp(f"nca-{request.param}")
+    resources = workdir / "resources.yaml"
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": {"kubernetes.io/metadata.name": NS}}}
+    resources.write_text(yaml.safe_dump_all([namespace, *docs, _user_pod(docs, "alice"), _user_pod(docs, "bob")]))
+    proc = subprocess.run([str(NCA), "--connectivity", "-r", str(resources), "-o", "txt_no_fw_rules"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "=>" in proc.stdout, f"nca failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    conn = Connectivity(proc.stdout)
+    assert {HUB, PROXY, ALICE, BOB, AWAITER} <= conn.endpoints(), proc.stdout  # NCA saw the workloads
+    conn.values = request.param
+    return conn
+
+
+def test_person_reaches_the_proxy_and_through_it_the_hub_and_their_server(net):
+    assert net.permits(PERSON, PROXY, 8000)
+    assert not net.permits(PERSON, PROXY, 8001)  # the proxy's API is the hub's only
+    assert not net.permits(PERSON, HUB, 8081) and not net.permits(PERSON, ALICE, 8888)
+    assert net.permits(PROXY, HUB, 8081) and net.permits(PROXY, ALICE, 8888)
+    assert net.permits(HUB, PROXY, 8001)
+
+
+def test_user_server_reaches_the_hub_api_and_no_other_server(net):
+    assert net.permits(ALICE, HUB, 8081)
+    assert net.permits(HUB, ALICE, 8888)  # the hub checks a starting server
+    assert not net.permits(ALICE, BOB, 8888) and not net.permits(BOB, ALICE, 8888)
+    assert not net.permits(ALICE, PROXY, 8001)
+
+
+def test_culler_needs_loopback_the_hub_service_is_closed_to_the_hub(net):
+    """Issue 15 item 5. The idle culler runs in the hub pod; through the hub Service it would be a hub -> hub
+    connection, which the policies refuse at both ends. So it calls 127.0.0.1:8081 (teamhub/hub/config.py,
+    tests/unit/test_quota_and_spawner.py::test_idle_culler_calls_the_hub_on_loopback_in_its_pod): traffic
+    inside one pod's network namespace is never subject to NetworkPolicy."""
+    assert not net.permits(HUB, HUB, 8081)
+
+
+def test_hub_reaches_the_kubernetes_api(net):
+    assert net.permits(HUB, API_SERVICE, 443) and net.permits(HUB, API_ENDPOINT, 6443)
+    assert net.permits(HUB, "10.96.0.10", 53, "UDP")  # DNS, to find the proxy's API and the peers
+
+
+def test_user_server_never_reaches_metadata_nor_private_ranges(net):
+    for port in (80, 443, 8888):
+        assert not net.permits(ALICE, METADATA, port), net.conns(ALICE, METADATA)
+        for address in PRIVATE:
+            assert not net.permits(ALICE, address, port), (address, net.conns(ALICE, address))
+    assert net.permits(ALICE, "10.96.0.10", 53, "UDP")  # DNS still resolves
+    # The internet (pip install, git clone) is reachable only where the values allow it.
+    assert net.permits(ALICE, "151.101.0.223", 443) == (net.values == "default")
+
+
+def test_pullers_talk_to_nothing(net):
+    pullers = [e for e in net.endpoints() if "puller" in e]
+    assert not pullers, [(pair, c) for pair, c in net.allowed.items() if set(pair) & set(pullers)]
+
+
+def test_prepull_awaiter_reaches_only_dns_and_the_api(net):
+    assert not [pair for pair in net.allowed if pair[1] == AWAITER]  # nothing connects to it
+    outbound = {c for (s, _), cs in net.allowed.items() if s == AWAITER for c in cs}
+    for address in (API_SERVICE, API_ENDPOINT, PERSON, METADATA):
+        for port, protocol in ((53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP"), (80, "TCP"), (8081, "TCP"), (5432, "TCP")):
+            expected = (port, protocol) in ((53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP"))
+            assert net.permits(AWAITER, address, port, protocol) == expected, (address, port, protocol, outbound)
+    assert not net.permits(AWAITER, HUB, 8081) and not net.permits(AWAITER, ALICE, 8888)
+
+
+def test_reader_of_nca_output_fails_closed():
+    """The lookup cannot make a denial out of a report it misreads: an unknown form is an error."""
+    assert _covers("{protocols:TCP,dst_ports:8000-8001}", "TCP", 8001)
+    assert not _covers("{protocols:UDP,dst_ports:53}", "TCP", 53)
+    with pytest.raises(AssertionError):
+        _covers("{ports:any}", "TCP", 1)
+    report = Connectivity("hub/a[Pod] => 0.0.0.0-9.255.255.255,11.0.0.0-255.255.255.255 : All connections")
+    assert report.permits("hub/a", "8.8.8.8", 443) and not report.permits("hub/a", "10.0.0.1", 443)
