@@ -18,7 +18,7 @@ from ..auth.clientaddr import LOOPBACK
 from ..db import database
 from ..values.source import YamlFileError
 from . import loadvalues, refusals, sessions
-from .runtime import Runtime, set_runtime
+from .runtime import Runtime
 
 MODES = ("kubernetes", "local")
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
@@ -70,7 +70,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     from .launchpage import options_form
     from .spawners import TeamhubKubeSpawner, TeamhubLocalSpawner, apply_user_options, options_from_form
 
-    rt = set_runtime(Runtime(checked, mode))
+    rt = Runtime(checked, mode)
     refusals.install()  # a refused start is one INFO line, not ERRORs with tracebacks
     values = checked.values
     data_dir = paths.data_dir(environ)
@@ -91,6 +91,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
 
     # --- spawning -----------------------------------------------------------------------------------
     c.Spawner.apply_user_options = apply_user_options
+    c.TeamhubKubeSpawner.teamhub_runtime = c.TeamhubLocalSpawner.teamhub_runtime = rt
     c.Spawner.options_form = options_form
     c.Spawner.options_from_form = options_from_form
     c.Spawner.default_url = "/lab"

@@ -224,9 +224,7 @@ def render(catalog, person, usage=None, previous=None, local_mode=False) -> str:
 async def options_form(spawner) -> str:
     """`c.Spawner.options_form`: called by JupyterHub whenever the launch page is shown."""
     from ..auth import person_for
-    from .runtime import get_runtime
-
-    rt = get_runtime()
+    rt = spawner.teamhub
     person = await person_for(spawner.user)
     # After a refused start (quota, too long, ...) the page comes back with the refusal: keep what the person
     # chose, so pressing Start again never silently starts another environment.

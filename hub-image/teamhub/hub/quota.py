@@ -72,4 +72,3 @@ class QuotaBook:
         self._holds.pop(key, None)
 
 
-BOOK = QuotaBook()
