@@ -27,9 +27,11 @@ BASE = yaml.safe_load((CONFIG / "values.yaml").read_text())
 
 def _check_text(text: str):
     result = validation.check(load_text(text, "fuzz.yaml"))
-    assert result.ok == (not result.errors)
-    for problem in result.problems:
-        assert str(problem)
+    for problem in result.problems:  # every problem points into the document, in words
+        assert problem.level in ("error", "warning") and problem.message.strip()
+        assert problem.location is not None and problem.location.file == "fuzz.yaml", problem
+        assert str(problem).startswith("fuzz.yaml:") and problem.message in str(problem)
+    assert (result.catalog is not None) == result.ok and (result.values is not None) == result.ok
     if result.ok:
         access = resolve(result.catalog, Person("local:ada", admin=True))
         for resource in access.resources:
