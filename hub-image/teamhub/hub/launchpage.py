@@ -117,7 +117,7 @@ def page_view(catalog, access, local_mode: bool) -> dict:
 class Page:
     """One set of teams' page: `parts` joined is the HTML once the slots (indexes into parts) are filled."""
 
-    access: object  # resolution.Access
+    access: object  # catalog.access.Access
     parts: list
     slots: dict  # ("res", resource) / ("acc", resource, accelerator) / ("minutes", m) / ("used"|"left", team, kind) -> index
     quotas: tuple  # (team key, kind, max) for every quota figure on the page
