@@ -100,18 +100,18 @@ def settings(values: dict | None, data_dir: str | Path | None = None, env=None) 
 
 
 def load_values(path: str | Path | None = None) -> dict:
-    """The values file through the one loader (values.validation): checked, the schema's defaults filled in."""
-    from ..values.source import YamlFileError
-    from ..values.validation import load
+    """The values file through the one reader (values.source) with the schema's defaults filled in. Not the
+    whole check: `teamhub db` reads only hub.db, and must work on a database whatever else the values hold."""
+    from ..values.source import YamlFileError, read_file
 
     path = Path(path or paths.values_file())
     try:
-        checked = load([path])
+        source = read_file(path)
     except YamlFileError as exc:
         raise DatabaseError(f"cannot read the values file {path}: {exc}") from exc
-    if not checked.ok:
-        raise DatabaseError("\n".join(map(str, checked.errors)) + f"\n{path}: invalid values")
-    return checked.values
+    if source.unparsed:
+        raise DatabaseError("\n".join(map(str, source.problems)))
+    return with_defaults(source.data)
 
 
 # --- JupyterHub's schema ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from .source import Problem, Source, drop_locations, load_files, merge, nest, pa
 
 __all__ = ["Checked", "InvalidValues", "check", "inlined_schema", "load", "load_or_raise", "schema", "with_defaults"]
 
+
 class InvalidValues(Exception):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
