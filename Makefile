@@ -54,9 +54,9 @@ test-cluster: .venv-nca/stamp
 
 # The browser tier writes test-output/{login,launch,progress}.png; this copies the current ones into the docs.
 screenshots:
-	rm -f test-output/login.png test-output/launch.png test-output/progress.png
-	$(PYTEST) tests/browser -k "login_page or team_member or start_work"
-	cp test-output/login.png test-output/launch.png test-output/progress.png docs/screenshots/
+	rm -f test-output/login.png test-output/launch.png test-output/progress.png test-output/sso-cancelled.png
+	$(PYTEST) tests/browser -k "login_page or team_member or start_work or cancel_at_the_provider"
+	cp test-output/login.png test-output/launch.png test-output/progress.png test-output/sso-cancelled.png docs/screenshots/
 
 schema:
 	$(VENV)/teamhub schema --write

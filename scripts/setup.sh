@@ -54,9 +54,9 @@ if fresh python hub-image/requirements.txt requirements-dev.txt hub-image/pyproj
   stamp python
 fi
 
-# --- Node: configurable-http-proxy, the same proxy the chart runs --------------------------------
+# --- Node: configurable-http-proxy (the proxy the chart runs) and oidc-provider (a real OpenID provider for tests)
 if fresh node package.json package-lock.json; then
-  say "installing configurable-http-proxy (npm ci)"
+  say "installing the Node tools: configurable-http-proxy, oidc-provider for the tests (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
   stamp node
 fi

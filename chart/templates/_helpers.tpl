@@ -133,6 +133,39 @@ seccompProfile:
 {{- end -}}
 
 {{/*
+Where and with what each resource runs: one placement per resource, or per resource x accelerator, in
+resource key order. The template twin of teamhub.catalog.placement.place(), the spawner's rule (image with the accelerator's
+override, node selector merged resource < accelerator < override, tolerations in that order without
+repeats, the GPU of the accelerator or the resource); the prepuller and the admission policy read it, and
+tests/chart/test_admission_params.py holds it equal to the Python for every values file. Output (JSON):
+  [{"resource": "course-cv", "accelerator": "strix-halo" or "", "image": "<image key>",
+    "nodeSelector": {...}, "tolerations": [...], "gpu": {"resource": ..., "count": ...} or {}}]
+*/}}
+{{- define "teamhub.catalog.placements" -}}
+{{- $cat := .Values.catalog | default dict -}}
+{{- $accs := $cat.accelerators | default dict -}}
+{{- $resources := $cat.resources | default dict -}}
+{{- $out := list -}}
+{{- range $rkey := keys $resources | sortAlpha -}}
+{{- $r := index $resources $rkey -}}
+{{- $rns := $r.nodeSelector | default dict -}}
+{{- $rtol := $r.tolerations | default list -}}
+{{- if $r.accelerators -}}
+{{- range $akey := $r.accelerators -}}
+{{- $a := index $accs $akey | default dict -}}
+{{- $o := index ($r.acceleratorOverrides | default dict) $akey | default dict -}}
+{{- $ns := merge (deepCopy ($o.nodeSelector | default dict)) (deepCopy ($a.nodeSelector | default dict)) (deepCopy $rns) -}}
+{{- $tol := concat $rtol ($a.tolerations | default list) ($o.tolerations | default list) | uniq -}}
+{{- $out = append $out (dict "resource" $rkey "accelerator" $akey "image" ($o.image | default $r.image) "nodeSelector" $ns "tolerations" $tol "gpu" ($a.gpu | default dict)) -}}
+{{- end -}}
+{{- else -}}
+{{- $out = append $out (dict "resource" $rkey "accelerator" "" "image" $r.image "nodeSelector" $rns "tolerations" $rtol "gpu" ($r.gpu | default dict)) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/*
 The prepuller's plan: the chart's copy of teamhub.catalog.placement.placements(), which owns the rule and is
 built on the spawner's own placement (Helm cannot call Python). tests/chart/test_prepull_placements.py renders
 every values file and fails when the DaemonSets and placements() disagree.
@@ -146,32 +179,12 @@ same targeting share one puller DaemonSet. Output (JSON):
                   "images": [{"key": "scipy", "ref": "quay.io/...:tag", "pullPolicy": "IfNotPresent"}]}}
 */}}
 {{- define "teamhub.prepull.plan" -}}
-{{- $cat := .Values.catalog | default dict -}}
-{{- $images := $cat.images | default dict -}}
-{{- $accs := $cat.accelerators | default dict -}}
-{{- $resources := $cat.resources | default dict -}}
+{{- $images := (.Values.catalog | default dict).images | default dict -}}
 {{- $uses := dict -}}
-{{- range $rkey := keys $resources | sortAlpha -}}
-{{- $r := index $resources $rkey -}}
-{{- $rns := $r.nodeSelector | default dict -}}
-{{- $rtol := $r.tolerations | default list -}}
-{{- $placements := list -}}
-{{- if $r.accelerators -}}
-{{- range $akey := $r.accelerators -}}
-{{- $a := index $accs $akey | default dict -}}
-{{- $o := index ($r.acceleratorOverrides | default dict) $akey | default dict -}}
-{{- $ns := merge (deepCopy ($o.nodeSelector | default dict)) (deepCopy ($a.nodeSelector | default dict)) (deepCopy $rns) -}}
-{{- $tol := concat $rtol ($a.tolerations | default list) ($o.tolerations | default list) -}}
-{{- $placements = append $placements (dict "image" ($o.image | default $r.image) "nodeSelector" $ns "tolerations" $tol) -}}
-{{- end -}}
-{{- else -}}
-{{- $placements = append $placements (dict "image" $r.image "nodeSelector" $rns "tolerations" $rtol) -}}
-{{- end -}}
-{{- range $p := $placements -}}
+{{- range $p := include "teamhub.catalog.placements" . | fromJsonArray -}}
 {{- $img := index $images $p.image | default dict -}}
 {{- if and $img.name (not (and (hasKey $img "prePull") (not $img.prePull))) -}}
 {{- $_ := set $uses $p.image (append (get $uses $p.image | default list) $p) -}}
-{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- $groups := dict -}}
@@ -442,4 +455,91 @@ projected:
         items:
           - {key: {{ .key | quote }}, path: local-users.yaml}
     {{- end }}
+{{- end -}}
+
+{{- /* A quantity or count as text: YAML numbers reach templates as floats, "2" not "2.0" or "2e+00". */ -}}
+{{- define "teamhub.number" -}}
+{{- if and (kindIs "float64" .) (eq . (floor .)) -}}{{ int64 . }}{{- else -}}{{ . }}{{- end -}}
+{{- end -}}
+
+{{/*
+The admission policy's parameters (templates/admission/policy.yaml reads them, teamhub.catalog.admission in Python
+writes the same from the hub's values; tests/chart/test_admission_params.py holds the two equal). One
+ConfigMap key per placement, "<resource>" or "<resource>.<accelerator>" (keys are DNS labels, so "." is
+free), whose value is 13 lines, in this order:
+  image ref | pullPolicy | pullSecrets (sorted, ",") | cpu request | cpu limit ("" none) | memory request |
+  memory limit | gpu "<resource>=<count>" ("" none) | nodeSelector "k=v" (sorted, ",") |
+  tolerations "key|operator|value|effect|seconds" (",") | max activeDeadlineSeconds |
+  "runAsUser,runAsGroup,fsGroup" | teams granting the resource (sorted, ",")
+plus "volume.<key>" = "claim\nmountPath\nsubPath\nreadOnly" per catalog volume and "home" =
+"claimPrefix\npodPrefix\nmountPath" when servers get a home volume. Lookups by key keep the CEL cost flat
+however large the catalog grows.
+*/}}
+{{- define "teamhub.admission.params" -}}
+{{- $cat := .Values.catalog | default dict -}}
+{{- $images := $cat.images | default dict -}}
+{{- $resources := $cat.resources | default dict -}}
+{{- $teams := $cat.teams | default dict -}}
+{{- $sessions := .Values.sessions | default dict -}}
+{{- $base := .Values.singleuser.securityContext | default dict -}}
+{{- $data := dict -}}
+{{- range $p := include "teamhub.catalog.placements" . | fromJsonArray -}}
+{{- $r := index $resources $p.resource -}}
+{{- $img := index $images $p.image | default dict -}}
+{{- $cpu := $r.cpu | default dict -}}
+{{- $mem := $r.memory | default dict -}}
+{{- $ns := list -}}
+{{- range $k, $v := $p.nodeSelector -}}{{- $ns = append $ns (printf "%s=%s" $k $v) -}}{{- end -}}
+{{- $tols := list -}}
+{{- range $t := $p.tolerations -}}
+{{- $secs := "" -}}
+{{- if hasKey $t "tolerationSeconds" -}}{{- $secs = include "teamhub.number" $t.tolerationSeconds -}}{{- end -}}
+{{- $tols = append $tols (printf "%s|%s|%s|%s|%s" ($t.key | default "") ($t.operator | default "Equal") ($t.value | default "") ($t.effect | default "") $secs) -}}
+{{- end -}}
+{{- $user := list -}}
+{{- range $f := list "runAsUser" "runAsGroup" "fsGroup" -}}
+{{- $v := "" -}}
+{{- range $layer := list $base ($img.securityContext | default dict) ($r.securityContext | default dict) -}}
+{{- if hasKey $layer $f -}}{{- $v = include "teamhub.number" (index $layer $f) -}}{{- end -}}
+{{- end -}}
+{{- $user = append $user $v -}}
+{{- end -}}
+{{- $granting := list -}}
+{{- range $tkey, $t := $teams -}}{{- if has $p.resource ($t.resources | default list) -}}{{- $granting = append $granting $tkey -}}{{- end -}}{{- end -}}
+{{- $gpu := "" -}}
+{{- with $p.gpu -}}{{- $gpu = printf "%s=%s" .resource (include "teamhub.number" .count) -}}{{- end -}}
+{{- $lines := list
+      (include "teamhub.image.ref" $img)
+      ($img.pullPolicy | default "IfNotPresent")
+      ($img.pullSecrets | default list | uniq | sortAlpha | join ",")
+      (include "teamhub.number" $cpu.request)
+      (ternary (include "teamhub.number" $cpu.limit) "" (hasKey $cpu "limit"))
+      (include "teamhub.number" $mem.request)
+      (ternary (include "teamhub.number" $mem.limit) "" (hasKey $mem "limit"))
+      $gpu
+      ($ns | sortAlpha | join ",")
+      ($tols | join ",")
+      (include "teamhub.number" (mul ($r.maxSessionMinutes | default $sessions.maxMinutes) 60))
+      ($user | join ",")
+      ($granting | sortAlpha | join ",") -}}
+{{- $key := $p.resource -}}
+{{- if $p.accelerator -}}{{- $key = printf "%s.%s" $p.resource $p.accelerator -}}{{- end -}}
+{{- $_ := set $data $key (join "\n" $lines) -}}
+{{- end -}}
+{{- range $vkey, $v := $cat.volumes | default dict -}}
+{{- $ro := true -}}
+{{- if hasKey $v "readOnly" -}}{{- $ro = $v.readOnly -}}{{- end -}}
+{{- $_ := set $data (printf "volume.%s" $vkey) (join "\n" (list $v.pvc $v.mountPath ($v.subPath | default "") (toString $ro))) -}}
+{{- end -}}
+{{- $storage := .Values.singleuser.storage | default dict -}}
+{{- if ne ($storage.type | default "dynamic") "none" -}}
+{{- /* the hub's KubeSpawner.pvc_name_template and pod_name_template (teamhub.hub.config) without "{user_server}" */ -}}
+{{- $_ := set $data "home" (join "\n" (list "home-" "teamhub-" ($storage.homeMountPath | default "/home/jovyan"))) -}}
+{{- end -}}
+{{- toJson $data -}}
+{{- end -}}
+
+{{- /* "true" when the cluster serves ValidatingAdmissionPolicy v1 (Kubernetes 1.30+), else "". */ -}}
+{{- define "teamhub.admission.served" -}}
+{{- if and (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy") (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version) -}}true{{- end -}}
 {{- end -}}

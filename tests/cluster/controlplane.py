@@ -151,6 +151,8 @@ class ControlPlane:
             "--authorization-mode=Node,RBAC",
             # kubectl exec/logs: the API server calls kwok's kubelet endpoint on the node's InternalIP.
             f"--kubelet-certificate-authority={self.pki.ca.cert}", "--kubelet-preferred-address-types=InternalIP",
+            # As kubeadm and managed clusters do: privileged pods are possible, only admission keeps them out.
+            "--allow-privileged=true",
             # PodSecurity is on by default; named so that the tier states what it relies on.
             "--enable-admission-plugins=NodeRestriction,PodSecurity",
             f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}", "--audit-log-format=json",

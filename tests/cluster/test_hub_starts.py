@@ -72,6 +72,9 @@ def spawn_outcome(hub, client, user: str, timeout: float = 30) -> dict:
     """The progress stream's last event (ready or failed), as the progress page reads it."""
     import json
 
+    # JupyterHub sends a keep-alive every few seconds, so a read timeout never fires: bound the whole wait
+    # and say what the pod went through when the start neither failed nor became ready.
+    deadline = time.monotonic() + 120
     with client.stream("GET", f"/hub/api/users/{user}/server/progress", headers=hub.xsrf_headers(client), timeout=timeout) as r:
         last = {}
         for line in r.iter_lines():
@@ -79,6 +82,11 @@ def spawn_outcome(hub, client, user: str, timeout: float = 30) -> dict:
                 last = json.loads(line[5:])
                 if last.get("ready") or last.get("failed"):
                     return last
+            if time.monotonic() > deadline:
+                events = hub.cluster.api.get(f"/api/v1/namespaces/{hub.namespace}/events")["items"]
+                raise AssertionError(f"the start of {user} neither failed nor became ready in 120 s; last event {last}; "
+                                     f"pods {[(p['metadata']['name'], p['status'].get('phase')) for p in pods(hub, user)]}; "
+                                     f"events {[(e['involvedObject'].get('name'), e.get('reason'), e.get('message')) for e in events][-8:]}")
     return last
 
 

@@ -18,9 +18,9 @@ class PodSecurityRefused(Exception):
     """The API server refused the pod for Pod Security: which must never happen to a pod the hub builds (issue 15 defect 1)."""
 
 
-def manifests(namespace: str, username: str, options: dict, environ: dict | None = None) -> tuple[dict, dict]:
+def manifests(namespace: str, username: str, options: dict, values=None, environ: dict | None = None) -> tuple[dict, dict]:
     """(pod, pvc); `environ` is the hub's environment (e.g. the chart's TEAMHUB_USER_POD_LABELS)."""
-    sp = kube_spawner(configured(environ=environ), username)
+    sp = kube_spawner(configured(values, environ=environ) if values else configured(environ=environ), username)
     sp.namespace = namespace
 
     async def build():

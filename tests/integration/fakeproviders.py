@@ -2,7 +2,13 @@
 serves it under /api/v3) and an OpenID Connect provider (Keycloak-like paths).
 
 Tests choose who "signs in" at the provider by setting `provider.as_user` before the OAuth dance; the
-provider then redirects back to the hub like the real one after a successful login.
+provider then redirects back to the hub like the real one after a successful login (`as_user = None`: no
+session at the provider, so `prompt=none` gets `login_required`; `cancel = True`: the person cancels).
+
+FakeOIDC is as strict as certified providers (tests/integration/oidcprovider.mjs runs one): claims only for
+the scopes granted (`groups` only with the `groups` scope, unless `groups_mapper` like Keycloak's), refresh
+tokens only for `offline_access` with `prompt=consent` (unless `refresh_always`), access tokens that expire
+(`access_seconds`), and the client authenticated only as registered (`auth_method`).
 """
 
 from __future__ import annotations
@@ -87,19 +93,33 @@ class _Provider:
         self.server.shutdown()
         self.server.server_close()
 
+    auth_method = "client_secret_basic"  # as registered; None: either
+    cancel = False
+
     def _authorize(self, h, q):
         if q.get("client_id") != self.client_id:
             return h._send(400, {"error": "unauthorized_client"})
-        if not self.as_user:
-            return h._send(401, b"nobody is signed in at the fake provider")
-        code = secrets.token_urlsafe(16)
-        self.codes[code] = {"user": self.as_user, "redirect_uri": q.get("redirect_uri"),
-                            "challenge": q.get("code_challenge"), "scope": q.get("scope", "")}
         sep = "&" if "?" in q["redirect_uri"] else "?"
-        h._send(302, b"", {"Location": q["redirect_uri"] + sep + urlencode({"code": code, "state": q.get("state", "")})})
+        back = {"state": q.get("state", "")}
+        if self.cancel:
+            back.update(error="access_denied", error_description="End-User aborted interaction")
+        elif not self.as_user and q.get("prompt") == "none":
+            back.update(error="login_required", error_description="End-User authentication is required")
+        elif not self.as_user:
+            return h._send(401, b"nobody is signed in at the fake provider")
+        else:
+            back["code"] = secrets.token_urlsafe(16)
+            self.codes[back["code"]] = {"user": self.as_user, "redirect_uri": q.get("redirect_uri"),
+                                        "challenge": q.get("code_challenge"), "scope": q.get("scope", ""),
+                                        "prompt": q.get("prompt", "")}
+        h._send(302, b"", {"Location": q["redirect_uri"] + sep + urlencode(back)})
 
     def _redeem(self, h, form) -> dict | None:
         cid, secret = h._client(form)
+        basic = h.headers.get("Authorization", "").startswith("Basic ")
+        if self.auth_method and basic != (self.auth_method == "client_secret_basic"):
+            h._send(401, {"error": "invalid_client", "error_description": f"registered for {self.auth_method}"})
+            return None
         if (cid, secret) != (self.client_id, self.client_secret):
             h._send(401, {"error": "invalid_client"})
             return None
@@ -118,6 +138,8 @@ class _Provider:
 
 class FakeGitHub(_Provider):
     """github_url = provider.url; API under /api/v3 (GitHub Enterprise layout)."""
+
+    auth_method = None  # GitHub takes the secret either way
 
     def __init__(self):
         super().__init__()
@@ -185,13 +207,25 @@ class FakeOIDC(_Provider):
         self.base = f"/realms/{realm}"
         self.users: dict = {}  # preferred_username -> {"sub", "groups", "email"}
         self.logouts: list = []
+        self.groups_mapper = False  # True: groups in every token whatever the scopes (Keycloak's mapper)
+        self.refresh_always = False  # True: a refresh token with every token response (Keycloak's default)
+        self.access_seconds = 300
+        self.expires: dict = {}  # access token -> epoch
+        self.granted: dict = {}  # access or refresh token -> granted scopes
 
     def add_user(self, name, groups=(), email=None):
         self.users[name] = {"sub": secrets.token_hex(8), "groups": list(groups), "email": email or f"{name}@example.org"}
 
-    def _claims(self, name):
+    def _claims(self, name, scopes=("openid", "profile", "email", "groups")):
         u = self.users[name]
-        return {"sub": u["sub"], "preferred_username": name, "email": u["email"], "groups": list(u["groups"])}
+        claims = {"sub": u["sub"]}
+        if "profile" in scopes:
+            claims["preferred_username"] = name
+        if "email" in scopes:
+            claims["email"] = u["email"]
+        if "groups" in scopes or self.groups_mapper:
+            claims["groups"] = list(u["groups"])
+        return claims
 
     def get(self, h, path, q):
         ep = self.issuer + "/protocol/openid-connect"
@@ -201,16 +235,18 @@ class FakeOIDC(_Provider):
                 "userinfo_endpoint": ep + "/userinfo", "end_session_endpoint": ep + "/logout",
                 "jwks_uri": ep + "/certs", "response_types_supported": ["code"],
                 "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["HS256"],
-                "code_challenge_methods_supported": ["S256"]})
+                "code_challenge_methods_supported": ["S256"],
+                "scopes_supported": ["openid", "profile", "email", "groups", "offline_access"]})
         if path == self.base + "/protocol/openid-connect/auth":
             if q.get("response_type") != "code":
                 return h._send(400, {"error": "unsupported_response_type"})
             return self._authorize(h, q)
         if path == self.base + "/protocol/openid-connect/userinfo":
-            name = self.tokens.get(h._bearer())
-            if name is None:
+            token = h._bearer()
+            name = self.tokens.get(token)
+            if name is None or self.expires.get(token, 0) < time.time():
                 return h._send(401, {"error": "invalid_token"})
-            return h._send(200, self._claims(name))
+            return h._send(200, self._claims(name, self.granted[token]))
         if path == self.base + "/protocol/openid-connect/logout":
             self.logouts.append(q)
             target = q.get("post_logout_redirect_uri")
@@ -221,19 +257,29 @@ class FakeOIDC(_Provider):
         if path != self.base + "/protocol/openid-connect/token":
             return h._send(404, {"error": "not found"})
         if form.get("grant_type") == "refresh_token":
-            name = self.tokens.get("refresh:" + form.get("refresh_token", ""))
+            if h._client(form) != (self.client_id, self.client_secret):
+                return h._send(401, {"error": "invalid_client"})
+            old = "refresh:" + form.get("refresh_token", "")
+            name = self.tokens.get(old)
             if name is None:
                 return h._send(400, {"error": "invalid_grant"})
+            scopes, offline = self.granted[old], True
         else:
             grant = self._redeem(h, form)
             if grant is None:
                 return None
-            name = grant["user"]
-        access, refresh = secrets.token_urlsafe(20), secrets.token_urlsafe(20)
-        self.tokens[access] = name
-        self.tokens["refresh:" + refresh] = name
+            name, scopes = grant["user"], grant["scope"].split()
+            offline = "offline_access" in scopes and grant["prompt"] == "consent"
+        access = secrets.token_urlsafe(20)
+        self.tokens[access], self.granted[access] = name, scopes
+        self.expires[access] = time.time() + self.access_seconds
         now = int(time.time())
-        id_token = jwt.encode({**self._claims(name), "iss": self.issuer, "aud": self.client_id, "iat": now, "exp": now + 300},
-                              self.client_secret, algorithm="HS256")
-        return h._send(200, {"access_token": access, "token_type": "Bearer", "expires_in": 300, "refresh_token": refresh,
-                             "id_token": id_token, "scope": "openid profile email"})
+        id_token = jwt.encode({**self._claims(name, scopes), "iss": self.issuer, "aud": self.client_id, "iat": now,
+                               "exp": now + 300}, self.client_secret, algorithm="HS256")
+        body = {"access_token": access, "token_type": "Bearer", "expires_in": self.access_seconds,
+                "id_token": id_token, "scope": " ".join(scopes)}
+        if offline or self.refresh_always:
+            refresh = secrets.token_urlsafe(20)
+            self.tokens["refresh:" + refresh], self.granted["refresh:" + refresh] = name, scopes
+            body["refresh_token"] = refresh
+        return h._send(200, body)

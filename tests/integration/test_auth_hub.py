@@ -241,6 +241,37 @@ def test_oidc_login_groups_and_logout_ends_the_provider_session(hub, providers):
     assert again.url.split("?")[0].endswith("/hub/login")
 
 
+def test_oidc_cancel_and_an_expired_token_without_refresh_token(hub, providers):
+    """The fake provider is strict like real ones (no refresh token without offline_access and consent):
+    a cancel at the provider lands on the login page; an expired access token is renewed through the
+    provider's session (prompt=none), or the login page says the session ended."""
+    _, oidc = providers
+    oidc.add_user("kim", groups=["/courses/cv"])
+    oidc.cancel = True
+    try:
+        page = oauth_login(hub, oidc, "oidc", "kim")
+    finally:
+        oidc.cancel = False
+    assert page.status_code == 200 and "Sign-in was cancelled." in page.text and hub.user("oidc:kim") is None
+
+    oidc.access_seconds = 1
+    try:
+        r = oauth_login(hub, oidc, "oidc", "kim")
+    finally:
+        oidc.access_seconds = 300
+    assert r.url.endswith("/hub/home") and not hub.user("oidc:kim")["auth_state"].get("refresh_token")
+    time.sleep(1.5)
+    again = r.session.get(hub.url + "/hub/home", timeout=10)
+    assert again.url.endswith("/hub/home")
+    assert any("prompt=none" in h.headers.get("Location", "") for h in again.history)
+    oidc.as_user = None  # the provider's session is gone, and kim's access token expires
+    oidc.expires.update({token: 0 for token, name in oidc.tokens.items() if name == "kim"})
+    time.sleep(1.1)  # past auth.refreshSeconds
+    ended = r.session.get(hub.url + "/hub/home", timeout=10)
+    assert "/hub/login?" in ended.url and "Your single sign-on session has ended." in ended.text
+    assert "Traceback" not in hub.log_text()
+
+
 def test_no_method_can_act_as_a_same_named_person_of_another(hub, providers):
     gh, _ = providers
     s = requests.Session()

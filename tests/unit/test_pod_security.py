@@ -142,25 +142,26 @@ PSA_MESSAGE = ('pods "teamhub-local-3aalice" is forbidden: violates PodSecurity 
 class RefusingApi:
     """kubernetes_asyncio's CoreV1Api as the real API server answers a refused pod: an ApiException."""
 
-    def __init__(self, status):
+    def __init__(self, status, message=PSA_MESSAGE):
         self.status = status
+        self.message = message
         self.calls = []
 
     async def create_namespaced_pod(self, namespace, body, **kwargs):
         self.calls.append(("pod", kwargs.get("dry_run")))
         exc = ApiException(status=self.status, reason="Forbidden" if self.status == 403 else "Unprocessable Entity")
-        exc.body = json.dumps({"kind": "Status", "status": "Failure", "message": PSA_MESSAGE, "code": self.status})
+        exc.body = json.dumps({"kind": "Status", "status": "Failure", "message": self.message, "code": self.status})
         raise exc
 
     async def create_namespaced_persistent_volume_claim(self, namespace, body, **kwargs):
         self.calls.append(("pvc", None))
 
 
-def start_refused(status, pvc_known: bool, caplog):
+def start_refused(status, pvc_known: bool, caplog, message=PSA_MESSAGE):
     from teamhub.hub.spawners import SpawnStopped
 
     sp = kube_spawner(configured(), "local:alice")
-    sp.api = RefusingApi(status)
+    sp.api = RefusingApi(status, message)
     sp._pvc_exists = pvc_known
 
     async def no_reflector(*args, **kwargs):  # watching pods and events needs a cluster; not under test here

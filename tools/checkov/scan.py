@@ -30,6 +30,8 @@ def values_files() -> list[Path]:
 
 def render(helm: str, values: Path, out: Path) -> None:
     proc = subprocess.run([helm, "template", "t", str(ROOT / "chart"), "--namespace", "lab", "--kube-version", KUBE_VERSION,
+                           # as a cluster serving it: the admission policy and its parameters are scanned too
+                           "--api-versions", "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy",
                            "-f", str(values)], capture_output=True, text=True, timeout=120)
     if proc.returncode:
         sys.exit(f"helm template -f {values.relative_to(ROOT)} failed:\n{proc.stderr}")

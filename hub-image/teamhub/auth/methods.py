@@ -21,13 +21,14 @@ from urllib.parse import urlencode
 from jupyterhub.auth import Authenticator, DummyAuthenticator
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.github import GitHubOAuthenticator
-from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import Any, Dict, Float, List, Unicode
 
 from ..catalog.access import Person, teams_of
 from .clientaddr import LOOPBACK, OwnProxy, client_address, networks
+from .identity import refuse_other_subject
+from .oidcflow import OIDCCallbackHandler, OIDCLoginHandler, mark_for_reauth
 from .passwords import hash_password, verify_password
 from .throttle import LoginThrottle, ThrottleSettings
 
@@ -114,19 +115,14 @@ def _jwt_claims(token: str | None) -> dict:
         return {}
 
 
-class _OIDCLoginHandler(OAuthLoginHandler):
-    def get(self):
-        discovery = self.authenticator.discovery
-        if discovery is not None and not discovery.available:
-            discovery.start_retrying()
-            raise web.HTTPError(503, discovery.sentence)
-        return super().get()
-
-
 class TeamhubOIDCAuthenticator(_OAuthTeams, GenericOAuthenticator):
     teamhub_method = "oidc"
-    login_handler = _OIDCLoginHandler
+    login_handler = OIDCLoginHandler
+    callback_handler = OIDCCallbackHandler
     groups_claim = Unicode("groups", config=True, help="The claim (userinfo or ID token) listing groups.")
+    groups_scope = Unicode("groups", config=True, help="auth.oidc.groupsScope: requested when the provider offers it.")
+    groups_notice = Any(None, config=True, help="teamhub.auth.identity.GroupsNotice for the admins' pages.")
+    display_names = Any(None, config=True, help="teamhub.auth.identity.DisplayNames, kept with usernameClaim: sub.")
     end_session_url = Unicode("", config=True, help="The provider's end_session_endpoint.")
     post_logout_url = Unicode("", config=True, help="Absolute URL the provider returns to after logout.")
     discovery = Any(None, config=True, help="teamhub.auth.discovery.Discovery: the endpoints, once known.")
@@ -135,6 +131,7 @@ class TeamhubOIDCAuthenticator(_OAuthTeams, GenericOAuthenticator):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._outage_since: dict = {}  # person -> when refreshing at the provider first failed
+        self.offered_scopes: list | None = None  # the provider's scopes_supported, once discovered
         if self.discovery is not None:
             self.discovery.when_found(self._use_endpoints)
             try:
@@ -148,6 +145,8 @@ class TeamhubOIDCAuthenticator(_OAuthTeams, GenericOAuthenticator):
         of a traceback on every request of every page."""
         try:
             model = await super().refresh_user(user, handler, **kwargs)
+            if model is False:  # expired and not refreshable: try the provider's live session (oidcflow)
+                mark_for_reauth(handler)
         except (OSError, HTTPClientError) as exc:  # OSError includes TimeoutError and refused connections
             if isinstance(exc, HTTPClientError) and exc.code < 500:
                 raise
@@ -170,6 +169,18 @@ class TeamhubOIDCAuthenticator(_OAuthTeams, GenericOAuthenticator):
         self.token_url = doc["token_endpoint"]
         self.userdata_url = doc["userinfo_endpoint"]
         self.end_session_url = doc.get("end_session_endpoint") or ""
+        self.offered_scopes = doc.get("scopes_supported") or None
+        # Ask for the scope that carries the groups claim only where the provider lists it: Google and
+        # Entra ID refuse a login that requests a scope they do not know.
+        if self.groups_scope and self.groups_scope not in self.scope and (
+                self.offered_scopes is None or self.groups_scope in self.offered_scopes):
+            self.scope = [*self.scope, self.groups_scope]
+
+    async def authenticate(self, handler, data=None, **kwargs):
+        model = await super().authenticate(handler, data, **kwargs)
+        if model:
+            await refuse_other_subject(handler, f"{self.teamhub_method}:{model['name']}", model["auth_state"].get("sub"))
+        return model
 
     async def update_auth_model(self, auth_model):
         auth_model = await super().update_auth_model(auth_model)
@@ -178,10 +189,24 @@ class TeamhubOIDCAuthenticator(_OAuthTeams, GenericOAuthenticator):
         groups = info.get(self.groups_claim)
         if groups is None:
             groups = _jwt_claims(state.get("id_token")).get(self.groups_claim)
+        if groups is None:
+            self._note_missing_groups(auth_model["name"])
         if isinstance(groups, str):
             groups = [groups]
         state["groups"] = sorted({str(g) for g in groups or () if g})
+        # The provider's stable identifier, checked at every later login (identity.refuse_other_subject)
+        state["sub"] = str(info.get("sub") or _jwt_claims(state.get("id_token")).get("sub") or "")
+        state["display_name"] = str(info.get("name") or info.get("preferred_username") or auth_model["name"])
+        if self.username_claim == "sub" and self.display_names is not None:
+            self.display_names[f"{self.teamhub_method}:{auth_model['name']}"] = state["display_name"]
         return auth_model
+
+    def _note_missing_groups(self, name: str) -> None:
+        catalog = getattr(self.teamhub_catalog, "value", self.teamhub_catalog)
+        teams = sorted({key for keys in getattr(catalog, "by_oidc", {}).values() for key in keys})
+        if teams and self.groups_notice is not None:
+            self.groups_notice.missing(f"{self.teamhub_method}:{name}", self.groups_claim, self.groups_scope,
+                                       list(self.scope), self.offered_scopes, teams)
 
     async def provider_logout_url(self, user, auth_state, handler):
         if not self.end_session_url:

@@ -4,6 +4,7 @@
   so a person of one method can never act as a same-named person of another;
 - `refresh_user` is delegated to the method that logged the person in (teams follow the provider);
 - `/hub/logout` ends the hub session and then, for OIDC, the provider's session too;
+- `/hub/login` shows sign-in notices and resumes an expired OIDC session silently (oidcflow.py);
 - the login page is our template (`templates/login.html`), not buttons linking to themselves.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 from jupyterhub.handlers.login import LogoutHandler
 from multiauthenticator import MultiAuthenticator
+
+from .oidcflow import REAUTH_COOKIE, TeamhubLoginHandler
 
 
 class TeamhubLogoutHandler(LogoutHandler):
@@ -22,6 +25,7 @@ class TeamhubLogoutHandler(LogoutHandler):
             if sub is not None:
                 state = await user.get_auth_state() if self.authenticator.enable_auth_state else None
                 target = await sub.provider_logout_url(user, state, self)
+        self.clear_cookie(REAUTH_COOKIE, path=self.hub.base_url)  # no silent sign-in after a logout
         await self.default_handle_logout()
         await self.handle_logout()
         self._jupyterhub_user = None
@@ -54,11 +58,16 @@ class TeamhubMultiAuthenticator(MultiAuthenticator):
         return ""  # templates/login.html renders every method
 
     def get_handlers(self, app):
-        return [("/logout", TeamhubLogoutHandler)] + super().get_handlers(app)
+        return [("/logout", TeamhubLogoutHandler), ("/login", TeamhubLoginHandler)] + super().get_handlers(app)
 
     async def refresh_user(self, user, handler=None, **kwargs):
         sub = self.method_for(user.name)
         if sub is None:
             self.log.info("%s: login method not enabled any more; sign in again", user.name)
             return False
-        return await sub.refresh_user(user, handler, **kwargs)
+        model = await sub.refresh_user(user, handler, **kwargs)
+        if model is False and handler is not None and not hasattr(handler, "_token_authenticated"):
+            # JupyterHub 6.1.1 sets this only for token requests, then reads it after a failed refresh of a
+            # cookie session: AttributeError, a traceback per page load. Unset means cookie-authenticated.
+            handler._token_authenticated = False
+        return model

@@ -14,6 +14,7 @@ from .. import paths
 from .accounts import accounts_from_values
 from .clientaddr import LOOPBACK
 from .discovery import Discovery, DiscoveryError
+from .identity import DisplayNames, GroupsNotice
 from .methods import (
     Shared,
     TeamhubDummyAuthenticator,
@@ -49,7 +50,8 @@ def _login_url_beside(callback: str, method: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def authenticators(values: dict, catalog, own_proxy: str = LOOPBACK) -> list:
+def authenticators(values: dict, catalog, own_proxy: str = LOOPBACK, notice: GroupsNotice | None = None,
+                   display_names: DisplayNames | None = None) -> list:
     """The multi-authenticator's entries, one per enabled method, in login-page order. `own_proxy`: how
     the local method recognises the hub's own proxy (see clientaddr.OwnProxy)."""
     auth = values["auth"]
@@ -101,7 +103,12 @@ def authenticators(values: dict, catalog, own_proxy: str = LOOPBACK) -> list:
             "post_logout_url": _login_url_beside(oidc["callbackUrl"], "oidc"),
             "username_claim": oidc["usernameClaim"],
             "groups_claim": oidc["groupsClaim"],
+            "groups_scope": oidc["groupsScope"],
+            "groups_notice": notice,
+            "display_names": display_names,
             "scope": list(oidc["scopes"]),
+            "extra_authorize_params": dict(oidc["extraAuthorizeParams"]),
+            "basic_auth": oidc["tokenEndpointAuthMethod"] == "client_secret_basic",
             "outage_grace_seconds": float(oidc["outageGraceMinutes"]) * 60,
             "allow_all": True,
             "custom_403_message": "Your single sign-on account may not use this hub. Ask the hub's administrators.",
@@ -170,7 +177,8 @@ def configure(c, checked, own_proxy: str = LOOPBACK) -> None:
     auth.local.existingSecret already: values.validation.load's accounts_file)."""
     values, catalog = checked.values, checked.catalog
     auth = values["auth"]
-    entries = authenticators(values, catalog, own_proxy)
+    notice, display_names = GroupsNotice(), DisplayNames()
+    entries = authenticators(values, catalog, own_proxy, notice, display_names)
     c.JupyterHub.authenticator_class = TeamhubMultiAuthenticator
     c.TeamhubMultiAuthenticator.authenticators = entries
     c.TeamhubMultiAuthenticator.admin_users = set(auth.get("admins") or ())
@@ -181,7 +189,8 @@ def configure(c, checked, own_proxy: str = LOOPBACK) -> None:
     c.TeamhubMultiAuthenticator.refresh_pre_spawn = True
 
     c.JupyterHub.template_paths.prepend([str(TEMPLATES)])
-    tvars = {"teamhub_login": {"methods": login_methods(entries),
+    tvars = {"teamhub_auth_notice": notice, "teamhub_display_names": display_names,
+             "teamhub_login": {"methods": login_methods(entries),
                                "dummy": any(e["authenticator_class"] is TeamhubDummyAuthenticator for e in entries)}}
     tvars.update(branding_vars(values))
     c.JupyterHub.template_vars.update(tvars)

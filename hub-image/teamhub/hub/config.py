@@ -21,6 +21,10 @@ from . import loadvalues, refusals, sessions
 from .runtime import Runtime
 
 MODES = ("kubernetes", "local")
+# A server's pod and home volume: the chart's admission policy lets a pod mount only the home volume named
+# like the pod (teamhub.admission), so another person's home cannot be mounted.
+POD_NAME_TEMPLATE = "teamhub-{user_server}"
+PVC_NAME_TEMPLATE = "home-{user_server}"
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 HUB_PORT = 8081
 
@@ -195,7 +199,7 @@ def configure_kubernetes(c, values: dict, environ=os.environ) -> None:
         c.KubeSpawner.namespace = environ["POD_NAMESPACE"]
     c.KubeSpawner.start_timeout = 600
     c.KubeSpawner.http_timeout = 120
-    c.KubeSpawner.pod_name_template = "teamhub-{user_server}"
+    c.KubeSpawner.pod_name_template = POD_NAME_TEMPLATE
     # The chart's NetworkPolicies select user pods by TEAMHUB_USER_POD_LABELS: without them a server
     # cannot reach the hub.
     chart_labels = json.loads(environ.get("TEAMHUB_USER_POD_LABELS") or "{}")
@@ -208,7 +212,7 @@ def configure_kubernetes(c, values: dict, environ=os.environ) -> None:
         c.KubeSpawner.storage_capacity = storage["capacity"]
         if storage["storageClass"]:
             c.KubeSpawner.storage_class = storage["storageClass"]
-        c.KubeSpawner.pvc_name_template = "home-{user_server}"
+        c.KubeSpawner.pvc_name_template = PVC_NAME_TEMPLATE
         c.KubeSpawner.volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}]
         c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": storage["mountPath"]}]
     else:

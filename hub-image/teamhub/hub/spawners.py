@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import html
-import json
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from kubernetes_asyncio.client.rest import ApiException
@@ -24,7 +23,7 @@ from ..auth import person_for
 from ..catalog.access import REQUEST_FIELDS, RequestRefused, check_request
 from ..catalog.placement import Launch
 from ..values.quantities import cpu_cores, format_cpu, memory_bytes
-from . import failfast, refusals, sessions
+from . import failfast, podrefusal, refusals, sessions
 from .quota import Hold
 from .runtime import Runtime
 
@@ -64,18 +63,6 @@ def refused(exc: RequestRefused) -> web.HTTPError:
     err = web.HTTPError(exc.status, exc.message.replace("%", "%%"))
     err.jupyterhub_message = exc.message
     return err
-
-
-def refusal_reason(exc: ApiException) -> str:
-    """The API server's own reason for refusing a pod, without the pod's name in front."""
-    try:
-        message = json.loads(exc.body).get("message") or ""
-    except (TypeError, ValueError, AttributeError):
-        message = ""
-    message = message or exc.reason or f"HTTP {exc.status}"
-    for marker in (" is forbidden: ", " is invalid: "):
-        message = message.partition(marker)[2] or message
-    return message[:500]
 
 
 def visibility_env(gpu) -> dict:
@@ -321,12 +308,11 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
         except ApiException as exc:
             if exc.status not in ADMISSION_REFUSED:
                 raise
-            reason = refusal_reason(exc)
+            reason = podrefusal.reason(exc)
             self.log.warning("The API server refused the pod of %s (HTTP %s%s): %s", self.teamhub_key, exc.status,
                              ", dry run before creating the home volume" if dry_run else "", reason)
             name = self.teamhub_launch.resource.display_name if self.teamhub_launch else "this server"
-            raise SpawnStopped(f"The cluster refused to start '{name}': {reason}. Nothing was created; "
-                               "please tell your admin, who needs to change the catalog or the namespace's policy.") from None
+            raise SpawnStopped(podrefusal.sentence(name, reason)) from None
 
     async def _make_create_pvc_request(self, pvc, request_timeout):
         # KubeSpawner calls this only when the start is about to create the person's home volume (once the
