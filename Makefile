@@ -52,11 +52,11 @@ test-browser:
 test-cluster: .venv-nca/stamp
 	$(PYTEST) tests/cluster
 
-# The browser tier writes test-output/{login,launch,progress}.png; this copies the current ones into the docs.
+# The browser tier writes test-output/{login,launch,progress,launch-link}.png; this copies the current ones into the docs.
 screenshots:
-	rm -f test-output/login.png test-output/launch.png test-output/progress.png test-output/sso-cancelled.png
-	$(PYTEST) tests/browser -k "login_page or team_member or start_work or cancel_at_the_provider"
-	cp test-output/login.png test-output/launch.png test-output/progress.png test-output/sso-cancelled.png docs/screenshots/
+	rm -f test-output/login.png test-output/launch.png test-output/progress.png test-output/sso-cancelled.png test-output/launch-link.png
+	$(PYTEST) tests/browser -k "login_page or team_member or start_work or cancel_at_the_provider or launch_link"
+	cp test-output/login.png test-output/launch.png test-output/progress.png test-output/sso-cancelled.png test-output/launch-link.png docs/screenshots/
 
 schema:
 	$(VENV)/teamhub schema --write
@@ -65,6 +65,7 @@ bench:
 	$(VENV)/python benchmarks/catalog_bench.py
 	$(VENV)/python benchmarks/hub_bench.py
 	$(VENV)/python benchmarks/upgrade_downtime_bench.py
+	$(VENV)/python benchmarks/usage_bench.py
 
 demo: setup
 	$(VENV)/teamhub demo --values $(VALUES) --port $(PORT)

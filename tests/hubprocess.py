@@ -155,10 +155,12 @@ class HubProcess:
         client.get("/hub/spawn")
         return client.post(f"/hub/spawn?_xsrf={client.cookies.get('_xsrf')}", data=fields)
 
-    def wait_ready(self, api: httpx.Client, username: str, timeout: float = 90) -> dict:
+    def wait_ready(self, api: httpx.Client, username: str, timeout: float = 90, server: str = "") -> dict:
+        """The server (default: the default server; `server`: a named one) once it is ready."""
+        name = server
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            server = api.get(f"/users/{username}").json().get("servers", {}).get("")
+            server = api.get(f"/users/{username}").json().get("servers", {}).get(name)
             if server and server.get("ready"):
                 self.track()
                 return server

@@ -126,3 +126,10 @@ def test_the_hub_freezes_its_start_up_objects_once_started():
         gc.unfreeze()
         JupyterHub.clear_instance()
         loop.close()
+
+
+def test_only_staff_see_the_copy_link_control(catalog):
+    admin = launchpage.render(catalog, Person("local:ada"))
+    student = launchpage.render(catalog, Person("local:alice"))
+    assert 'id="th-copy-link"' in admin and "/hub/launch" in admin
+    assert 'id="th-copy-link"' not in student

@@ -127,6 +127,23 @@ class Team:
     volumes: tuple
     max_servers: int | None
     max_gpus: int | None
+    budgets: tuple = ()  # Budget: quota.gpuHours / quota.cpuHours (teamhub/usage/budget.py)
+
+
+@dataclass(frozen=True)
+class Budget:
+    kind: str  # "gpu" (quota.gpuHours) or "cpu" (quota.cpuHours)
+    amount: float  # hours in the window
+    window_days: int
+
+    @property
+    def unit(self) -> str:
+        return "GPU-hours" if self.kind == "gpu" else "CPU-core-hours"
+
+
+def budgets_of(quota: dict) -> tuple:
+    return tuple(Budget(kind, float(quota[key]["amount"]), int(str(quota[key].get("window", "30d"))[:-1]))
+                 for kind, key in (("gpu", "gpuHours"), ("cpu", "cpuHours")) if quota.get(key))
 
 
 @dataclass(frozen=True)
@@ -234,6 +251,7 @@ def build(values: dict) -> Catalog:
             volumes=tuple(v.get("volumes", ())),
             max_servers=(v.get("quota") or {}).get("maxServers"),
             max_gpus=(v.get("quota") or {}).get("maxGpus"),
+            budgets=budgets_of(v.get("quota") or {}),
         )
         for k, v in cat["teams"].items()
     }

@@ -16,7 +16,7 @@ from ..values import generate
 from ..values.quantities import format_cpu
 from ..values.source import YamlFileError
 from ..values.validation import load
-from . import check, ops, users
+from . import check, link, ops, usage, users
 
 
 def _print_problems(result, out=sys.stdout) -> None:
@@ -148,6 +148,8 @@ REGISTRARS = (
     users.register,  # users: the local accounts file
     check.register,  # check-config: the chart's pre-upgrade hook
     ops.register,  # set-image-tag, images, release, db: operator subcommands used by scripts/
+    usage.register,  # usage: totals from the usage records
+    link.register,  # link: a teacher's launch link
 )
 
 

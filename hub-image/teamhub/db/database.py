@@ -435,7 +435,22 @@ class Prepared:
 
 
 def prepare(values: dict | None = None, data_dir: str | Path | None = None, *, log=None, env=None) -> Prepared:
-    """Make the database ready for the installed JupyterHub; see the module docstring."""
+    """Make the database ready for the installed JupyterHub; see the module docstring. teamhub's own tables
+    (usage records, teamhub/usage/store.py) are migrated after JupyterHub's, so the same backup covers them."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..usage import store as usage_store
+
+    result = _prepare_jupyterhub(values, data_dir, log=log, env=env)
+    try:
+        usage_store.migrate(result.url)
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"cannot create or migrate teamhub's usage tables in {result.display_url}: "
+                            f"{str(exc).splitlines()[0]}") from exc
+    return result
+
+
+def _prepare_jupyterhub(values: dict | None = None, data_dir: str | Path | None = None, *, log=None, env=None) -> Prepared:
     env = os.environ if env is None else env
     say = log or (lambda msg: print(f"[teamhub.database] {msg}", file=sys.stderr, flush=True))
     if values is None:
@@ -603,7 +618,7 @@ def rollback_plan(status_: dict, target_release_revision: str | int, target_vers
 
 # --- CLI ------------------------------------------------------------------------------------------------------------
 def _cli_settings(args) -> Settings:
-    return settings(_values_or_empty(args), args.data_dir)
+    return settings(values_or_empty(args), args.data_dir)
 
 
 def cmd_db(args) -> int:
@@ -637,7 +652,7 @@ def cmd_db(args) -> int:
             print(backup(s).path)
             return 0
         if args.db_command == "upgrade":
-            r = prepare(_values_or_empty(args), args.data_dir)
+            r = prepare(values_or_empty(args), args.data_dir)
             print(f"schema {r.revision}" + (f" (migrated, backup {r.backup})" if r.migrated else ""))
             return 0
         if args.db_command == "restore":
@@ -663,7 +678,8 @@ def cmd_db(args) -> int:
     return 2
 
 
-def _values_or_empty(args) -> dict:
+def values_or_empty(args) -> dict:
+    """The values of `--values` or TEAMHUB_VALUES for a database command (`teamhub db`, `teamhub usage`); none: {}."""
     return load_values(args.values) if (args.values or os.environ.get("TEAMHUB_VALUES")) else {}
 
 

@@ -16,6 +16,8 @@ import sys
 from .. import auth, paths
 from ..auth.clientaddr import LOOPBACK
 from ..db import database
+from ..usage import metrics as usage_metrics
+from ..usage import store as usage_store
 from ..values.source import YamlFileError
 from . import loadvalues, refusals, sessions
 from .runtime import Runtime
@@ -67,10 +69,14 @@ def load_from_environment(c, environ=os.environ):
         sys.exit(exc.code)
     # Back up and migrate the database before JupyterHub opens it; a broken one stops here with a message.
     database.prepare_or_exit(checked.values, paths.data_dir(environ))
-    return configure(c, checked, mode, environ)
+    rt = configure(c, checked, mode, environ)
+    usage_store.configure(c.JupyterHub.db_url).close_unconfirmed()  # usage records (teamhub/usage/)
+    usage_metrics.install(usage_store.current)  # and the metrics read from them on /hub/metrics
+    return rt
 
 
 def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runtime:
+    from .launchhandler import LaunchLinkHandler
     from .launchpage import options_form
     from .spawners import TeamhubKubeSpawner, TeamhubLocalSpawner, apply_user_options, options_from_form
 
@@ -83,7 +89,10 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     c.JupyterHub.db_url = database.settings(values, data_dir, environ).url
     if not environ.get("JPY_COOKIE_SECRET"):
         c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
-    c.JupyterHub.allow_named_servers = False
+    # Named servers (sessions.namedServers): each goes through the same start check and quota as a default one.
+    named = values["sessions"]["namedServers"]  # filled values: the defaults are the schema's
+    c.JupyterHub.allow_named_servers = named["enabled"]
+    c.JupyterHub.named_server_limit_per_user = named["maxPerPerson"]
     if environ.get("JUPYTERHUB_CRYPT_KEY"):
         c.Authenticator.enable_auth_state = True  # provider groups (GitHub teams, OIDC groups) live there
 
@@ -98,6 +107,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     c.TeamhubKubeSpawner.teamhub_runtime = c.TeamhubLocalSpawner.teamhub_runtime = rt
     c.Spawner.options_form = options_form
     c.Spawner.options_from_form = options_from_form
+    c.JupyterHub.extra_handlers.append((r"/launch", LaunchLinkHandler))  # launch links (launchhandler.py)
     c.Spawner.default_url = "/lab"
     c.Spawner.poll_interval = sessions.poll_seconds(environ)  # also how often the hub checks session deadlines
     c.Spawner.poll_jitter = 0.1

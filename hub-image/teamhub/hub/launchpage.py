@@ -16,6 +16,7 @@ Everything is kept for one catalog object: a new catalog (new values) starts afr
 from __future__ import annotations
 
 import functools
+import html
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ def card_view(catalog, res, team_key) -> dict:
     }
 
 
-def page_view(catalog, access, local_mode: bool) -> dict:
+def page_view(catalog, access, local_mode: bool, staff: bool = False) -> dict:
     """What the page around the cards shows for one set of teams (no choice, no quota figures)."""
     groups: dict = {}
     for res in access.resources:
@@ -100,9 +101,9 @@ def page_view(catalog, access, local_mode: bool) -> dict:
     longest = max(limits, default=catalog.sessions.max_minutes)
     default = min(catalog.sessions.default_minutes, longest)
     lengths = sorted({m for m in LENGTHS if m <= longest} | {default} | set(limits))
-    quotas = [{**_team_line(team), "key": key, "servers": team.max_servers, "gpus": team.max_gpus}
+    quotas = [{**_team_line(team), "key": key, "servers": team.max_servers, "gpus": team.max_gpus, "budgeted": bool(team.budgets)}
               for key, team in ((k, catalog.teams[k]) for k in access.teams)
-              if team.max_servers is not None or team.max_gpus is not None]
+              if team.max_servers is not None or team.max_gpus is not None or team.budgets]
     return {
         "groups": list(groups.items()),
         "lengths": [{"minutes": m, "text": duration(m)} for m in lengths],
@@ -110,6 +111,7 @@ def page_view(catalog, access, local_mode: bool) -> dict:
         "quotas": quotas,
         "empty": not access.resources,
         "local_mode": local_mode,
+        "staff": staff,  # admins get "copy link to this choice" (a launch link, launchlinks.py)
     }
 
 
@@ -121,6 +123,7 @@ class Page:
     parts: list
     slots: dict  # ("res", resource) / ("acc", resource, accelerator) / ("minutes", m) / ("used"|"left", team, kind) -> index
     quotas: tuple  # (team key, kind, max) for every quota figure on the page
+    budgeted: tuple  # keys of the page's teams with a GPU- or CPU-hour budget (its cell is filled per request)
     lengths: frozenset
     default_minutes: int
 
@@ -144,16 +147,16 @@ class PageCache:
         key = (teams, admin, local_mode)
         page = self.pages.get(key)
         if page is None:
-            page = self.pages[key] = self._build(access_of(self.catalog, teams, admin), local_mode)
+            page = self.pages[key] = self._build(access_of(self.catalog, teams, admin), local_mode, admin)
             if len(self.pages) > MAX_TEAM_SETS:
                 self.pages.popitem(last=False)
         else:
             self.pages.move_to_end(key)
         return page
 
-    def _build(self, access, local_mode: bool) -> Page:
+    def _build(self, access, local_mode: bool, staff: bool = False) -> Page:
         catalog = self.catalog
-        view = page_view(catalog, access, local_mode)
+        view = page_view(catalog, access, local_mode, staff)
         texts, specs = _split(lambda slot: _env().get_template("launch.html").render(slot=slot, **view))
         parts, slots = [texts[0]], {}
         for spec, text in zip(specs, texts[1:], strict=True):
@@ -170,7 +173,8 @@ class PageCache:
                 parts += ("", text)
         quotas = tuple((q["key"], kind, q[kind]) for q in view["quotas"] for kind in ("servers", "gpus") if q[kind] is not None)
         lengths = frozenset(length["minutes"] for length in view["lengths"])
-        return Page(access, parts, slots, quotas, lengths, view["default_minutes"])
+        budgeted = tuple(q["key"] for q in view["quotas"] if q["budgeted"])
+        return Page(access, parts, slots, quotas, budgeted, lengths, view["default_minutes"])
 
 
 _cache: PageCache | None = None
@@ -183,9 +187,18 @@ def cache_for(catalog) -> PageCache:
     return _cache
 
 
-def render(catalog, person, usage=None, previous=None, local_mode=False) -> str:
-    """The page for `person`; `usage(team)` gives the quota figures, `previous` the choice to preselect
-    (after a refused start: what the person had chosen)."""
+def budget_text(lines: list[dict]) -> str:
+    """A team's budget cell: what is left in the window, and how long a 1-GPU (1-core) session started now may run."""
+    return "<br>".join(html.escape(
+        f"{b['left']} of {b['amount']} {b['unit']} left (last {b['days']} days); a session on 1 "
+        f"{'GPU' if b['unit'] == 'GPU-hours' else 'CPU core'} started now ends after at most {duration(b['minutes_for_one'])}")
+        for b in lines) or "no limit"
+
+
+def render(catalog, person, usage=None, previous=None, local_mode=False, budgets=None) -> str:
+    """The page for `person`; `usage(team)` gives the quota figures, `budgets(team)` the budget lines
+    (teamhub/usage/budget.py), `previous` the choice to preselect (after a refused start: what the person
+    had chosen)."""
     page = cache_for(catalog).page(teams_of(catalog, person), is_admin(catalog, person), local_mode)
     previous = previous or {}
     parts = page.parts.copy()
@@ -218,15 +231,25 @@ def render(catalog, person, usage=None, previous=None, local_mode=False) -> str:
         used = getattr(used_by[team], kind) if used_by[team] else 0
         fill(("used", team, kind), str(used))
         fill(("left", team, kind), str(max(most - used, 0)))
+    for team in page.budgeted:
+        fill(("budget", team), budget_text(budgets(team) if budgets else []))
     return "".join(parts)
 
 
 async def options_form(spawner) -> str:
     """`c.Spawner.options_form`: called by JupyterHub whenever the launch page is shown."""
     from ..auth import person_for
+    from .launchhandler import hidden_fields
+
     rt = spawner.teamhub
     person = await person_for(spawner.user)
     # After a refused start (quota, too long, ...) the page comes back with the refusal: keep what the person
     # chose, so pressing Start again never silently starts another environment.
-    previous = getattr(spawner, "teamhub_refused_request", None) or spawner.user_options or {}
-    return render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local")
+    # A launch link (launchhandler.py) preselects its choice and adds its repository as hidden fields, once.
+    link, spawner.teamhub_link = getattr(spawner, "teamhub_link", None), None
+    previous = link or getattr(spawner, "teamhub_refused_request", None) or spawner.user_options or {}
+    from ..usage.record import budget_overview
+
+    page = render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local",
+                  budgets=lambda team: budget_overview(rt.catalog, team))
+    return page + str(hidden_fields(link)) if link else page  # str: Markup + str would escape the page

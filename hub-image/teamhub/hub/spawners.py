@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import html
+import time
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from kubernetes_asyncio.client.rest import ApiException
@@ -22,8 +23,10 @@ from traitlets import HasTraits, Instance
 from ..auth import person_for
 from ..catalog.access import REQUEST_FIELDS, RequestRefused, check_request
 from ..catalog.placement import Launch
+from ..usage import metrics
+from ..usage import record as usage
 from ..values.quantities import cpu_cores, format_cpu, memory_bytes
-from . import failfast, podrefusal, refusals, sessions
+from . import failfast, launchlinks, podrefusal, refusals, sessions
 from .quota import Hold
 from .runtime import Runtime
 
@@ -98,7 +101,7 @@ async def apply_user_options(spawner, user_options):
 
 
 class TeamhubMixin(HasTraits):  # traits declared here are configurable on the spawner classes below
-    teamhub_attrs: tuple = ("environment",)
+    teamhub_attrs: tuple = ("environment", "default_url")
     teamhub_runtime = Instance(Runtime, allow_none=True, config=True,
                                help="The hub's checked values, mode and quota book; set by teamhub.hub.config.configure.")
 
@@ -116,6 +119,9 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
         self.teamhub_info: dict | None = None  # persisted: deadline, resource, accelerator, team, gpus
         self._teamhub_refused = False
         self._teamhub_stopping = False  # inside stop(): poll() reports the real process/pod state
+        self._teamhub_started = False  # start() returned: a later stop is not a failed start
+        self._teamhub_end_reason: str | None = None  # why the next stop happens, when the hub itself decides
+        self._teamhub_applied_at = time.monotonic()  # the checked start began (start-duration metric)
         # What a refused start asked for: only to show the launch page again with the person's own choice
         # (never used to start anything; user_options is cleared, see _forget_options).
         self.teamhub_refused_request: dict | None = None
@@ -141,10 +147,17 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
         rt.quota.release(self.teamhub_key)
         self._teamhub_refused = True
         person = await person_for(self.user)
+        stage = "refused-not-allowed"  # the start-outcome metric of a refusal at each step
         try:
-            launch = check_request(rt.catalog, person, user_options)
+            request, pull = launchlinks.split_request(user_options, launchlinks.allowed_repos(rt.values))
+            launch = check_request(rt.catalog, person, request)
+            stage = "refused-quota"
             await rt.quota.reserve(rt.catalog, Hold(self.teamhub_key, launch.team, launch.gpu_count))
+            stage = "refused-budget"
+            cap = usage.budget_cap(self, launch)  # no await from here to usage.opened: starts see each other
         except RequestRefused as exc:
+            metrics.outcome(stage)
+            rt.quota.release(self.teamhub_key)
             self.log.info("Refused start for %s: request %s: %s %s", self.teamhub_key,
                           refusals.describe_request(user_options), exc.status, exc.message)
             self._forget_options()
@@ -152,6 +165,8 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
             raise refusals.FILTER.refused(refused(exc)) from None
         try:
             deadline = sessions.deadline_after(launch.minutes)
+            capped = cap is not None and cap < deadline
+            deadline = cap if capped else deadline
             self.teamhub_launch = launch
             self.teamhub_info = {
                 "deadline": deadline,
@@ -160,14 +175,21 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
                 "accelerator": launch.accelerator.key if launch.accelerator else None,
                 "team": launch.team,
                 "gpus": launch.gpu_count,
+                "budget_capped": capped,
             }
             env = dict(self.environment)
             env.update(visibility_env(launch.gpu))
             env.update(launch.env)
-            env.update(sessions.env_for(deadline, launch.minutes))
+            env.update(sessions.env_for(deadline, int((deadline - sessions.now()) // 60) if capped else launch.minutes))
             env["TEAMHUB_RESOURCE"] = launch.resource.key
             self.environment = env
+            if pull is not None:  # a launch link's repository: nbgitpuller pulls it, then opens the file
+                self.default_url = pull.default_url()
+                self.teamhub_info["repo"] = pull.repo
             self.teamhub_apply_launch(launch, deadline)
+            self._teamhub_started, self._teamhub_end_reason = False, None
+            usage.opened(self, launch)
+            self._teamhub_applied_at = time.monotonic()
         except Exception:
             rt.quota.release(self.teamhub_key)
             self.teamhub_reset()
@@ -202,6 +224,7 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
         if info:
             self.teamhub_info = dict(info)
             self._teamhub_refused = False
+            self._teamhub_started = True  # it was running before the hub restarted
             self.teamhub.quota.restore(Hold(self.teamhub_key, info.get("team"), int(info.get("gpus") or 0)))
 
     def clear_state(self):
@@ -218,19 +241,58 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
         the hub was down)."""
         if not self._teamhub_stopping and sessions.expired(self.teamhub_deadline):
             self.log.info("Session of %s reached its deadline %s: stopping", self.teamhub_key, sessions.iso(self.teamhub_deadline))
+            self._teamhub_end_reason = "budget" if (self.teamhub_info or {}).get("budget_capped") else "deadline"
             await self.stop()
             return 0
-        return await super().poll()
+        if not self._teamhub_stopping and self._teamhub_started and usage.over_budget(self):
+            self._teamhub_end_reason = "budget"
+            await self.stop()
+            return 0
+        record = usage.record_of(self)  # before a poll that finds the server gone clears the state holding it
+        status = await super().poll()
+        if not self._teamhub_stopping and self._teamhub_started:
+            if status is None:
+                usage.seen(self, record)
+            else:
+                usage.lost(self, record)
+        return status
+
+    async def start(self):
+        try:
+            result = await super().start()
+        except BaseException as exc:
+            self._teamhub_end_reason = "failed-start"
+            metrics.outcome(metrics.failure_reason(exc))
+            usage.closed(self, "failed-start")
+            raise
+        self._teamhub_started = True
+        metrics.outcome("started")
+        if self.teamhub_launch is not None:
+            metrics.START_SECONDS.labels(self.teamhub_launch.resource.key).observe(time.monotonic() - self._teamhub_applied_at)
+        usage.seen(self)
+        return result
 
     async def stop(self, now=False):
         if self._teamhub_refused:
             return  # the start was refused before anything was created
         self._teamhub_stopping = True
+        record = usage.record_of(self)  # before the spawner's own stop clears the state holding it
         try:
             return await super().stop(now=now)
         finally:
+            if record is not None:  # a server with a record of its start in this database
+                usage.closed(self, self._teamhub_stop_reason(), record)
             self._teamhub_stopping = False
             self.teamhub.quota.release(self.teamhub_key)
+
+    def _teamhub_stop_reason(self) -> str:
+        if self._teamhub_end_reason:
+            return self._teamhub_end_reason
+        if not self._teamhub_started:
+            metrics.outcome("timeout")  # JupyterHub gave up waiting (start_timeout) and stops the start
+            return "failed-start"
+        idle = self.teamhub.catalog.sessions.idle_cull_minutes
+        return "idle-cull" if usage.idle_culled(self, idle) else "stopped"
 
 
 def _cores(value):
@@ -249,6 +311,7 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
         "mem_guarantee", "mem_limit", "extra_resource_limits", "extra_resource_guarantees", "node_selector",
         "tolerations", "volumes", "volume_mounts", "extra_labels", "extra_pod_config", "uid", "gid", "fs_gid",
         "pod_security_context", "container_security_context", "allow_privilege_escalation", "privileged",
+        "default_url",
     )
     failfast_interval = 1.0
     _teamhub_admitted = False  # this start's pod passed a dry-run admission before its PVC was created
@@ -389,7 +452,9 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
             verdict = watch.result()
             start.cancel()
             self.log.warning("Stopping the spawn of %s early: %s", self.teamhub_key, verdict.message)
-            raise SpawnStopped(verdict.message)
+            stopped = SpawnStopped(verdict.message)
+            stopped.teamhub_stage = verdict.stage  # for the start-outcome metric
+            raise stopped
         finally:
             watch.cancel()
 

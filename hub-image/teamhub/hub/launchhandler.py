@@ -1,0 +1,127 @@
+"""`/hub/launch`: where a launch link lands (format and checks: launchlinks.py).
+
+After login (JupyterHub's own redirect keeps the link), the link is judged like a start: a refused link shows
+the person's launch page with the sentence and nothing from the link (status 400/403, one INFO line). A
+permitted link shows the launch page with its choice preselected and its repository as hidden fields; the
+person confirms with Start (the form posts to this URL: JupyterHub's SpawnHandler.post, so the start runs the
+same check again). `autostart=1` starts at once when nothing needs choosing. A person whose server already
+runs another environment is asked what to do (stop it, or open the link in a named server) and never given
+the wrong one silently.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlencode
+
+from jupyterhub.handlers.pages import SpawnHandler
+from jupyterhub.utils import url_path_join
+from markupsafe import Markup, escape
+from tornado import web
+
+from ..auth import person_for
+from ..catalog.access import REQUEST_FIELDS, RequestRefused, check_request
+from . import launchlinks
+
+QUESTION = """<div class="th-launch" id="teamhub-running" role="alert">
+<p>Your server runs <strong>{running}</strong>. This link asks for <strong>{wanted}</strong>.</p>
+<p>Nothing was changed. Choose one:</p>
+<ul>
+<li><a href="{server_url}">Keep it and go to your running server</a></li>
+<li>Stop it from <a href="{home_url}">your home page</a>, then open this link again</li>
+{named}</ul></div>"""
+
+
+def hidden_fields(link: dict) -> Markup:
+    """The link's repository, branch and file as hidden form fields, with a note saying what Start pulls."""
+    fields = "".join(f'<input type="hidden" name="{k}" value="{escape(link[k])}">' for k in launchlinks.PULL_FIELDS if link.get(k))
+    if not link.get("repo"):
+        return Markup(fields)
+    opens = f", then opens <code>{escape(link['open'])}</code>" if link.get("open") else ""
+    return Markup(f'{fields}<p class="th-note" id="teamhub-link-pull">Start pulls <code>{escape(link["repo"])}</code> '
+                  f'(branch <code>{escape(link.get("branch") or launchlinks.DEFAULT_BRANCH)}</code>) into your home folder{opens}.</p>')
+
+
+def describe(catalog, resource_key, accelerator_key) -> str:
+    res = catalog.resources.get(resource_key)
+    name = res.display_name if res else str(resource_key)
+    acc = catalog.accelerators.get(accelerator_key) if accelerator_key else None
+    return f"{name} on {acc.display_name}" if acc else name
+
+
+SERVER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")  # `server=`: a named server; a safe slug, as JupyterHub 6 wants
+
+
+class LaunchLinkHandler(SpawnHandler):
+    """GET judges the link; POST is SpawnHandler's (the launch page's Start), for the link's server."""
+
+    def server_name(self) -> str:
+        name = self.get_argument("server", "")
+        if name and not (self.allow_named_servers and SERVER_NAME.fullmatch(name)):
+            raise web.HTTPError(400, "This hub does not offer named servers, or the server name is not a lowercase slug.")
+        return name
+
+    @web.authenticated
+    def post(self):
+        return super().post(None, self.server_name())
+
+    @web.authenticated
+    async def get(self):
+        user = self.current_user
+        server = self.server_name()
+        if server:
+            await self._check_named_server_request(user, server, server)  # JupyterHub's limit: maxPerPerson
+        link = {k: self.get_argument(k, "") for k in launchlinks.LINK_FIELDS}
+        link = {k: v for k, v in link.items() if v}
+        autostart = link.pop("autostart", "") in ("1", "true", "yes")
+        request = {k: link[k] for k in REQUEST_FIELDS if k in link}
+        spawner = user.get_or_create_spawner(server, server, replace_failed=True)
+        rt = spawner.teamhub  # the hub's runtime is the spawners' configuration (hub/runtime.py)
+        try:
+            _, pull = launchlinks.split_request(link, launchlinks.allowed_repos(rt.values))
+            choose = launchlinks.needs_choice(rt.catalog, request)
+            res = rt.catalog.resources.get(request.get("resource") or "")
+            # Still to choose an accelerator: judge everything else with the resource's first one.
+            probe = {**request, "accelerator": res.accelerators[0]} if choose and res is not None and res.accelerators else request
+            launch = check_request(rt.catalog, await person_for(user), probe)
+        except RequestRefused as exc:
+            self.log.info("Refused launch link for %s: %s %s", user.name, exc.status, exc.message)
+            self.set_status(exc.status)
+            return self.finish(await self._render_form(user, await spawner.get_options_form(), message=exc.message))
+        if spawner.active:
+            return await self._running(user, spawner, launch, pull, choose, server)
+        if autostart and not choose:
+            pending = url_path_join(self.hub.base_url, "spawn-pending", user.escaped_name, server)
+            self.log.info("Launch link for %s: autostart %s", user.name, launch.resource.key)
+            return await self._wrap_spawn_single_user(user, server, server, spawner, pending, link)
+        spawner.teamhub_link = link  # read once by launchpage.options_form
+        self.finish(await self._render_form(user, await spawner.get_options_form()))
+
+    async def _running(self, user, spawner, launch, pull, choose, server):
+        rt = spawner.teamhub
+        info = spawner.teamhub_info or {}
+        wanted_acc = launch.accelerator.key if launch.accelerator and not choose else info.get("accelerator")
+        same = info.get("resource") == launch.resource.key and info.get("accelerator") == wanted_acc
+        if same and spawner.ready:
+            # The same environment: nbgitpuller pulls into a running server too.
+            url = user.server_url(server)
+            self.redirect(url_path_join(url, pull.default_url()) if pull else url)
+            return None
+        if same:
+            self.redirect(url_path_join(self.hub.base_url, "spawn-pending", user.escaped_name, server))
+            return None
+        self.log.info("Launch link for %s asks for %s while %s runs: asking", user.name, launch.resource.key, info.get("resource"))
+        named = ""
+        if self.allow_named_servers:
+            name = re.sub(r"[^a-z0-9-]", "-", launch.resource.key.lower())[:40]
+            query = urlencode([(k, v) for k, v in parse_qsl(self.request.query) if k != "server"] + [("server", name)])
+            beside = url_path_join(self.hub.base_url, "launch") + f"?{query}"
+            named = f'<li><a id="teamhub-open-named" href="{escape(beside)}">Open this link in a second server beside it</a></li>\n'
+        html = QUESTION.format(
+            running=escape(describe(rt.catalog, info.get("resource"), info.get("accelerator"))),
+            wanted=escape(describe(rt.catalog, launch.resource.key, wanted_acc)),
+            server_url=escape(user.server_url(server)), home_url=escape(url_path_join(self.hub.base_url, "home")), named=named)
+        self.set_status(409)
+        self.finish(await self.render_template("error.html", status_code=409, status_message="Another environment is running",
+                                         message_html=Markup(html)))
+        return None

@@ -1,0 +1,130 @@
+"""The spawner's hooks that write usage records (`teamhub.hub.spawners.TeamhubMixin` calls these).
+
+The record's id lives in the spawner's persisted state (`teamhub_info["usage"]`), so a hub restarted after a
+crash finds the open record of a server that still runs, and its first poll closes the record of one that
+vanished while the hub was down, at the time it was last seen alive.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from datetime import UTC, datetime
+
+from ..hub import sessions
+from ..values.quantities import cpu_cores, memory_bytes
+from . import budget, store
+
+KEY = "usage"
+log = logging.getLogger("JupyterHub")
+
+
+def _tolerant(default):
+    """A database hiccup while recording must not fail a poll (JupyterHub would stop the server) or a stop:
+    one WARNING line, and the hook's neutral answer."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            from sqlalchemy.exc import SQLAlchemyError
+
+            try:
+                return fn(*args, **kwargs)
+            except SQLAlchemyError as exc:
+                log.warning("usage records: %s failed: %s", fn.__name__, str(exc).splitlines()[0])
+                return default
+        return inner
+    return wrap
+
+
+@_tolerant(None)
+def opened(spawner, launch) -> None:
+    """A checked start begins: open its record."""
+    s = store.current()
+    if s is None or spawner.teamhub_info is None:
+        return
+    res = launch.resource
+    cpu = cpu_cores(res.cpu_request)
+    mem = memory_bytes(res.memory_request)
+    spawner.teamhub_info[KEY] = s.open(
+        sessions.now(), server=spawner.teamhub_key, person=spawner.user.name, team=launch.team, resource=res.key,
+        accelerator=launch.accelerator.key if launch.accelerator else None, gpus=launch.gpu_count,
+        gpu_kind=launch.gpu.resource if launch.gpu else None, cpu=float(cpu) if cpu is not None else None,
+        memory=int(mem) if mem is not None else None)
+
+
+def record_of(spawner) -> int | None:
+    return (spawner.teamhub_info or {}).get(KEY)
+
+
+def _target(spawner, record: int | None):
+    """The store and the record a hook writes to; `record` when the caller took it before the state was cleared."""
+    return store.current(), record if record is not None else record_of(spawner)
+
+
+@_tolerant(None)
+def seen(spawner, record: int | None = None) -> None:
+    s, record = _target(spawner, record)
+    if s is not None and record is not None:
+        s.seen(record, sessions.now())
+
+
+@_tolerant(None)
+def lost(spawner, record: int | None = None) -> None:
+    """A poll found the server gone: end its record at the last time it was seen alive."""
+    s, record = _target(spawner, record)
+    if s is not None and record is not None and s.close(record, sessions.now(), "lost", at_last_seen=True):
+        spawner.log.warning("%s was found gone; its usage record ends when it was last seen alive", spawner.teamhub_key)
+
+
+@_tolerant(None)
+def closed(spawner, reason: str, record: int | None = None) -> None:
+    s, record = _target(spawner, record)
+    if s is not None and record is not None:
+        s.close(record, sessions.now(), reason)
+
+
+def idle_culled(spawner, idle_minutes: int) -> bool:
+    """Whether a stop nobody explained is the idle culler's: the server was idle past the cull timeout."""
+    last = getattr(getattr(spawner, "orm_spawner", None), "last_activity", None)
+    if idle_minutes <= 0 or last is None:
+        return False
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - last).total_seconds() >= idle_minutes * 60
+
+
+def _team(catalog, name: str | None):
+    team = catalog.teams.get(name) if name else None
+    return team if team is not None and team.budgets else None
+
+
+def budget_cap(spawner, launch) -> float | None:
+    """The deadline a team budget allows this start (None: no limit); RequestRefused when it is used up."""
+    s, team = store.current(), _team(spawner.teamhub.catalog, launch.team)
+    if s is None or team is None:
+        return None
+    cpu = cpu_cores(launch.resource.cpu_request)
+    return budget.check(s, team, launch.gpu_count, float(cpu) if cpu is not None else None,
+                        spawner.teamhub_key, sessions.now())
+
+
+@_tolerant(False)
+def over_budget(spawner) -> bool:
+    """Whether the team this server is charged to has run out of a budget it draws on (checked at every poll)."""
+    s, team = store.current(), _team(spawner.teamhub.catalog, (spawner.teamhub_info or {}).get("team"))
+    if s is None or team is None:
+        return False
+    st = budget.over(s, team, sessions.now())
+    if st is None:
+        return False
+    spawner.log.info("The team %s used %.1f of its %g %s: stopping %s", team.key, st.used, st.budget.amount, st.budget.unit,
+                     spawner.teamhub_key)
+    return True
+
+
+@_tolerant([])
+def budget_overview(catalog, team_key: str) -> list[dict]:
+    """The launch page's budget lines for a team (empty without a store or budgets)."""
+    s, team = store.current(), _team(catalog, team_key)
+    return budget.overview(s, team, sessions.now()) if s is not None and team is not None else []

@@ -1,0 +1,64 @@
+"""A teacher's launch link in a real browser (issue 17): from logged out, through login, to the launch page with
+the link's choice preselected, Start, and JupyterLab with the course repository pulled and its notebook open.
+The launch page is saved as test-output/launch-link.png (`make screenshots` copies it to docs/screenshots/)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlencode
+
+import pytest
+import yaml
+from browserkit import browser_values, password_of
+from gitserve import GitServer, make_repo
+from hubprocess import HubProcess
+from test_journey import LAB_TIMEOUT, shot
+
+NOTEBOOK = '{"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# Week 3 lab"]}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+
+
+@pytest.fixture(scope="module")
+def git(tmp_path_factory):
+    root = tmp_path_factory.mktemp("git")
+    make_repo(root, "course", {"week3/lab.ipynb": NOTEBOOK})
+    server = GitServer(root).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def hub(git, tmp_path_factory):
+    """The browser tier's hub (conftest.py) with the loopback git server on launchLinks.allowedRepos."""
+    state = tmp_path_factory.mktemp("linkhub")
+    values_file = state / "values.yaml"
+    values_file.write_text("{}")
+    h = HubProcess(values_file, state)
+    values = browser_values(h.url)
+    values["launchLinks"] = {"allowedRepos": [f"{git.url}/"]}
+    values_file.write_text(yaml.safe_dump(values, sort_keys=False))
+    try:
+        h.start()
+        yield h
+    finally:
+        h.stop()
+
+
+def test_a_launch_link_from_logged_out_to_the_notebook(hub, git, page):
+    link = f"{hub.url}/hub/launch?" + urlencode({"resource": "cpu-large", "sessionMinutes": "90", "repo": f"{git.url}/course.git",
+                                                 "branch": "main", "open": "week3/lab.ipynb"})
+    page.goto(link)
+    page.wait_for_url(re.compile(r"/hub/login"))
+    page.fill("#username_input", "alice")
+    page.fill("#password_input", password_of("alice"))
+    page.click("#login_submit")
+    page.wait_for_url(re.compile(r"/hub/launch\?"))
+    assert page.is_checked("#res-cpu-large")
+    assert page.locator("#th-minutes").input_value() == "90"
+    assert "week3/lab.ipynb" in page.locator("#teamhub-link-pull").inner_text()
+    shot(page, "launch-link")
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url(re.compile(r"/user/local(%3A|:)alice/lab/tree/course/week3/lab\.ipynb"), timeout=LAB_TIMEOUT)
+    # The notebook is open in JupyterLab: its markdown rendered in a notebook panel.
+    page.locator(".jp-NotebookPanel .jp-RenderedMarkdown", has_text="Week 3 lab").first.wait_for(timeout=LAB_TIMEOUT)
+    home = next((hub.state / "homes").glob("*alice*"))
+    assert (home / "course" / "week3" / "lab.ipynb").read_text() == NOTEBOOK

@@ -1,0 +1,191 @@
+"""Usage records (issue 14) on real databases: the table is created and migrated with the hub database on
+SQLite and PostgreSQL, kept in its backups, written by a real hub on PostgreSQL, and `teamhub usage` reads
+it from a URL or a file, clipping every record to the period asked for."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import pytest
+import yaml
+from hubprocess import ROOT, HubProcess
+from support import run_teamhub, tree_env
+from teamhub.auth.passwords import hash_password
+from teamhub.db import database
+from teamhub.usage import store, totals
+
+from .test_database import pg, pg_values  # noqa: F401 -- the module's real PostgreSQL server
+
+DAY = 86400
+T0 = 1_780_000_000.0  # 2026-05-28T20:26:40Z
+
+
+def fill(url: str) -> None:
+    """Three people in two teams: an hour on 2 GPUs, a failed start, a session crossing the period's start."""
+    s = store.Store(url)
+    try:
+        a = s.open(T0, server="local:alice/", person="local:alice", team="cv", resource="gpu", accelerator="mi300x", gpus=2,
+                   gpu_kind="amd.com/gpu", cpu=4.0, memory=16 * 2**30)
+        s.seen(a, T0 + 1800)
+        assert s.close(a, T0 + 3600, "stopped")
+        assert not s.close(a, T0 + 7200, "deadline")  # a closed record stays as it was
+        b = s.open(T0 + 100, server="local:bob/", person="local:bob", team="cv", resource="cpu", gpus=0, cpu=2.0)
+        s.close(b, T0 + 400, "failed-start")
+        c = s.open(T0 - 3600, server="local:carol/", person="local:carol", team="nlp", resource="cpu", gpus=0, cpu=1.0)
+        s.seen(c, T0 + 1800)
+        assert s.close(c, T0 + 9999, "lost", at_last_seen=True)
+        s.open(T0 + 3000, server="local:dan/", person="local:dan", team="nlp", resource="cpu", gpus=0, cpu=0.5)  # still running
+    finally:
+        s.dispose()
+
+
+def check_totals(url: str) -> None:
+    engine = store.make_engine(url)
+    try:
+        with engine.connect() as con:
+            rows = totals.query(con, totals.Period(T0, T0 + DAY, now=T0 + 3600 + 3000), ("team",))
+            by_person = {r["person"]: r for r in totals.query(con, totals.Period(T0, T0 + DAY, T0 + 6600), ("person",))}
+    finally:
+        engine.dispose()
+    assert rows == [
+        {"team": "cv", "gpu_hours": 2.0, "server_hours": 1.0, "cpu_core_hours": 4.0, "sessions": 1, "failed_starts": 1},
+        # carol: only the half hour inside the period, up to when she was last seen; dan: running, counted up to now
+        {"team": "nlp", "gpu_hours": 0.0, "server_hours": 1.5, "cpu_core_hours": 1.0, "sessions": 2, "failed_starts": 0},
+    ]
+    assert by_person["local:carol"]["server_hours"] == 0.5 and by_person["local:dan"]["server_hours"] == 1.0
+
+
+def test_sqlite_migrated_with_the_hub_database_and_totals(tmp_path):
+    result = database.prepare({}, tmp_path)
+    assert store.migrate(result.url) == 1  # idempotent: already there
+    fill(result.url)
+    check_totals(result.url)
+    backup = database.backup(database.settings({}, tmp_path))
+    con = sqlite3.connect(backup.path)
+    assert con.execute("SELECT COUNT(*) FROM teamhub_usage").fetchone()[0] == 4  # the records are in every backup
+    con.close()
+
+
+def test_postgres_migrated_backed_up_and_read_by_url(pg, tmp_path):  # noqa: F811
+    pg.createdb("usage")
+    env = {"TEAMHUB_DB_PASSWORD": pg.password}
+    result = database.prepare(pg_values(pg, "usage"), tmp_path, env=env)
+    assert pg.psql("usage", "SELECT MAX(version) FROM teamhub_usage_version") == "1"
+    fill(result.url)
+    check_totals(result.url)
+    s = database.settings(pg_values(pg, "usage"), tmp_path, env)
+    dump = database.backup(s)
+    pg.psql("usage", "DELETE FROM teamhub_usage")
+    database.restore(s, dump.path.name)
+    assert pg.psql("usage", "SELECT COUNT(*) FROM teamhub_usage") == "4"
+
+    r = run_teamhub("usage", "--db", pg.url("usage"), "--from", "2026-05-28", "--to", "2026-05-30", "--by", "team,resource",
+                    "--format", "csv", env=tree_env(**env))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "team,resource,gpu_hours,server_hours,cpu_core_hours,sessions,failed_starts"
+    assert "cv,gpu,2.0,1.0,4.0,1,0" in lines and "cv,cpu,0.0,0.0,0.0,0,1" in lines
+
+
+def test_cli_reads_a_file_and_explains_bad_input(tmp_path):
+    result = database.prepare({}, tmp_path)
+    fill(result.url)
+    db = tmp_path / database.DB_FILE
+    r = run_teamhub("usage", "--db", db, "--from", "2026-05-28", "--to", "2026-05-30", "--by", "accelerator", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    rows = {row["accelerator"]: row for row in json.loads(r.stdout)}
+    assert rows["mi300x"]["gpu_hours"] == 2.0 and rows[None]["failed_starts"] == 1
+    r = run_teamhub("usage", "--db", db, "--from", "2026-05-28", "--to", "2026-05-30", "--by", "person")
+    assert r.returncode == 0 and r.stdout.splitlines()[0].split() == [
+        "PERSON", "GPU-HOURS", "SERVER-HOURS", "CPU-CORE-HOURS", "SESSIONS", "FAILED-STARTS"]
+    for args, message in ((("--by", "team,colour"), "cannot group by colour"), (("--from", "yesterday"), "--from 'yesterday'"),
+                          (("--from", "2026-06-02", "--to", "2026-06-01"), "--from must be before --to")):
+        r = run_teamhub("usage", "--db", db, *args)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = run_teamhub("usage", "--db", tmp_path / "missing.sqlite")
+    assert r.returncode == 2 and "no such database file" in r.stderr
+
+
+def test_a_real_hub_on_postgres_records_a_session(pg, tmp_path):  # noqa: F811
+    pg.createdb("usagehub")
+    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
+    values["hub"] = pg_values(pg, "usagehub")["hub"]
+    values["auth"]["local"]["users"]["bob"]["passwordHash"] = hash_password("usage-pg-pass", 4)
+    (tmp_path / "values.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+    hub = HubProcess(tmp_path / "values.yaml", tmp_path, extra_env={"TEAMHUB_DB_PASSWORD": pg.password})
+    hub.start()
+    try:
+        api = hub.api(hub.token(hub.login("bob", "usage-pg-pass"), "local:bob"))
+        assert api.post("/users/local:bob/server", json={"resource": "cpu-small"}).status_code in (201, 202)
+        hub.wait_ready(api, "local:bob")
+        row = pg.psql("usagehub", "SELECT person, resource, gpus, cpu, ended IS NULL, last_seen IS NOT NULL FROM teamhub_usage")
+        assert row == "local:bob|cpu-small|0|2|t|t"
+        assert api.delete("/users/local:bob/server").status_code in (202, 204)
+        end = time.monotonic() + 60
+        while pg.psql("usagehub", "SELECT end_reason FROM teamhub_usage") != "stopped":
+            assert time.monotonic() < end, hub.log()[-3000:]
+            time.sleep(0.25)
+    finally:
+        hub.stop()
+
+
+@pytest.mark.parametrize("bad", ["sqlite:////nonexistent/dir/x.sqlite"])
+def test_cli_unreadable_database_is_one_line(bad):
+    r = run_teamhub("usage", "--db", bad)
+    assert r.returncode == 1 and r.stderr.startswith("teamhub: cannot read usage records") and "Traceback" not in r.stderr
+
+
+def test_budget_window_rates_and_kinds(tmp_path):
+    from teamhub.catalog.access import RequestRefused
+    from teamhub.catalog.model import Budget, Team
+    from teamhub.usage import budget
+
+    url = database.prepare({}, tmp_path).url
+    fill(url)  # cv: 2 GPU-hours (alice) and 4 CPU-core-hours at T0..T0+1h
+    team = Team("cv", "CV", "", (), (), (), (), (), None, None,
+                (Budget("gpu", 3.0, 30), Budget("cpu", 100.0, 30)))
+    engine = store.Store(url)  # the hub's store: budget sums over closed records are cached by it
+    try:
+        now = T0 + 2 * 3600
+        # 1 GPU-hour left; this start's 1 GPU alone: the deadline is one hour away (the CPU budget allows more)
+        assert budget.check(engine, team, 1, 2.0, "local:x/", now) == pytest.approx(now + 3600)
+        assert budget.check(engine, team, 0, 0.0, "local:x/", now) is None  # draws on neither budget
+        s = engine
+        running = s.open(now, server="local:y/", person="local:y", team="cv", resource="gpu", gpus=2, cpu=1.0)
+        assert budget.check(engine, team, 1, 2.0, "local:x/", now) == pytest.approx(now + 1200)  # 3 GPUs share the hour
+        assert budget.over(engine, team, now) is None
+        st = budget.over(engine, team, now + 1800)  # 2 GPUs for half an hour used the last hour
+        assert st is not None and st.budget.kind == "gpu" and st.used == pytest.approx(3.0)
+        with pytest.raises(RequestRefused) as refused:
+            budget.check(engine, team, 1, 2.0, "local:x/", now + 1800)
+        assert refused.value.status == 403 and "The team 'CV' has used 3.0 of its 3 GPU-hours in the last 30 days." in refused.value.message
+        s.close(running, now + 1800, "budget")
+        # 30 days later the old usage has left the window: everything is back
+        later = T0 + 31 * DAY
+        assert budget.check(engine, team, 1, 2.0, "local:x/", later) == pytest.approx(later + 3 * 3600)
+        assert budget.overview(engine, team, later)[0] == {"unit": "GPU-hours", "used": 0.0, "amount": 3.0, "left": 3.0,
+                                                            "days": 30, "minutes_for_one": 180}
+    finally:
+        engine.dispose()
+
+
+def test_a_database_failure_while_recording_is_one_warning(tmp_path, caplog):
+    """A poll or stop must not fail because the records cannot be written (JupyterHub stops a server whose
+    poll raises): the hooks log one WARNING and go on."""
+    import logging
+    from types import SimpleNamespace
+
+    from teamhub.usage import record
+
+    store.configure(f"sqlite:///{tmp_path / 'missing' / 'x.sqlite'}")  # the folder does not exist
+    try:
+        spawner = SimpleNamespace(teamhub_info={"usage": 1}, teamhub_key="local:a/", log=logging.getLogger("test"))
+        with caplog.at_level(logging.WARNING, logger="JupyterHub"):
+            assert record.seen(spawner) is None
+            assert record.closed(spawner, "stopped") is None
+        warnings = [r.getMessage() for r in caplog.records if r.name == "JupyterHub"]
+        assert len(warnings) == 2 and warnings[0].startswith("usage records: seen failed: ") and not caplog.records[0].exc_info
+    finally:
+        store.configure(None)
