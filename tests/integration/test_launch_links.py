@@ -179,7 +179,7 @@ def test_named_servers_count_against_the_team_quota_and_max_per_person(hub, alic
 
 
 def server_rows(page: str) -> dict:
-    """The server list (teamhub/templates/servers.html): server name -> [environment, accelerator, time left]."""
+    """The server list (teamhub/hub/templates/servers.html): server name -> [environment, accelerator, time left]."""
     rows = re.findall(r'<tr class="teamhub-server" data-server-name="([^"]*)">(.*?)</tr>', page, re.S)
     return {name: [html.unescape(re.sub(r"<[^>]+>", "", td)).strip() for td in re.findall(r"<td[^>]*>(.*?)</td>", body, re.S)][1:4]
             for name, body in rows}

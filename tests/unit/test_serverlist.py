@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from hubhelpers import VALUES, configured
 from teamhub.hub import serverlist
-from teamhub.validation import load_or_raise
+from teamhub.values.validation import load_or_raise
 
 T0 = 1_000_000
 

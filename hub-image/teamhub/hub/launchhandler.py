@@ -20,9 +20,8 @@ from markupsafe import Markup, escape
 from tornado import web
 
 from ..auth import person_for
-from ..resolution import REQUEST_FIELDS, RequestRefused, check_request
+from ..catalog.access import REQUEST_FIELDS, RequestRefused, check_request
 from . import launchlinks
-from .runtime import get_runtime
 
 QUESTION = """<div class="th-launch" id="teamhub-running" role="alert">
 <p>Your server runs <strong>{running}</strong>. This link asks for <strong>{wanted}</strong>.</p>
@@ -61,9 +60,9 @@ class LaunchLinkHandler(SpawnHandler):
             raise web.HTTPError(400, "This hub does not offer named servers, or the server name is not a lowercase slug.")
         return name
 
-    async def judge(self, user) -> tuple:
-        """This request's link, checked like a start: (link, autostart, launch, pull, choose); RequestRefused."""
-        rt = get_runtime()
+    async def judge(self, user, rt) -> tuple:
+        """This request's link, checked like a start against the hub's runtime `rt` (a spawner's `teamhub`):
+        (link, autostart, launch, pull, choose); RequestRefused."""
         link = {k: self.get_argument(k, "") for k in launchlinks.LINK_FIELDS}
         link = {k: v for k, v in link.items() if v}
         autostart = link.pop("autostart", "") in ("1", "true", "yes")
@@ -86,8 +85,9 @@ class LaunchLinkHandler(SpawnHandler):
         if server:
             await self._check_named_server_request(user, server, server)  # JupyterHub's limit: maxPerPerson
         spawner = user.get_or_create_spawner(server, server, replace_failed=True)
+        rt = spawner.teamhub  # the hub's runtime is the spawners' configuration (hub/runtime.py)
         try:
-            link, autostart, launch, pull, choose = await self.judge(user)
+            link, autostart, launch, pull, choose = await self.judge(user, rt)
         except RequestRefused as exc:
             self.log.info("Refused launch link for %s: %s %s", user.name, exc.status, exc.message)
             self.set_status(exc.status)
@@ -102,7 +102,7 @@ class LaunchLinkHandler(SpawnHandler):
         self.finish(await self._render_form(user, await spawner.get_options_form()))
 
     async def _running(self, user, spawner, launch, pull, choose, server):
-        rt = get_runtime()
+        rt = spawner.teamhub
         info = spawner.teamhub_info or {}
         wanted_acc = launch.accelerator.key if launch.accelerator and not choose else info.get("accelerator")
         same = info.get("resource") == launch.resource.key and info.get("accelerator") == wanted_acc

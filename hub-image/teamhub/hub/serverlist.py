@@ -2,7 +2,7 @@
 
 `rows(user)` is a JupyterHub template variable (JupyterHub calls it with the page's user): each active server
 with its resource, accelerator and time left, from the spawner's `teamhub_info` (spawners.py). The templates
-`home.html` and `spawn.html` (in ../templates, on the hub's template path) render it with the one partial
+`home.html` and `spawn.html` (in hub/templates, on the hub's template path) render it with the one partial
 `servers.html`; its Stop buttons call JupyterHub's own REST API (`DELETE /hub/api/users/:name/servers/:server`)
 with the page's xsrf token through JupyterHub's `jhapi` client, exactly as JupyterHub's home page stops a
 server, so stopping keeps one home: JupyterHub (proxy route, spawner, usage record, quota release).
@@ -15,20 +15,16 @@ the same start check as any start.
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 from jupyterhub.utils import url_path_join
 from markupsafe import Markup, escape
 from tornado import web
 
-from ..resolution import RequestRefused
+from ..catalog.access import RequestRefused
 from . import sessions
 from .launchhandler import LaunchLinkHandler, describe
-from .launchpage import duration
-from .runtime import get_runtime
-
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+from .launchpage import TEMPLATES, duration  # the hub's page templates: one folder (hub/templates)
 
 
 def time_left(info: dict, at: float | None = None) -> str:
@@ -64,8 +60,7 @@ def rows(user) -> list[dict]:
     spawners = getattr(user, "spawners", None)
     if not spawners:
         return []  # logged out, or a service
-    catalog = get_runtime().catalog
-    return [row(catalog, s) for _, s in sorted(spawners.items()) if s.active]
+    return [row(s.teamhub.catalog, s) for _, s in sorted(spawners.items()) if s.active]  # teamhub: the hub's runtime
 
 
 RUNNING_FIELDS = ("running_resource", "running_accelerator", "running_started")
@@ -121,17 +116,16 @@ class StopAndStartHandler(LaunchLinkHandler):
 
     @web.authenticated
     async def post(self):
-        rt = get_runtime()
         user = self.current_user
         server = self.server_name()
         spawner = user.spawners.get(server)
         if spawner is not None and spawner.active:
-            info = spawner.teamhub_info or {}
+            rt, info = spawner.teamhub, spawner.teamhub_info or {}
             if tuple(self.get_body_argument(k, "") for k in RUNNING_FIELDS) != running(spawner) or spawner.pending:
                 self.log.info("Stop-and-start for %s: the server changed since the question; nothing stopped", user.name)
                 raise web.HTTPError(409, "Your server changed since you were asked; nothing was stopped. Open the link again.")
             try:
-                await self.judge(user)  # a link refused now stops nothing
+                await self.judge(user, rt)  # a link refused now stops nothing
             except RequestRefused as exc:
                 self.log.info("Stop-and-start for %s refused: %s %s", user.name, exc.status, exc.message)
                 raise web.HTTPError(exc.status, exc.message.replace("%", "%%")) from None
