@@ -75,8 +75,8 @@ def load_from_environment(c, environ=os.environ):
 
 
 def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runtime:
+    from ..usage import adminpage, scrape, stopper
     from .launchhandler import LaunchLinkHandler
-    from ..usage import adminpage, scrape
     from .launchpage import options_form
     from .spawners import TeamhubKubeSpawner, TeamhubLocalSpawner, apply_user_options, options_from_form
 
@@ -108,6 +108,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     c.Spawner.options_from_form = options_from_form
     c.JupyterHub.extra_handlers.append((r"/launch", LaunchLinkHandler))  # launch links (launchhandler.py)
     adminpage.register(c)  # the admins' usage page, /hub/usage (teamhub/usage/adminpage.py)
+    stopper.install()  # a stop asked by an admin ends its usage record as `admin` (teamhub/usage/stopper.py)
     scrape.configure(c, environ)  # the ServiceMonitor's read:metrics token (teamhub/usage/scrape.py)
     c.Spawner.default_url = "/lab"
     c.Spawner.poll_interval = sessions.poll_seconds(environ)  # also how often the hub checks session deadlines

@@ -22,7 +22,7 @@ from tornado import web
 from ..auth import person_for
 from ..quantities import cpu_cores, format_cpu, memory_bytes
 from ..resolution import REQUEST_FIELDS, Launch, RequestRefused, check_request
-from ..usage import metrics
+from ..usage import metrics, stopper
 from ..usage import record as usage
 from . import failfast, launchlinks, podrefusal, refusals, sessions
 from .quota import Hold
@@ -285,6 +285,8 @@ class TeamhubMixin:
     def _teamhub_stop_reason(self) -> str:
         if self._teamhub_end_reason:
             return self._teamhub_end_reason
+        if stopper.by_admin(self):  # through the REST API by someone else: an admin (usage page, admin panel)
+            return "admin"
         if not self._teamhub_started:
             metrics.outcome("timeout")  # JupyterHub gave up waiting (start_timeout) and stops the start
             return "failed-start"
