@@ -70,6 +70,8 @@ def test_an_admin_sees_teams_running_servers_and_totals(hub, alice_running):
     assert 'data-url="/hub/api/users/local%3Aalice/server"' in alice  # the stop button's API call
     assert "Z</td>" in alice  # started and deadline as UTC times
     assert 'id="teamhub-totals"' in page and "No usage in this period" not in page  # alice's open record counts
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert assets and not [a for a in assets if re.match(r"(https?:)?//", a)], assets  # served by the hub: no CDN
 
 
 def test_the_csv_download_parses(hub, alice_running):
