@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 from hubprocess import ROOT, HubProcess
-from teamhub.passwords import hash_password
+from teamhub.auth.passwords import hash_password
 
 PASSWORD = "usage-admin-pass"
 METRICS_TOKEN = "metrics-scrape-token-for-tests-0123456789abcdef"

@@ -17,11 +17,12 @@ from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
 
-from ..hub import sessions
-from ..hub.runtime import get_runtime
-from . import budget, totals
-from .cli import DAY, parse_time
-from .store import current
+from ..usage import budget, totals
+from ..usage.store import current
+from ..usage.totals import DAY, parse_time
+from . import sessions
+from .launchpage import TEMPLATES
+from .runtime import Runtime
 
 PATH = r"/usage"
 TEMPLATE = "usage_admin.html"
@@ -80,6 +81,9 @@ def day(epoch: float) -> str:
 
 
 class UsageAdminHandler(BaseHandler):
+    def initialize(self, runtime: Runtime):
+        self.teamhub = runtime  # the hub's runtime, handed over as configuration like the spawners' (runtime.py)
+
     @web.authenticated
     async def get(self):
         user = self.current_user
@@ -88,7 +92,7 @@ class UsageAdminHandler(BaseHandler):
             self.set_status(403)
             return self.finish(await self.render_template("error.html", status_code=403, status_message="Forbidden",
                                                           message=NOT_ADMIN))
-        rt, store, now = get_runtime(), current(), sessions.now()
+        rt, store, now = self.teamhub, current(), sessions.now()
         args = {k: self.get_argument(k, "").strip() for k in ("from", "to", "by", "format")}
         error = None
         try:
@@ -113,9 +117,7 @@ class UsageAdminHandler(BaseHandler):
         self.finish(html)
 
 
-def register(c) -> None:
+def register(c, runtime: Runtime) -> None:
     """The hook config.configure calls: the handler, and this package's templates for JupyterHub's loader."""
-    from ..hub.launchpage import TEMPLATES
-
-    c.JupyterHub.extra_handlers.append((PATH, UsageAdminHandler))
+    c.JupyterHub.extra_handlers.append((PATH, UsageAdminHandler, {"runtime": runtime}))
     c.JupyterHub.template_paths.append(str(TEMPLATES))
