@@ -70,7 +70,7 @@ spec:
       storage: {{ .capacity | quote }}
 {{- end -}}
 
-{{/* The Secret holding the proxy token, cookie secret and crypt key: generated, or the operator's. */}}
+{{/* The Secret holding the proxy token, cookie secret, crypt key and metrics token: generated, or the operator's. */}}
 {{- define "teamhub.secrets.name" -}}
 {{- .Values.hub.existingSecret | default (printf "%s-secrets" (include "teamhub.fullname" .)) -}}
 {{- end -}}
@@ -420,6 +420,11 @@ holds hub.db.password.
 - name: JUPYTERHUB_CRYPT_KEY
   valueFrom:
     secretKeyRef: {name: {{ $secrets }}, key: crypt-key}
+{{- if $ctx.Values.metrics.serviceMonitor.enabled }}
+- name: TEAMHUB_METRICS_TOKEN  # the token of the hub service with only read:metrics (teamhub/usage/scrape.py)
+  valueFrom:
+    secretKeyRef: {name: {{ $secrets }}, key: metrics-token}
+{{- end }}
 {{- end }}
 {{- if eq $db.type "postgres" }}
 {{- if $db.existingSecret }}

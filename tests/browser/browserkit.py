@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -38,6 +39,25 @@ def browser_values(hub_url: str, gh=None, oidc=None) -> dict:
                                   "callbackUrl": f"{hub_url}/hub/oidc/oauth_callback"}
     return values
 
+
+@contextlib.contextmanager
+def browser_hub(state: Path, gh=None, oidc=None, edit=None):
+    """The real hub and proxy in local mode (as `make demo`) on browser_values, changed by `edit(values)` when
+    given; stopped on leaving. The values are written once the hub's port is known (callback URLs name it)."""
+    from hubprocess import HubProcess
+
+    values_file = state / "values.yaml"
+    values_file.write_text("{}")
+    h = HubProcess(values_file, state)
+    values = browser_values(h.url, gh, oidc)
+    if edit is not None:
+        edit(values)
+    values_file.write_text(yaml.safe_dump(values, sort_keys=False))
+    try:
+        h.start()
+        yield h
+    finally:
+        h.stop()
 
 
 def http_login(hub, name: str):

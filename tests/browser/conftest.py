@@ -8,8 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
-from browserkit import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_values
+from browserkit import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_hub
 
 
 # Module scope, not session: Playwright's sync API keeps an event loop running in this thread while the
@@ -72,18 +71,8 @@ def providers():
 @pytest.fixture(scope="module")
 def hub(providers, tmp_path_factory):
     """The real hub and proxy in local mode (as `make demo`), every login method but dummy enabled."""
-    from hubprocess import HubProcess
-
-    state = tmp_path_factory.mktemp("browserhub")
-    values_file = state / "values.yaml"
-    values_file.write_text("{}")
-    h = HubProcess(values_file, state)
-    values_file.write_text(yaml.safe_dump(browser_values(h.url, *providers), sort_keys=False))
-    try:
-        h.start()
+    with browser_hub(tmp_path_factory.mktemp("browserhub"), *providers) as h:
         yield h
-    finally:
-        h.stop()
 
 
 @pytest.fixture(autouse=True)

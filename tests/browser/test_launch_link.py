@@ -10,10 +10,8 @@ import re
 from urllib.parse import urlencode
 
 import pytest
-import yaml
-from browserkit import browser_values, password_of
+from browserkit import browser_hub, password_of
 from gitserve import GitServer, make_repo
-from hubprocess import HubProcess
 from test_journey import LAB_TIMEOUT, shot
 
 NOTEBOOK = '{"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# Week 3 lab"]}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
@@ -31,18 +29,11 @@ def git(tmp_path_factory):
 @pytest.fixture(scope="module")
 def hub(git, tmp_path_factory):
     """The browser tier's hub (conftest.py) with the loopback git server on launchLinks.allowedRepos."""
-    state = tmp_path_factory.mktemp("linkhub")
-    values_file = state / "values.yaml"
-    values_file.write_text("{}")
-    h = HubProcess(values_file, state)
-    values = browser_values(h.url)
-    values["launchLinks"] = {"allowedRepos": [f"{git.url}/"]}
-    values_file.write_text(yaml.safe_dump(values, sort_keys=False))
-    try:
-        h.start()
+    def edit(values):
+        values["launchLinks"] = {"allowedRepos": [f"{git.url}/"]}
+
+    with browser_hub(tmp_path_factory.mktemp("linkhub"), edit=edit) as h:
         yield h
-    finally:
-        h.stop()
 
 
 def test_a_launch_link_from_logged_out_to_the_notebook(hub, git, page):

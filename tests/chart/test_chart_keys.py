@@ -129,9 +129,11 @@ def render(values: dict, tmp_path, name: str) -> tuple[str, str]:
     """(text of every rendered object except the values Secret, the values Secret's values.yaml)."""
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(values), encoding="utf-8")
-    # as on a cluster serving ValidatingAdmissionPolicy, so admissionPolicy.* reach their objects
+    # as on a cluster serving ValidatingAdmissionPolicy and ServiceMonitors, so admissionPolicy.* and
+    # metrics.serviceMonitor.* reach their objects
     out = helm("helm3", "template", "t", CHART, "--namespace", "lab", "--kube-version", KUBE_VERSIONS[-1], "--api-versions",
-               "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy", "-f", path).stdout
+               "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy", "--api-versions",
+               "monitoring.coreos.com/v1/ServiceMonitor", "-f", path).stdout
     objects, secret = [], ""
     for doc in yaml.safe_load_all(out):
         if not doc:

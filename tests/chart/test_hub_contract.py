@@ -102,10 +102,11 @@ def test_rendered_deployment_follows_the_contract(tmp_path):
     # Every env var the architecture table names is set by the chart.
     table = (ROOT / "docs" / "architecture.md").read_text()
     named = set(re.findall(r"env `([A-Z_]+)`", table)) | set(re.findall(r"`((?:CONFIGPROXY|JUPYTERHUB|JPY)_[A-Z_]+)`", table))
-    # Only with hub.db.type postgres, or with an auth existingSecret; the last two are overrides the chart never needs
+    # Only with hub.db.type postgres, with an auth existingSecret or with metrics.serviceMonitor (chart/tests/hub_test.yaml);
+    # the last two are overrides the chart never needs
     # (the revision comes as a file, so that an upgrade with unchanged values does not restart the hub).
-    optional = {"TEAMHUB_DB_PASSWORD", "TEAMHUB_GITHUB_CLIENT_SECRET", "TEAMHUB_OIDC_CLIENT_SECRET", "TEAMHUB_LOCAL_USERS_FILE",
-                "TEAMHUB_RELEASE_REVISION"}
+    optional = {"TEAMHUB_DB_PASSWORD", "TEAMHUB_GITHUB_CLIENT_SECRET", "TEAMHUB_OIDC_CLIENT_SECRET", "TEAMHUB_METRICS_TOKEN",
+                "TEAMHUB_LOCAL_USERS_FILE", "TEAMHUB_RELEASE_REVISION"}
     assert "TEAMHUB_RELEASE_REVISION" not in env
     assert (values_file.parent / "release-revision").read_text() == "1"
     assert named - optional <= set(env), named - set(env)

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 from hubhelpers import VALUES, configured
-from teamhub.hub import serverlist
+from teamhub.hub import launchpage, serverlist
 from teamhub.values.validation import load_or_raise
 
 T0 = 1_000_000
@@ -52,8 +52,9 @@ def test_a_row_while_starting_or_stopping(catalog):
 def test_the_hub_serves_the_list_and_the_stop_and_start():
     c = configured()
     assert c.JupyterHub.template_vars.get_value({})["teamhub_servers"] is serverlist.rows
-    assert str(serverlist.TEMPLATES) == c.JupyterHub.template_paths.get_value([])[0]  # before JupyterHub's own home.html and spawn.html
-    routes = dict(c.JupyterHub.extra_handlers.get_value([]))
+    paths = c.JupyterHub.template_paths.get_value([])
+    assert paths[0] == str(launchpage.TEMPLATES) and paths.count(paths[0]) == 1  # before JupyterHub's home.html and spawn.html
+    routes = {route[0]: route[1] for route in c.JupyterHub.extra_handlers.get_value([])}
     assert routes["/launch/stop-and-start"] is serverlist.StopAndStartHandler
     assert "/stop-server" not in routes  # Stop is JupyterHub's own API, not a handler of ours
     assert serverlist.rows(None) == []  # logged-out pages

@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ..usage import totals
-
-DAY = 86400
-
-
-def parse_time(text: str, flag: str) -> float:
-    """A date (2026-11-01, midnight UTC) or an ISO time (2026-11-01T12:00:00Z)."""
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{flag} {text!r}: give a date like 2026-11-01 or a time like 2026-11-01T12:00:00Z") from None
-    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+from ..usage.totals import DAY, parse_time
 
 
 def db_url(args) -> str:

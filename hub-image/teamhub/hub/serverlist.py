@@ -24,7 +24,7 @@ from tornado import web
 from ..catalog.access import RequestRefused
 from . import sessions
 from .launchhandler import LaunchLinkHandler, describe
-from .launchpage import TEMPLATES, duration  # the hub's page templates: one folder (hub/templates)
+from .launchpage import duration
 
 
 def time_left(info: dict, at: float | None = None) -> str:
@@ -136,7 +136,7 @@ class StopAndStartHandler(LaunchLinkHandler):
 
 
 def configure(c) -> None:
-    """Hook for hub/config.py: the templates, the template variable and the stop-and-start handler."""
-    c.JupyterHub.template_paths.prepend([str(TEMPLATES)])
+    """Hook for hub/config.py (which also puts hub/templates first on the template path): the template
+    variable and the stop-and-start handler."""
     c.JupyterHub.template_vars.update({"teamhub_servers": rows})
     c.JupyterHub.extra_handlers.append((r"/launch/stop-and-start", StopAndStartHandler))

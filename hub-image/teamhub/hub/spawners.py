@@ -26,7 +26,7 @@ from ..catalog.placement import Launch
 from ..usage import metrics
 from ..usage import record as usage
 from ..values.quantities import cpu_cores, format_cpu, memory_bytes
-from . import failfast, launchlinks, podrefusal, refusals, sessions
+from . import failfast, launchlinks, podrefusal, refusals, sessions, stopper
 from .quota import Hold
 from .runtime import Runtime
 
@@ -288,6 +288,8 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
     def _teamhub_stop_reason(self) -> str:
         if self._teamhub_end_reason:
             return self._teamhub_end_reason
+        if stopper.by_admin(self):  # through the REST API by someone else: an admin (usage page, admin panel)
+            return "admin"
         if not self._teamhub_started:
             metrics.outcome("timeout")  # JupyterHub gave up waiting (start_timeout) and stops the start
             return "failed-start"

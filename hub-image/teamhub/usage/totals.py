@@ -11,11 +11,23 @@ import csv
 import io
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from .store import TABLE
 
 GROUPS = ("team", "person", "resource", "accelerator")
 FIELDS = ("gpu_hours", "server_hours", "cpu_core_hours", "sessions", "failed_starts")
+DAY = 86400
+
+
+def parse_time(text: str, flag: str) -> float:
+    """A period's end as `teamhub usage` and the admins' page take it: a date (2026-11-01, midnight UTC) or an
+    ISO time (2026-11-01T12:00:00Z); ValueError with a sentence naming `flag` otherwise."""
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: give a date like 2026-11-01 or a time like 2026-11-01T12:00:00Z") from None
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
 
 
 @dataclass(frozen=True)
