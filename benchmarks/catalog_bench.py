@@ -23,9 +23,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub-image"))
 
-from teamhub import validation  # noqa: E402
-from teamhub.resolution import Person, check_request, resolve  # noqa: E402
-from teamhub.yamlsource import load_text  # noqa: E402
+from teamhub.catalog.access import Person, check_request, resolve  # noqa: E402
+from teamhub.values import validation  # noqa: E402
+from teamhub.values.source import load_text  # noqa: E402
 
 HASH = "$2b$12$Xgnp62i4m6AkY2tuTo9bmuzSyf8FTrxbeRUIiQn9Lmoh/UsjXVrQe"
 
@@ -89,7 +89,7 @@ def main() -> None:
     text = generate(args.resources, args.images, args.teams)
     print(f"catalog: {args.resources} resources, {args.images} images, {args.teams} teams ({len(text) / 1e6:.1f} MB of YAML)")
 
-    validator = validation._validator()
+    validator = validation.validator()
     _, baseline = timed(lambda: list(validator.iter_errors(yaml.load(text, Loader=yaml.CSafeLoader))), args.repeat)
     checked, ours = timed(lambda: validation.check(load_text(text, "bench.yaml")), args.repeat)
     assert checked.ok, [str(p) for p in checked.errors[:5]]

@@ -17,9 +17,8 @@ from kubespawner import KubeSpawner
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hubvalues import BENCH_USER, kubespawner_profiles  # noqa: E402
+from teamhub.catalog.access import Person, resolve  # noqa: E402
 from teamhub.hub.config import load_from_environment  # noqa: E402
-from teamhub.hub.runtime import get_runtime  # noqa: E402
-from teamhub.resolution import Person, resolve  # noqa: E402
 
 ks.load_config = lambda **kwargs: None
 ks.shared_client = lambda *args, **kwargs: None
@@ -31,7 +30,7 @@ c.JupyterHub.spawner_class = KubeSpawner  # noqa: F821
 
 
 def profiles_for(spawner):
-    catalog = get_runtime().catalog
+    catalog = rt.catalog
     return kubespawner_profiles(catalog, resolve(catalog, Person(spawner.user.name)))
 
 

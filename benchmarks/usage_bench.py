@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hub-image"))
 
-from teamhub.catalog import Budget, Team  # noqa: E402
+from teamhub.catalog.model import Budget, Team  # noqa: E402
 from teamhub.usage import budget, store, totals  # noqa: E402
 
 DAY = 86400

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from teamhub.demo import free_port
+from teamhub.cli.demo import free_port
 
 
 class _Quiet(WSGIRequestHandler):

@@ -21,7 +21,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hub-image"))
 
-from teamhub.demo import free_port, hub_command, hub_environment  # noqa: E402
+from teamhub.cli.demo import free_port, hub_command, hub_environment  # noqa: E402
 
 CHP = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
 

@@ -134,7 +134,7 @@ seccompProfile:
 
 {{/*
 Where and with what each resource runs: one placement per resource, or per resource x accelerator, in
-resource key order. The template twin of teamhub.resolution.build_launch (image with the accelerator's
+resource key order. The template twin of teamhub.catalog.placement.place(), the spawner's rule (image with the accelerator's
 override, node selector merged resource < accelerator < override, tolerations in that order without
 repeats, the GPU of the accelerator or the resource); the prepuller and the admission policy read it, and
 tests/chart/test_admission_params.py holds it equal to the Python for every values file. Output (JSON):
@@ -166,7 +166,9 @@ tests/chart/test_admission_params.py holds it equal to the Python for every valu
 {{- end -}}
 
 {{/*
-The prepuller's plan: the one place that derives the image list from the catalog.
+The prepuller's plan: the chart's copy of teamhub.catalog.placement.placements(), which owns the rule and is
+built on the spawner's own placement (Helm cannot call Python). tests/chart/test_prepull_placements.py renders
+every values file and fails when the DaemonSets and placements() disagree.
 
 Every image a resource uses (its own image, or per accelerator the override's image) is pulled once,
 except images with prePull: false; prePuller.extraImages are added. Each image is pulled only on the
@@ -461,7 +463,7 @@ projected:
 {{- end -}}
 
 {{/*
-The admission policy's parameters (templates/admission/policy.yaml reads them, teamhub.admission in Python
+The admission policy's parameters (templates/admission/policy.yaml reads them, teamhub.catalog.admission in Python
 writes the same from the hub's values; tests/chart/test_admission_params.py holds the two equal). One
 ConfigMap key per placement, "<resource>" or "<resource>.<accelerator>" (keys are DNS labels, so "." is
 free), whose value is 13 lines, in this order:

@@ -1,8 +1,8 @@
 """teamhub: a config-driven JupyterHub for teams that share GPU clusters.
 
-The catalog (what can be launched, by whom, for how long) is read from the operator's values files by
-`yamlsource` (keeping file and line of every value), checked by `validation`, built into typed objects by
-`catalog`, and queried by `resolution`; the hub, the CLI and the tests all go through those modules.
+The packages follow the flow (docs/architecture.md): `values` reads and checks the operator's values files
+(keeping file and line of every value), `catalog` builds the typed catalog and answers who may launch what
+(`catalog.access`) and where it runs (`catalog.placement`); `hub`, `auth`, `db`, `ops` and `cli` use those two.
 """
 
 __version__ = "0.1.0"

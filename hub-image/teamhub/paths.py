@@ -8,6 +8,7 @@ from pathlib import Path
 
 DEFAULT_VALUES = "/etc/teamhub/values.yaml"  # env TEAMHUB_VALUES
 DEFAULT_DATA_DIR = "/srv/teamhub/data"  # env TEAMHUB_DATA_DIR
+DEFAULT_LOCAL_USERS = "/etc/teamhub/local-users.yaml"  # env TEAMHUB_LOCAL_USERS_FILE: auth.local.existingSecret's key
 
 
 def data_dir(environ=os.environ) -> Path:
@@ -16,6 +17,10 @@ def data_dir(environ=os.environ) -> Path:
 
 def values_file(environ=os.environ) -> Path:
     return Path(environ.get("TEAMHUB_VALUES") or DEFAULT_VALUES)
+
+
+def local_users_file(environ=os.environ) -> Path:
+    return Path(environ.get("TEAMHUB_LOCAL_USERS_FILE") or DEFAULT_LOCAL_USERS)
 
 
 def release_revision(environ=os.environ) -> str:

@@ -35,7 +35,7 @@ repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd; }
 # find_teamhub: sets TEAMHUB_CMD (an array) to the teamhub CLI: $TEAMHUB when set, else the
 # repository's .venv/bin/teamhub, else `teamhub` on PATH. TEAMHUB_OPS_CMD runs the operator helper
 # subcommands (release, images, set-image-tag, db) without loading the validator: $TEAMHUB_OPS, else
-# `<the CLI's python> -m teamhub.ops_cli`, else the CLI itself.
+# `<the CLI's python> -m teamhub.cli.ops`, else the CLI itself.
 # shellcheck disable=SC2034  # both arrays are used by the sourcing script
 find_teamhub() {
   local root
@@ -45,7 +45,7 @@ find_teamhub() {
     read -r -a TEAMHUB_OPS_CMD <<< "${TEAMHUB_OPS:-$TEAMHUB}"
   elif [ -x "$root/.venv/bin/teamhub" ]; then
     TEAMHUB_CMD=("$root/.venv/bin/teamhub")
-    TEAMHUB_OPS_CMD=("$root/.venv/bin/python" -m teamhub.ops_cli)
+    TEAMHUB_OPS_CMD=("$root/.venv/bin/python" -m teamhub.cli.ops)
   elif command -v teamhub >/dev/null 2>&1; then
     TEAMHUB_CMD=(teamhub)
     TEAMHUB_OPS_CMD=(teamhub)

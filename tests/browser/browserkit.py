@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 from hubprocess import ROOT
-from teamhub.passwords import hash_password
+from teamhub.auth.passwords import hash_password
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-output"

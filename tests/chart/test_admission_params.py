@@ -1,5 +1,5 @@
 """One source of truth for what the cluster admits from the hub (issue 16): the admission policy's
-parameters the chart renders equal `teamhub.admission.params` computed by the hub's own placement code
+parameters the chart renders equal `teamhub.catalog.admission.params` computed by the hub's own placement code
 from the values the hub reads (the rendered values Secret), for every values file in config/ and
 config/examples/ and for a generated catalog of 1,000 resources using every placement feature."""
 
@@ -12,9 +12,9 @@ import kubernetes_validate
 import pytest
 import yaml
 from support import CONFIG
-from teamhub import admission
+from teamhub.catalog import admission
 from teamhub.hub.config import storage_settings
-from teamhub.validation import load_or_raise
+from teamhub.values.validation import load_or_raise
 from test_chart import KUBE_VERSIONS, VALUES_FILES, render
 
 VAP = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"

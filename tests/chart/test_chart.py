@@ -262,7 +262,7 @@ def test_prepuller_pulls_each_catalog_image_once_on_its_nodes():
     assert len(gpu_images) == 3
 
 
-def test_hook_renders_nothing_when_every_image_is_already_pulled(tmp_path):
+def test_no_hook_puller_or_awaiter_for_a_catalog_without_images(tmp_path):
     """Under `helm template` nothing can be looked up, so the hook pulls everything; with no images at all
     there is nothing to pull and no hook (and no awaiter) is rendered."""
     docs = render("helm3", write_values(tmp_path, "login", {"auth": {"local": {"enabled": True}}}))
@@ -314,7 +314,7 @@ def test_data_folder_is_a_kept_volume_in_every_database_mode(which, db, tmp_path
 def test_prepuller_and_spawner_name_images_identically(tmp_path):
     """A digest-pinned image is pulled by exactly the reference the spawner gives the user pod; any difference
     (`:latest` added, digest dropped) makes the node pull again when a person starts."""
-    from teamhub import validation
+    from teamhub.values import validation
 
     overlay = write_values(tmp_path, "digest", {"catalog": {"images": {"scipy": {"digest": DIGEST}}}})
     docs = render("helm3", CONFIG / "values.yaml", overlay)

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
-from teamhub.validation import inlined_schema
+from teamhub.values.validation import inlined_schema
 from test_chart import CHART, KUBE_VERSIONS, helm
 
 # Candidates for a string marker, tried in order until one matches the key's pattern; {i} makes it unique.

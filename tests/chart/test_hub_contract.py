@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 from support import CONFIG, ROOT, TOOLS, tree_env
-from teamhub.demo import free_port
-from teamhub.validation import load
+from teamhub.cli.demo import free_port
+from teamhub.values.validation import load
 
 CHART = ROOT / "chart"
 HUB_CONFIG = ROOT / "hub-image" / "jupyterhub_config.py"
@@ -123,8 +123,10 @@ def test_hub_loader_accepts_the_mounted_values(tmp_path):
 def test_hub_starts_from_the_rendered_deployment(tmp_path):
     command, env, _ = reproduce(rendered(), tmp_path)
     # No cluster here: local mode (JupyterLab as processes) and a local proxy; everything else as rendered.
-    proxy_port = free_port()
-    env.update(TEAMHUB_MODE="local", TEAMHUB_PROXY_API_URL=f"http://127.0.0.1:{proxy_port}")
+    # Free ports only: a fixed 8081 or 8000 could answer from `make demo` or another test's hub.
+    proxy_port, hub_port, public_port = free_port(), free_port(), free_port()
+    env.update(TEAMHUB_MODE="local", TEAMHUB_PROXY_API_URL=f"http://127.0.0.1:{proxy_port}",
+               TEAMHUB_HUB_PORT=str(hub_port), TEAMHUB_BIND_URL=f"http://127.0.0.1:{public_port}")
     full_env = tree_env(**env)
     exe = shutil.which(command[0], path=full_env["PATH"]) or str(Path(sys.executable).parent / command[0])
     log = (tmp_path / "hub.log").open("w")
@@ -133,12 +135,12 @@ def test_hub_starts_from_the_rendered_deployment(tmp_path):
         deadline, ok = time.monotonic() + 90, False
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                with urllib.request.urlopen("http://127.0.0.1:8081/hub/health", timeout=2) as r:
+                with urllib.request.urlopen(f"http://127.0.0.1:{hub_port}/hub/health", timeout=2) as r:
                     ok = r.status == 200
                     break
             except OSError:
                 time.sleep(1)
-        assert ok, f"the hub did not answer on :8081/hub/health:\n{(tmp_path / 'hub.log').read_text()[-4000:]}"
+        assert ok, f"the hub did not answer on :{hub_port}/hub/health:\n{(tmp_path / 'hub.log').read_text()[-4000:]}"
     finally:
         proc.terminate()
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 from support import CONFIG
-from teamhub import release
+from teamhub.ops import release
 from test_chart import CHART, HELMS, KUBE_VERSIONS, helm, render, validate_all, write_values
 
 PLACEMENT = {"hub": {"nodeSelector": {"pool": "core"}, "tolerations": [{"key": "core", "operator": "Exists", "effect": "NoSchedule"}],

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 from hubprocess import CHP, HubProcess
-from teamhub.demo import free_port
+from teamhub.cli.demo import free_port
 
 from .access import Cluster
 from .chart import CHART, RELEASE, VALUES

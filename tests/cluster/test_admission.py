@@ -13,7 +13,7 @@ import pytest
 import yaml
 from support import CONFIG
 from teamhub.hub import podrefusal
-from teamhub.validation import load_or_raise
+from teamhub.values.validation import load_or_raise
 
 from .chart import CHART, RELEASE, VALUES, install
 from .controlplane import ApiError

@@ -8,8 +8,9 @@ import base64
 import time
 
 import pytest
-from teamhub.resolution import access_of, build_launch
-from teamhub.validation import load_or_raise
+from teamhub.catalog.access import access_of
+from teamhub.catalog.placement import build_launch
+from teamhub.values.validation import load_or_raise
 
 from .chart import RELEASE, VALUES, install, status
 from .watch import Recorder

@@ -15,13 +15,14 @@ from pathlib import Path
 import requests
 import yaml
 from support import ROOT, tree_env
-from teamhub.demo import free_port
+from teamhub.cli.demo import free_port
 
 CONFIG_TEMPLATE = '''
 import teamhub.auth
-from teamhub.validation import load_or_raise
+from teamhub import paths
+from teamhub.values.validation import load_or_raise
 
-checked = load_or_raise([{values!r}])
+checked = load_or_raise([{values!r}], accounts_file=paths.local_users_file())
 teamhub.auth.configure(c, checked)
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = {port}

@@ -16,7 +16,7 @@ from urllib.parse import urljoin
 
 import requests
 from support import ROOT
-from teamhub.demo import free_port
+from teamhub.cli.demo import free_port
 
 SCRIPT = Path(__file__).with_name("oidcprovider.mjs")
 

@@ -11,11 +11,11 @@ import pytest
 import requests
 from authhub import AuthHub
 from fakeproviders import FakeGitHub, FakeOIDC
-from teamhub.demo import free_port
-from teamhub.passwords import hash_password
-from teamhub.resolution import Person, resolve
-from teamhub.validation import check
-from teamhub.yamlsource import Source
+from teamhub.auth.passwords import hash_password
+from teamhub.catalog.access import Person, resolve
+from teamhub.cli.demo import free_port
+from teamhub.values.source import Source
+from teamhub.values.validation import check
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

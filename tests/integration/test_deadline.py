@@ -16,7 +16,7 @@ import psutil
 import pytest
 import yaml
 from hubprocess import ROOT, HubProcess
-from teamhub.passwords import hash_password
+from teamhub.auth.passwords import hash_password
 
 # Session lengths in minutes. Real minutes pass too, so even the shorter one outlasts the slowest start of
 # JupyterLab on a loaded machine; the test clock, not waiting, brings each deadline.

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from hubprocess import ROOT, HubProcess, demo_passwords
 from support import tree_env
-from teamhub.demo import free_port
+from teamhub.cli.demo import free_port
 
 VALUES = ROOT / "config" / "values.yaml"
 

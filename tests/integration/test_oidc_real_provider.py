@@ -24,9 +24,9 @@ import yaml
 from authhub import AuthHub
 from hubprocess import ROOT, HubProcess
 from realprovider import RealOIDC, cancel, confirm_logout, sign_in
-from teamhub.demo import free_port
-from teamhub.passwords import hash_password
-from teamhub.resolution import resolve
+from teamhub.auth.passwords import hash_password
+from teamhub.catalog.access import resolve
+from teamhub.cli.demo import free_port
 from test_auth_hub import checked_catalog, hub_view, values_for
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

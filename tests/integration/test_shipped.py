@@ -13,7 +13,7 @@ import yaml
 from fakeproviders import FakeGitHub
 from hubprocess import ROOT, HubProcess
 from shipped import installed_files
-from teamhub.passwords import hash_password
+from teamhub.auth.passwords import hash_password
 
 # The first run after a change to hub-image/ builds the venv (pip installs the whole lock: minutes on a
 # busy machine); later runs reuse it.

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from hubprocess import ROOT, HubProcess
 from support import tree_env
-from teamhub.passwords import hash_password
+from teamhub.auth.passwords import hash_password
 from teamhub.usage.metrics import EXPORTED
 
 PASSWORD = "usage-test-pass"

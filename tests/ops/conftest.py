@@ -56,6 +56,6 @@ def fakes(tmp_path) -> Fakes:
     # only the stand-ins, coreutils and python: a real helm/kubectl/docker on this machine must not be used
     env["PATH"] = os.pathsep.join([str(bin_dir), "/usr/bin", "/bin"])
     env.update(FAKE_STATE=str(state), FAKE_LOG=str(tmp_path / "calls.log"), TEAMHUB=f"{sys.executable} -m teamhub",
-               TEAMHUB_OPS=f"{sys.executable} -m teamhub.ops_cli",
+               TEAMHUB_OPS=f"{sys.executable} -m teamhub.cli.ops",
                HOME=str(tmp_path))
     return Fakes(bin=bin_dir, state=state, log=tmp_path / "calls.log", env=env)

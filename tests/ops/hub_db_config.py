@@ -1,8 +1,8 @@
 # A minimal jupyterhub_config.py that wires the database the way hub-image/jupyterhub_config.py should:
-# teamhub.database.prepare_or_exit() before JupyterHub opens the database, then db_url from its result.
+# teamhub.db.database.prepare_or_exit() before JupyterHub opens the database, then db_url from its result.
 import os
 
-from teamhub import database
+from teamhub.db import database
 
 db = database.prepare_or_exit(None, os.environ["TEAMHUB_DATA_DIR"], hold_seconds=0)
 c = get_config()  # noqa: F821

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from support import ROOT
-from teamhub.demo import free_port  # noqa: F401 -- re-exported for the ops tests
+from teamhub.cli.demo import free_port  # noqa: F401 -- re-exported for the ops tests
 
 VENVS = ROOT / "build" / "venvs"
 HUB_LOCK = ROOT / "hub-image" / "requirements.txt"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from support import CONFIG, run_teamhub, tree_env
-from teamhub import database
+from teamhub.db import database
 
 VALUES = CONFIG / "values.yaml"
 

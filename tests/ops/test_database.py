@@ -1,4 +1,4 @@
-"""teamhub.database with real databases: SQLite files and a PostgreSQL server from Debian's packages, a
+"""teamhub.db.database with real databases: SQLite files and a PostgreSQL server from Debian's packages, a
 database written by an older JupyterHub release (its own virtualenv), real hubs started on them."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from support import tree_env
-from teamhub import database
+from teamhub.db import database
 
 from . import pgserver
 from .hubenv import cached_venv, free_port, stop_tree, wait_http
@@ -46,10 +46,10 @@ def run_old(venv: Path, code: str, **env) -> str:
 
 
 def write_old_db(venv: Path, values: dict, data_dir: Path, users=("local:alice",), revision="1", **env) -> str:
-    """The old release's hub start: teamhub.database.prepare, then JupyterHub creates its tables. Returns the schema."""
+    """The old release's hub start: teamhub.db.database.prepare, then JupyterHub creates its tables. Returns the schema."""
     return run_old(venv, f"""
         import json
-        from teamhub import database
+        from teamhub.db import database
         from jupyterhub import orm
         db = database.prepare(json.loads({json.dumps(json.dumps(values))}), {str(data_dir)!r})
         session = orm.new_session_factory(db.url)()
@@ -129,7 +129,7 @@ def test_old_release_db_upgraded_with_backup_then_rollback_restores_it(old_venv,
     # helm_update.sh's view before upgrading, from the running old hub's status
     old_status = json.loads(run_old(old_venv, f"""
         import json
-        from teamhub import database
+        from teamhub.db import database
         print(json.dumps(database.status(database.settings({{}}, {str(tmp_path)!r}))))"""))
     plan = database.upgrade_plan(old_status)
     assert "WILL BE MIGRATED" in plan and f"jupyterhub-{OLD_JUPYTERHUB}.rev-{old_head}" in plan and str(tmp_path / "backups") in plan
@@ -163,13 +163,13 @@ def test_old_release_db_upgraded_with_backup_then_rollback_restores_it(old_venv,
     assert not database.rollback_plan(new_status, 2)["restore"]
 
     # without a restore, the old release refuses the newer database with a clear message (no crash loop)
-    r = subprocess.run([str(old_venv / "bin" / "python"), "-c", f"from teamhub import database; database.prepare({{}}, {str(tmp_path)!r})"],
+    r = subprocess.run([str(old_venv / "bin" / "python"), "-c", f"from teamhub.db import database; database.prepare({{}}, {str(tmp_path)!r})"],
                        env=tree_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "newer than this JupyterHub" in r.stderr and b.path.name in r.stderr
 
     # the restore requested before the rollback is applied by the old release's hub at its start
-    r = subprocess.run([sys.executable, "-m", "teamhub.ops_cli", "db", "restore", b.path.name, "--data-dir", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "teamhub.cli.ops", "db", "restore", b.path.name, "--data-dir", str(tmp_path)],
                        env=tree_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert database.db_revision(s) == database.head_revision(), "a requested restore waits for the matching hub"

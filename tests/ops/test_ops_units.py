@@ -1,12 +1,15 @@
-"""teamhub.values_edit, teamhub.images and teamhub.release without scripts."""
+"""teamhub.values.edit, teamhub.ops.buildplan and teamhub.ops.release without scripts."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import yaml
 from support import CONFIG, ROOT, run_teamhub
-from teamhub import images, release, values_edit
+from teamhub.ops import buildplan as images
+from teamhub.ops import release
+from teamhub.values import edit as values_edit
 
 
 def test_round_trip_is_byte_identical():
@@ -144,7 +147,8 @@ def test_release_revision_file(tmp_path):
 
 
 def test_set_image_digest_and_pushed_digest(tmp_path):
-    from teamhub import images, values_edit
+    from teamhub.ops import buildplan as images
+    from teamhub.values import edit as values_edit
 
     f = tmp_path / "v.yaml"
     f.write_text("hub:\n  image:\n    name: x  # the hub\n    tag: \"a\"\n    pullPolicy: IfNotPresent\n")
@@ -161,3 +165,21 @@ def test_set_image_digest_and_pushed_digest(tmp_path):
     assert images.pushed_digest(tmp_path / "k.digest", "") == d.replace("0", "1")
     with pytest.raises(images.ManifestError, match="no sha256 digest"):
         images.pushed_digest(tmp_path / "none", "pushed")
+
+
+# hadolint and shellcheck run in `make lint` (no test repeats them); these pins are checked nowhere else.
+def test_images_are_pinned_never_latest():
+    for f in [ROOT / "hub-image" / "Dockerfile", *(ROOT / "dockerfiles").glob("*/Dockerfile")]:
+        for line in f.read_text().splitlines():
+            if line.startswith("FROM ") and "${" not in line:
+                image = line.split()[1]
+                assert ":" in image and not image.endswith(":latest"), f"{f}: {line}"
+
+
+def test_base_images_given_as_build_args_are_pinned():
+    """A Dockerfile with `FROM ${BASE_IMAGE}` gets its base from dockerfiles/images.yaml: pinned there."""
+    manifest = yaml.safe_load((ROOT / "dockerfiles" / "images.yaml").read_text())
+    for key, spec in manifest["images"].items():
+        base = (spec.get("buildArgs") or {}).get("BASE_IMAGE")
+        if base and not base.startswith("{{image:"):
+            assert ":" in base and not base.endswith(":latest"), f"images.{key}.buildArgs.BASE_IMAGE: {base}"

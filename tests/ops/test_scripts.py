@@ -427,7 +427,7 @@ def test_unknown_image_name_is_refused(fakes, image_repo):
 
 # --- the hub database in the scripts -------------------------------------------------------------------------------
 def db_status(revision, log=(), backups=()):
-    from teamhub import database
+    from teamhub.db import database
 
     return {"type": "sqlite-pvc", "url": "sqlite:////srv/teamhub/data/jupyterhub.sqlite", "backup_dir": "/srv/teamhub/data/backups",
             "jupyterhub_version": "6.1.1", "head_revision": database.head_revision(), "error": None, "revision": revision,
@@ -441,14 +441,14 @@ def test_update_says_whether_the_database_will_be_migrated(fakes):
     assert r.returncode == 0, r.stderr
     assert "database: WILL BE MIGRATED from schema 4621fec11365" in r.stdout
     assert "/srv/teamhub/data/backups/jupyterhub-6.1.1.rev-4621fec11365." in r.stdout
-    from teamhub import database
+    from teamhub.db import database
 
     (fakes.state / "exec-output").write_text(json.dumps(db_status(database.head_revision())))
     assert "no migration" in fakes.run("helm_update.sh", "--dry-run").stdout
 
 
 def test_rollback_restores_the_matching_backup(fakes):
-    from teamhub import database
+    from teamhub.db import database
 
     three_revisions(fakes)
     log = [{"at": "20261101T090000Z", "event": "start", "jupyterhub_version": "5.4.3", "alembic_revision": "4621fec11365",
@@ -472,7 +472,7 @@ def test_rollback_restores_the_matching_backup(fakes):
 
 
 def test_failed_rollback_cancels_the_scheduled_restore(fakes):
-    from teamhub import database
+    from teamhub.db import database
 
     three_revisions(fakes)
     log = [{"at": "1", "event": "start", "jupyterhub_version": "5.4.3", "alembic_revision": "4621fec11365", "release_revision": "2",
@@ -486,7 +486,7 @@ def test_failed_rollback_cancels_the_scheduled_restore(fakes):
 
 
 def test_failed_upgrade_after_a_migration_says_so(fakes):
-    from teamhub import database
+    from teamhub.db import database
 
     installed(fakes)
     (fakes.state / "exec-output").write_text(json.dumps(db_status("4621fec11365")))

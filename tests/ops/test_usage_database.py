@@ -12,8 +12,8 @@ import pytest
 import yaml
 from hubprocess import ROOT, HubProcess
 from support import run_teamhub, tree_env
-from teamhub import database
-from teamhub.passwords import hash_password
+from teamhub.auth.passwords import hash_password
+from teamhub.db import database
 from teamhub.usage import store, totals
 
 from .test_database import pg, pg_values  # noqa: F401 -- the module's real PostgreSQL server
@@ -138,8 +138,8 @@ def test_cli_unreadable_database_is_one_line(bad):
 
 
 def test_budget_window_rates_and_kinds(tmp_path):
-    from teamhub.catalog import Budget, Team
-    from teamhub.resolution import RequestRefused
+    from teamhub.catalog.access import RequestRefused
+    from teamhub.catalog.model import Budget, Team
     from teamhub.usage import budget
 
     url = database.prepare({}, tmp_path).url

@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from teamhub.hub import config as hub_config
-from teamhub.hub.quota import QuotaBook
-from teamhub.hub.runtime import get_runtime
-from teamhub.validation import load_or_raise
+from teamhub.values.validation import load_or_raise
 from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,11 +25,15 @@ class FakeUser:
 
 
 def configured(values=VALUES, mode="kubernetes", environ=None):
-    """A traitlets Config exactly as the hub builds it, with a fresh quota book."""
+    """A traitlets Config exactly as the hub builds it (its runtime has a fresh quota book)."""
     c = Config()
     hub_config.configure(c, load_or_raise([values]), mode, environ or {})
-    get_runtime().quota = QuotaBook()
     return c
+
+
+def runtime(c):
+    """The hub's runtime, as configure() hands it to the spawners."""
+    return c.TeamhubKubeSpawner.teamhub_runtime
 
 
 def _no_cluster():

@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from dataclasses import asdict
 from types import SimpleNamespace
 
 import pytest
-from teamhub.auth.accounts import Account, AccountsError, read_users_file
+from teamhub.auth.accounts import Account
 from teamhub.auth.methods import Shared, TeamhubGitHubAuthenticator, TeamhubLocalAuthenticator
 from teamhub.auth.multi import TeamhubMultiAuthenticator
+from teamhub.auth.passwords import hash_password
 from teamhub.auth.throttle import LoginThrottle, ThrottleSettings
-from teamhub.passwords import hash_password
-from teamhub.validation import load
+from teamhub.values.schema import with_defaults
+from teamhub.values.validation import load
 from tornado import web
 from tornado.httputil import HTTPHeaders
 
 CATALOG = load(["config/values.yaml"]).catalog
+DEFAULTS = ThrottleSettings.from_values(with_defaults({})["auth"]["local"]["throttle"])  # the schema's
 
 
 class Clock:
@@ -30,7 +33,7 @@ class Clock:
 
 def test_account_lock_backs_off_and_doubles():
     clock = Clock()
-    t = LoginThrottle(ThrottleSettings(), clock)
+    t = LoginThrottle(DEFAULTS, clock)
     for _ in range(4):
         t.failed("bob", "10.0.0.1")
     assert t.retry_after("bob", "10.0.0.1") == 0
@@ -47,7 +50,7 @@ def test_account_lock_backs_off_and_doubles():
 
 def test_a_classroom_behind_one_nat_gets_in_but_a_guessing_loop_does_not():
     clock = Clock()
-    t = LoginThrottle(ThrottleSettings(), clock)
+    t = LoginThrottle(DEFAULTS, clock)
     nat = "192.0.2.10"
     # 60 students, each mistyping once or twice within ten minutes, all from one address
     for i in range(60):
@@ -74,7 +77,7 @@ def test_a_classroom_behind_one_nat_gets_in_but_a_guessing_loop_does_not():
 
 def _local(rounds=10, **settings):
     accounts = {"alice": Account("alice", hash_password("alice-pass", rounds), ("cv-course",))}
-    return TeamhubLocalAuthenticator(accounts=accounts, throttle_settings=settings, teamhub_catalog=Shared(CATALOG))
+    return TeamhubLocalAuthenticator(accounts=accounts, throttle_settings={**asdict(DEFAULTS), **settings}, teamhub_catalog=Shared(CATALOG))
 
 
 def _handler(ip="127.0.0.1", **headers):
@@ -139,19 +142,29 @@ def test_throttled_sign_in_raises_429_with_retry_after():
     assert err.status_code == 429 and err.headers["Retry-After"] == "30"
 
 
-def test_accounts_file_is_checked(tmp_path):
+def test_accounts_file_is_checked_by_the_one_loader(tmp_path):
+    """The Secret's accounts are values under auth.local.users: the same checks, problems naming the file,
+    line and YAML path, and the catalog built with their teams."""
+    overlay = tmp_path / "secret.yaml"
+    overlay.write_text("auth:\n  local:\n    enabled: true\n    existingSecret: {name: lab-accounts, key: users.yaml}\n"
+                       "    users:\n      dave: {passwordHash: '" + hash_password("old", 4) + "', teams: [nlp-course]}\n")
+    files = ["config/values.yaml", overlay]
     good = tmp_path / "ok.yaml"
     good.write_text(f"dave:\n  passwordHash: '{hash_password('x', 4)}'\n  teams: [cv-course]\n")
-    assert read_users_file(good, set(CATALOG.teams))["dave"]["teams"] == ["cv-course"]
+    checked = load(files, accounts_file=good)
+    assert checked.ok, checked.problems
+    assert checked.values["auth"]["local"]["users"]["dave"]["teams"] == ["cv-course"]  # the Secret wins whole
+    assert checked.catalog.local_users["dave"] == ("cv-course",)
+    assert load(files).catalog.local_users["dave"] == ("nlp-course",)  # no accounts file: values only
     bad = tmp_path / "bad.yaml"
     bad.write_text("Dave:\n  passwordHash: hunter2\n")
-    with pytest.raises(AccountsError) as err:
-        read_users_file(bad, set(CATALOG.teams))
-    assert "Dave" in str(err.value) and "hunter2" in str(err.value)
+    problems = [str(p) for p in load(files, accounts_file=bad).errors]
+    assert any(p.startswith(f"{bad}:1") and "auth.local.users" in p and "Dave" in p for p in problems), problems
+    assert any(p.startswith(f"{bad}:2: auth.local.users.Dave.passwordHash") and "bcrypt" in p for p in problems), problems
     unknown_team = tmp_path / "team.yaml"
     unknown_team.write_text(f"dave:\n  passwordHash: '{hash_password('x', 4)}'\n  teams: [nope]\n")
-    with pytest.raises(AccountsError, match="unknown team 'nope'"):
-        read_users_file(unknown_team, set(CATALOG.teams))
+    problems = [str(p) for p in load(files, accounts_file=unknown_team).errors]
+    assert any(p.startswith(f"{unknown_team}:3") and "unknown team 'nope'" in p for p in problems), problems
 
 
 def test_github_comma_separated_scopes_are_split():
@@ -165,9 +178,10 @@ def test_every_method_gets_a_distinct_non_empty_prefix():
         teamhub_method = ""
 
     with pytest.raises(ValueError, match="non-empty username prefix"):
-        TeamhubMultiAuthenticator(authenticators=[{"authenticator_class": Nameless, "url_prefix": "/x", "config": {}}])
+        TeamhubMultiAuthenticator(authenticators=[{"authenticator_class": Nameless, "url_prefix": "/x",
+                                                   "config": {"throttle_settings": asdict(DEFAULTS)}}])
     multi = TeamhubMultiAuthenticator(authenticators=[
-        {"authenticator_class": TeamhubLocalAuthenticator, "url_prefix": "/local", "config": {}}])
+        {"authenticator_class": TeamhubLocalAuthenticator, "url_prefix": "/local", "config": {"throttle_settings": asdict(DEFAULTS)}}])
     local = multi.method_for("local:alice")
     assert local.username_prefix == "local:"
     assert multi.method_for("github:alice") is None and multi.method_for("alice") is None

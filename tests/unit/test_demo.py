@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import stat
 
-from teamhub.demo import hub_environment
+from teamhub.cli.demo import hub_environment
 
 
 def test_demo_has_a_stable_crypt_key_so_github_and_oidc_can_start(tmp_path):

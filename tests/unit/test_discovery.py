@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from teamhub.auth.discovery import Discovery, DiscoveryError, ProviderUnreachable, discover
-from teamhub.demo import free_port
+from teamhub.cli.demo import free_port
 
 DOC = {"authorization_endpoint": "a", "token_endpoint": "t", "userinfo_endpoint": "u"}
 

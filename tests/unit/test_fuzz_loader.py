@@ -6,9 +6,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import CONFIG
-from teamhub import validation
-from teamhub.resolution import Person, RequestRefused, check_request, resolve
-from teamhub.yamlsource import load_text
+from teamhub.catalog.access import Person, RequestRefused, check_request, resolve
+from teamhub.values import validation
+from teamhub.values.source import load_text
 
 KEYS = ["auth", "catalog", "sessions", "images", "resources", "teams", "accelerators", "volumes", "cpu", "memory",
         "request", "limit", "gpu", "count", "resource", "image", "name", "tag", "users", "teams", "local", "enabled",
@@ -27,9 +27,11 @@ BASE = yaml.safe_load((CONFIG / "values.yaml").read_text())
 
 def _check_text(text: str):
     result = validation.check(load_text(text, "fuzz.yaml"))
-    assert result.ok == (not result.errors)
-    for problem in result.problems:
-        assert str(problem)
+    for problem in result.problems:  # every problem points into the document, in words
+        assert problem.level in ("error", "warning") and problem.message.strip()
+        assert problem.location is not None and problem.location.file == "fuzz.yaml", problem
+        assert str(problem).startswith("fuzz.yaml:") and problem.message in str(problem)
+    assert (result.catalog is not None) == result.ok and (result.values is not None) == result.ok
     if result.ok:
         access = resolve(result.catalog, Person("local:ada", admin=True))
         for resource in access.resources:

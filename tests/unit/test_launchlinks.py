@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from support import run_teamhub
+from teamhub.catalog.access import RequestRefused
 from teamhub.hub import launchlinks
-from teamhub.resolution import RequestRefused
 
 ALLOWED = ("https://git.example.edu/course-cv",)
 

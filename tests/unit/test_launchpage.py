@@ -9,13 +9,13 @@ import re
 
 import pytest
 from hubhelpers import VALUES
+from teamhub.catalog.access import Person
 from teamhub.hub import config as hub_config
 from teamhub.hub import launchpage
 from teamhub.hub.loadvalues import load_forked
 from teamhub.hub.quota import Usage
-from teamhub.resolution import Person
-from teamhub.validation import load, load_or_raise
-from teamhub.yamlsource import YamlFileError
+from teamhub.values.source import YamlFileError
+from teamhub.values.validation import load, load_or_raise
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_the_hub_loads_values_in_a_child_with_the_same_outcome(tmp_path):
 
 
 def test_without_a_child_the_hub_loads_in_process(monkeypatch):
-    monkeypatch.setattr("teamhub.hub.loadvalues._in_child", lambda paths: None)
+    monkeypatch.setattr("teamhub.hub.loadvalues._in_child", lambda paths, accounts_file=None: None)
     assert load_forked([VALUES]).values == load([VALUES]).values
 
 

@@ -12,8 +12,9 @@ from teamhub.auth import setup
 from teamhub.auth.discovery import Discovery
 from teamhub.auth.identity import GroupsNotice, refuse_other_subject
 from teamhub.auth.methods import TeamhubOIDCAuthenticator
-from teamhub.validation import check, load
-from teamhub.yamlsource import Source
+from teamhub.values.schema import with_defaults
+from teamhub.values.source import Source
+from teamhub.values.validation import check, load
 from tornado import web
 
 BASE = load(["config/values.yaml"]).source.data
@@ -31,7 +32,8 @@ def oidc_config(monkeypatch, values, offered=None) -> dict:
     """The OIDC entry of the multi-authenticator, its provider answering discovery with `offered` scopes."""
     doc = {**DOC, **({"scopes_supported": offered} if offered is not None else {})}
     monkeypatch.setattr(setup, "Discovery", lambda issuer, name: Discovery(issuer, name, fetch=lambda i, timeout=10.0: doc))
-    entries = setup.authenticators(values, load(["config/values.yaml"]).catalog, notice=GroupsNotice())
+    # values as the loader hands them over: the schema's defaults filled in
+    entries = setup.authenticators(with_defaults(values), load(["config/values.yaml"]).catalog, notice=GroupsNotice())
     return next(e["config"] for e in entries if e["authenticator_class"] is TeamhubOIDCAuthenticator)
 
 

@@ -115,13 +115,18 @@ def test_clean_slate_between_spawns(c):
 
 
 def test_storage_settings_from_singleuser(tmp_path):
+    """storage_settings reads values as the loader returns them: the schema's defaults filled in."""
     from teamhub.hub.config import storage_settings
+    from teamhub.values.schema import with_defaults
 
-    assert storage_settings({}) == {"enabled": True, "capacity": "10Gi", "storageClass": None, "mountPath": "/home/jovyan"}
-    got = storage_settings({"singleuser": {"storage": {"capacity": "50Gi", "storageClass": "fast", "homeMountPath": "/home/work"}}})
+    def settings(values):
+        return storage_settings(with_defaults(values))
+
+    assert settings({}) == {"enabled": True, "capacity": "10Gi", "storageClass": None, "mountPath": "/home/jovyan"}
+    got = settings({"singleuser": {"storage": {"capacity": "50Gi", "storageClass": "fast", "homeMountPath": "/home/work"}}})
     assert got == {"enabled": True, "capacity": "50Gi", "storageClass": "fast", "mountPath": "/home/work"}
-    assert storage_settings({"singleuser": {"storage": {"storageClass": ""}}})["storageClass"] is None
-    assert storage_settings({"singleuser": {"storage": {"type": "none"}}})["enabled"] is False
+    assert settings({"singleuser": {"storage": {"storageClass": ""}}})["storageClass"] is None
+    assert settings({"singleuser": {"storage": {"type": "none"}}})["enabled"] is False
 
 
 REFUSED = [

@@ -21,7 +21,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from podsecurity import restricted_violations
 from teamhub.auth import setup as auth_setup
 from teamhub.auth.setup import SECRET_ENV
-from teamhub.validation import load_or_raise
+from teamhub.values.validation import load_or_raise
 
 KUBERNETES = "1.37"
 VALUES_FILES = sorted((ROOT / "config").glob("*.yaml")) + sorted((ROOT / "config" / "examples").glob("*.yaml"))
@@ -126,7 +126,7 @@ def test_resource_over_image_over_chart(tmp_path):
 
 
 def test_root_uid_is_refused_by_the_schema(tmp_path):
-    from teamhub.validation import load
+    from teamhub.values.validation import load
 
     checked = load([with_ids(tmp_path, resource={"runAsUser": 0})])
     assert [(p.path, p.message) for p in checked.errors] == [

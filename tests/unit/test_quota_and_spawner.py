@@ -8,12 +8,11 @@ import time
 
 import pytest
 import yaml
-from hubhelpers import VALUES, FakeUser, configured, kube_spawner
+from hubhelpers import VALUES, FakeUser, configured, kube_spawner, runtime
+from teamhub.catalog.access import Person
 from teamhub.hub import launchpage
 from teamhub.hub.quota import Hold, QuotaBook
-from teamhub.hub.runtime import get_runtime
-from teamhub.resolution import Person
-from teamhub.validation import load_or_raise
+from teamhub.values.validation import load_or_raise
 from tornado import web
 
 QUOTA_VALUES = """
@@ -76,7 +75,7 @@ def test_two_simultaneous_starts_cannot_both_take_the_last_gpu(quota_config):
     refused = [r for r in results if isinstance(r, web.HTTPError)]
     assert len(ok) == 1 and len(refused) == 2
     assert all(r.status_code == 403 and "GPUs" in r.jupyterhub_message for r in refused)
-    assert get_runtime().quota.usage("lab").gpus == 1
+    assert runtime(quota_config).quota.usage("lab").gpus == 1
 
 
 def test_server_quota_and_release(quota_config):
@@ -88,7 +87,7 @@ def test_server_quota_and_release(quota_config):
     assert info.value.status_code == 403 and "2 of its 2 allowed servers" in info.value.jupyterhub_message
     a.clear_state()  # what JupyterHub does after a server stops
     asyncio.run(c3.teamhub_apply({"resource": "cpu"}))
-    assert get_runtime().quota.usage("lab").servers == 2
+    assert runtime(quota_config).quota.usage("lab").servers == 2
 
 
 def test_a_refused_start_shows_the_launch_page_with_the_persons_own_choice(quota_config):
@@ -112,14 +111,14 @@ def test_restart_of_same_server_does_not_count_twice(quota_config):
     a = spawner_for(quota_config, "local:u1")
     asyncio.run(a.teamhub_apply({"resource": "gpu"}))
     asyncio.run(a.teamhub_apply({"resource": "gpu"}))
-    assert get_runtime().quota.usage("lab").gpus == 1
+    assert runtime(quota_config).quota.usage("lab").gpus == 1
 
 
 def test_hub_restart_restores_holds_from_state(quota_config):
     a = spawner_for(quota_config, "local:u1")
     asyncio.run(a.teamhub_apply({"resource": "gpu"}))
     state = a.get_state()
-    get_runtime().quota = QuotaBook()  # a new hub process
+    runtime(quota_config).quota = QuotaBook()  # a new hub process
     b = spawner_for(quota_config, "local:u1")
     b.load_state(state)
     with pytest.raises(web.HTTPError):
@@ -284,4 +283,22 @@ def test_at_the_deadline_poll_deletes_the_pod_before_reporting_it_stopped(quota_
     sp.teamhub_info["deadline"] = time.time() - 1
     assert asyncio.run(sp.poll()) == 0
     assert deleted == [sp.pod_name]
-    assert get_runtime().quota.usage("lab").servers == 0  # its place is given back
+    assert runtime(quota_config).quota.usage("lab").servers == 0  # its place is given back
+
+
+def test_a_spawner_without_the_runtime_fails_loudly(quota_config):
+    """The quota book comes from configuration (c.TeamhubKubeSpawner.teamhub_runtime). Without it, restoring
+    or releasing a hold must fail, not silently skip the quota (spawners once swallowed the RuntimeError)."""
+    from teamhub.hub.spawners import TeamhubKubeSpawner
+
+    a = spawner_for(quota_config, "local:u1")
+    asyncio.run(a.teamhub_apply({"resource": "gpu"}))
+    state = a.get_state()
+    bare = TeamhubKubeSpawner(_mock=True, user=FakeUser("local:u1"))
+    with pytest.raises(RuntimeError, match="teamhub_runtime is not set"):
+        bare.load_state(state)
+    with pytest.raises(RuntimeError, match="teamhub_runtime is not set"):
+        bare.clear_state()
+    # configured spawners share the one runtime: a hold taken by one is seen through another
+    assert spawner_for(quota_config, "local:u2").teamhub is a.teamhub
+    assert runtime(quota_config).quota.usage("lab").gpus == 1

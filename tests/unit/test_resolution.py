@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from support import CONFIG
-from teamhub import validation
-from teamhub.resolution import Person, RequestRefused, check_request, resolve, teams_of
+from teamhub.catalog.access import Person, RequestRefused, check_request, resolve, teams_of
+from teamhub.values import validation
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_everyone_applies_to_all(catalog):
 
 
 def variant(old: str, new: str):
-    from teamhub.yamlsource import load_text
+    from teamhub.values.source import load_text
 
     text = (CONFIG / "values.yaml").read_text()
     assert old in text

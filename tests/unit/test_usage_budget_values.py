@@ -3,7 +3,7 @@ file, line and YAML path like every other."""
 
 from __future__ import annotations
 
-from teamhub.catalog import Budget
+from teamhub.catalog.model import Budget
 from test_validation import check, edit, line_of, only_error
 
 ANCHOR = "      resources: [gpu-large]\n"

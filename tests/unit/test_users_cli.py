@@ -9,7 +9,7 @@ import stat
 
 import yaml
 from support import CONFIG, run_teamhub
-from teamhub.passwords import verify_password
+from teamhub.auth.passwords import verify_password
 
 
 def _values(tmp_path):
@@ -70,7 +70,7 @@ def test_csv_import_generates_strong_passwords_into_a_private_file(tmp_path):
 
 
 def test_secret_manifest_is_created_private_and_readable_by_the_hub(tmp_path):
-    from teamhub.auth.accounts import read_users_file
+    from teamhub.values.validation import load
 
     manifest = tmp_path / "accounts-secret.yaml"
     r = run_teamhub("users", "add", manifest, "zed", "--create-secret", "lab-accounts", "--rounds", "4", "--generate")
@@ -81,5 +81,9 @@ def test_secret_manifest_is_created_private_and_readable_by_the_hub(tmp_path):
     assert doc["kind"] == "Secret" and doc["metadata"]["name"] == "lab-accounts"
     mounted = tmp_path / "users.yaml"
     mounted.write_text(doc["stringData"]["users.yaml"])
-    assert verify_password(password, read_users_file(mounted, set())["zed"]["passwordHash"])
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("auth:\n  local:\n    enabled: true\n    existingSecret: {name: lab-accounts, key: users.yaml}\n")
+    checked = load([CONFIG / "values.yaml", secret], accounts_file=mounted)  # as the hub reads it
+    assert checked.ok, checked.problems
+    assert verify_password(password, checked.values["auth"]["local"]["users"]["zed"]["passwordHash"])
     assert run_teamhub("users", "list", manifest).stdout.startswith("local:zed")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+import yaml
 from support import CONFIG
-from teamhub import validation
-from teamhub.yamlsource import format_path, load_text, merge
+from teamhub.values import validation
+from teamhub.values.source import format_path, load_text, merge
 
 HASH = "$2b$12$Xgnp62i4m6AkY2tuTo9bmuzSyf8FTrxbeRUIiQn9Lmoh/UsjXVrQe"
 
@@ -325,7 +326,8 @@ def test_defaults_come_from_the_schema():
     text = BASE.split("sessions:")[0]
     result = check(text)
     assert result.ok
-    assert result.values["sessions"] == {"defaultMinutes": 60, "maxMinutes": 480, "idleCullMinutes": 60}
+    assert result.values["sessions"] == {"defaultMinutes": 60, "maxMinutes": 480, "idleCullMinutes": 60,
+                                         "namedServers": {"enabled": False, "maxPerPerson": 2}}
     assert result.catalog.images["scipy"].pull_policy == "IfNotPresent"
     assert result.catalog.volumes["imagenet"].read_only is True
 
@@ -354,3 +356,28 @@ def test_digest_pins_an_image_by_exactly_its_content():
     assert untagged.catalog.images["scipy"].ref == f"quay.io/jupyter/scipy-notebook@{DIGEST}"
     short = check(edit({'      tag: "2026-11-02"\n': '      tag: "2026-11-02"\n      digest: sha256:abc\n'}))
     assert format_path(only_error(short).path) == "catalog.images.scipy.digest"
+
+
+def test_chart_values_show_exactly_the_schema_defaults():
+    """Every default lives in the schema (the loader fills it in); chart/values.yaml only shows them to the
+    operator, so every key it shows must have a schema default and equal it."""
+    from support import ROOT
+    from teamhub.values.schema import inlined_schema
+
+    shown = yaml.safe_load((ROOT / "chart" / "values.yaml").read_text(encoding="utf-8"))
+    problems: list = []
+
+    def walk(value, node, path):
+        if "default" in node:
+            if value != node["default"]:
+                problems.append(f"{path}: chart/values.yaml shows {value!r}, the schema's default is {node['default']!r}")
+            return
+        if not isinstance(value, dict):
+            problems.append(f"{path}: chart/values.yaml shows {value!r} but the schema has no default")
+            return
+        extra = node.get("additionalProperties")
+        for key, sub in value.items():
+            walk(sub, node.get("properties", {}).get(key) or (extra if isinstance(extra, dict) else {}), f"{path}.{key}".lstrip("."))
+
+    walk(shown, inlined_schema(), "")
+    assert not problems, "\n".join(problems)

@@ -9,7 +9,7 @@ reported (GitHub `org:team` slugs, OIDC groups) in auth_state["groups"].
 
 from __future__ import annotations
 
-from ..resolution import Person
+from ..catalog.access import Person
 from .clientaddr import LOOPBACK
 
 

@@ -25,11 +25,11 @@ from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import Any, Dict, Float, List, Unicode
 
-from ..passwords import hash_password, verify_password
-from ..resolution import Person, teams_of
+from ..catalog.access import Person, teams_of
 from .clientaddr import LOOPBACK, OwnProxy, client_address, networks
 from .identity import refuse_other_subject
 from .oidcflow import OIDCCallbackHandler, OIDCLoginHandler, mark_for_reauth
+from .passwords import hash_password, verify_password
 from .throttle import LoginThrottle, ThrottleSettings
 
 

@@ -6,11 +6,12 @@ import base64
 import binascii
 import os
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .. import paths
-from .accounts import accounts_from_values, merge_secret_accounts
+from .accounts import accounts_from_values
 from .clientaddr import LOOPBACK
 from .discovery import Discovery, DiscoveryError
 from .identity import DisplayNames, GroupsNotice
@@ -22,6 +23,7 @@ from .methods import (
     TeamhubOIDCAuthenticator,
 )
 from .multi import TeamhubMultiAuthenticator
+from .throttle import ThrottleSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
 SECRET_ENV = {"github": "TEAMHUB_GITHUB_CLIENT_SECRET", "oidc": "TEAMHUB_OIDC_CLIENT_SECRET"}
@@ -59,14 +61,7 @@ def authenticators(values: dict, catalog, own_proxy: str = LOOPBACK, notice: Gro
     entries = []
     local = auth.get("local", {})
     if local.get("enabled"):
-        throttle = local.get("throttle") or {}
-        settings = {}
-        if "userFailures" in throttle:
-            settings["user_failures"] = throttle["userFailures"]
-        if "addressFailures" in throttle:
-            settings["address_failures"] = throttle["addressFailures"]
-        if "windowMinutes" in throttle:
-            settings["window_seconds"] = throttle["windowMinutes"] * 60.0
+        settings = asdict(ThrottleSettings.from_values(local["throttle"]))
         entries.append({"authenticator_class": TeamhubLocalAuthenticator, "url_prefix": "/local", "config": {
             **common, "accounts": accounts_from_values(values), "throttle_settings": settings,
             "trusted_proxies": list(local.get("trustedProxies") or ()), "own_proxy": own_proxy}})
@@ -92,7 +87,7 @@ def authenticators(values: dict, catalog, own_proxy: str = LOOPBACK, notice: Gro
         entries.append({"authenticator_class": TeamhubGitHubAuthenticator, "url_prefix": "/github", "config": conf})
     oidc = auth.get("oidc", {})
     if oidc.get("enabled"):
-        name = oidc.get("displayName") or "Single sign-on"
+        name = oidc["displayName"]
         found = Discovery(oidc["issuerUrl"], name)
         try:
             found.first_try()  # an unreachable provider is retried in the background, never fatal
@@ -106,15 +101,15 @@ def authenticators(values: dict, catalog, own_proxy: str = LOOPBACK, notice: Gro
             "client_secret": _client_secret("oidc", oidc),
             "oauth_callback_url": oidc["callbackUrl"],
             "post_logout_url": _login_url_beside(oidc["callbackUrl"], "oidc"),
-            "username_claim": oidc.get("usernameClaim") or "preferred_username",
-            "groups_claim": oidc.get("groupsClaim") or "groups",
-            "groups_scope": oidc.get("groupsScope", "groups"),
+            "username_claim": oidc["usernameClaim"],
+            "groups_claim": oidc["groupsClaim"],
+            "groups_scope": oidc["groupsScope"],
             "groups_notice": notice,
             "display_names": display_names,
-            "scope": list(oidc.get("scopes") or ["openid", "profile", "email"]),
-            "extra_authorize_params": dict(oidc.get("extraAuthorizeParams") or {}),
-            "basic_auth": oidc.get("tokenEndpointAuthMethod", "client_secret_basic") == "client_secret_basic",
-            "outage_grace_seconds": float(oidc.get("outageGraceMinutes", 60)) * 60,
+            "scope": list(oidc["scopes"]),
+            "extra_authorize_params": dict(oidc["extraAuthorizeParams"]),
+            "basic_auth": oidc["tokenEndpointAuthMethod"] == "client_secret_basic",
+            "outage_grace_seconds": float(oidc["outageGraceMinutes"]) * 60,
             "allow_all": True,
             "custom_403_message": "Your single sign-on account may not use this hub. Ask the hub's administrators.",
         }})
@@ -162,9 +157,9 @@ def _logo_file(logo: str) -> str:
 def branding_vars(values: dict) -> dict:
     b = values.get("branding") or {}
     colors = b.get("colors") or {}
-    show = set(b.get("announcementOn") or ["login"])
+    show = set(b["announcementOn"])
     out = {"teamhub_brand": {
-        "title": b.get("title") or "teamhub",
+        "title": b["title"],
         "subtitle": b.get("subtitle") or "",
         "primary": colors.get("primary") or "",
         "primary_text": colors.get("primaryText") or "",
@@ -178,9 +173,8 @@ def branding_vars(values: dict) -> dict:
 
 
 def configure(c, checked, own_proxy: str = LOOPBACK) -> None:
-    """Configure login and branding. Call before reading `checked.catalog`: with
-    auth.local.existingSecret, the mounted accounts are merged and the catalog rebuilt."""
-    merge_secret_accounts(checked)
+    """Configure login and branding from checked values (the loader has merged the accounts of
+    auth.local.existingSecret already: values.validation.load's accounts_file)."""
     values, catalog = checked.values, checked.catalog
     auth = values["auth"]
     notice, display_names = GroupsNotice(), DisplayNames()
@@ -191,7 +185,7 @@ def configure(c, checked, own_proxy: str = LOOPBACK) -> None:
     c.TeamhubMultiAuthenticator.allow_all = True  # each method decides who is allowed
     c.TeamhubMultiAuthenticator.manage_groups = True  # teams -> JupyterHub groups at login and refresh
     c.TeamhubMultiAuthenticator.enable_auth_state = entries[0]["config"]["enable_auth_state"] if entries else False
-    c.TeamhubMultiAuthenticator.auth_refresh_age = int(auth.get("refreshSeconds", 300))
+    c.TeamhubMultiAuthenticator.auth_refresh_age = int(auth["refreshSeconds"])
     c.TeamhubMultiAuthenticator.refresh_pre_spawn = True
 
     c.JupyterHub.template_paths.prepend([str(TEMPLATES)])

@@ -25,18 +25,23 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ThrottleSettings:
-    user_failures: int = 5
-    address_failures: int = 100
-    window_seconds: float = 900.0
-    first_lock_seconds: float = 30.0
+    user_failures: int
+    address_failures: int
+    window_seconds: float
+    first_lock_seconds: float = 30.0  # the back-off, not a values setting
     max_lock_seconds: float = 900.0
+
+    @classmethod
+    def from_values(cls, throttle: dict) -> ThrottleSettings:
+        """From `auth.local.throttle` as the loader returns it (the schema's defaults filled in)."""
+        return cls(throttle["userFailures"], throttle["addressFailures"], throttle["windowMinutes"] * 60.0)
 
 
 class LoginThrottle:
     MAX_KEYS = 100_000
 
-    def __init__(self, settings: ThrottleSettings | None = None, clock=time.monotonic):
-        self.settings = settings or ThrottleSettings()
+    def __init__(self, settings: ThrottleSettings, clock=time.monotonic):
+        self.settings = settings
         self.clock = clock
         self._failures: dict[str, deque] = {}
 

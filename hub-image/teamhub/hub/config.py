@@ -13,13 +13,14 @@ import logging
 import os
 import sys
 
-from .. import auth, database, paths
+from .. import auth, paths
 from ..auth.clientaddr import LOOPBACK
+from ..db import database
 from ..usage import metrics as usage_metrics
 from ..usage import store as usage_store
-from ..yamlsource import YamlFileError
+from ..values.source import YamlFileError
 from . import loadvalues, refusals, sessions
-from .runtime import Runtime, set_runtime
+from .runtime import Runtime
 
 MODES = ("kubernetes", "local")
 # A server's pod and home volume: the chart's admission policy lets a pod mount only the home volume named
@@ -47,7 +48,7 @@ def load_checked(environ=os.environ, out=sys.stderr):
     if mode not in MODES:
         raise ConfigError(f"TEAMHUB_MODE must be one of {', '.join(MODES)}, not {mode!r}", 2)
     try:
-        checked = loadvalues.load_forked([path])
+        checked = loadvalues.load_forked([path], paths.local_users_file(environ))
     except YamlFileError as exc:
         raise ConfigError(str(exc), 2) from None
     for problem in checked.problems:
@@ -79,7 +80,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     from .launchpage import options_form
     from .spawners import TeamhubKubeSpawner, TeamhubLocalSpawner, apply_user_options, options_from_form
 
-    rt = set_runtime(Runtime(checked, mode))
+    rt = Runtime(checked, mode)
     refusals.install()  # a refused start is one INFO line, not ERRORs with tracebacks
     values = checked.values
     data_dir = paths.data_dir(environ)
@@ -89,9 +90,9 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     if not environ.get("JPY_COOKIE_SECRET"):
         c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
     # Named servers (sessions.namedServers): each goes through the same start check and quota as a default one.
-    named = (values.get("sessions") or {}).get("namedServers") or {}
-    c.JupyterHub.allow_named_servers = bool(named.get("enabled", False))
-    c.JupyterHub.named_server_limit_per_user = int(named.get("maxPerPerson", 2))
+    named = values["sessions"]["namedServers"]  # filled values: the defaults are the schema's
+    c.JupyterHub.allow_named_servers = named["enabled"]
+    c.JupyterHub.named_server_limit_per_user = named["maxPerPerson"]
     if environ.get("JUPYTERHUB_CRYPT_KEY"):
         c.Authenticator.enable_auth_state = True  # provider groups (GitHub teams, OIDC groups) live there
 
@@ -103,6 +104,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
 
     # --- spawning -----------------------------------------------------------------------------------
     c.Spawner.apply_user_options = apply_user_options
+    c.TeamhubKubeSpawner.teamhub_runtime = c.TeamhubLocalSpawner.teamhub_runtime = rt
     c.Spawner.options_form = options_form
     c.Spawner.options_from_form = options_from_form
     c.JupyterHub.extra_handlers.append((r"/launch", LaunchLinkHandler))  # launch links (launchhandler.py)
@@ -192,13 +194,13 @@ def configure_culler(c, idle_minutes: int, hub_api: str | None = None) -> None:
 
 
 def storage_settings(values: dict) -> dict:
-    """Per-user storage from `singleuser.storage`; a missing section means the defaults."""
-    storage = ((values.get("singleuser") or {}).get("storage")) or {}
+    """Per-user storage from `singleuser.storage` (the loader filled in the schema's defaults)."""
+    storage = values["singleuser"]["storage"]
     return {  # key names as in the schema's singleuser.storage
-        "enabled": storage.get("type", "dynamic") != "none",
-        "capacity": str(storage.get("capacity", "10Gi")),
-        "storageClass": storage.get("storageClass") or None,  # "" in the chart's defaults: the cluster's default class
-        "mountPath": storage.get("homeMountPath", "/home/jovyan"),
+        "enabled": storage["type"] != "none",
+        "capacity": str(storage["capacity"]),
+        "storageClass": storage["storageClass"] or None,  # "": the cluster's default class
+        "mountPath": storage["homeMountPath"],
     }
 
 

@@ -20,9 +20,8 @@ from markupsafe import Markup, escape
 from tornado import web
 
 from ..auth import person_for
-from ..resolution import REQUEST_FIELDS, RequestRefused, check_request
+from ..catalog.access import REQUEST_FIELDS, RequestRefused, check_request
 from . import launchlinks
-from .runtime import get_runtime
 
 QUESTION = """<div class="th-launch" id="teamhub-running" role="alert">
 <p>Your server runs <strong>{running}</strong>. This link asks for <strong>{wanted}</strong>.</p>
@@ -68,7 +67,6 @@ class LaunchLinkHandler(SpawnHandler):
 
     @web.authenticated
     async def get(self):
-        rt = get_runtime()
         user = self.current_user
         server = self.server_name()
         if server:
@@ -78,6 +76,7 @@ class LaunchLinkHandler(SpawnHandler):
         autostart = link.pop("autostart", "") in ("1", "true", "yes")
         request = {k: link[k] for k in REQUEST_FIELDS if k in link}
         spawner = user.get_or_create_spawner(server, server, replace_failed=True)
+        rt = spawner.teamhub  # the hub's runtime is the spawners' configuration (hub/runtime.py)
         try:
             _, pull = launchlinks.split_request(link, launchlinks.allowed_repos(rt.values))
             choose = launchlinks.needs_choice(rt.catalog, request)
@@ -99,7 +98,7 @@ class LaunchLinkHandler(SpawnHandler):
         self.finish(await self._render_form(user, await spawner.get_options_form()))
 
     async def _running(self, user, spawner, launch, pull, choose, server):
-        rt = get_runtime()
+        rt = spawner.teamhub
         info = spawner.teamhub_info or {}
         wanted_acc = launch.accelerator.key if launch.accelerator and not choose else info.get("accelerator")
         same = info.get("resource") == launch.resource.key and info.get("accelerator") == wanted_acc

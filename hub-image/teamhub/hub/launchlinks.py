@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-from ..resolution import RequestRefused
+from ..catalog.access import RequestRefused
 
 PULL_FIELDS = ("repo", "branch", "open")
 LINK_FIELDS = ("resource", "accelerator", "sessionMinutes", *PULL_FIELDS, "autostart")
@@ -45,7 +45,7 @@ class Pull:
 
 
 def allowed_repos(values: dict) -> tuple:
-    return tuple((values.get("launchLinks") or {}).get("allowedRepos") or ())
+    return tuple(values["launchLinks"]["allowedRepos"])  # filled values: the schema's default is []
 
 
 def _text(value, what: str) -> str:
@@ -116,7 +116,7 @@ def link_query(fields: dict) -> str:
 
 def public_url(values: dict) -> str | None:
     """The hub's public address: `launchLinks.publicUrl`, else the first Ingress host (https when TLS covers it)."""
-    url = (values.get("launchLinks") or {}).get("publicUrl")
+    url = values["launchLinks"].get("publicUrl")  # no default: unset means the Ingress host
     if url:
         return url.rstrip("/")
     ingress = values.get("ingress") or {}

@@ -25,10 +25,10 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from ..quantities import format_cpu
-from ..resolution import access_of, is_admin, teams_of
+from ..catalog.access import access_of, is_admin, teams_of
+from ..values.quantities import format_cpu
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 LENGTHS = (15, 30, 60, 90, 120, 180, 240, 300, 360, 420, 480, 600, 720, 960, 1440)
 MAX_TEAM_SETS = 128  # pages kept per catalog; each is a list of references to shared card strings
 # What a slot marker renders as. Autoescaping turns every "<" of catalog text into "&lt;", so this can
@@ -119,7 +119,7 @@ def page_view(catalog, access, local_mode: bool, staff: bool = False) -> dict:
 class Page:
     """One set of teams' page: `parts` joined is the HTML once the slots (indexes into parts) are filled."""
 
-    access: object  # resolution.Access
+    access: object  # catalog.access.Access
     parts: list
     slots: dict  # ("res", resource) / ("acc", resource, accelerator) / ("minutes", m) / ("used"|"left", team, kind) -> index
     quotas: tuple  # (team key, kind, max) for every quota figure on the page
@@ -240,9 +240,8 @@ async def options_form(spawner) -> str:
     """`c.Spawner.options_form`: called by JupyterHub whenever the launch page is shown."""
     from ..auth import person_for
     from .launchhandler import hidden_fields
-    from .runtime import get_runtime
 
-    rt = get_runtime()
+    rt = spawner.teamhub
     person = await person_for(spawner.user)
     # After a refused start (quota, too long, ...) the page comes back with the refusal: keep what the person
     # chose, so pressing Start again never silently starts another environment.
@@ -251,5 +250,6 @@ async def options_form(spawner) -> str:
     previous = link or getattr(spawner, "teamhub_refused_request", None) or spawner.user_options or {}
     from ..usage.record import budget_overview
 
-    page = render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local", budgets=budget_overview)
+    page = render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local",
+                  budgets=lambda team: budget_overview(rt.catalog, team))
     return page + str(hidden_fields(link)) if link else page  # str: Markup + str would escape the page

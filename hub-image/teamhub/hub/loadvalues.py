@@ -13,17 +13,17 @@ from __future__ import annotations
 import os
 import pickle
 
-from .. import catalog as catalog_mod
-from ..validation import Checked, load
-from ..yamlsource import Source
+from ..catalog import model as catalog_mod
+from ..values.source import Source
+from ..values.validation import Checked, load
 
 
-def load_forked(paths) -> Checked:
-    """Like `validation.load(paths)` (YamlFileError included), minus the source's line map."""
+def load_forked(paths, accounts_file=None) -> Checked:
+    """Like `validation.load(paths, accounts_file)` (YamlFileError included), minus the source's line map."""
     paths = [str(p) for p in paths]
-    outcome = _in_child(paths) if hasattr(os, "fork") else None
+    outcome = _in_child(paths, accounts_file) if hasattr(os, "fork") else None
     if outcome is None:
-        return load(paths)
+        return load(paths, accounts_file)
     kind, payload = outcome
     if kind == "error":
         raise payload
@@ -34,7 +34,7 @@ def load_forked(paths) -> Checked:
     return checked
 
 
-def _in_child(paths):
+def _in_child(paths, accounts_file=None):
     """("ok", (problems, values)) or ("error", exception) from a forked child; None if it gave nothing."""
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -43,7 +43,7 @@ def _in_child(paths):
         try:
             os.close(read_end)
             try:
-                checked = load(paths)
+                checked = load(paths, accounts_file)
                 outcome = ("ok", (checked.problems, checked.values))
             except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
                 outcome = ("error", exc)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from ..resolution import RequestRefused
+from ..catalog.access import RequestRefused
 
 
 @dataclass(frozen=True)
@@ -72,4 +72,3 @@ class QuotaBook:
         self._holds.pop(key, None)
 
 
-BOOK = QuotaBook()

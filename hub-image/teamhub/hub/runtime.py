@@ -1,17 +1,24 @@
-"""What the running hub knows: the checked values and the mode. Set once by `config.configure()`."""
+"""What the running hub knows: the checked values, the mode and the team quota book.
+
+`config.configure()` makes one and hands it to the spawner classes as configuration
+(`c.TeamhubKubeSpawner.teamhub_runtime`), the JupyterHub way, as the login methods get the catalog.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .quota import BOOK, QuotaBook
+from .quota import QuotaBook
 
 
 @dataclass
 class Runtime:
-    checked: object  # validation.Checked
+    checked: object  # values.validation.Checked
     mode: str = "kubernetes"
-    quota: QuotaBook = field(default_factory=lambda: BOOK)
+    quota: QuotaBook = field(default_factory=QuotaBook)  # one per hub process: every spawner reserves in it
+
+    def __deepcopy__(self, memo):
+        return self  # traitlets deep-copies configuration values: every spawner must share this one
 
     @property
     def catalog(self):
@@ -23,23 +30,8 @@ class Runtime:
 
     @property
     def singleuser(self) -> dict:
-        return (self.values or {}).get("singleuser") or {}
+        return self.values["singleuser"]
 
     @property
     def autoscaler(self) -> bool:
-        return bool(self.singleuser.get("clusterAutoscaler", False))
-
-
-_current: Runtime | None = None
-
-
-def set_runtime(rt: Runtime) -> Runtime:
-    global _current
-    _current = rt
-    return rt
-
-
-def get_runtime() -> Runtime:
-    if _current is None:
-        raise RuntimeError("teamhub.hub.config.configure() has not run")
-    return _current
+        return bool(self.singleuser["clusterAutoscaler"])

@@ -1,7 +1,7 @@
 """Spawners that launch exactly what the catalog allows.
 
 `TeamhubMixin` holds everything both modes share: the spawn-time check (`apply_user_options` ->
-`resolution.check_request`), the clean slate, team quota, the session deadline in persisted state and
+`catalog.access.check_request`), the clean slate, team quota, the session deadline in persisted state and
 the hub-side stop at the deadline. `TeamhubKubeSpawner` turns a `Launch` into a pod and fails fast on
 events that mean the pod will never start; `TeamhubLocalSpawner` runs JupyterLab as a local process
 for `teamhub demo` (no CPU/memory/GPU limits there).
@@ -18,15 +18,17 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
+from traitlets import HasTraits, Instance
 
 from ..auth import person_for
-from ..quantities import cpu_cores, format_cpu, memory_bytes
-from ..resolution import REQUEST_FIELDS, Launch, RequestRefused, check_request
+from ..catalog.access import REQUEST_FIELDS, RequestRefused, check_request
+from ..catalog.placement import Launch
 from ..usage import metrics
 from ..usage import record as usage
+from ..values.quantities import cpu_cores, format_cpu, memory_bytes
 from . import failfast, launchlinks, podrefusal, refusals, sessions
 from .quota import Hold
-from .runtime import get_runtime
+from .runtime import Runtime
 
 LABEL_PREFIX = "teamhub.dev"
 STATE_KEY = "teamhub"
@@ -98,8 +100,18 @@ async def apply_user_options(spawner, user_options):
     await spawner.teamhub_apply(user_options)
 
 
-class TeamhubMixin:
+class TeamhubMixin(HasTraits):  # traits declared here are configurable on the spawner classes below
     teamhub_attrs: tuple = ("environment", "default_url")
+    teamhub_runtime = Instance(Runtime, allow_none=True, config=True,
+                               help="The hub's checked values, mode and quota book; set by teamhub.hub.config.configure.")
+
+    @property
+    def teamhub(self) -> Runtime:
+        """The runtime; a hub configured without it is a bug, so it fails loudly instead of skipping the quota."""
+        if self.teamhub_runtime is None:
+            raise RuntimeError(f"{type(self).__name__}.teamhub_runtime is not set: configure the hub with "
+                               "teamhub.hub.config.configure()")
+        return self.teamhub_runtime
 
     def _teamhub_init(self):
         self._teamhub_base = {a: copy.deepcopy(getattr(self, a)) for a in self.teamhub_attrs}
@@ -130,7 +142,7 @@ class TeamhubMixin:
         self.teamhub_info = None
 
     async def teamhub_apply(self, user_options) -> Launch:
-        rt = get_runtime()
+        rt = self.teamhub
         self.teamhub_reset()
         rt.quota.release(self.teamhub_key)
         self._teamhub_refused = True
@@ -213,19 +225,13 @@ class TeamhubMixin:
             self.teamhub_info = dict(info)
             self._teamhub_refused = False
             self._teamhub_started = True  # it was running before the hub restarted
-            try:
-                get_runtime().quota.restore(Hold(self.teamhub_key, info.get("team"), int(info.get("gpus") or 0)))
-            except RuntimeError:
-                pass
+            self.teamhub.quota.restore(Hold(self.teamhub_key, info.get("team"), int(info.get("gpus") or 0)))
 
     def clear_state(self):
         super().clear_state()
         self.teamhub_info = None
         self.teamhub_launch = None
-        try:
-            get_runtime().quota.release(self.teamhub_key)
-        except RuntimeError:
-            pass
+        self.teamhub.quota.release(self.teamhub_key)
 
     async def poll(self):
         """At the deadline, end the server for real (process gone, pod deleted) before reporting it stopped.
@@ -277,10 +283,7 @@ class TeamhubMixin:
             if record is not None:  # a server with a record of its start in this database
                 usage.closed(self, self._teamhub_stop_reason(), record)
             self._teamhub_stopping = False
-            try:
-                get_runtime().quota.release(self.teamhub_key)
-            except RuntimeError:
-                pass
+            self.teamhub.quota.release(self.teamhub_key)
 
     def _teamhub_stop_reason(self) -> str:
         if self._teamhub_end_reason:
@@ -288,10 +291,7 @@ class TeamhubMixin:
         if not self._teamhub_started:
             metrics.outcome("timeout")  # JupyterHub gave up waiting (start_timeout) and stops the start
             return "failed-start"
-        try:
-            idle = get_runtime().catalog.sessions.idle_cull_minutes
-        except RuntimeError:
-            idle = 0
+        idle = self.teamhub.catalog.sessions.idle_cull_minutes
         return "idle-cull" if usage.idle_culled(self, idle) else "stopped"
 
 
@@ -410,7 +410,7 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
     def teamhub_context(self) -> failfast.Context:
         launch = self.teamhub_launch
         if launch is None:
-            return failfast.Context(autoscaler=get_runtime().autoscaler)
+            return failfast.Context(autoscaler=self.teamhub.autoscaler)
         res = launch.resource
         return failfast.Context(
             resource_name=res.display_name,
@@ -420,7 +420,7 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
             cpu=f"{format_cpu(res.cpu_request)} CPUs",
             memory=str(res.memory_request),
             image=launch.image.ref,
-            autoscaler=get_runtime().autoscaler,
+            autoscaler=self.teamhub.autoscaler,
             gpu_count=launch.gpu_count,
             data_sets=tuple((v.pvc, v.key) for v in launch.volumes),
         )

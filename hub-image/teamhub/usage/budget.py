@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..resolution import RequestRefused
+from ..catalog.access import RequestRefused
 from . import totals
 from .store import TABLE
 

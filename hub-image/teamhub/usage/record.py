@@ -12,7 +12,7 @@ import logging
 from datetime import UTC, datetime
 
 from ..hub import sessions
-from ..quantities import cpu_cores, memory_bytes
+from ..values.quantities import cpu_cores, memory_bytes
 from . import budget, store
 
 KEY = "usage"
@@ -94,16 +94,14 @@ def idle_culled(spawner, idle_minutes: int) -> bool:
     return (datetime.now(UTC) - last).total_seconds() >= idle_minutes * 60
 
 
-def _team(name: str | None):
-    from ..hub.runtime import get_runtime
-
-    team = get_runtime().catalog.teams.get(name) if name else None
+def _team(catalog, name: str | None):
+    team = catalog.teams.get(name) if name else None
     return team if team is not None and team.budgets else None
 
 
 def budget_cap(spawner, launch) -> float | None:
     """The deadline a team budget allows this start (None: no limit); RequestRefused when it is used up."""
-    s, team = store.current(), _team(launch.team)
+    s, team = store.current(), _team(spawner.teamhub.catalog, launch.team)
     if s is None or team is None:
         return None
     cpu = cpu_cores(launch.resource.cpu_request)
@@ -114,7 +112,7 @@ def budget_cap(spawner, launch) -> float | None:
 @_tolerant(False)
 def over_budget(spawner) -> bool:
     """Whether the team this server is charged to has run out of a budget it draws on (checked at every poll)."""
-    s, team = store.current(), _team((spawner.teamhub_info or {}).get("team"))
+    s, team = store.current(), _team(spawner.teamhub.catalog, (spawner.teamhub_info or {}).get("team"))
     if s is None or team is None:
         return False
     st = budget.over(s, team, sessions.now())
@@ -126,7 +124,7 @@ def over_budget(spawner) -> bool:
 
 
 @_tolerant([])
-def budget_overview(team_key: str) -> list[dict]:
+def budget_overview(catalog, team_key: str) -> list[dict]:
     """The launch page's budget lines for a team (empty without a store or budgets)."""
-    s, team = store.current(), _team(team_key)
+    s, team = store.current(), _team(catalog, team_key)
     return budget.overview(s, team, sessions.now()) if s is not None and team is not None else []

@@ -1,6 +1,6 @@
 """Operator subcommands used by scripts/: image tags, values edits (and the database group, see database.py).
 
-`teamhub.cli` registers these with one line: `ops_cli.register(sub)`.
+`teamhub.cli.commands` registers these like every group: `ops.register(sub)`.
 """
 
 from __future__ import annotations
@@ -8,7 +8,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import images, release, values_edit
+from ..ops import buildplan as images
+from ..ops import release
+from ..values import edit as values_edit
 
 
 def cmd_set_image_tag(args) -> int:
@@ -112,14 +114,14 @@ def register(sub) -> None:
                    help="with diff: NEW is the JSON of `helm upgrade --dry-run=server -o json`, not a manifest")
     p.set_defaults(func=cmd_release)
 
-    from . import database  # imports SQLAlchemy/alembic lazily: only `db` needs them
+    from ..db import database  # imports SQLAlchemy/alembic lazily: only `db` needs them
 
     database.register(sub)
 
 
 
 def main(argv=None) -> int:
-    """`python -m teamhub.ops_cli ...`: the same subcommands without loading the validator (starts ~10x faster)."""
+    """`python -m teamhub.cli.ops ...`: the same subcommands without loading the validator (starts ~10x faster)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="teamhub")

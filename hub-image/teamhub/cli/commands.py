@@ -8,13 +8,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import check_cli, link_cli, ops_cli, prepull, schema_tools
-from .catalog import EVERYONE
-from .passwords import PasswordError, hash_password, read_new_password
-from .quantities import format_cpu
-from .resolution import Person, access_of, resolve
-from .validation import load
-from .yamlsource import YamlFileError
+from ..auth.passwords import PasswordError, hash_password, read_new_password
+from ..catalog.access import Person, access_of, resolve
+from ..catalog.model import EVERYONE
+from ..ops import prepull
+from ..values import generate
+from ..values.quantities import format_cpu
+from ..values.source import YamlFileError
+from ..values.validation import load
+from . import check, link, ops, usage, users
 
 
 def _print_problems(result, out=sys.stdout) -> None:
@@ -95,11 +97,11 @@ def cmd_catalog(args) -> int:
 
 def cmd_schema(args) -> int:
     if args.check:
-        stale = schema_tools.stale_outputs()
+        stale = generate.stale_outputs()
         for path in stale:
             print(f"{path} is stale: run `teamhub schema --write`", file=sys.stderr)
         return 1 if stale else 0
-    for path in schema_tools.write_outputs():
+    for path in generate.write_outputs():
         print(f"wrote {path}")
     return 0
 
@@ -110,10 +112,7 @@ def cmd_demo(args) -> int:
     return run(args.values, args.port, args.state)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="teamhub", description="Check and inspect teamhub values.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def register(sub) -> None:
     p = sub.add_parser("validate", help="check values files (merged in order, like helm -f)")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=cmd_validate)
@@ -135,21 +134,30 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--check", action="store_true", help="fail when a generated file is stale")
     p.set_defaults(func=cmd_schema)
 
-    prepull.add_parser(sub)
-    from .users_cli import register as register_users  # `teamhub users` (teamhub/users_cli.py)
-    register_users(sub)
-
     p = sub.add_parser("demo", help="run the hub on this machine (JupyterLab as local processes, no cluster)")
     p.add_argument("--values", default="config/values.yaml", metavar="FILE")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--state", default=None, help="folder for the hub database and homes (default ./.demo)")
     p.set_defaults(func=cmd_demo)
 
-    check_cli.register(sub)  # check-config: the chart's pre-upgrade hook
-    ops_cli.register(sub)  # set-image-tag, images, db: operator subcommands used by scripts/
-    from .usage.cli import register as register_usage  # `teamhub usage` (teamhub/usage/cli.py)
-    register_usage(sub)
-    link_cli.register(sub)  # link: a teacher's launch link (teamhub/link_cli.py)
+
+# Every group of subcommands registers itself the same way: `register(sub)` in its module.
+REGISTRARS = (
+    register,  # validate, hash-password, catalog, schema, demo
+    prepull.register,  # prepull-await: the chart's prepuller hook
+    users.register,  # users: the local accounts file
+    check.register,  # check-config: the chart's pre-upgrade hook
+    ops.register,  # set-image-tag, images, release, db: operator subcommands used by scripts/
+    usage.register,  # usage: totals from the usage records
+    link.register,  # link: a teacher's launch link
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="teamhub", description="Check and inspect teamhub values.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for register_group in REGISTRARS:
+        register_group(sub)
     return parser
 
 

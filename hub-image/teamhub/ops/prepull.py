@@ -6,19 +6,15 @@ ready, counting pods that cannot run (unschedulable: full, cordoned or otherwise
 an image that can never be pulled) as settled, and gives up after --timeout. It always exits 0 once it
 has run: a slow or broken node delays the upgrade at most --timeout and never fails it.
 
-It talks to the API server over plain HTTPS with the pod's service account token: no client library.
+It reads the API with kubernetes_asyncio (the hub's own client library) and the pod's service account.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
-import ssl
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,38 +28,56 @@ class ApiError(Exception):
     pass
 
 
-class InClusterApi:
-    """GET against the API server with the pod's service account."""
+class KubeApi:
+    """The two reads the awaiter needs, as plain JSON dicts (the API's own field names), through
+    kubernetes_asyncio with the pod's service account."""
 
-    def __init__(self, base_url: str, token: str, ca_file: str | None, timeout: float = 10):
-        self.base_url = base_url.rstrip("/")
-        self.token = token
-        self.context = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+    def __init__(self, api_client, timeout: float = 10):
+        from kubernetes_asyncio import client
+
+        self.api_client = api_client
+        self.apps = client.AppsV1Api(api_client)
+        self.core = client.CoreV1Api(api_client)
         self.timeout = timeout
 
     @classmethod
-    def from_environment(cls, sa_dir: Path = SA_DIR) -> InClusterApi:
-        host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-        if not host:
-            raise ApiError("not running in a cluster: KUBERNETES_SERVICE_HOST is not set")
-        try:
-            token = (sa_dir / "token").read_text().strip()
-        except OSError as exc:
-            raise ApiError(f"no service account token: {exc}") from exc
-        if ":" in host:  # IPv6
-            host = f"[{host}]"
-        ca = sa_dir / "ca.crt"
-        return cls(f"https://{host}:{port}", token, str(ca) if ca.exists() else None)
+    def from_environment(cls, sa_dir: Path = SA_DIR, environ=os.environ) -> KubeApi:
+        from kubernetes_asyncio import client
+        from kubernetes_asyncio.config import ConfigException
+        from kubernetes_asyncio.config.incluster_config import InClusterConfigLoader
 
-    def get(self, path: str) -> dict:
-        req = urllib.request.Request(self.base_url + path, headers={"Authorization": f"Bearer {self.token}", "Accept": "application/json"})
+        configuration = client.Configuration()
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout, context=self.context) as resp:
-                return json.load(resp)
-        except urllib.error.HTTPError as exc:
-            raise ApiError(f"GET {path}: HTTP {exc.code}") from exc
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise ApiError(f"GET {path}: {exc}") from exc
+            InClusterConfigLoader(str(sa_dir / "token"), str(sa_dir / "ca.crt"), environ=environ).load_and_set(configuration)
+        except ConfigException as exc:
+            raise ApiError(f"not running in a cluster with a service account: {exc}") from exc
+        return cls(client.ApiClient(configuration))
+
+    async def _json(self, call, *args, **kwargs) -> dict:
+        import aiohttp
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        try:
+            # The raw JSON (the API's field names, as assess() reads them), not typed models: no client-side
+            # validation of fields the awaiter never reads. Without preloading the library leaves the status to us.
+            response = await call(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+            if response.status >= 400:
+                response.release()
+                raise ApiException(status=response.status, reason=response.reason)
+            return await response.json()
+        except ApiException as exc:
+            raise ApiError(f"{call.__name__}: HTTP {exc.status}") from exc
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            raise ApiError(f"{call.__name__}: {exc or type(exc).__name__}") from exc
+
+    async def daemonset(self, namespace: str, name: str) -> dict:
+        return await self._json(self.apps.read_namespaced_daemon_set, name, namespace)
+
+    async def pods(self, namespace: str, selector: str) -> list:
+        return (await self._json(self.core.list_namespaced_pod, namespace, label_selector=selector)).get("items", [])
+
+    async def close(self) -> None:
+        await self.api_client.close()
 
 
 @dataclass
@@ -121,24 +135,22 @@ def assess(daemonset: dict, pods: list) -> Progress:
     return p
 
 
-def check(api, namespace: str, name: str) -> Progress:
-    ns = urllib.parse.quote(namespace)
+async def check(api, namespace: str, name: str) -> Progress:
     try:
-        ds = api.get(f"/apis/apps/v1/namespaces/{ns}/daemonsets/{urllib.parse.quote(name)}")
+        ds = await api.daemonset(namespace, name)
         labels = ds.get("spec", {}).get("selector", {}).get("matchLabels", {})
-        selector = urllib.parse.quote(",".join(f"{k}={v}" for k, v in sorted(labels.items())))
-        pods = api.get(f"/api/v1/namespaces/{ns}/pods?labelSelector={selector}").get("items", [])
+        pods = await api.pods(namespace, ",".join(f"{k}={v}" for k, v in sorted(labels.items())))
     except ApiError as exc:
         return Progress(name, error=str(exc))
     return assess(ds, pods)
 
 
-def await_daemonsets(api, namespace: str, names: list, timeout: float, interval: float = 5,
-                     clock=time.monotonic, sleep=time.sleep, out=sys.stdout) -> bool:
+async def await_daemonsets(api, namespace: str, names: list, timeout: float, interval: float = 5,
+                           clock=time.monotonic, sleep=asyncio.sleep, out=sys.stdout) -> bool:
     """Wait until every DaemonSet is settled or the timeout passes. True when all settled."""
     deadline = clock() + timeout
     while True:
-        progress = [check(api, namespace, n) for n in names]
+        progress = [await check(api, namespace, n) for n in names]
         if all(p.settled for p in progress):
             for p in progress:
                 print(f"done: {p}", file=out)
@@ -149,20 +161,26 @@ def await_daemonsets(api, namespace: str, names: list, timeout: float, interval:
             print(f"prepull: stopped waiting after {timeout:g}s; the upgrade continues and the continuous "
                   "puller keeps pulling", file=out)
             return False
-        sleep(min(interval, max(0.0, deadline - clock())))
+        await sleep(min(interval, max(0.0, deadline - clock())))
+
+
+async def _await(args) -> None:
+    api = KubeApi.from_environment()
+    try:
+        await await_daemonsets(api, args.namespace, args.daemonset, args.timeout)
+    finally:
+        await api.close()
 
 
 def cmd_prepull_await(args) -> int:
     try:
-        api = InClusterApi.from_environment()
+        asyncio.run(_await(args))
     except ApiError as exc:
         print(f"prepull: {exc}; not waiting", file=sys.stderr)
-        return 0
-    await_daemonsets(api, args.namespace, args.daemonset, args.timeout)
     return 0
 
 
-def add_parser(sub) -> None:
+def register(sub) -> None:
     p = sub.add_parser("prepull-await", help="(in the cluster) wait, boundedly, for the chart's hook image pullers")
     p.add_argument("--namespace", required=True, help="the release's namespace")
     p.add_argument("--daemonset", action="append", required=True, help="a puller DaemonSet's name (repeatable)")

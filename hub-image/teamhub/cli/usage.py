@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import totals
+from ..usage import totals
 
 DAY = 86400
 
@@ -25,7 +24,7 @@ def db_url(args) -> str:
     """--db (a SQLAlchemy URL or an SQLite file), else the hub's own database from its values."""
     if args.db:
         if "://" in args.db:
-            from .. import database
+            from ..db import database
 
             return database.settings({"hub": {"db": {"type": "postgres", "url": args.db}}}).url \
                 if args.db.startswith(("postgres://", "postgresql://")) else args.db
@@ -33,10 +32,9 @@ def db_url(args) -> str:
         if not path.is_file():
             raise ValueError(f"--db {args.db}: no such database file")
         return f"sqlite:///{path.resolve()}"
-    from .. import database
+    from ..db import database
 
-    values = database.load_values(args.values) if (args.values or os.environ.get("TEAMHUB_VALUES")) else {}
-    s = database.settings(values, args.data_dir)
+    s = database.settings(database.values_or_empty(args), args.data_dir)
     if s.is_sqlite and not s.path.is_file():
         raise ValueError(f"no hub database at {s.path}; give --db URL or FILE")
     return s.url
@@ -46,7 +44,7 @@ def cmd_usage(args) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from ..hub import sessions
-    from .store import make_engine, migrate
+    from ..usage.store import make_engine, migrate
 
     now = sessions.now()
     try:

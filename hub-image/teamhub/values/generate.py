@@ -5,26 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .validation import schema
+from .schema import deref, schema
 
-# The repository layout: hub-image/teamhub/schema_tools.py -> repository root.
-ROOT = Path(__file__).resolve().parents[2]
+# The repository layout: hub-image/teamhub/values/generate.py -> repository root.
+ROOT = Path(__file__).resolve().parents[3]
 CHART_SCHEMA = ROOT / "chart" / "values.schema.json"
 VALUES_REFERENCE = ROOT / "docs" / "values-reference.md"
 
 
 def render_chart_schema() -> str:
     return json.dumps(schema(), indent=2, sort_keys=False) + "\n"
-
-
-def _deref(node: dict, root: dict) -> dict:
-    """A schema node with its $ref chain merged in (the node's own keys win)."""
-    while isinstance(node, dict) and "$ref" in node:
-        target = root
-        for part in node["$ref"].lstrip("#/").split("/"):
-            target = target[part]
-        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-    return node
 
 
 def _type_text(node: dict, root: dict) -> str:
@@ -34,7 +24,7 @@ def _type_text(node: dict, root: dict) -> str:
         return node["title"]
     for key in ("oneOf", "anyOf"):
         if key in node:
-            parts = [_type_text(_deref(n, root), root) for n in node[key]]
+            parts = [_type_text(deref(n, root), root) for n in node[key]]
             return " or ".join(dict.fromkeys(p for p in parts if p))
     if "const" in node:
         return f"`{json.dumps(node['const'])}`"
@@ -42,17 +32,17 @@ def _type_text(node: dict, root: dict) -> str:
     if isinstance(kind, list):
         kind = " or ".join(kind)
     if kind == "array":
-        items = _deref(node.get("items", {}), root)
+        items = deref(node.get("items", {}), root)
         inner = _type_text(items, root) if items else ""
         return f"list of {inner}" if inner and inner != "object" else "list"
     if kind == "object" and isinstance(node.get("additionalProperties"), dict) and not node.get("properties"):
-        inner = _type_text(_deref(node["additionalProperties"], root), root)
+        inner = _type_text(deref(node["additionalProperties"], root), root)
         return f"map of {inner}" if inner else "map"
     return kind
 
 
 def _rows(node: dict, path: str, root: dict, out: list) -> None:
-    node = _deref(node, root)
+    node = deref(node, root)
     if path:
         default = f"`{json.dumps(node['default'])}`" if "default" in node else ""
         desc = " ".join(str(node.get("description", "")).split()).replace("|", "\\|")
@@ -61,7 +51,7 @@ def _rows(node: dict, path: str, root: dict, out: list) -> None:
         _rows(sub, f"{path}.{key}" if path else key, root, out)
     extra = node.get("additionalProperties")
     if isinstance(extra, dict) and not node.get("properties"):
-        sub = _deref(extra, root)
+        sub = deref(extra, root)
         if sub.get("properties"):
             _rows_children(sub, f"{path}.<key>", root, out)
 

@@ -2,7 +2,7 @@
 
     teamhub link config/values.yaml --resource course-cv --accelerator strix-halo --repo URL --branch main --open week3/lab.ipynb
 
-The link is checked like the hub checks it (teamhub.hub.launchlinks and resolution), as far as it does not
+The link is checked like the hub checks it (teamhub.hub.launchlinks and catalog.access), as far as it does not
 depend on who opens it: the resource and accelerator exist, the session fits the resource's limit, the
 repository is on `launchLinks.allowedRepos`, the path stays inside the repository. Exit 0 printed, 1 refused,
 2 unreadable values or no public URL.
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import sys
 
-from .hub import launchlinks
-from .resolution import RequestRefused, access_of, check_request
-from .validation import load
+from ..catalog.access import RequestRefused, access_of, check_request
+from ..hub import launchlinks
+from ..values.validation import load
 
 
 def check_link(checked, fields: dict) -> None:

@@ -197,21 +197,32 @@ def _merge_into(dst: dict, src: dict, path: PathT, dst_locs: dict, src_locs: dic
         sub = path + (key,)
         if value is None:
             dst.pop(key, None)
-            _drop_locations(dst_locs, sub)
+            drop_locations(dst_locs, sub)
         elif isinstance(value, dict) and isinstance(dst.get(key), dict):
             dst_locs[sub] = src_locs.get(sub, dst_locs.get(sub))
             _merge_into(dst[key], value, sub, dst_locs, src_locs)
         else:
             dst[key] = copy.deepcopy(value)  # never share structure with a source: later files merge into it
-            _drop_locations(dst_locs, sub)
+            drop_locations(dst_locs, sub)
             for p, loc in src_locs.items():
                 if p[: len(sub)] == sub:
                     dst_locs[p] = loc
 
 
-def _drop_locations(locs: dict, prefix: PathT) -> None:
+def drop_locations(locs: dict, prefix: PathT) -> None:
     for p in [p for p in locs if p[: len(prefix)] == prefix]:
         del locs[p]
+
+
+def nest(source: Source, prefix: PathT) -> Source:
+    """The same document placed under `prefix` (a file holding one section of values, e.g. accounts)."""
+    data = source.data
+    for key in reversed(prefix):
+        data = {key: data}
+    locations = {tuple(prefix) + p: loc for p, loc in source.locations.items()}
+    for i in range(len(prefix)):
+        locations.setdefault(tuple(prefix[:i]), source.locations.get((), Location(source.files[-1], 1)))
+    return Source(data, locations, list(source.problems), list(source.files), list(source.unparsed))
 
 
 def load_files(paths: list[str | Path]) -> Source:

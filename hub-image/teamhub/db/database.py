@@ -2,7 +2,7 @@
 
 Entry point for the hub (called by jupyterhub_config.py before JupyterHub starts)::
 
-    from teamhub import database
+    from teamhub.db import database
     db = database.prepare(values, data_dir)        # raises database.DatabaseError with a clear message
     c.JupyterHub.db_url = db.url
 
@@ -37,12 +37,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from . import paths
+from .. import paths
+from ..values.schema import with_defaults
 
 DB_FILE = "jupyterhub.sqlite"
 RESTORE_REQUEST = "restore-request.json"
 LOG_TABLE = "teamhub_db_log"
-DEFAULT_KEEP = 5
 BACKUP_RE = re.compile(r"^jupyterhub-(?P<version>[^.][^/]*?)\.rev-(?P<rev>[0-9a-f]+|none)\.(?P<at>\d{8}T\d{6}Z)(?:-\d+)?\.(?P<ext>sqlite|pgdump)$")
 
 
@@ -67,14 +67,15 @@ class Settings:
 
 
 def settings(values: dict | None, data_dir: str | Path | None = None, env=None) -> Settings:
+    """`values` as the loader returns them; partial values (scripts, tests) get the schema's defaults here."""
     env = os.environ if env is None else env
-    db = (((values or {}).get("hub") or {}).get("db") or {})
+    db = with_defaults(values or {})["hub"]["db"]
     data_dir = Path(data_dir or paths.data_dir(env))
-    backup_dir = Path(db.get("backupDir") or data_dir / "backups")
-    keep = int(DEFAULT_KEEP if db.get("keepBackups") is None else db["keepBackups"])
+    backup_dir = Path(db["backupDir"] or data_dir / "backups")  # "": backups/ on the data volume
+    keep = int(db["keepBackups"])
     if keep < 1:
         raise DatabaseError("hub.db.keepBackups must be at least 1")
-    kind = db.get("type") or "sqlite-pvc"
+    kind = db["type"]
     if kind == "sqlite-pvc":
         path = data_dir / DB_FILE
         url = f"sqlite:///{path}"
@@ -99,13 +100,18 @@ def settings(values: dict | None, data_dir: str | Path | None = None, env=None) 
 
 
 def load_values(path: str | Path | None = None) -> dict:
-    import yaml
+    """The values file through the one reader (values.source) with the schema's defaults filled in. Not the
+    whole check: `teamhub db` reads only hub.db, and must work on a database whatever else the values hold."""
+    from ..values.source import YamlFileError, read_file
 
     path = Path(path or paths.values_file())
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise DatabaseError(f"cannot read the values file {path}: {exc.strerror or exc}") from exc
+        source = read_file(path)
+    except YamlFileError as exc:
+        raise DatabaseError(f"cannot read the values file {path}: {exc}") from exc
+    if source.unparsed:
+        raise DatabaseError("\n".join(map(str, source.problems)))
+    return with_defaults(source.data)
 
 
 # --- JupyterHub's schema ---------------------------------------------------------------------------------
@@ -433,7 +439,7 @@ def prepare(values: dict | None = None, data_dir: str | Path | None = None, *, l
     (usage records, teamhub/usage/store.py) are migrated after JupyterHub's, so the same backup covers them."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from .usage import store as usage_store
+    from ..usage import store as usage_store
 
     result = _prepare_jupyterhub(values, data_dir, log=log, env=env)
     try:
@@ -612,8 +618,7 @@ def rollback_plan(status_: dict, target_release_revision: str | int, target_vers
 
 # --- CLI ------------------------------------------------------------------------------------------------------------
 def _cli_settings(args) -> Settings:
-    values = load_values(args.values) if (args.values or os.environ.get("TEAMHUB_VALUES")) else {}
-    return settings(values, args.data_dir)
+    return settings(values_or_empty(args), args.data_dir)
 
 
 def cmd_db(args) -> int:
@@ -647,7 +652,7 @@ def cmd_db(args) -> int:
             print(backup(s).path)
             return 0
         if args.db_command == "upgrade":
-            r = prepare(_values_or_empty(args), args.data_dir)
+            r = prepare(values_or_empty(args), args.data_dir)
             print(f"schema {r.revision}" + (f" (migrated, backup {r.backup})" if r.migrated else ""))
             return 0
         if args.db_command == "restore":
@@ -673,7 +678,8 @@ def cmd_db(args) -> int:
     return 2
 
 
-def _values_or_empty(args) -> dict:
+def values_or_empty(args) -> dict:
+    """The values of `--values` or TEAMHUB_VALUES for a database command (`teamhub db`, `teamhub usage`); none: {}."""
     return load_values(args.values) if (args.values or os.environ.get("TEAMHUB_VALUES")) else {}
 
 

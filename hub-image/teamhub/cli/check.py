@@ -3,7 +3,7 @@ pre-install/pre-upgrade hook Job (chart/templates/hub/upgrade-check.yaml) with t
 values and the hub pod's placement, security context and resources, while the old hub keeps serving.
 
 It loads the values with the hub's own loader and configuration code (teamhub.hub.config: load_checked,
-configure), then asks the database what the new JupyterHub would do with it (teamhub.database: status,
+configure), then asks the database what the new JupyterHub would do with it (teamhub.db.database: status,
 upgrade_plan) without changing it. Exit: 0 the hub would start, 1 invalid values, 2 unreadable values or bad
 environment, 3 the database would stop the hub.
 """
@@ -16,7 +16,8 @@ import sys
 
 def database_check(values: dict, environ=os.environ) -> tuple[bool, str]:
     """(ok, sentence): the database as the new hub would find it, read-only."""
-    from . import database, paths
+    from .. import paths
+    from ..db import database
 
     s = database.settings(values, paths.data_dir(environ), environ)
     if s.is_sqlite and not (s.path and s.path.exists()):
@@ -37,7 +38,7 @@ def database_check(values: dict, environ=os.environ) -> tuple[bool, str]:
 def cmd_check_config(args) -> int:
     from traitlets.config import Config
 
-    from .hub import config
+    from ..hub import config
 
     environ = dict(os.environ)
     if args.values:
@@ -47,7 +48,7 @@ def cmd_check_config(args) -> int:
     except config.ConfigError as exc:
         print(f"teamhub: {exc}", file=sys.stderr)
         return exc.code
-    from .auth.setup import AuthConfigError
+    from ..auth.setup import AuthConfigError
 
     try:
         config.configure(Config(), checked, mode, environ)  # the hub's own configuration code, on a throwaway Config

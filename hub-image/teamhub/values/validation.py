@@ -7,52 +7,17 @@ all problems are reported in one run.
 
 from __future__ import annotations
 
-import copy
 import difflib
-import functools
 import ipaddress
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from . import catalog as catalog_mod
+from ..catalog import model as catalog_mod
 from .quantities import cpu_cores, memory_bytes, memory_hint
-from .yamlsource import Problem, Source, load_files, paused_gc
+from .schema import default_of, deref, inlined_schema, schema, validator, with_defaults
+from .source import Problem, Source, drop_locations, load_files, merge, nest, paused_gc, read_file
 
-SCHEMA_FILE = Path(__file__).parent / "schema" / "values.schema.yaml"
-
-
-@functools.cache
-def schema() -> dict:
-    return yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))
-
-
-@functools.cache
-def _validator():
-    # jsonschema imports an optional IRI format checker whose grammar takes ~1.5 s to build; our schema
-    # uses no `format`, so a CLI call should not pay for it. (Where something loaded it already, it stays.)
-    sys.modules.setdefault("rfc3987_syntax", None)
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(inlined_schema())
-
-
-@functools.cache
-def inlined_schema() -> dict:
-    """The schema with every $ref replaced by its target: resolving references on every value (in the
-    validator, and when filling defaults) costs more than the checks themselves."""
-    return _inline(schema())
-
-
-def _inline(node):
-    if isinstance(node, dict):
-        node = _resolve(node)
-        return {k: (v if k in ("$defs", "$schema", "$id") else _inline(v)) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_inline(v) for v in node]
-    return node
+__all__ = ["Checked", "InvalidValues", "check", "inlined_schema", "load", "load_or_raise", "schema", "with_defaults"]
 
 
 class InvalidValues(Exception):
@@ -105,13 +70,37 @@ def _check(source: Source) -> Checked:
     return result
 
 
-def load(paths) -> Checked:
-    """Read, merge (like helm -f) and check values files. Unreadable files raise YamlFileError."""
-    return check(load_files(list(paths)))
+def load(paths, accounts_file: str | Path | None = None) -> Checked:
+    """Read, merge (like helm -f) and check values files. Unreadable files raise YamlFileError.
+
+    `accounts_file`: where the hub finds the Secret of `auth.local.existingSecret` (paths.local_users_file).
+    With it, and when the values name such a Secret, the file's accounts are read as values under
+    `auth.local.users` (an account in the file replaces a same-named one in values) and checked with
+    everything else, so the catalog is built once, from all accounts."""
+    source = load_files(list(paths))
+    if accounts_file is not None:
+        source = with_secret_accounts(source, Path(accounts_file))
+    return check(source)
 
 
-def load_or_raise(paths) -> Checked:
-    result = load(paths)
+def with_secret_accounts(source: Source, accounts_file: Path) -> Source:
+    local = _map(_map(_map(source.data).get("auth")).get("local"))
+    if local.get("enabled") is not True or not local.get("existingSecret"):
+        return source
+    accounts = read_file(accounts_file)
+    if set(accounts.data) == {"users"}:  # the file may also hold `users:` like the values section
+        accounts = Source(_map(accounts.data["users"]), {p[1:]: loc for p, loc in accounts.locations.items() if p[:1] == ("users",)},
+                          accounts.problems, accounts.files, accounts.unparsed)
+    users = local.get("users")
+    if isinstance(users, dict):
+        for name in accounts.data:  # the Secret's account wins whole, not merged key by key
+            if users.pop(name, None) is not None:
+                drop_locations(source.locations, ("auth", "local", "users", name))
+    return merge([source, nest(accounts, ("auth", "local", "users"))])
+
+
+def load_or_raise(paths, accounts_file: str | Path | None = None) -> Checked:
+    result = load(paths, accounts_file)
     if not result.ok:
         raise InvalidValues(result.errors)
     return result
@@ -125,54 +114,6 @@ def _dedupe(problems):
             seen.add(key)
             out.append(p)
     return out
-
-
-# --- defaults, taken from the schema so they live in one place ---------------------------------
-
-def _resolve(node: dict) -> dict:
-    while isinstance(node, dict) and "$ref" in node:
-        target = schema()
-        for part in node["$ref"].lstrip("#/").split("/"):
-            target = target[part]
-        merged = {k: v for k, v in node.items() if k != "$ref"}
-        node = {**target, **merged}
-    return node
-
-
-def with_defaults(data: dict) -> dict:
-    """A copy of valid values with every schema `default` filled in where the operator wrote nothing."""
-    out = _copy(data)
-    for section in ("auth", "catalog", "sessions", "branding", "singleuser"):
-        out.setdefault(section, {})
-    _fill(out, inlined_schema())
-    return out
-
-
-def _copy(value):
-    """deepcopy for plain YAML data, several times faster."""
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
-def _fill(value, node):
-    if isinstance(value, dict):
-        props = node.get("properties", {})
-        for key, sub in props.items():
-            if key not in value and "default" in sub:
-                value[key] = copy.deepcopy(sub["default"])
-            if key in value:
-                _fill(value[key], sub)
-        extra = node.get("additionalProperties")
-        if isinstance(extra, dict):
-            for key in value:
-                if key not in props:
-                    _fill(value[key], extra)
-    elif isinstance(value, list) and isinstance(node.get("items"), dict):
-        for item in value:
-            _fill(item, node["items"])
 
 
 # --- structure --------------------------------------------------------------------------------
@@ -199,14 +140,14 @@ def _suggest(word, choices) -> str:
 
 def schema_problems(data) -> list[Problem]:
     problems = []
-    for err in _validator().iter_errors(data):
+    for err in validator().iter_errors(data):
         problems.extend(_explain(err))
     return problems
 
 
 def _explain(err) -> list[Problem]:
     path = tuple(err.absolute_path)
-    node = _resolve(err.schema) if isinstance(err.schema, dict) else {}
+    node = deref(err.schema) if isinstance(err.schema, dict) else {}
     v = err.validator
     if node.get("errorMessage"):  # a rule stated with if/then/anyOf says in its own words what is wrong
         missing = err.message.split("'")[1] if v == "required" and "'" in err.message else ""
@@ -297,8 +238,8 @@ def semantic_problems(data) -> list[Problem]:
         if isinstance(key, str) and key not in table:
             err(path, f"unknown {what} '{key}'{_suggest(key, table)}; define it under {where}")
 
-    max_minutes = sessions.get("maxMinutes", 480)
-    default_minutes = sessions.get("defaultMinutes", 60)
+    max_minutes = sessions.get("maxMinutes", default_of("sessions.maxMinutes"))
+    default_minutes = sessions.get("defaultMinutes", default_of("sessions.defaultMinutes"))
     if _is_int(max_minutes) and _is_int(default_minutes) and default_minutes > max_minutes:
         err(("sessions", "defaultMinutes"), f"{default_minutes} is longer than sessions.maxMinutes ({max_minutes})")
 

@@ -3,7 +3,7 @@
 The chart's ValidatingAdmissionPolicy (chart/templates/admission/policy.yaml) refuses any pod the hub's
 ServiceAccount creates that is not one of these shapes. Helm cannot call Python, so the chart renders the
 parameters itself ("teamhub.admission.params" in chart/templates/_helpers.tpl, on the placement helper the
-prepuller uses); `params` here writes them from the hub's own placement code (`resolution.build_launch`,
+prepuller uses); `params` here writes them from the hub's own placement code (`catalog.placement.build_launch`,
 the `Launch` the spawner turns into a pod), and tests/chart/test_admission_params.py holds the two equal
 for every values file, while the cluster tier shows the pods KubeSpawner builds are admitted. The hub never
 writes them: a compromised hub must not be able to widen what it may start.
@@ -13,8 +13,9 @@ The layout (one ConfigMap key per placement, 13 lines) is described next to the 
 
 from __future__ import annotations
 
-from .catalog import Catalog, Resource
-from .resolution import access_of, build_launch
+from .access import access_of
+from .model import Catalog, Resource
+from .placement import build_launch
 
 SHAPE_LINES = 13
 
@@ -68,7 +69,7 @@ def shape(catalog: Catalog, resource: Resource, accelerator_key: str | None) -> 
 
 def params(catalog: Catalog, home: dict | None) -> dict:
     """The ConfigMap's data. `home`: the hub's storage settings (`hub.config.storage_settings`)."""
-    from .hub.config import POD_NAME_TEMPLATE, PVC_NAME_TEMPLATE
+    from ..hub.config import POD_NAME_TEMPLATE, PVC_NAME_TEMPLATE
 
     data = {placement_key(r.key, a): shape(catalog, r, a)
             for r in catalog.resources.values() for a in (r.accelerators or (None,))}

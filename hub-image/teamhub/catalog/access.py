@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .catalog import EVERYONE, Accelerator, Catalog, Gpu, Image, PodUser, Resource, Volume
+from .model import EVERYONE, Catalog
+from .placement import Launch, build_launch
 
 METHODS = ("local", "github", "oidc", "dummy")
 REQUEST_FIELDS = ("resource", "accelerator", "sessionMinutes")
@@ -92,28 +93,6 @@ class RequestRefused(Exception):
         super().__init__(message)
 
 
-@dataclass(frozen=True)
-class Launch:
-    """A checked request with everything the spawner needs, overrides already applied."""
-
-    resource: Resource
-    accelerator: Accelerator | None
-    minutes: int
-    team: str | None
-    image: Image
-    gpu: Gpu | None
-    env: Mapping
-    node_selector: Mapping
-    tolerations: tuple
-    volumes: tuple  # Volume objects: the person's teams' and the resource's
-    teams: tuple = field(default=())
-    pod_user: PodUser = PodUser()  # uid/gid/fsGroup: resource over image over singleuser.securityContext
-
-    @property
-    def gpu_count(self) -> int:
-        return self.gpu.count if self.gpu else 0
-
-
 _MINUTES = re.compile(r"[0-9]{1,5}")  # ASCII digits only: str.isdigit() also takes "٦٠" and "²"
 
 
@@ -178,35 +157,4 @@ def check_request(catalog: Catalog, person: Person, request, access: Access | No
     return build_launch(catalog, resource, accelerator, minutes, access)
 
 
-def build_launch(catalog: Catalog, resource: Resource, accelerator: Accelerator | None, minutes: int, access: Access) -> Launch:
-    override = resource.overrides.get(accelerator.key) if accelerator else None
-    image_key = (override.image if override and override.image else None) or resource.image
-    env, selector, tolerations = dict(resource.env), dict(resource.node_selector), list(resource.tolerations)
-    for layer in (accelerator, override):
-        if layer is not None:
-            env.update(layer.env)
-            selector.update(layer.node_selector)
-            tolerations.extend(t for t in layer.tolerations if t not in tolerations)
-    volume_keys: list = []
-    for team in access.teams:
-        volume_keys.extend(catalog.teams[team].volumes)
-    volume_keys.extend(resource.volumes)
-    volumes = tuple(catalog.volumes[k] for k in dict.fromkeys(volume_keys))
-    image = catalog.images[image_key]
-    return Launch(
-        resource=resource,
-        accelerator=accelerator,
-        minutes=minutes,
-        team=access.charged_team.get(resource.key),
-        image=image,
-        gpu=accelerator.gpu if accelerator else resource.gpu,
-        env=env,
-        node_selector=selector,
-        tolerations=tuple(tolerations),
-        volumes=volumes,
-        teams=access.teams,
-        pod_user=resource.pod_user.over(image.pod_user.over(catalog.pod_user)),
-    )
-
-
-__all__ = ["Access", "Launch", "Person", "RequestRefused", "Volume", "access_of", "check_request", "is_admin", "resolve", "teams_of"]
+__all__ = ["Access", "Person", "RequestRefused", "access_of", "check_request", "is_admin", "resolve", "teams_of"]

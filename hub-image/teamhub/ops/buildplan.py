@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MANIFEST = ROOT / "dockerfiles" / "images.yaml"
 ALWAYS_IGNORED = ("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache", ".ruff_cache", ".git", ".venv", "node_modules")
 _REF = re.compile(r"\{\{\s*image:([a-z0-9-]+)\s*\}\}")

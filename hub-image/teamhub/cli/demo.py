@@ -25,10 +25,10 @@ from pathlib import Path
 
 import psutil
 
-from .passwords import verify_password
-from .validation import load
+from ..auth.passwords import verify_password
+from ..values.validation import load
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # the teamhub package
 CONFIG_FILE = PACKAGE.parent / "jupyterhub_config.py"
 
 

@@ -24,10 +24,11 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
 
-from .passwords import PasswordError, hash_password, read_new_password
+from ..auth.passwords import PasswordError, hash_password, read_new_password
+from ..values.schema import pattern
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
-TEAM = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+NAME = re.compile(pattern("localUserName"))  # the schema's rules, so the hub accepts what this writes
+TEAM = re.compile(pattern("key"))
 
 
 class UsersError(Exception):

@@ -1,0 +1,1 @@
+"""The typed catalog: who may launch what (access) and where it runs (placement)."""

@@ -1,0 +1,1 @@
+"""The hub database: settings, backups, migration, restore, and `teamhub db`."""

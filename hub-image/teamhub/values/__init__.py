@@ -1,0 +1,1 @@
+"""Reading, checking and editing values files (the first step of the flow)."""
