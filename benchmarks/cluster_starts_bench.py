@@ -53,7 +53,7 @@ from cluster.hub import HUB_OBJECTS, ClusterHub, people_overlay, rendered  # noq
 from cluster.singleuser import SingleUserServers  # noqa: E402
 from hubprocess import CHP  # noqa: E402
 from shipped import shipped_venv  # noqa: E402
-from teamhub.demo import free_port  # noqa: E402
+from teamhub.cli.demo import free_port  # noqa: E402
 
 RESOURCE = "cpu-small"
 PLAIN_CONFIG = HERE / "plain_kubespawner_config.py"
