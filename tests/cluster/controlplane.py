@@ -27,6 +27,8 @@ KWOK_STAGES = TOOLS.parent / "kwok-stages"
 # The kwok stage configs (copied from the kwok module by setup.sh): nodes become Ready and keep a lease,
 # pods become Running and Ready, Job pods then Succeed, and deleted pods go away.
 STAGES = ("node-initialize", "node-heartbeat-with-lease", "pod-ready", "pod-complete", "pod-delete")
+# The tier's own stages, for what kwok's do not model: a container image the registry does not have.
+TIER_STAGES = (Path(__file__).with_name("kwok-stages") / "pod-image-missing.yaml",)
 # Only nodes with this annotation are kwok's: the tier's nodes carry it.
 FAKE_NODE = "kwok.x-k8s.io/node=fake"
 # Pods get loopback addresses, so a process on this machine can listen on a pod's IP.
@@ -183,6 +185,7 @@ class ControlPlane:
         missing = [str(s) for s in stages if not s.exists()]
         if missing:
             raise ControlPlaneError(f"kwok stage configs are missing ({', '.join(missing)}): run `make setup`")
+        stages += TIER_STAGES
         kubelet, kubelet_port = self.pki.server("kwok-kubelet", (f"IP:{NODE_IP}",)), free_port()
         execs = self.dir / "cluster-exec.yaml"
         (self.dir / "exec").mkdir(exist_ok=True)

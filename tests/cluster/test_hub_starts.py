@@ -17,8 +17,17 @@ from .hub import ClusterHub, people_overlay
 from .test_user_pod import data_volume
 
 # dave shares alice's team so that the team's GPU quota (1 in the overlay) is counted over two people.
-PEOPLE = {"dave": ["cv-course"], "erin": [], "frank": []}
-OVERLAY = {"catalog": {"teams": {"cv-course": {"quota": {"maxServers": 30, "maxGpus": 1}}}}}
+PEOPLE = {"dave": ["cv-course"], "erin": [], "frank": [], "gina": []}
+# An image the registry does not have: the tier's kwok stage pod-image-missing (tests/cluster/kwok-stages/)
+# keeps a pod whose image repository starts with "missing-" waiting in ErrImagePull.
+MISSING_IMAGE = "ghcr.io/example-university/missing-notebook:1.0"
+OVERLAY = {"catalog": {
+    "images": {"missing-notebook": {"name": MISSING_IMAGE.split(":")[0], "tag": MISSING_IMAGE.split(":")[1]}},
+    "resources": {"image-missing": {"displayName": "Unpublished notebook", "description": "Its image was never pushed",
+                                    "category": "Basics", "image": "missing-notebook",
+                                    "cpu": {"request": 1, "limit": 1}, "memory": {"request": "1Gi", "limit": "1Gi"}}},
+    "teams": {"everyone": {"resources": ["cpu-small", "image-missing"]},
+              "cv-course": {"quota": {"maxServers": 30, "maxGpus": 1}}}}}
 STOPPED_WITHIN = 10  # seconds: a start that cannot succeed ends this fast with its sentence
 
 
@@ -139,6 +148,13 @@ def test_busy_gpus_stop_within_seconds_and_count_what_was_asked(hub):
         assert "needs 2 on one node" in event["shown"] and "one available" not in event["shown"]
     finally:
         hub.cluster.api.delete(f"{path}/gpu-hog")
+
+
+def test_missing_image_stops_within_seconds(hub):
+    """gina starts an environment whose image tag was never pushed: the kubelet (kwok's stage) reports
+    ErrImagePull with containerd's "not found", and the start ends with the sentence naming the image."""
+    fails_fast(hub, "gina", {"resource": "image-missing"},
+               f"The image {MISSING_IMAGE} for 'Unpublished notebook' cannot be used: the registry does not have it.")
 
 
 def test_fail_fast_answers_the_rest_api_with_500_and_the_sentence(hub):
