@@ -52,11 +52,11 @@ test-browser:
 test-cluster: .venv-nca/stamp
 	$(PYTEST) tests/cluster
 
-# The browser tier writes test-output/{login,launch,progress,launch-link,usage-admin}.png; this copies the current ones into the docs.
+# The browser tier writes test-output/{login,launch,progress,sso-cancelled,launch-link,server-list,usage-admin}.png; this copies the current ones into the docs.
 screenshots:
-	rm -f test-output/login.png test-output/launch.png test-output/progress.png test-output/sso-cancelled.png test-output/launch-link.png test-output/usage-admin.png
+	rm -f test-output/login.png test-output/launch.png test-output/progress.png test-output/sso-cancelled.png test-output/launch-link.png test-output/server-list.png test-output/usage-admin.png
 	$(PYTEST) tests/browser -k "login_page or team_member or start_work or cancel_at_the_provider or launch_link or sees_usage_and_stops"
-	cp test-output/login.png test-output/launch.png test-output/progress.png test-output/sso-cancelled.png test-output/launch-link.png test-output/usage-admin.png docs/screenshots/
+	cp test-output/login.png test-output/launch.png test-output/progress.png test-output/sso-cancelled.png test-output/launch-link.png test-output/server-list.png test-output/usage-admin.png docs/screenshots/
 
 schema:
 	$(VENV)/teamhub schema --write

@@ -1,6 +1,8 @@
 """A teacher's launch link in a real browser (issue 17): from logged out, through login, to the launch page with
-the link's choice preselected, Start, and JupyterLab with the course repository pulled and its notebook open.
-The launch page is saved as test-output/launch-link.png (`make screenshots` copies it to docs/screenshots/)."""
+the link's choice preselected, Start, and JupyterLab with the course repository pulled and its notebook open;
+then the home page's server list and its Stop button (JupyterHub's own API, called from the page).
+The launch page is saved as test-output/launch-link.png, the home page's server list as server-list.png
+(`make screenshots` copies them to docs/screenshots/)."""
 
 from __future__ import annotations
 
@@ -53,3 +55,18 @@ def test_a_launch_link_from_logged_out_to_the_notebook(hub, git, page):
     page.locator(".jp-NotebookPanel .jp-RenderedMarkdown", has_text="Week 3 lab").first.wait_for(timeout=LAB_TIMEOUT)
     home = next((hub.state / "homes").glob("*alice*"))
     assert (home / "course" / "week3" / "lab.ipynb").read_text() == NOTEBOOK
+    # The home page lists the server with its environment and time left; Stop stops it through JupyterHub's API.
+    page.goto(f"{hub.url}/hub/home")
+    row = page.locator('tr.teamhub-server[data-server-name=""]')
+    assert row.locator(".teamhub-resource").inner_text() == "Python (8 CPUs)"
+    assert re.fullmatch(r"1 h( \d+ min)? left \(ends .+Z\)", row.locator(".teamhub-time-left").inner_text())
+    shot(page, "server-list")
+    with page.expect_navigation():  # the page reloads once the hub answered
+        page.click("#teamhub-stop-default")
+    for _ in range(60):
+        if not page.locator("tr.teamhub-server").count():
+            break
+        page.wait_for_timeout(1000)  # the hub answered 202: still stopping
+        page.reload()
+    assert not page.locator("tr.teamhub-server").count()
+    assert page.locator("#start").inner_text().strip() == "Start My Server"  # JupyterHub's own part agrees

@@ -176,3 +176,101 @@ def test_named_servers_count_against_the_team_quota_and_max_per_person(hub, alic
         while not servers(alice_api).get(name, {}).get("ready") and time.monotonic() < hub_ready:
             time.sleep(0.5)
         assert alice_api.request("DELETE", url, json={"remove": True} if name else None).status_code in (202, 204)
+
+
+def server_rows(page: str) -> dict:
+    """The server list (teamhub/hub/templates/servers.html): server name -> [environment, accelerator, time left]."""
+    rows = re.findall(r'<tr class="teamhub-server" data-server-name="([^"]*)">(.*?)</tr>', page, re.S)
+    return {name: [html.unescape(re.sub(r"<[^>]+>", "", td)).strip() for td in re.findall(r"<td[^>]*>(.*?)</td>", body, re.S)][1:4]
+            for name, body in rows}
+
+
+def start_and_wait(hub, api, name, options) -> None:
+    url = f"/users/local:alice/servers/{name}" if name else "/users/local:alice/server"
+    assert api.post(url, json=options).status_code in (201, 202)
+    hub.wait_ready(api, "local:alice", server=name)
+
+
+def stop_as_the_page_does(client, page: str, name: str):
+    """What the Stop button does (servers.html, JupyterHub's jhapi client): DELETE on JupyterHub's REST API with the
+    page's xsrf token beside the login cookie."""
+    assert re.search(rf'<button type="button" class="[^"]*teamhub-stop" data-server-name="{name}"', page)
+    xsrf = re.search(r'xsrf_token: "([^"]+)"', page).group(1)
+    path = f"/hub/api/users/local%3Aalice/servers/{name}" if name else "/hub/api/users/local%3Aalice/server"
+    return client.delete(f"{path}?_xsrf={xsrf}")
+
+
+def stop_and_start_form(page: str) -> tuple:
+    """The 409 question's one-click form (serverlist.stop_and_start_form): (action, hidden fields, button text)."""
+    form = re.search(r'<form method="post" id="teamhub-stop-and-start" action="([^"]+)"(.*?)</form>', page, re.S)
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.group(2)))
+    button = re.search(r"<button[^>]*>(.*?)</button>", form.group(2), re.S).group(1)
+    return html.unescape(form.group(1)), {k: html.unescape(v) for k, v in fields.items()}, html.unescape(button)
+
+
+def test_home_and_launch_pages_list_each_server_with_resource_accelerator_time_left_and_stop(hub, alice, alice_api):
+    for name in ("", "gpu", "cpu"):  # the test before stops its servers
+        wait_stopped(alice_api, name)
+    start_and_wait(hub, alice_api, "", {"resource": "cpu-large", "sessionMinutes": "60"})
+    start_and_wait(hub, alice_api, "gpu", {"resource": "course-cv", "accelerator": "strix-halo", "sessionMinutes": "120"})
+    home = alice.get("/hub/home")
+    assert home.status_code == 200
+    rows = server_rows(home.text)
+    assert list(rows) == ["", "gpu"], rows
+    assert rows[""][:2] == ["Python (8 CPUs)", "none"] and re.fullmatch(r"(59 min|1 h) left \(ends .+Z\)", rows[""][2]), rows
+    assert rows["gpu"][:2] == ["Computer Vision course", "AMD Radeon 8060S"], rows
+    assert re.fullmatch(r"(1 h 59 min|2 h) left \(ends .+Z\)", rows["gpu"][2]), rows
+    # Stop is JupyterHub's own API: without the page's xsrf token a cookie stops nothing.
+    assert alice.delete("/hub/api/users/local%3Aalice/servers/gpu").status_code in (401, 403)
+    assert "gpu" in servers(alice_api)
+    r = stop_as_the_page_does(alice, home.text, "gpu")
+    assert r.status_code in (202, 204), r.text
+    wait_stopped(alice_api, "gpu")
+    assert list(server_rows(alice.get("/hub/home").text)) == [""]
+    # The launch page (here a named server's) lists the running default server with the same partial.
+    page = alice.get(link(resource="cpu-small", server="second"))
+    assert page.status_code == 200 and server_rows(page.text) == {"": rows[""][:2] + [server_rows(page.text)[""][2]]}
+    assert stop_as_the_page_does(alice, page.text, "").status_code in (202, 204)
+    wait_stopped(alice_api)
+
+
+def test_stop_it_and_start_this_ends_in_the_links_environment(hub, alice, alice_api, passwords):
+    start_and_wait(hub, alice_api, "", {"resource": "cpu-large", "sessionMinutes": "60"})
+    before = servers(alice_api)[""]["started"]
+    target = link(resource="course-cv", accelerator="strix-halo")
+    question = alice.get(target)
+    assert question.status_code == 409
+    action, fields, button = stop_and_start_form(question.text)
+    assert button == "Stop Python (8 CPUs) and start Computer Vision course on AMD Radeon 8060S"
+    # Without the page's xsrf token nothing stops.
+    assert alice.post(action, data={k: v for k, v in fields.items() if k != "_xsrf"}).status_code == 403
+    # A form for what ran before (another tab started something since) stops nothing.
+    stale = alice.post(action, data={**fields, "running_started": "2000-01-01T00:00:00"})
+    assert stale.status_code == 409 and "nothing was stopped" in html.unescape(stale.text)
+    assert servers(alice_api)[""]["started"] == before
+    # The click: the server stops, then the browser goes to the link itself (autostart), whose GET checks and starts.
+    r = alice.post(action, data=fields)
+    assert r.status_code == 303, r.text[:500]
+    assert r.headers["location"] == target + "&autostart=1"
+    r = alice.get(r.headers["location"])
+    assert r.status_code == 302 and "spawn-pending" in r.headers["location"], r.text[:500]
+    hub.wait_ready(alice_api, "local:alice")
+    state = admin_state(hub, passwords)[""]["state"]["teamhub"]
+    assert (state["resource"], state["accelerator"]) == ("course-cv", "strix-halo")
+    assert "stopping Python (8 CPUs) on request" in hub.log()
+    assert alice_api.delete("/users/local:alice/server").status_code in (202, 204)
+    wait_stopped(alice_api)
+
+
+def test_stop_and_start_of_a_link_refused_now_stops_nothing(hub, alice, alice_api):
+    start_and_wait(hub, alice_api, "", {"resource": "cpu-large", "sessionMinutes": "60"})
+    before = servers(alice_api)[""]["started"]
+    question = alice.get(link(resource="course-cv", accelerator="strix-halo"))
+    action, fields, _ = stop_and_start_form(question.text)
+    # The same click with a link changed to another team's resource: the start check's sentence, not a 500.
+    forged = action.replace("course-cv", "course-nlp")
+    r = alice.post(forged, data=fields)
+    assert r.status_code == 403 and "do not include the environment 'NLP course'" in html.unescape(r.text), r.text[:500]
+    assert servers(alice_api)[""]["started"] == before and servers(alice_api)[""]["ready"]
+    assert alice_api.delete("/users/local:alice/server").status_code in (202, 204)
+    wait_stopped(alice_api)

@@ -162,6 +162,12 @@ def test_millicores_compare_with_cores():
     assert "more than the limit" in problem.message
 
 
+@pytest.mark.parametrize("request_", [".nan", ".inf", '"nan"'])
+def test_a_cpu_request_that_is_not_a_number_is_an_error_not_a_crash(request_):
+    problems = check(edit({"cpu: {request: 2, limit: 4}": f"cpu: {{request: {request_}, limit: 4}}"})).errors
+    assert [format_path(p.path) for p in problems] == ["catalog.resources.cpu-small.cpu.request"], problems
+
+
 def test_gpu_and_accelerators_are_exclusive():
     text = edit({"      accelerators: [strix-halo]": "      accelerators: [strix-halo]\n      gpu: {resource: amd.com/gpu, count: 1}"})
     problem = only_error(check(text))

@@ -76,9 +76,9 @@ def load_from_environment(c, environ=os.environ):
 
 
 def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runtime:
-    from . import scrape, stopper, usagepage
+    from . import scrape, serverlist, stopper, usagepage
     from .launchhandler import LaunchLinkHandler
-    from .launchpage import options_form
+    from .launchpage import TEMPLATES, options_form
     from .spawners import TeamhubKubeSpawner, TeamhubLocalSpawner, apply_user_options, options_from_form
 
     rt = Runtime(checked, mode)
@@ -109,6 +109,10 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     c.Spawner.options_form = options_form
     c.Spawner.options_from_form = options_from_form
     c.JupyterHub.extra_handlers.append((r"/launch", LaunchLinkHandler))  # launch links (launchhandler.py)
+    # hub/templates: the hub's pages (launch, usage) and its overrides of JupyterHub's home.html and spawn.html,
+    # so first on JupyterHub's template path.
+    c.JupyterHub.template_paths.prepend([str(TEMPLATES)])
+    serverlist.configure(c)  # the person's servers with Stop on the home and launch pages (serverlist.py)
     usagepage.register(c, rt)  # the admins' usage page, /hub/usage (hub/usagepage.py)
     stopper.install()  # a stop asked by an admin ends its usage record as `admin` (hub/stopper.py)
     scrape.configure(c, environ)  # the ServiceMonitor's read:metrics token (hub/scrape.py)

@@ -28,8 +28,7 @@ QUESTION = """<div class="th-launch" id="teamhub-running" role="alert">
 <p>Nothing was changed. Choose one:</p>
 <ul>
 <li><a href="{server_url}">Keep it and go to your running server</a></li>
-<li>Stop it from <a href="{home_url}">your home page</a>, then open this link again</li>
-{named}</ul></div>"""
+{replace}{named}</ul></div>"""
 
 
 def hidden_fields(link: dict) -> Markup:
@@ -61,6 +60,20 @@ class LaunchLinkHandler(SpawnHandler):
             raise web.HTTPError(400, "This hub does not offer named servers, or the server name is not a lowercase slug.")
         return name
 
+    async def judge(self, user, rt) -> tuple:
+        """This request's link, checked like a start against the hub's runtime `rt` (a spawner's `teamhub`):
+        (link, autostart, launch, pull, choose); RequestRefused."""
+        link = {k: self.get_argument(k, "") for k in launchlinks.LINK_FIELDS}
+        link = {k: v for k, v in link.items() if v}
+        autostart = link.pop("autostart", "") in ("1", "true", "yes")
+        request = {k: link[k] for k in REQUEST_FIELDS if k in link}
+        _, pull = launchlinks.split_request(link, launchlinks.allowed_repos(rt.values))
+        choose = launchlinks.needs_choice(rt.catalog, request)
+        res = rt.catalog.resources.get(request.get("resource") or "")
+        # Still to choose an accelerator: judge everything else with the resource's first one.
+        probe = {**request, "accelerator": res.accelerators[0]} if choose and res is not None and res.accelerators else request
+        return link, autostart, check_request(rt.catalog, await person_for(user), probe), pull, choose
+
     @web.authenticated
     def post(self):
         return super().post(None, self.server_name())
@@ -71,19 +84,10 @@ class LaunchLinkHandler(SpawnHandler):
         server = self.server_name()
         if server:
             await self._check_named_server_request(user, server, server)  # JupyterHub's limit: maxPerPerson
-        link = {k: self.get_argument(k, "") for k in launchlinks.LINK_FIELDS}
-        link = {k: v for k, v in link.items() if v}
-        autostart = link.pop("autostart", "") in ("1", "true", "yes")
-        request = {k: link[k] for k in REQUEST_FIELDS if k in link}
         spawner = user.get_or_create_spawner(server, server, replace_failed=True)
         rt = spawner.teamhub  # the hub's runtime is the spawners' configuration (hub/runtime.py)
         try:
-            _, pull = launchlinks.split_request(link, launchlinks.allowed_repos(rt.values))
-            choose = launchlinks.needs_choice(rt.catalog, request)
-            res = rt.catalog.resources.get(request.get("resource") or "")
-            # Still to choose an accelerator: judge everything else with the resource's first one.
-            probe = {**request, "accelerator": res.accelerators[0]} if choose and res is not None and res.accelerators else request
-            launch = check_request(rt.catalog, await person_for(user), probe)
+            link, autostart, launch, pull, choose = await self.judge(user, rt)
         except RequestRefused as exc:
             self.log.info("Refused launch link for %s: %s %s", user.name, exc.status, exc.message)
             self.set_status(exc.status)
@@ -117,10 +121,12 @@ class LaunchLinkHandler(SpawnHandler):
             query = urlencode([(k, v) for k, v in parse_qsl(self.request.query) if k != "server"] + [("server", name)])
             beside = url_path_join(self.hub.base_url, "launch") + f"?{query}"
             named = f'<li><a id="teamhub-open-named" href="{escape(beside)}">Open this link in a second server beside it</a></li>\n'
-        html = QUESTION.format(
-            running=escape(describe(rt.catalog, info.get("resource"), info.get("accelerator"))),
-            wanted=escape(describe(rt.catalog, launch.resource.key, wanted_acc)),
-            server_url=escape(user.server_url(server)), home_url=escape(url_path_join(self.hub.base_url, "home")), named=named)
+        from .serverlist import stop_and_start_form  # the one-click "stop it and start this" (POST, xsrf)
+
+        running = describe(rt.catalog, info.get("resource"), info.get("accelerator"))
+        wanted = describe(rt.catalog, launch.resource.key, wanted_acc)
+        html = QUESTION.format(running=escape(running), wanted=escape(wanted), server_url=escape(user.server_url(server)),
+                               replace=stop_and_start_form(self, spawner, running, wanted), named=named)
         self.set_status(409)
         self.finish(await self.render_template("error.html", status_code=409, status_message="Another environment is running",
                                          message_html=Markup(html)))

@@ -21,7 +21,6 @@ from ..usage import budget, totals
 from ..usage.store import current
 from ..usage.totals import DAY, parse_time
 from . import sessions
-from .launchpage import TEMPLATES
 from .runtime import Runtime
 
 PATH = r"/usage"
@@ -118,6 +117,5 @@ class UsageAdminHandler(BaseHandler):
 
 
 def register(c, runtime: Runtime) -> None:
-    """The hook config.configure calls: the handler, and this package's templates for JupyterHub's loader."""
+    """The hook config.configure calls: the handler (config.py puts hub/templates on JupyterHub's template path)."""
     c.JupyterHub.extra_handlers.append((PATH, UsageAdminHandler, {"runtime": runtime}))
-    c.JupyterHub.template_paths.append(str(TEMPLATES))

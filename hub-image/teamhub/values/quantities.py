@@ -14,19 +14,14 @@ _MISTAKE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kKMGTPE])(i?)[bB]$")
 
 
 def cpu_cores(value) -> Decimal | None:
-    """2 -> 2, "500m" -> 0.5; None when it is not a CPU quantity."""
-    if isinstance(value, bool):
+    """2 -> 2, "500m" -> 0.5; None when it is not a CPU quantity (also NaN and infinity, which compare with nothing)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
-    if isinstance(value, (int, float)):
-        return Decimal(str(value))
-    if isinstance(value, str):
-        try:
-            if value.endswith("m"):
-                return Decimal(value[:-1]) / 1000
-            return Decimal(value)
-        except InvalidOperation:
-            return None
-    return None
+    try:
+        cores = Decimal(value[:-1]) / 1000 if isinstance(value, str) and value.endswith("m") else Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return cores if cores.is_finite() else None
 
 
 def memory_bytes(value) -> Decimal | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,6 +250,9 @@ def semantic_problems(data) -> list[Problem]:
         ref(base + ("image",), res.get("image"), images, "image", "catalog.images")
         for what, parse in (("cpu", cpu_cores), ("memory", memory_bytes)):
             q = _map(res.get(what))
+            for side in ("request", "limit"):
+                if isinstance(q.get(side), float) and not math.isfinite(q[side]):  # YAML's .nan/.inf pass the schema's number
+                    err(base + (what, side), f"{q[side]} is not a quantity; write a number such as 2 or 500m")
             req, lim = parse(q.get("request")), parse(q.get("limit"))
             if req is not None and lim is not None and req > lim:
                 err(base + (what, "request"), f"request {q.get('request')} is more than the limit {q.get('limit')}")
