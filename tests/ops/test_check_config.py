@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from support import CONFIG, run_teamhub, tree_env
-from teamhub.db import database
+from teamhub.db import migrate, schema, settings
 
 VALUES = CONFIG / "values.yaml"
 
@@ -23,9 +23,9 @@ def at_head(data):
     """A database as this JupyterHub's hub leaves it: prepared, then JupyterHub's tables at its schema."""
     from jupyterhub import orm
 
-    db = database.prepare({}, data, log=lambda m: None)
+    db = migrate.prepare({}, data, log=lambda m: None)
     orm.new_session_factory(db.url)().close()
-    assert database.db_revision(database.settings({}, data)) == database.head_revision()
+    assert schema.db_revision(settings.backend({}, data)) == schema.head_revision()
 
 
 def test_valid_values_and_no_database_here(tmp_path):
@@ -61,7 +61,7 @@ def test_database_at_this_schema_passes_with_its_plan(tmp_path):
     at_head(tmp_path / "data")
     r = check(tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"schema {database.head_revision()} already matches JupyterHub" in r.stdout
+    assert f"schema {schema.head_revision()} already matches JupyterHub" in r.stdout
 
 
 def test_database_newer_than_this_jupyterhub_fails_the_check(tmp_path):

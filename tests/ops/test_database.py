@@ -1,4 +1,4 @@
-"""teamhub.db.database with real databases: SQLite files and a PostgreSQL server from Debian's packages, a
+"""teamhub.db with real databases: SQLite files and a PostgreSQL server from Debian's packages, a
 database written by an older JupyterHub release (its own virtualenv), real hubs started on them."""
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 from support import tree_env
-from teamhub.db import database
+from teamhub.db import backups, migrate, plan, postgres, schema, settings, sqlite
+from teamhub.db import log as db_log
+from teamhub.db.backend import DatabaseError
 
 from . import pgserver
 from .hubenv import cached_venv, free_port, stop_tree, wait_http
@@ -46,17 +48,17 @@ def run_old(venv: Path, code: str, **env) -> str:
 
 
 def write_old_db(venv: Path, values: dict, data_dir: Path, users=("local:alice",), revision="1", **env) -> str:
-    """The old release's hub start: teamhub.db.database.prepare, then JupyterHub creates its tables. Returns the schema."""
+    """The old release's hub start: teamhub.db.migrate.prepare, then JupyterHub creates its tables. Returns the schema."""
     return run_old(venv, f"""
         import json
-        from teamhub.db import database
+        from teamhub.db import migrate, schema
         from jupyterhub import orm
-        db = database.prepare(json.loads({json.dumps(json.dumps(values))}), {str(data_dir)!r})
+        db = migrate.prepare(json.loads({json.dumps(json.dumps(values))}), {str(data_dir)!r})
         session = orm.new_session_factory(db.url)()
         for name in {list(users)!r}:
             session.add(orm.User(name=name))
         session.commit()
-        print(database.head_revision())
+        print(schema.head_revision())
     """, TEAMHUB_RELEASE_REVISION=revision, **env).strip()
 
 
@@ -115,55 +117,55 @@ def hub_health(jupyterhub: Path, data_dir: Path, **env) -> int:
 def test_hub_starts_on_new_sqlite(tmp_path):
     jh = Path(sys.executable).with_name("jupyterhub")
     assert hub_health(jh, tmp_path) == 200
-    s = database.settings({}, tmp_path)
-    assert database.db_revision(s) == database.head_revision()
-    assert [e["event"] for e in database.read_log(s)][:1] == ["create"]
+    s = settings.backend({}, tmp_path)
+    assert schema.db_revision(s) == schema.head_revision()
+    assert [e["event"] for e in db_log.read_log(s)][:1] == ["create"]
 
 
 def test_old_release_db_upgraded_with_backup_then_rollback_restores_it(old_venv, tmp_path):
     old_head = write_old_db(old_venv, {}, tmp_path)
-    s = database.settings({}, tmp_path)
-    assert old_head != database.head_revision(), "the old release must have an older schema for this test"
-    assert database.db_revision(s) == old_head
+    s = settings.backend({}, tmp_path)
+    assert old_head != schema.head_revision(), "the old release must have an older schema for this test"
+    assert schema.db_revision(s) == old_head
 
     # helm_update.sh's view before upgrading, from the running old hub's status
     old_status = json.loads(run_old(old_venv, f"""
         import json
-        from teamhub.db import database
-        print(json.dumps(database.status(database.settings({{}}, {str(tmp_path)!r}))))"""))
-    plan = database.upgrade_plan(old_status)
-    assert "WILL BE MIGRATED" in plan and f"jupyterhub-{OLD_JUPYTERHUB}.rev-{old_head}" in plan and str(tmp_path / "backups") in plan
+        from teamhub.db import plan, settings
+        print(json.dumps(plan.status(settings.backend({{}}, {str(tmp_path)!r}))))"""))
+    upgrade = plan.upgrade_plan(old_status)
+    assert "WILL BE MIGRATED" in upgrade and f"jupyterhub-{OLD_JUPYTERHUB}.rev-{old_head}" in upgrade and str(tmp_path / "backups") in upgrade
 
     # the new release's hub starts: backup first, then the migration
     os.environ["TEAMHUB_RELEASE_REVISION"] = "2"
     try:
-        result = database.prepare({}, tmp_path)
+        result = migrate.prepare({}, tmp_path)
     finally:
         del os.environ["TEAMHUB_RELEASE_REVISION"]
     assert result.migrated and result.revision_before == old_head
-    backups = database.list_backups(s)
-    assert len(backups) == 1
-    b = backups[0]
+    taken = backups.list_backups(s)
+    assert len(taken) == 1
+    b = taken[0]
     assert b.jupyterhub_version == OLD_JUPYTERHUB and b.alembic_revision == old_head
     assert b.path.parent == tmp_path / "backups"
-    assert database.db_revision(s) == database.head_revision()
+    assert schema.db_revision(s) == schema.head_revision()
     assert user_names(f"sqlite:///{b.path}") == {"local:alice"}
     assert sqlite3.connect(b.path).execute("SELECT version_num FROM alembic_version").fetchone()[0] == old_head
     add_user(s.url, "local:bob")  # written after the migration: kept in the newer database on rollback
 
     # a second start migrates nothing and takes no backup
-    assert not database.prepare({}, tmp_path).migrated
-    assert len(database.list_backups(s)) == 1
+    assert not migrate.prepare({}, tmp_path).migrated
+    assert len(backups.list_backups(s)) == 1
 
     # rollback.sh's view: revision 1 ran the old JupyterHub, which the database no longer fits
-    new_status = database.status(s)
-    assert new_status["last_migrated_by"] == database.jupyterhub_version()
-    plan = database.rollback_plan(new_status, 1)
-    assert plan["restore"] and plan["backup"] == b.path.name
-    assert not database.rollback_plan(new_status, 2)["restore"]
+    new_status = plan.status(s)
+    assert new_status["last_migrated_by"] == schema.jupyterhub_version()
+    rollback = plan.rollback_plan(new_status, 1)
+    assert rollback["restore"] and rollback["backup"] == b.path.name
+    assert not plan.rollback_plan(new_status, 2)["restore"]
 
     # without a restore, the old release refuses the newer database with a clear message (no crash loop)
-    r = subprocess.run([str(old_venv / "bin" / "python"), "-c", f"from teamhub.db import database; database.prepare({{}}, {str(tmp_path)!r})"],
+    r = subprocess.run([str(old_venv / "bin" / "python"), "-c", f"from teamhub.db import migrate; migrate.prepare({{}}, {str(tmp_path)!r})"],
                        env=tree_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "newer than this JupyterHub" in r.stderr and b.path.name in r.stderr
@@ -172,10 +174,10 @@ def test_old_release_db_upgraded_with_backup_then_rollback_restores_it(old_venv,
     r = subprocess.run([sys.executable, "-m", "teamhub.cli.ops", "db", "restore", b.path.name, "--data-dir", str(tmp_path)],
                        env=tree_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert database.db_revision(s) == database.head_revision(), "a requested restore waits for the matching hub"
+    assert schema.db_revision(s) == schema.head_revision(), "a requested restore waits for the matching hub"
     old_jh = old_venv / "bin" / "jupyterhub"
     assert hub_health(old_jh, tmp_path) == 200, "the old release's hub starts on the restored database"
-    assert database.db_revision(s) == old_head
+    assert schema.db_revision(s) == old_head
     assert user_names(s.url) == {"local:alice"}
     kept = list(tmp_path.glob("jupyterhub.sqlite.replaced-*"))
     assert len(kept) == 1 and user_names(f"sqlite:///{kept[0]}") == {"local:alice", "local:bob"}, "the newer database is kept"
@@ -183,18 +185,18 @@ def test_old_release_db_upgraded_with_backup_then_rollback_restores_it(old_venv,
 
 
 def test_corrupted_database_gives_a_clear_error(tmp_path):
-    s = database.settings({}, tmp_path)
-    database.prepare({}, tmp_path)
+    s = settings.backend({}, tmp_path)
+    migrate.prepare({}, tmp_path)
     add_user(s.url, "local:alice")
-    database.backup(s)
+    backups.backup(s)
     data = s.path.read_bytes()
     s.path.write_bytes(data[:100] + b"\xff" * 4096 + data[4196:])
-    with pytest.raises(database.DatabaseError, match="corrupted or unreadable") as err:
-        database.prepare({}, tmp_path)
+    with pytest.raises(DatabaseError, match="corrupted or unreadable") as err:
+        migrate.prepare({}, tmp_path)
     assert "teamhub db restore" in str(err.value)
     s.path.write_bytes(b"this is not a database at all" * 100)
-    with pytest.raises(database.DatabaseError, match="not an SQLite database"):
-        database.prepare({}, tmp_path)
+    with pytest.raises(DatabaseError, match="not an SQLite database"):
+        migrate.prepare({}, tmp_path)
 
 
 def test_hub_with_corrupted_database_exits_with_message_not_traceback(tmp_path):
@@ -212,48 +214,48 @@ def test_hub_with_corrupted_database_exits_with_message_not_traceback(tmp_path):
 
 def test_database_path_that_is_not_a_file(tmp_path):
     (tmp_path / "jupyterhub.sqlite").mkdir()
-    with pytest.raises(database.DatabaseError, match="cannot be read"):
-        database.prepare({}, tmp_path)
+    with pytest.raises(DatabaseError, match="cannot be read"):
+        migrate.prepare({}, tmp_path)
 
 
 def test_unreadable_database(tmp_path, monkeypatch):
-    database.prepare({}, tmp_path)
+    migrate.prepare({}, tmp_path)
     (tmp_path / "jupyterhub.sqlite").chmod(0)
     if os.getuid() == 0:  # root reads every file: let the permission check see what the hub's user would
         real_access, db = os.access, str(tmp_path / "jupyterhub.sqlite")
-        monkeypatch.setattr(database.os, "access", lambda path, mode: str(path) != db and real_access(path, mode))
-    with pytest.raises(database.DatabaseError, match="not readable and writable"):
-        database.prepare({}, tmp_path)
+        monkeypatch.setattr(sqlite.os, "access", lambda path, mode: str(path) != db and real_access(path, mode))
+    with pytest.raises(DatabaseError, match="not readable and writable"):
+        migrate.prepare({}, tmp_path)
 
 
 def test_rotation_never_deletes_the_only_copy(tmp_path):
-    s = database.settings({"hub": {"db": {"keepBackups": 2}}}, tmp_path)
+    s = settings.backend({"hub": {"db": {"keepBackups": 2}}}, tmp_path)
     s.backup_dir.mkdir(parents=True)
     names = [f"jupyterhub-5.4.3.rev-aaaa.20261101T00000{i}Z.sqlite" for i in range(4)] + \
             [f"jupyterhub-6.1.1.rev-bbbb.20261102T00000{i}Z.sqlite" for i in range(3)]
     for n in names:
         (s.backup_dir / n).write_text("x")
-    deleted = {p.name for p in database.rotate(s)}
+    deleted = {p.name for p in backups.rotate(s)}
     left = sorted(p.name for p in s.backup_dir.iterdir())
     assert left == [names[3], names[5], names[6]], "newest N, plus the newest of every schema revision"
     assert deleted == set(names) - set(left)
-    one = database.settings({"hub": {"db": {"keepBackups": 1}}}, tmp_path / "one")
+    one = settings.backend({"hub": {"db": {"keepBackups": 1}}}, tmp_path / "one")
     one.backup_dir.mkdir(parents=True)
     (one.backup_dir / names[0]).write_text("x")
-    assert database.rotate(one) == [] and (one.backup_dir / names[0]).exists()
-    with pytest.raises(database.DatabaseError):
-        database.settings({"hub": {"db": {"keepBackups": 0}}}, tmp_path)
+    assert backups.rotate(one) == [] and (one.backup_dir / names[0]).exists()
+    with pytest.raises(DatabaseError):
+        settings.backend({"hub": {"db": {"keepBackups": 0}}}, tmp_path)
 
 
 def test_backup_is_consistent_while_the_database_is_in_use(tmp_path):
-    s = database.settings({}, tmp_path)
-    database.prepare({}, tmp_path)
+    s = settings.backend({}, tmp_path)
+    migrate.prepare({}, tmp_path)
     add_user(s.url, "local:alice")
     con = sqlite3.connect(s.path)
     con.execute("BEGIN")
     con.execute("CREATE TABLE scratch (x)")
     con.execute("INSERT INTO scratch VALUES (1)")
-    b = database.backup(s)  # the online backup API copies the committed state
+    b = backups.backup(s)  # the online backup API copies the committed state
     con.rollback()
     con.close()
     assert user_names(f"sqlite:///{b.path}") == {"local:alice"}
@@ -272,12 +274,12 @@ def test_hub_starts_on_postgres(pg, tmp_path):
     values.write_text(json.dumps(pg_values(pg, "hubnew")))
     jh = Path(sys.executable).with_name("jupyterhub")
     assert hub_health(jh, tmp_path, TEAMHUB_VALUES=str(values), TEAMHUB_DB_PASSWORD=pg.password) == 200
-    assert pg.psql("hubnew", "SELECT version_num FROM alembic_version") == database.head_revision()
+    assert pg.psql("hubnew", "SELECT version_num FROM alembic_version") == schema.head_revision()
     assert not (tmp_path / "jupyterhub.sqlite").exists()
 
 
 def test_postgres_password_never_shown(pg, tmp_path):
-    s = database.settings(pg_values(pg, "x"), tmp_path, env={"TEAMHUB_DB_PASSWORD": "p@ss:word"})
+    s = settings.backend(pg_values(pg, "x"), tmp_path, env={"TEAMHUB_DB_PASSWORD": "p@ss:word"})
     assert "p%40ss%3Aword" in s.url and "p@ss" not in s.display_url and "***" in s.display_url
 
 
@@ -286,22 +288,22 @@ def test_postgres_old_release_upgraded_with_dump_and_restored(pg, old_venv, tmp_
     values = pg_values(pg, "hubold")
     old_head = write_old_db(old_venv, values, tmp_path, TEAMHUB_DB_PASSWORD=pg.password)
     env = {"TEAMHUB_DB_PASSWORD": pg.password, "TEAMHUB_RELEASE_REVISION": "2"}
-    result = database.prepare(values, tmp_path, env=env)
+    result = migrate.prepare(values, tmp_path, env=env)
     assert result.migrated
-    s = database.settings(values, tmp_path, env=env)
-    [b] = database.list_backups(s)
+    s = settings.backend(values, tmp_path, env=env)
+    [b] = backups.list_backups(s)
     assert b.path.suffix == ".pgdump" and b.alembic_revision == old_head and b.jupyterhub_version == OLD_JUPYTERHUB
-    assert pg.psql("hubold", "SELECT version_num FROM alembic_version") == database.head_revision()
+    assert pg.psql("hubold", "SELECT version_num FROM alembic_version") == schema.head_revision()
     add_user(s.url, "local:bob")
     # rollback: restore the matching dump; the newer database is dumped beside it first
     os.environ["TEAMHUB_DB_PASSWORD"] = pg.password
     try:
-        kept = database.restore(s, b.path.name)
+        kept = backups.restore(s, b.path.name)
     finally:
         del os.environ["TEAMHUB_DB_PASSWORD"]
     assert pg.psql("hubold", "SELECT version_num FROM alembic_version") == old_head
     assert pg.psql("hubold", "SELECT string_agg(name, ',') FROM users") == "local:alice"
-    assert kept and kept.exists() and database.BACKUP_RE.match(kept.name)["rev"] == database.head_revision()
+    assert kept and kept.exists() and backups.BACKUP_RE.match(kept.name)["rev"] == schema.head_revision()
     values_file = tmp_path / "values.yaml"
     values_file.write_text(json.dumps(values))
     assert hub_health(old_venv / "bin" / "jupyterhub", tmp_path, TEAMHUB_VALUES=str(values_file), TEAMHUB_DB_PASSWORD=pg.password) == 200
@@ -311,10 +313,10 @@ def test_postgres_refuses_to_migrate_without_backup(pg, old_venv, tmp_path, monk
     pg.createdb("hubnodump")
     values = pg_values(pg, "hubnodump")
     old_head = write_old_db(old_venv, values, tmp_path, TEAMHUB_DB_PASSWORD=pg.password)
-    monkeypatch.setattr(database, "_pg_tool", lambda name: "/nonexistent/pg_dump")
+    monkeypatch.setattr(postgres, "_tool", lambda name: "/nonexistent/pg_dump")
     env = {"TEAMHUB_DB_PASSWORD": pg.password}
-    with pytest.raises(database.DatabaseError, match="Refusing to migrate without a backup"):
-        database.prepare(values, tmp_path, env=env)
+    with pytest.raises(DatabaseError, match="Refusing to migrate without a backup"):
+        migrate.prepare(values, tmp_path, env=env)
     assert pg.psql("hubnodump", "SELECT version_num FROM alembic_version") == old_head, "nothing was migrated"
-    result = database.prepare(values, tmp_path, env=dict(env, TEAMHUB_DB_BACKUP_DONE=old_head))
+    result = migrate.prepare(values, tmp_path, env=dict(env, TEAMHUB_DB_BACKUP_DONE=old_head))
     assert result.migrated and result.backup is None

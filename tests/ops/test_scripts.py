@@ -427,10 +427,10 @@ def test_unknown_image_name_is_refused(fakes, image_repo):
 
 # --- the hub database in the scripts -------------------------------------------------------------------------------
 def db_status(revision, log=(), backups=()):
-    from teamhub.db import database
+    from teamhub.db import schema
 
     return {"type": "sqlite-pvc", "url": "sqlite:////srv/teamhub/data/jupyterhub.sqlite", "backup_dir": "/srv/teamhub/data/backups",
-            "jupyterhub_version": "6.1.1", "head_revision": database.head_revision(), "error": None, "revision": revision,
+            "jupyterhub_version": "6.1.1", "head_revision": schema.head_revision(), "error": None, "revision": revision,
             "log": list(log), "backups": list(backups), "needs_migration": False, "last_migrated_by": "6.1.1"}
 
 
@@ -441,23 +441,23 @@ def test_update_says_whether_the_database_will_be_migrated(fakes):
     assert r.returncode == 0, r.stderr
     assert "database: WILL BE MIGRATED from schema 4621fec11365" in r.stdout
     assert "/srv/teamhub/data/backups/jupyterhub-6.1.1.rev-4621fec11365." in r.stdout
-    from teamhub.db import database
+    from teamhub.db import schema
 
-    (fakes.state / "exec-output").write_text(json.dumps(db_status(database.head_revision())))
+    (fakes.state / "exec-output").write_text(json.dumps(db_status(schema.head_revision())))
     assert "no migration" in fakes.run("helm_update.sh", "--dry-run").stdout
 
 
 def test_rollback_restores_the_matching_backup(fakes):
-    from teamhub.db import database
+    from teamhub.db import schema
 
     three_revisions(fakes)
     log = [{"at": "20261101T090000Z", "event": "start", "jupyterhub_version": "5.4.3", "alembic_revision": "4621fec11365",
             "release_revision": "2", "backup": "", "note": ""},
-           {"at": "20261120T100000Z", "event": "migrate", "jupyterhub_version": "6.1.1", "alembic_revision": database.head_revision(),
+           {"at": "20261120T100000Z", "event": "migrate", "jupyterhub_version": "6.1.1", "alembic_revision": schema.head_revision(),
             "release_revision": "3", "backup": "jupyterhub-5.4.3.rev-4621fec11365.20261120T100000Z.sqlite", "note": ""}]
     backups = [{"path": "/srv/teamhub/data/backups/jupyterhub-5.4.3.rev-4621fec11365.20261120T100000Z.sqlite",
                 "jupyterhub_version": "5.4.3", "alembic_revision": "4621fec11365", "at": "20261120T100000Z"}]
-    (fakes.state / "exec-output").write_text(json.dumps(db_status(database.head_revision(), log, backups)))
+    (fakes.state / "exec-output").write_text(json.dumps(db_status(schema.head_revision(), log, backups)))
     assert fakes.run("rollback.sh").returncode == 3, "unconfirmed: nothing happens"
     assert not [c for c in fakes.calls("kubectl") if "restore" in c]
     r = fakes.run("rollback.sh", "--yes")
@@ -472,25 +472,25 @@ def test_rollback_restores_the_matching_backup(fakes):
 
 
 def test_failed_rollback_cancels_the_scheduled_restore(fakes):
-    from teamhub.db import database
+    from teamhub.db import schema
 
     three_revisions(fakes)
     log = [{"at": "1", "event": "start", "jupyterhub_version": "5.4.3", "alembic_revision": "4621fec11365", "release_revision": "2",
             "backup": "", "note": ""}]
     backups = [{"path": "/b/jupyterhub-5.4.3.rev-4621fec11365.20261120T100000Z.sqlite", "jupyterhub_version": "5.4.3",
                 "alembic_revision": "4621fec11365", "at": "20261120T100000Z"}]
-    (fakes.state / "exec-output").write_text(json.dumps(db_status(database.head_revision(), log, backups)))
+    (fakes.state / "exec-output").write_text(json.dumps(db_status(schema.head_revision(), log, backups)))
     r = fakes.run("rollback.sh", "--yes", fail="rollback")
     assert r.returncode == 1
     assert any(c[0] == "kubectl" and "--cancel" in c for c in fakes.calls())
 
 
 def test_failed_upgrade_after_a_migration_says_so(fakes):
-    from teamhub.db import database
+    from teamhub.db import schema
 
     installed(fakes)
     (fakes.state / "exec-output").write_text(json.dumps(db_status("4621fec11365")))
-    (fakes.state / "exec-output-after-upgrade").write_text(json.dumps(db_status(database.head_revision())))
+    (fakes.state / "exec-output-after-upgrade").write_text(json.dumps(db_status(schema.head_revision())))
     r = fakes.run("helm_update.sh", "--yes", fail="upgrade")
     assert r.returncode == 1
     assert "had already migrated the hub database before the failure; a backup was taken first" in r.stderr

@@ -13,7 +13,7 @@ import yaml
 from hubprocess import ROOT, HubProcess
 from support import run_teamhub, tree_env
 from teamhub.auth.passwords import hash_password
-from teamhub.db import database
+from teamhub.db import backups, migrate, settings, sqlite
 from teamhub.usage import store, totals
 
 from .test_database import pg, pg_values  # noqa: F401 -- the module's real PostgreSQL server
@@ -58,11 +58,11 @@ def check_totals(url: str) -> None:
 
 
 def test_sqlite_migrated_with_the_hub_database_and_totals(tmp_path):
-    result = database.prepare({}, tmp_path)
+    result = migrate.prepare({}, tmp_path)
     assert store.migrate(result.url) == 1  # idempotent: already there
     fill(result.url)
     check_totals(result.url)
-    backup = database.backup(database.settings({}, tmp_path))
+    backup = backups.backup(settings.backend({}, tmp_path))
     con = sqlite3.connect(backup.path)
     assert con.execute("SELECT COUNT(*) FROM teamhub_usage").fetchone()[0] == 4  # the records are in every backup
     con.close()
@@ -71,14 +71,14 @@ def test_sqlite_migrated_with_the_hub_database_and_totals(tmp_path):
 def test_postgres_migrated_backed_up_and_read_by_url(pg, tmp_path):  # noqa: F811
     pg.createdb("usage")
     env = {"TEAMHUB_DB_PASSWORD": pg.password}
-    result = database.prepare(pg_values(pg, "usage"), tmp_path, env=env)
+    result = migrate.prepare(pg_values(pg, "usage"), tmp_path, env=env)
     assert pg.psql("usage", "SELECT MAX(version) FROM teamhub_usage_version") == "1"
     fill(result.url)
     check_totals(result.url)
-    s = database.settings(pg_values(pg, "usage"), tmp_path, env)
-    dump = database.backup(s)
+    s = settings.backend(pg_values(pg, "usage"), tmp_path, env)
+    dump = backups.backup(s)
     pg.psql("usage", "DELETE FROM teamhub_usage")
-    database.restore(s, dump.path.name)
+    backups.restore(s, dump.path.name)
     assert pg.psql("usage", "SELECT COUNT(*) FROM teamhub_usage") == "4"
 
     r = run_teamhub("usage", "--db", pg.url("usage"), "--from", "2026-05-28", "--to", "2026-05-30", "--by", "team,resource",
@@ -90,9 +90,9 @@ def test_postgres_migrated_backed_up_and_read_by_url(pg, tmp_path):  # noqa: F81
 
 
 def test_cli_reads_a_file_and_explains_bad_input(tmp_path):
-    result = database.prepare({}, tmp_path)
+    result = migrate.prepare({}, tmp_path)
     fill(result.url)
-    db = tmp_path / database.DB_FILE
+    db = tmp_path / sqlite.DB_FILE
     r = run_teamhub("usage", "--db", db, "--from", "2026-05-28", "--to", "2026-05-30", "--by", "accelerator", "--format", "json")
     assert r.returncode == 0, r.stderr
     rows = {row["accelerator"]: row for row in json.loads(r.stdout)}
@@ -142,7 +142,7 @@ def test_budget_window_rates_and_kinds(tmp_path):
     from teamhub.catalog.model import Budget, Team
     from teamhub.usage import budget
 
-    url = database.prepare({}, tmp_path).url
+    url = migrate.prepare({}, tmp_path).url
     fill(url)  # cv: 2 GPU-hours (alice) and 4 CPU-core-hours at T0..T0+1h
     team = Team("cv", "CV", "", (), (), (), (), (), None, None,
                 (Budget("gpu", 3.0, 30), Budget("cpu", 100.0, 30)))

@@ -3,7 +3,7 @@ pre-install/pre-upgrade hook Job (chart/templates/hub/upgrade-check.yaml) with t
 values and the hub pod's placement, security context and resources, while the old hub keeps serving.
 
 It loads the values with the hub's own loader and configuration code (teamhub.hub.config: load_checked,
-configure), then asks the database what the new JupyterHub would do with it (teamhub.db.database: status,
+configure), then asks the database what the new JupyterHub would do with it (teamhub.db.plan: status,
 upgrade_plan) without changing it. Exit: 0 the hub would start, 1 invalid values, 2 unreadable values or bad
 environment, 3 the database would stop the hub.
 """
@@ -17,22 +17,22 @@ import sys
 def database_check(values: dict, environ=os.environ) -> tuple[bool, str]:
     """(ok, sentence): the database as the new hub would find it, read-only."""
     from .. import paths
-    from ..db import database
+    from ..db import plan, schema, settings
 
-    s = database.settings(values, paths.data_dir(environ), environ)
-    if s.is_sqlite and not (s.path and s.path.exists()):
+    s = settings.backend(values, paths.data_dir(environ), environ)
+    if not s.exists():  # only a database file can be missing
         # The SQLite volume is ReadWriteOnce and held by the running hub, so the hook does not mount it;
         # scripts/helm_update.sh asks the running hub for its schema instead (teamhub db status).
         return True, (f"database: SQLite at {s.display_url} is not mounted here (the running hub holds its volume); "
                       "the hub backs it up before any schema upgrade at start")
-    st = database.status(s)
+    st = plan.status(s)
     if st["error"]:
         return False, f"database: the hub would not start: {st['error']}"
-    plan = database.upgrade_plan(st)
+    upgrade = plan.upgrade_plan(st)
     rev = st["revision"]
-    if rev and rev != st["head_revision"] and not database.known_revision(rev):
-        return False, plan  # a database newer than this JupyterHub: the hub would refuse it at start
-    return True, plan
+    if rev and rev != st["head_revision"] and not schema.known_revision(rev):
+        return False, upgrade  # a database newer than this JupyterHub: the hub would refuse it at start
+    return True, upgrade
 
 
 def cmd_check_config(args) -> int:

@@ -1,4 +1,4 @@
-"""Operator subcommands used by scripts/: image tags, values edits (and the database group, see database.py).
+"""Operator subcommands used by scripts/: image tags, values edits (and the database group, see db.py).
 
 `teamhub.cli.commands` registers these like every group: `ops.register(sub)`.
 """
@@ -114,9 +114,9 @@ def register(sub) -> None:
                    help="with diff: NEW is the JSON of `helm upgrade --dry-run=server -o json`, not a manifest")
     p.set_defaults(func=cmd_release)
 
-    from ..db import database  # imports SQLAlchemy/alembic lazily: only `db` needs them
+    from . import db  # imports SQLAlchemy/alembic lazily: only `db` needs them
 
-    database.register(sub)
+    db.register(sub)
 
 
 

@@ -13,18 +13,19 @@ def db_url(args) -> str:
     """--db (a SQLAlchemy URL or an SQLite file), else the hub's own database from its values."""
     if args.db:
         if "://" in args.db:
-            from ..db import database
+            from ..db import settings
 
-            return database.settings({"hub": {"db": {"type": "postgres", "url": args.db}}}).url \
+            return settings.backend({"hub": {"db": {"type": "postgres", "url": args.db}}}).url \
                 if args.db.startswith(("postgres://", "postgresql://")) else args.db
         path = Path(args.db)
         if not path.is_file():
             raise ValueError(f"--db {args.db}: no such database file")
         return f"sqlite:///{path.resolve()}"
-    from ..db import database
+    from ..db import settings
+    from .db import values_or_empty
 
-    s = database.settings(database.values_or_empty(args), args.data_dir)
-    if s.is_sqlite and not s.path.is_file():
+    s = settings.backend(values_or_empty(args), args.data_dir)
+    if s.path is not None and not s.path.is_file():
         raise ValueError(f"no hub database at {s.path}; give --db URL or FILE")
     return s.url
 

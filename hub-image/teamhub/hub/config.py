@@ -15,7 +15,7 @@ import sys
 
 from .. import auth, paths
 from ..auth.clientaddr import LOOPBACK
-from ..db import database
+from ..db import migrate, settings
 from ..usage import metrics as usage_metrics
 from ..usage import store as usage_store
 from ..values.source import YamlFileError
@@ -68,7 +68,7 @@ def load_from_environment(c, environ=os.environ):
         print(f"teamhub: {exc}", file=sys.stderr)
         sys.exit(exc.code)
     # Back up and migrate the database before JupyterHub opens it; a broken one stops here with a message.
-    database.prepare_or_exit(checked.values, paths.data_dir(environ))
+    migrate.prepare_or_exit(checked.values, paths.data_dir(environ))
     rt = configure(c, checked, mode, environ)
     usage_store.configure(c.JupyterHub.db_url).close_unconfirmed()  # usage records (teamhub/usage/)
     usage_metrics.install(usage_store.current)  # and the metrics read from them on /hub/metrics
@@ -87,7 +87,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     data_dir = paths.data_dir(environ)
 
     # --- the hub itself ---------------------------------------------------------------------------
-    c.JupyterHub.db_url = database.settings(values, data_dir, environ).url
+    c.JupyterHub.db_url = settings.backend(values, data_dir, environ).url
     if not environ.get("JPY_COOKIE_SECRET"):
         c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
     # Named servers (sessions.namedServers): each goes through the same start check and quota as a default one.

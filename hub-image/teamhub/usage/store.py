@@ -6,7 +6,7 @@ server alive, and closed with `ended` and `end_reason` (REASONS). A server found
 vanished while the hub was down) is closed at `last_seen`, the last moment it was known alive, as `lost`.
 
 Migrations are numbered steps (MIGRATIONS) recorded in `teamhub_usage_version`; `migrate(url)` runs from
-`teamhub.db.database.prepare`, after JupyterHub's own migration, on SQLite and PostgreSQL alike.
+`teamhub.db.migrate.prepare`, after JupyterHub's own migration, on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
