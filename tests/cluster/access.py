@@ -77,9 +77,13 @@ class Cluster:
                      "-p", json.dumps({"status": {"addresses": addresses}}))
 
     def top_up_volumes(self, free: int = FREE_VOLUMES) -> None:
+        """Leave `free` pool volumes for the claims to come. Claims still waiting anywhere in the cluster take
+        free volumes first (the binder works through them in its own order), so they are counted too."""
         pvs = self.api.get("/api/v1/persistentvolumes?labelSelector=teamhub-test/pool")["items"]
         available = sum(1 for pv in pvs if pv.get("status", {}).get("phase") in (None, "Pending", "Available"))
-        for number in range(len(pvs) + 1, len(pvs) + 1 + free - available):
+        waiting = sum(1 for c in self.api.get("/api/v1/persistentvolumeclaims")["items"]
+                      if c.get("status", {}).get("phase") in (None, "Pending"))
+        for number in range(len(pvs) + 1, len(pvs) + 1 + free + waiting - available):
             name = f"pool-{number:03d}"
             self.api.create("/api/v1/persistentvolumes", course.volume(name, self.dir / "volumes" / name))
 

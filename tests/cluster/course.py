@@ -58,9 +58,13 @@ def nodes(values: Path = VALUES) -> list[dict]:
 
 
 def storage_class() -> dict:
+    # WaitForFirstConsumer, as local volumes are usually offered: the scheduler binds a claim while placing the
+    # pod. With Immediate, a pod created a few ms after its new claim could see it unbound, and kube-scheduler
+    # 1.37 then left it Pending until its 5-minute unschedulable flush (seen in the audit log: the claim was
+    # bound 10 ms after the second attempt), hiding the real reason (no node of that kind) behind "unbound".
     return {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
             "metadata": {"name": STORAGE_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-            "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "Immediate",
+            "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "WaitForFirstConsumer",
             "reclaimPolicy": "Retain"}
 
 

@@ -55,8 +55,12 @@ def pods(hub, user: str | None = None) -> list[dict]:
     return [p for p in items if user is None or p["metadata"].get("annotations", {}).get("hub.jupyter.org/username") == user]
 
 
+def claim_list(hub) -> list[dict]:
+    return hub.cluster.api.get(f"/api/v1/namespaces/{hub.namespace}/persistentvolumeclaims")["items"]
+
+
 def claims(hub) -> set[str]:
-    return {p["metadata"]["name"] for p in hub.cluster.api.get(f"/api/v1/namespaces/{hub.namespace}/persistentvolumeclaims")["items"]}
+    return {c["metadata"]["name"] for c in claim_list(hub)}
 
 
 def start_from_launch_page(hub, person: str, fields: dict):
@@ -95,7 +99,8 @@ def spawn_outcome(hub, client, user: str, timeout: float = 30) -> dict:
                 events = hub.cluster.api.get(f"/api/v1/namespaces/{hub.namespace}/events")["items"]
                 raise AssertionError(f"the start of {user} neither failed nor became ready in 120 s; last event {last}; "
                                      f"pods {[(p['metadata']['name'], p['status'].get('phase')) for p in pods(hub, user)]}; "
-                                     f"events {[(e['involvedObject'].get('name'), e.get('reason'), e.get('message')) for e in events][-8:]}")
+                                     f"events {[(e['involvedObject'].get('name'), e.get('reason'), e.get('message')) for e in events][-8:]}; "
+                                     f"claims {[(c['metadata']['name'], c['status'].get('phase')) for c in claim_list(hub)]}")
     return last
 
 

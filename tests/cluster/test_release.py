@@ -146,7 +146,7 @@ def test_uninstall_keeps_database_and_generated_secrets(cluster, namespace, whic
     install(cluster, which, namespace)
     secret_name, pvc_name = f"{RELEASE}-secrets", f"{RELEASE}-hub-db"
     before = cluster.kubectl_json("get", "secret", secret_name, "-n", namespace)["data"]
-    assert set(before) == {"proxy-token", "cookie-secret", "crypt-key"}
+    assert set(before) == {"proxy-token", "cookie-secret", "crypt-key", "metrics-token"}
     assert all(len(base64.b64decode(v)) >= 32 for v in before.values())
     pvc = cluster.kubectl_json("get", "pvc", pvc_name, "-n", namespace)
     assert pvc["status"]["phase"] == "Bound"
