@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hub-image"))
@@ -166,6 +167,25 @@ class HubProcess:
                 return server
             time.sleep(0.5)
         raise TimeoutError(f"server of {username} not ready:\n{self.log()[-3000:]}")
+
+
+def clock_hub(state: Path, password: str, teams: dict | None = None, edit=None) -> HubProcess:
+    """A started hub on config/values.yaml with the test clock (TEAMHUB_TEST_CLOCK_FILE, its file at `.clock_file`):
+    every local account's password is `password`, `teams` adds accounts ({name: [team, ...]}), `edit(values)`
+    changes the rest. The caller stops it."""
+    from teamhub.auth.passwords import hash_password
+
+    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
+    users = values["auth"]["local"]["users"]
+    users.update({name: {"teams": list(t)} for name, t in (teams or {}).items()})
+    for user in users.values():
+        user["passwordHash"] = hash_password(password, 4)
+    if edit is not None:
+        edit(values)
+    (state / "values.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+    h = HubProcess(state / "values.yaml", state, extra_env={"TEAMHUB_TEST_CLOCK_FILE": str(state / "clock")})
+    h.clock_file = state / "clock"
+    return h.start()
 
 
 def offered_resources(html: str) -> set:

@@ -14,9 +14,7 @@ import time
 
 import psutil
 import pytest
-import yaml
-from hubprocess import ROOT, HubProcess
-from teamhub.auth.passwords import hash_password
+from hubprocess import clock_hub
 
 # Session lengths in minutes. Real minutes pass too, so even the shorter one outlasts the slowest start of
 # JupyterLab on a loaded machine; the test clock, not waiting, brings each deadline.
@@ -26,18 +24,11 @@ PASSWORD = "deadline-test-pass"
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    state = tmp_path_factory.mktemp("deadline-hub")
-    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
-    users = values["auth"]["local"]["users"]
-    users.update({"erin": {"teams": ["workshop"]}, "frank": {"teams": ["workshop"]}})
-    for user in users.values():
-        user["passwordHash"] = hash_password(PASSWORD, 4)
-    values["catalog"]["teams"]["workshop"] = {"resources": ["cpu-small"], "quota": {"maxServers": 1}}
-    values["catalog"]["teams"]["everyone"]["resources"] = ["cpu-large"]  # cpu-small only through workshop
-    (state / "values.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
-    h = HubProcess(state / "values.yaml", state, extra_env={"TEAMHUB_TEST_CLOCK_FILE": str(state / "clock")})
-    h.clock_file = state / "clock"
-    h.start()
+    def edit(values):
+        values["catalog"]["teams"]["workshop"] = {"resources": ["cpu-small"], "quota": {"maxServers": 1}}
+        values["catalog"]["teams"]["everyone"]["resources"] = ["cpu-large"]  # cpu-small only through workshop
+
+    h = clock_hub(tmp_path_factory.mktemp("deadline-hub"), PASSWORD, {"erin": ["workshop"], "frank": ["workshop"]}, edit)
     yield h
     h.stop()
 

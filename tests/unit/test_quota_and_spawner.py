@@ -302,3 +302,69 @@ def test_a_spawner_without_the_runtime_fails_loudly(quota_config):
     # configured spawners share the one runtime: a hold taken by one is seen through another
     assert spawner_for(quota_config, "local:u2").teamhub is a.teamhub
     assert runtime(quota_config).quota.usage("lab").gpus == 1
+
+
+def test_a_start_still_pending_when_the_team_budget_runs_out_is_stopped(tmp_path, monkeypatch):
+    """Issue 14: JupyterHub polls a server only once its start returned, and a pod can stay pending for minutes
+    (pulling its image) while its usage record counts. The start's own watch stops it when the team's budget
+    runs out: a 403 with the budget's sentence, the pod deleted at once, the record ended as `budget`."""
+    from kubespawner import KubeSpawner
+    from teamhub.usage import store
+
+    path = tmp_path / "values.yaml"
+    path.write_text(QUOTA_VALUES.replace("quota: {maxServers: 2, maxGpus: 1}", "quota: {gpuHours: {amount: 0.0005}}"))  # 1.8 GPU-s
+    c = configured(path)
+    url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+    store.migrate(url)
+    s = store.configure(url)
+    stops = []
+
+    async def stop(self, now=False):
+        stops.append(now)
+
+    monkeypatch.setattr(KubeSpawner, "start", lambda self: asyncio.ensure_future(asyncio.sleep(600)))  # never runs
+    monkeypatch.setattr(KubeSpawner, "stop", stop)
+    try:
+        sp = spawner_for(c, "local:u1")
+        sp.poll_interval = 1  # the watch looks every poll interval (15 s in the hub)
+        asyncio.run(sp.teamhub_apply({"resource": "gpu"}))
+        record = sp.teamhub_info["usage"]
+        t0 = time.monotonic()
+        with pytest.raises(web.HTTPError) as info:
+            asyncio.run(sp.start())
+        assert time.monotonic() - t0 < 30  # stopped while pending, not after the 600 s start
+        assert info.value.status_code == 403 and "team budget" in info.value.jupyterhub_message
+        assert stops == [True]
+        rec = s.get(record)
+        assert rec["end_reason"] == "budget" and rec["ended"] - rec["started"] >= 1.8
+    finally:
+        store.configure(None)
+
+
+def test_a_local_server_that_exits_while_starting_fails_its_start_at_once(quota_config, monkeypatch):
+    """Local mode waits for the server inside start() (so the budget watch covers its boot): a process that exits
+    meanwhile must fail the start with a sentence at once, not after http_timeout on a dead port."""
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from jupyterhub.spawner import SimpleLocalProcessSpawner
+    from teamhub.cli.demo import free_port
+    from teamhub.hub.spawners import SpawnStopped, TeamhubLocalSpawner
+
+    async def exits(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+        self.pid = self.proc.pid
+        return "127.0.0.1", free_port()  # nothing listens there
+
+    monkeypatch.setattr(SimpleLocalProcessSpawner, "start", exits)
+    monkeypatch.setattr(SimpleLocalProcessSpawner, "stop", lambda self, now=False: asyncio.sleep(0))
+    sp = TeamhubLocalSpawner(config=quota_config, user=FakeUser("local:u1"))
+    sp.server = SimpleNamespace(base_url="/user/local:u1/")
+    sp.http_timeout = 600
+    asyncio.run(sp.teamhub_apply({"resource": "cpu"}))
+    t0 = time.monotonic()
+    with pytest.raises(SpawnStopped) as info:
+        asyncio.run(sp.start())
+    assert time.monotonic() - t0 < 30
+    assert info.value.jupyterhub_message == "The server exited while starting (exit status 3); the hub's log has its output."

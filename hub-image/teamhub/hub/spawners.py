@@ -15,6 +15,7 @@ import html
 import time
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
+from jupyterhub.utils import wait_for_http_server
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
@@ -239,13 +240,9 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
         sends no signal to a server that poll() calls stopped. This runs from the hub's periodic poll and
         from its start-up check of servers that ran before a restart (also when the deadline passed while
         the hub was down)."""
-        if not self._teamhub_stopping and sessions.expired(self.teamhub_deadline):
-            self.log.info("Session of %s reached its deadline %s: stopping", self.teamhub_key, sessions.iso(self.teamhub_deadline))
-            self._teamhub_end_reason = "budget" if (self.teamhub_info or {}).get("budget_capped") else "deadline"
-            await self.stop()
-            return 0
-        if not self._teamhub_stopping and self._teamhub_started and usage.over_budget(self):
-            self._teamhub_end_reason = "budget"
+        due = None if self._teamhub_stopping else self._teamhub_due(budget=self._teamhub_started)
+        if due:
+            self._teamhub_end_reason = due[0]
             await self.stop()
             return 0
         record = usage.record_of(self)  # before a poll that finds the server gone clears the state holding it
@@ -257,13 +254,53 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
                 usage.lost(self, record)
         return status
 
+    def _teamhub_due(self, budget: bool = True) -> tuple[str, str] | None:
+        """Whether the hub must stop this server now: (end reason, the sentence for the person) when its session's
+        deadline passed (`budget` when a team budget capped it) or, with `budget`, its team's budget ran out."""
+        if sessions.expired(self.teamhub_deadline):
+            self.log.info("Session of %s reached its deadline %s: stopping", self.teamhub_key, sessions.iso(self.teamhub_deadline))
+            capped = (self.teamhub_info or {}).get("budget_capped")
+            return ("budget" if capped else "deadline",
+                    f"This session reached its end at {sessions.iso(self.teamhub_deadline)}"
+                    f"{' (where the team budget runs out)' if capped else ''} before the server was up.")
+        message = usage.over_budget(self) if budget else None
+        return ("budget", message) if message else None
+
+    async def teamhub_start_ready(self):
+        """The mode's start, returning once the server is up or about to be (KubeSpawner: its pod runs)."""
+        return await super().start()
+
+    async def _teamhub_start_watched(self):
+        """The start, ended early when the session's deadline passes or the team's budget runs out before it is done.
+        JupyterHub polls a server only after its start returns, and a start takes a while (a pod pulling its image,
+        50 servers booting on one machine) while its usage record already counts: without this watch, servers
+        still starting when the budget runs out would overrun it by their whole start time."""
+        start = asyncio.ensure_future(self.teamhub_start_ready())
+        try:
+            while True:
+                done, _ = await asyncio.wait({start}, timeout=self.poll_interval)
+                if done:
+                    return start.result()
+                due = self._teamhub_due()
+                if due:
+                    break
+        finally:
+            if not start.done():
+                start.cancel()
+        await asyncio.wait({start})  # its cancellation done (never raises)
+        reason, message = due
+        self._teamhub_end_reason = reason
+        await self.stop(now=True)  # nobody uses it yet: no graceful shutdown; the record ends here, with `reason`
+        # The budget: a 403 with the sentence, as a start refused by it (JupyterHub passes an HTTPError through).
+        raise refused(RequestRefused(403, message)) if reason == "budget" else SpawnStopped(message)
+
     async def start(self):
         try:
-            result = await super().start()
+            result = await self._teamhub_start_watched()
         except BaseException as exc:
-            self._teamhub_end_reason = "failed-start"
+            self._teamhub_end_reason = self._teamhub_end_reason or "failed-start"
             metrics.outcome(metrics.failure_reason(exc))
-            usage.closed(self, "failed-start")
+            usage.closed(self, self._teamhub_end_reason)
             raise
         self._teamhub_started = True
         metrics.outcome("started")
@@ -477,6 +514,22 @@ class TeamhubLocalSpawner(TeamhubMixin, SimpleLocalProcessSpawner):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._teamhub_init()
+
+    async def teamhub_start_ready(self):
+        """Wait here for the server to answer, as KubeSpawner waits for its pod: the start's watch (deadline, budget)
+        then covers the boot, and a server the budget stopped while booting fails its start with a sentence
+        instead of leaving JupyterHub waiting on a dead process (and answering the start request with a 500)."""
+        ip, port = await super().teamhub_start_ready()
+        up = asyncio.ensure_future(wait_for_http_server(f"http://{ip}:{port}{self.server.base_url}api", timeout=self.http_timeout))
+        try:
+            while not (await asyncio.wait({up}, timeout=0.5))[0]:
+                code = self.proc.poll()  # the process, not self.poll(): that would clear the state holding the record
+                if code is not None:  # JupyterHub would wait http_timeout for it: say so now
+                    raise SpawnStopped(f"The server exited while starting (exit status {code}); the hub's log has its output.")
+            up.result()
+        finally:
+            up.cancel()
+        return ip, port
 
     async def progress(self):
         launch = self.teamhub_launch

@@ -109,18 +109,20 @@ def budget_cap(spawner, launch) -> float | None:
                         spawner.teamhub_key, sessions.now())
 
 
-@_tolerant(False)
-def over_budget(spawner) -> bool:
-    """Whether the team this server is charged to has run out of a budget it draws on (checked at every poll)."""
+@_tolerant(None)
+def over_budget(spawner) -> str | None:
+    """When the team this server is charged to has run out of a budget it draws on (checked at every poll, and
+    while the server starts), the sentence the person reads; None while every budget has hours left."""
     s, team = store.current(), _team(spawner.teamhub.catalog, (spawner.teamhub_info or {}).get("team"))
     if s is None or team is None:
-        return False
+        return None
     st = budget.over(s, team, sessions.now())
     if st is None:
-        return False
+        return None
     spawner.log.info("The team %s used %.1f of its %g %s: stopping %s", team.key, st.used, st.budget.amount, st.budget.unit,
                      spawner.teamhub_key)
-    return True
+    return (f"The team '{team.display_name}' has used its {st.budget.amount:g} {st.budget.unit} of the last "
+            f"{st.budget.window_days} days, so this server was stopped.")
 
 
 @_tolerant([])
