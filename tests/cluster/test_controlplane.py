@@ -50,6 +50,13 @@ def test_claim_binds_through_the_default_class(cluster, namespace):
              "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}}}
     cluster.api.create(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims", claim)
     path = f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/home"
+    assert cluster.api.get(path)["status"].get("phase") == "Pending"  # the class binds at the first consumer
+    consumer = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "consumer"},
+                "spec": {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+                         "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                                         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}],
+                         "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}]}}
+    cluster.api.create(f"/api/v1/namespaces/{namespace}/pods", consumer)
     cluster.plane.wait_until(lambda: cluster.api.get(path)["status"].get("phase") == "Bound", 30, "the claim's binding")
     assert cluster.api.get(path)["spec"]["storageClassName"] == "standard"
 
