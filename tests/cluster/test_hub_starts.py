@@ -245,4 +245,5 @@ def test_deadline_deletes_the_pod(hub, restart):
         move_clock(hub, 31)
     wait_for(lambda: not pods(hub, user), 30, f"the pod of {user} deleted at its deadline")
     api = hub.api(hub.token(client, user))
-    assert not api.get(f"/users/{user}").json()["servers"]
+    # The pod goes inside the spawner's stop; JupyterHub forgets the server when that stop returns.
+    wait_for(lambda: not api.get(f"/users/{user}").json()["servers"], 30, f"the hub to forget the server of {user}")
