@@ -179,13 +179,14 @@ def test_a_database_failure_while_recording_is_one_warning(tmp_path, caplog):
 
     from teamhub.usage import record
 
-    store.configure(f"sqlite:///{tmp_path / 'missing' / 'x.sqlite'}")  # the folder does not exist
+    broken = store.Store(f"sqlite:///{tmp_path / 'missing' / 'x.sqlite'}")  # the folder does not exist
     try:
-        spawner = SimpleNamespace(teamhub_info={"usage": 1}, teamhub_key="local:a/", log=logging.getLogger("test"))
+        spawner = SimpleNamespace(teamhub=SimpleNamespace(usage=broken), teamhub_info={"usage": 1}, teamhub_key="local:a/",
+                                  log=logging.getLogger("test"))
         with caplog.at_level(logging.WARNING, logger="JupyterHub"):
             assert record.seen(spawner) is None
             assert record.closed(spawner, "stopped") is None
         warnings = [r.getMessage() for r in caplog.records if r.name == "JupyterHub"]
         assert len(warnings) == 2 and warnings[0].startswith("usage records: seen failed: ") and not caplog.records[0].exc_info
     finally:
-        store.configure(None)
+        broken.dispose()

@@ -316,7 +316,7 @@ def test_a_start_still_pending_when_the_team_budget_runs_out_is_stopped(tmp_path
     c = configured(path)
     url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
     store.migrate(url)
-    s = store.configure(url)
+    s = store.Store(url)
     stops = []
 
     async def stop(self, now=False):
@@ -326,6 +326,7 @@ def test_a_start_still_pending_when_the_team_budget_runs_out_is_stopped(tmp_path
     monkeypatch.setattr(KubeSpawner, "stop", stop)
     try:
         sp = spawner_for(c, "local:u1")
+        sp.teamhub.usage = s  # what load_from_environment sets once the database is migrated
         sp.poll_interval = 1  # the watch looks every poll interval (15 s in the hub)
         asyncio.run(sp.teamhub_apply({"resource": "gpu"}))
         record = sp.teamhub_info["usage"]
@@ -338,7 +339,7 @@ def test_a_start_still_pending_when_the_team_budget_runs_out_is_stopped(tmp_path
         rec = s.get(record)
         assert rec["end_reason"] == "budget" and rec["ended"] - rec["started"] >= 1.8
     finally:
-        store.configure(None)
+        s.dispose()
 
 
 def test_a_local_server_that_exits_while_starting_fails_its_start_at_once(quota_config, monkeypatch):

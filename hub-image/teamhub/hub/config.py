@@ -17,7 +17,7 @@ from .. import auth, paths
 from ..auth.clientaddr import LOOPBACK
 from ..db import migrate, settings
 from ..usage import metrics as usage_metrics
-from ..usage import store as usage_store
+from ..usage.store import Store
 from ..values.source import YamlFileError
 from . import loadvalues, refusals, sessions
 from .runtime import Runtime
@@ -70,8 +70,9 @@ def load_from_environment(c, environ=os.environ):
     # Back up and migrate the database before JupyterHub opens it; a broken one stops here with a message.
     migrate.prepare_or_exit(checked.values, paths.data_dir(environ))
     rt = configure(c, checked, mode, environ)
-    usage_store.configure(c.JupyterHub.db_url).close_unconfirmed()  # usage records (teamhub/usage/)
-    usage_metrics.install(usage_store.current)  # and the metrics read from them on /hub/metrics
+    rt.usage = Store(c.JupyterHub.db_url)  # usage records (teamhub/usage/), in the database JupyterHub uses
+    rt.usage.close_unconfirmed()
+    usage_metrics.install(rt.usage)  # and the metrics read from them on /hub/metrics
     return rt
 
 

@@ -251,5 +251,5 @@ async def options_form(spawner) -> str:
     from ..usage.record import budget_overview
 
     page = render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local",
-                  budgets=lambda team: budget_overview(rt.catalog, team))
+                  budgets=lambda team: budget_overview(rt, team))
     return page + str(hidden_fields(link)) if link else page  # str: Markup + str would escape the page

@@ -16,6 +16,7 @@ class Runtime:
     checked: object  # values.validation.Checked
     mode: str = "kubernetes"
     quota: QuotaBook = field(default_factory=QuotaBook)  # one per hub process: every spawner reserves in it
+    usage: object = None  # usage.store.Store, set once the database is migrated; None: nothing is recorded
 
     def __deepcopy__(self, memo):
         return self  # traitlets deep-copies configuration values: every spawner must share this one

@@ -18,7 +18,6 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 
 from ..usage import budget, totals
-from ..usage.store import current
 from ..usage.totals import DAY, parse_time
 from . import sessions
 from .runtime import Runtime
@@ -91,7 +90,8 @@ class UsageAdminHandler(BaseHandler):
             self.set_status(403)
             return self.finish(await self.render_template("error.html", status_code=403, status_message="Forbidden",
                                                           message=NOT_ADMIN))
-        rt, store, now = self.teamhub, current(), sessions.now()
+        rt, now = self.teamhub, sessions.now()
+        store = rt.usage
         args = {k: self.get_argument(k, "").strip() for k in ("from", "to", "by", "format")}
         error = None
         try:

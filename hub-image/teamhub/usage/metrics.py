@@ -41,8 +41,11 @@ def failure_reason(exc: BaseException) -> str:
 
 
 class RecordsCollector:
-    def __init__(self, current_store):
-        self._store = current_store  # a callable: the hub's store or None
+    """Reads the records at every scrape. Prometheus' REGISTRY is per process, so one collector is registered
+    once and reads whichever store the hub's runtime holds now."""
+
+    def __init__(self):
+        self.store = None  # usage.store.Store or None
 
     def collect(self):
         from sqlalchemy import text
@@ -51,7 +54,7 @@ class RecordsCollector:
         gpus = GaugeMetricFamily("teamhub_gpus_in_use", "GPUs held by running or starting servers", labels=LABELS)
         gpu_s = CounterMetricFamily("teamhub_gpu_seconds", "GPU-seconds used", labels=("team", "resource"))
         server_s = CounterMetricFamily("teamhub_server_seconds", "Server-seconds used", labels=("team", "resource"))
-        s = self._store()
+        s = self.store
         if s is not None:
             with s.engine.connect() as con:
                 for team, res, acc, n, g in con.execute(text(
@@ -69,11 +72,12 @@ class RecordsCollector:
         yield from (running, gpus, gpu_s, server_s)
 
 
-_registered = False
+_collector: RecordsCollector | None = None
 
 
-def install(current_store) -> None:
-    global _registered
-    if not _registered:
-        REGISTRY.register(RecordsCollector(current_store))
-        _registered = True
+def install(store) -> None:
+    global _collector
+    if _collector is None:
+        _collector = RecordsCollector()
+        REGISTRY.register(_collector)
+    _collector.store = store

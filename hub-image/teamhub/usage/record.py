@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from ..hub import sessions
 from ..values.quantities import cpu_cores, memory_bytes
-from . import budget, store
+from . import budget
 
 KEY = "usage"
 log = logging.getLogger("JupyterHub")
@@ -40,7 +40,7 @@ def _tolerant(default):
 @_tolerant(None)
 def opened(spawner, launch) -> None:
     """A checked start begins: open its record."""
-    s = store.current()
+    s = spawner.teamhub.usage
     if s is None or spawner.teamhub_info is None:
         return
     res = launch.resource
@@ -59,7 +59,7 @@ def record_of(spawner) -> int | None:
 
 def _target(spawner, record: int | None):
     """The store and the record a hook writes to; `record` when the caller took it before the state was cleared."""
-    return store.current(), record if record is not None else record_of(spawner)
+    return spawner.teamhub.usage, record if record is not None else record_of(spawner)
 
 
 @_tolerant(None)
@@ -101,7 +101,7 @@ def _team(catalog, name: str | None):
 
 def budget_cap(spawner, launch) -> float | None:
     """The deadline a team budget allows this start (None: no limit); RequestRefused when it is used up."""
-    s, team = store.current(), _team(spawner.teamhub.catalog, launch.team)
+    s, team = spawner.teamhub.usage, _team(spawner.teamhub.catalog, launch.team)
     if s is None or team is None:
         return None
     cpu = cpu_cores(launch.resource.cpu_request)
@@ -113,7 +113,7 @@ def budget_cap(spawner, launch) -> float | None:
 def over_budget(spawner) -> str | None:
     """When the team this server is charged to has run out of a budget it draws on (checked at every poll, and
     while the server starts), the sentence the person reads; None while every budget has hours left."""
-    s, team = store.current(), _team(spawner.teamhub.catalog, (spawner.teamhub_info or {}).get("team"))
+    s, team = spawner.teamhub.usage, _team(spawner.teamhub.catalog, (spawner.teamhub_info or {}).get("team"))
     if s is None or team is None:
         return None
     st = budget.over(s, team, sessions.now())
@@ -126,7 +126,7 @@ def over_budget(spawner) -> str | None:
 
 
 @_tolerant([])
-def budget_overview(catalog, team_key: str) -> list[dict]:
+def budget_overview(rt, team_key: str) -> list[dict]:
     """The launch page's budget lines for a team (empty without a store or budgets)."""
-    s, team = store.current(), _team(catalog, team_key)
+    s, team = rt.usage, _team(rt.catalog, team_key)
     return budget.overview(s, team, sessions.now()) if s is not None and team is not None else []

@@ -131,19 +131,3 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-_store: Store | None = None
-
-
-def configure(url: str | None) -> Store | None:
-    """The hub's store (config.configure); None turns recording off (unit tests without a database)."""
-    global _store
-    if _store is not None:
-        _store.dispose()
-    _store = Store(url) if url else None
-    return _store
-
-
-def current() -> Store | None:
-    return _store
