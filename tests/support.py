@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,3 +28,14 @@ def run_teamhub(*args, input=None, env=None, cwd=ROOT) -> subprocess.CompletedPr
     """`teamhub ARGS` as an operator runs it, from this tree."""
     return subprocess.run([sys.executable, "-m", "teamhub", *map(str, args)], input=input, capture_output=True,
                           text=True, env=env or tree_env(), cwd=cwd, timeout=120)
+
+
+def wait_for(check, what: str, timeout: float = 30, interval: float = 0.2):
+    """Poll `check` until it returns something true (returned); fail naming `what` after `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout} s")

@@ -12,6 +12,7 @@ import time
 
 import httpx
 import pytest
+from support import wait_for
 
 from .hub import ClusterHub, people_overlay
 from .test_user_pod import data_volume
@@ -71,16 +72,6 @@ def start_from_launch_page(hub, person: str, fields: dict):
     return client, response, began
 
 
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout} s")
-
-
 def spawn_outcome(hub, client, user: str, timeout: float = 30) -> dict:
     """The progress stream's last event (ready or failed), as the progress page reads it."""
     import json
@@ -118,7 +109,7 @@ def fails_fast(hub, person: str, fields: dict, sentence: str) -> dict:
     shown = html.unescape(event["html_message"])
     assert shown.startswith(sentence) and event["message"] == f"Spawn failed: {shown}", event
     assert took < STOPPED_WITHIN, f"stopped after {took:.1f} s"
-    wait_for(lambda: not pods(hub, user), 15, f"the pod of {user} deleted")
+    wait_for(lambda: not pods(hub, user), f"the pod of {user} deleted", 15)
     assert all(c.startswith("home-") for c in claims(hub) - before), claims(hub) - before  # the home is kept for the next start
     return {**event, "shown": shown}
 
@@ -148,7 +139,7 @@ def test_busy_gpus_stop_within_seconds_and_count_what_was_asked(hub):
     path = f"/api/v1/namespaces/{hub.namespace}/pods"
     hub.cluster.api.create(path, hog)
     try:
-        wait_for(lambda: hub.cluster.api.get(f"{path}/gpu-hog")["spec"].get("nodeName"), 20, "the hog scheduled")
+        wait_for(lambda: hub.cluster.api.get(f"{path}/gpu-hog")["spec"].get("nodeName"), "the hog scheduled", 20)
         event = fails_fast(hub, "ada", {"resource": "research-gpu"}, "Not enough free AMD GPUs right now:")
         assert "needs 2 on one node" in event["shown"] and "one available" not in event["shown"]
     finally:
@@ -243,7 +234,7 @@ def test_deadline_deletes_the_pod(hub, restart):
         hub.start()
     else:
         move_clock(hub, 31)
-    wait_for(lambda: not pods(hub, user), 30, f"the pod of {user} deleted at its deadline")
+    wait_for(lambda: not pods(hub, user), f"the pod of {user} deleted at its deadline")
     api = hub.api(hub.token(client, user))
     # The pod goes inside the spawner's stop; JupyterHub forgets the server when that stop returns.
-    wait_for(lambda: not api.get(f"/users/{user}").json()["servers"], 30, f"the hub to forget the server of {user}")
+    wait_for(lambda: not api.get(f"/users/{user}").json()["servers"], f"the hub to forget the server of {user}")

@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 from hubprocess import clock_hub
-from support import tree_env
+from support import tree_env, wait_for
 from teamhub.hub import sessions
 from teamhub.usage.metrics import EXPORTED
 
@@ -55,16 +55,6 @@ def advance(hub, seconds: float) -> float:
     offset = float(hub.clock_file.read_text()) if hub.clock_file.exists() else 0.0
     hub.clock_file.write_text(str(offset + seconds))
     return offset + seconds
-
-
-def wait_for(check, what: str, timeout: float = 30):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start(hub, api, name: str, **options) -> None:
