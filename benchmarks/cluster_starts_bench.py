@@ -16,7 +16,8 @@ User servers are the tier's test stand-in (tests/cluster/singleuser.py) on the p
    s), hub CPU seconds (user+system of the hub process) per start, and API writes per start. No stand-in
    servers run during the burst (N Python processes would measure this machine, not the hubs): the window
    ends when every pod is Running. Both hubs get a concurrent_spawn_limit above N (see spawn_limit); a
-   start answered 429 anyway is retried after its Retry-After and counted.
+   start answered 429 anyway is retried after its Retry-After and counted. Both sides alike: each person uses
+   their own API token and is in one of TEAMS teams (JupyterHub groups; see team_members).
 
 Goal (issue 15): teamhub's time and CPU <= 1.1x plain KubeSpawner's, p99 < 500 ms. Timings are on a
 2-core machine shared with other work: compare the two hubs within one run.
@@ -104,6 +105,13 @@ class AuditWindow:
         return sum(1 for e in self.events if e["verb"] not in WRITES)
 
 
+def team_members(people: list[str]) -> dict[str, list[str]]:
+    """TEAMS teams, people spread over them round-robin: teamhub's catalog teams (JupyterHub groups through its
+    login) and, on the plain side, the same JupyterHub groups, as an operator keeping teams without teamhub would
+    (JupyterHub's database work per start grows with each person's groups, alike on both sides)."""
+    return {f"bench-{t + 1:02d}": people[t::TEAMS] for t in range(TEAMS)}
+
+
 class Side:
     """One hub under measurement: start(person) and stop(person) through the REST API."""
 
@@ -152,10 +160,9 @@ class TeamHub(Side):
         self.namespace = cluster.new_namespace("bench-teamhub")
         state.mkdir(parents=True, exist_ok=True)
         # TEAMS teams that each offer RESOURCE with a server quota, people spread over them round-robin.
-        teams = {f"bench-{t:02d}": {"resources": [RESOURCE], "quota": {"maxServers": len(people) // TEAMS + 2}}
-                 for t in range(1, TEAMS + 1)}
-        names = sorted(teams)
-        overlay = people_overlay(state / "overlay.yaml", {p: [names[i % TEAMS]] for i, p in enumerate(people)},
+        members = team_members(people)
+        teams = {team: {"resources": [RESOURCE], "quota": {"maxServers": len(people) // TEAMS + 2}} for team in members}
+        overlay = people_overlay(state / "overlay.yaml", {p: [team] for team, names in members.items() for p in names},
                                  {"catalog": {"teams": teams}})
         self.hub = ClusterHub(cluster, self.namespace, venv, state, overlays=(overlay,))
         self.hub.command.append(f"--JupyterHub.concurrent_spawn_limit={spawn_limit(people)}")  # the command line wins
@@ -203,12 +210,18 @@ class PlainKubeSpawner(Side):
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}/hub/api", headers={"Authorization": f"token {token}"},
                                    timeout=30)
         wait(lambda: _answers(self.client), 90, f"the plain hub (log {state / 'hub.log'})", self.process)
+        self.client.post("/users", json={"usernames": people}).raise_for_status()
+        for team, names in team_members(people).items():
+            self.client.post(f"/groups/{team}").raise_for_status()
+            self.client.post(f"/groups/{team}/users", json={"users": names}).raise_for_status()
         self.clients: dict[str, httpx.Client] = {}
 
     def api_for(self, person: str) -> httpx.Client:
-        if person not in self.clients:  # a client per person, as teamhub's side has (no shared connection pool)
-            self.client.post(f"/users/{person}").raise_for_status()
-            self.clients[person] = httpx.Client(base_url=self.client.base_url, headers=self.client.headers, timeout=30)
+        if person not in self.clients:  # the person's own token and client, as on teamhub's side
+            r = self.client.post(f"/users/{person}/tokens", json={"note": "bench"})
+            r.raise_for_status()
+            self.clients[person] = httpx.Client(base_url=self.client.base_url, headers={"Authorization": f"token {r.json()['token']}"},
+                                                timeout=30)
         return self.clients[person]
 
     def close(self) -> None:
@@ -396,7 +409,7 @@ def main() -> None:
             if "teamhub" in args.hubs:
                 sides.append(TeamHub(cluster, venv, tmp / "teamhub", ["solo", *people]))
             if "plain" in args.hubs:
-                sides.append(PlainKubeSpawner(cluster, sys.executable, tmp / "plain", people))
+                sides.append(PlainKubeSpawner(cluster, sys.executable, tmp / "plain", ["solo", *people]))
             print(f"API writes by the hub's ServiceAccount (audit log), one person, {RESOURCE}:")
             for side in sides:
                 for phase, (writes, reads) in writes_per_start(cluster, side, "solo").items():

@@ -5,7 +5,8 @@
    `profile_list` (rendered once, then cached) and with a callable one (rendered per request), see
    kubespawner_hub_config.py. Requests are interleaved (one to each hub in turn, same run), after a
    warm-up. Targets (issue 12): teamhub median <= 0.5x the static form's, teamhub p95 <= 1.5x its median.
-   The floor column is GET /hub/health through the same proxy (what any request costs here).
+   The floor column is GET /hub/health through the same proxy (what any request costs here); the auth floor
+   is GET /hub/api/user with the person's login cookie (what any page for a logged-in person costs here).
 2. Login bursts: 30 concurrent local logins (each then opens the launch page) while GET /hub/health is
    polled every 20 ms; the p99 of those polls per burst (target: < 100 ms in every burst).
 3. Hub memory (RSS of the hub process) with a 1,000-resource / 2,000-team catalog next to the same hub
@@ -99,7 +100,10 @@ def bench_page(sizes, requests: int, tmp: Path) -> list:
             for name, client in clients.items():
                 check_page(name, client.get("/hub/spawn").text, n)
             floor_client = httpx.Client(base_url=hubs["teamhub"].url, timeout=30)
-            targets = [(name, client, "/hub/spawn") for name, client in clients.items()] + [("floor", floor_client, "/hub/health")]
+            auth_client = hubs["teamhub"].login(BENCH_USER, PASSWORD)
+            auth_client.headers.update(hubs["teamhub"].xsrf_headers(auth_client))
+            targets = [(name, client, "/hub/spawn") for name, client in clients.items()] + [
+                ("floor", floor_client, "/hub/health"), ("auth floor", auth_client, "/hub/api/user")]
             times: dict = {name: [] for name, _, _ in targets}
             for i in range(requests + 10):  # the first 10 rounds warm up (template compile, caches)
                 for name, client, path in targets[i % len(targets):] + targets[:i % len(targets)]:
@@ -122,11 +126,14 @@ def print_page_row(n: int, size_kib: int, figures: dict, requests: int, first: b
     if first:
         print(f"launch page GET /hub/spawn through the proxy, person in 20 teams, {requests} requests each, interleaved")
         print("  median / p95 in ms; ratios of medians; target teamhub/static <= 0.50 and teamhub p95/median <= 1.5")
+        print("  auth floor: GET /hub/api/user with the same login cookie (JupyterHub's cookie check and user lookup,")
+        print("  which every launch page pays first); 'above auth floor' compares what each page adds to it")
         print(f"  {'resources':>9} | {'teamhub':>17} | {'KS static':>17} | {'KS callable':>17} | {'floor /health':>17} |"
-              f" {'/static':>7} | {'/callable':>9} | {'p95/med':>7}")
-    th, st, cb, fl = (figures[k] for k in ("teamhub", "KubeSpawner static", "KubeSpawner callable", "floor"))
+              f" {'auth floor':>17} | {'/static':>7} | {'/callable':>9} | {'p95/med':>7} | {'above auth floor':>17}")
+    th, st, cb, fl, af = (figures[k] for k in ("teamhub", "KubeSpawner static", "KubeSpawner callable", "floor", "auth floor"))
     print(f"  {n:>9} | {ms(th[0])} /{ms(th[1])} | {ms(st[0])} /{ms(st[1])} | {ms(cb[0])} /{ms(cb[1])} | {ms(fl[0])} /{ms(fl[1])} |"
-          f" {th[0] / st[0]:7.2f} | {th[0] / cb[0]:9.2f} | {th[1] / th[0]:7.2f}   (page {size_kib} KiB)", flush=True)
+          f" {ms(af[0])} /{ms(af[1])} | {th[0] / st[0]:7.2f} | {th[0] / cb[0]:9.2f} | {th[1] / th[0]:7.2f} |"
+          f" {ms(th[0] - af[0])} vs{ms(st[0] - af[0])}   (page {size_kib} KiB)", flush=True)
 
 
 # --- 2. login bursts -------------------------------------------------------------------------------

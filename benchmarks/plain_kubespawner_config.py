@@ -31,7 +31,9 @@ c.JupyterHub.authenticator_class = "dummy"
 c.JupyterHub.concurrent_spawn_limit = int(env["BENCH_SPAWN_LIMIT"])
 c.Authenticator.allow_all = True
 c.JupyterHub.services = [{"name": "bench", "api_token": env["BENCH_TOKEN"]}]
-c.JupyterHub.load_roles = [{"name": "bench", "scopes": ["admin:users", "admin:servers"], "services": ["bench"]}]
+# tokens: a token per person, as on teamhub's side (JupyterHub records each token's activity on its first use);
+# groups: the same teams as JupyterHub groups
+c.JupyterHub.load_roles = [{"name": "bench", "scopes": ["admin:users", "admin:servers", "tokens", "admin:groups"], "services": ["bench"]}]
 
 c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
 c.KubeSpawner.namespace = env["BENCH_NAMESPACE"]

@@ -171,6 +171,24 @@ def test_budget_window_rates_and_kinds(tmp_path):
         engine.dispose()
 
 
+def test_last_seen_is_written_at_most_every_seen_every_seconds(tmp_path):
+    """Every poll confirms a running server; writing each confirmation was one commit per server per 30 s. The
+    first one is always written (a start's confirmation), later ones once SEEN_EVERY has passed."""
+    url = migrate.prepare({}, tmp_path).url
+    s = store.Store(url)
+    try:
+        r = s.open(T0, server="local:a/", person="local:a", team="cv", resource="cpu", gpus=0, cpu=1.0)
+        s.seen(r, T0 + 5)
+        s.seen(r, T0 + 5 + store.SEEN_EVERY - 1)  # within SEEN_EVERY of the last write: nothing written
+        assert s.get(r)["last_seen"] == T0 + 5
+        s.seen(r, T0 + 5 + store.SEEN_EVERY)
+        assert s.get(r)["last_seen"] == T0 + 5 + store.SEEN_EVERY
+        assert s.close(r, T0 + 500, "lost", at_last_seen=True)
+        assert s.get(r)["ended"] == T0 + 5 + store.SEEN_EVERY and r not in s._seen
+    finally:
+        s.dispose()
+
+
 def test_a_database_failure_while_recording_is_one_warning(tmp_path, caplog):
     """A poll or stop must not fail because the records cannot be written (JupyterHub stops a server whose
     poll raises): the hooks log one WARNING and go on."""

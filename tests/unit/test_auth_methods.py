@@ -128,6 +128,20 @@ def test_local_sign_in_returns_teams_and_is_off_the_event_loop():
     assert ticks >= 3  # the loop kept running while bcrypt worked
 
 
+def test_local_refresh_writes_nothing_while_the_teams_are_unchanged():
+    """Before every start JupyterHub refreshes the person (refresh_pre_spawn); True means "up to date", so it
+    saves no groups and no auth state. Changed teams (values edited), or a removed account, still apply."""
+    auth = _local(rounds=4)
+
+    def person(*groups):
+        return SimpleNamespace(name="local:alice", groups=[SimpleNamespace(name=g) for g in groups])
+
+    assert asyncio.run(auth.refresh_user(person("cv-course", "everyone"))) is True
+    changed = asyncio.run(auth.refresh_user(person("everyone")))
+    assert changed == {"name": "local:alice", "groups": changed["groups"]} and sorted(changed["groups"]) == ["cv-course", "everyone"]
+    assert asyncio.run(auth.refresh_user(SimpleNamespace(name="local:bob", groups=[]))) is False
+
+
 def test_throttled_sign_in_raises_429_with_retry_after():
     auth = _local(rounds=4, user_failures=2)
 

@@ -153,3 +153,16 @@ def test_more_gpus_than_any_node_has_is_not_busy():
 def test_single_gpu_busy_on_v137_wording():
     v = classify(EVENTS["gpus_busy_multi"], STRIX)
     assert v.message.startswith("No free AMD GPU of kind strix-halo right now: 0 of 1 node has one available.")
+
+
+@pytest.mark.parametrize("event", ["failed_scheduling_gpu", "failed_scheduling_cpu", "failed_scheduling_memory"])
+def test_unschedulable_pod_condition_reads_like_the_event(event):
+    """kube-scheduler writes the FailedScheduling message into the PodScheduled condition as well: the
+    spawner's watch reads the pod (one lookup) and reaches the same verdict as the event gives."""
+    message = EVENTS[event]["message"]
+    pod = {"status": {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}]}}
+    assert classify_pod(pod, STRIX) == classify(EVENTS[event], STRIX)
+    assert classify_pod(pod, STRIX).fatal
+    waiting = {"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulerError", "message": message}]}}
+    assert classify_pod(waiting, STRIX) is None  # only the scheduler's "does not fit" verdict

@@ -157,11 +157,11 @@ class RefusingApi:
         self.calls.append(("pvc", None))
 
 
-def start_refused(status, pvc_known: bool, caplog, message=PSA_MESSAGE):
+def start_refused(status, pvc_known: bool, caplog, message=PSA_MESSAGE, api=None):
     from teamhub.hub.spawners import SpawnStopped
 
     sp = kube_spawner(configured(), "local:alice")
-    sp.api = RefusingApi(status, message)
+    sp.api = api or RefusingApi(status, message)
     sp._pvc_exists = pvc_known
 
     async def no_reflector(*args, **kwargs):  # watching pods and events needs a cluster; not under test here
@@ -221,3 +221,33 @@ def test_a_refusal_within_the_first_second_reaches_the_page_as_its_sentence(capl
     assert info.value is stopped  # passed through: the page shows jupyterhub_message, the sentence
     assert info.value.jupyterhub_message.startswith("The cluster refused to start 'Python (2 CPUs)'")
     assert not [r for r in caplog.records if r.exc_info]
+
+
+
+class AdmitsTheDryRun(RefusingApi):
+    """Admission passes the dry run; the real create is refused, only to end the start without a cluster."""
+
+    async def create_namespaced_pod(self, namespace, body, **kwargs):
+        self.bodies = [*getattr(self, "bodies", []), body]
+        if kwargs.get("dry_run"):
+            self.calls.append(("pod", "All"))
+            return body
+        return await super().create_namespaced_pod(namespace, body, **kwargs)
+
+
+def test_first_start_builds_the_pod_once_for_the_dry_run_and_the_create(caplog, monkeypatch):
+    """The dry run before the home volume judges the very manifest KubeSpawner then creates: building it
+    twice cost CPU on every first start."""
+    from kubespawner import KubeSpawner
+
+    built = []
+    original = KubeSpawner.get_pod_manifest
+
+    async def counted(self):
+        built.append(await original(self))
+        return built[-1]
+
+    monkeypatch.setattr(KubeSpawner, "get_pod_manifest", counted)
+    sp, _ = start_refused(403, pvc_known=False, caplog=caplog, api=AdmitsTheDryRun(403))
+    assert sp.api.calls == [("pod", "All"), ("pvc", None), ("pod", None)]
+    assert len(built) == 1 and sp.api.bodies[0] is sp.api.bodies[1] is built[0]

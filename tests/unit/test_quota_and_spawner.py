@@ -197,8 +197,9 @@ def test_failed_scheduling_stops_the_spawn_within_seconds(monkeypatch):
     sp.failfast_interval = 0.05
 
     async def never_schedules(self):
-        reflector.events.append({"reason": "FailedScheduling", "involvedObject": {"name": self.pod_name}, "metadata": {"uid": "1"},
-                                 "message": "0/3 nodes are available: 3 Insufficient amd.com/gpu."})
+        reflector.pods[f"{self.namespace}/{self.pod_name}"] = {"status": {"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+             "message": "0/3 nodes are available: 3 Insufficient amd.com/gpu."}]}}
         await asyncio.sleep(600)
 
     monkeypatch.setattr(KubeSpawner, "_start", never_schedules)

@@ -55,6 +55,14 @@ class TeamsMixin(Authenticator):
         catalog = self.teamhub_catalog
         return list(teams_of(getattr(catalog, "value", catalog), person))
 
+    def refreshed(self, user, teams: list) -> dict | bool:
+        """refresh_user's answer for a method whose teams come from the values alone (local, dummy): True when
+        the hub already keeps exactly these teams as the person's groups, so JupyterHub writes nothing before
+        a start (it would otherwise save the groups and auth state again, one database commit per start)."""
+        if {g.name for g in getattr(user, "groups", None) or ()} == set(teams):
+            return True
+        return {"name": user.name, "groups": teams}
+
     async def provider_logout_url(self, user, auth_state, handler) -> str | None:
         """Where to send the browser after the hub session ended (None: the login page)."""
         return None
@@ -281,7 +289,7 @@ class TeamhubLocalAuthenticator(TeamsMixin):
         name = user.name.partition(":")[2]
         if name not in self.accounts:
             return False  # the account was removed: the session ends
-        return {"name": user.name, "groups": self.teams_for(name)}
+        return self.refreshed(user, self.teams_for(name))
 
 
 # --- dummy ----------------------------------------------------------------------------------------
@@ -299,4 +307,4 @@ class TeamhubDummyAuthenticator(TeamsMixin, DummyAuthenticator):
         return {"name": name, "groups": self.teams_for(name)}
 
     async def refresh_user(self, user, handler=None, **kwargs):
-        return {"name": user.name, "groups": self.teams_for(user.name.partition(":")[2])}
+        return self.refreshed(user, self.teams_for(user.name.partition(":")[2]))

@@ -1,8 +1,9 @@
 """Read Kubernetes pod events while a server starts: is it progressing, or will it never start?
 
 Pure functions of event (and pod) dicts as the Kubernetes API returns them, so they can be tested with
-recorded events. The spawner asks `classify()` about every new event of its pod: a `Verdict` with
-`fatal=True` stops the spawn at once with `message`, written for the person who pressed Start.
+recorded events. While a server starts, the spawner asks `classify_pod()` about its pod every second: a
+`Verdict` with `fatal=True` stops the spawn at once with `message`, written for the person who pressed Start.
+The progress page shows `classify()`'s message for each event of the pod.
 """
 
 from __future__ import annotations
@@ -188,10 +189,18 @@ def classify(event: dict, ctx: Context = Context()) -> Verdict | None:
 
 
 def classify_pod(pod: dict | None, ctx: Context = Context()) -> Verdict | None:
-    """Container states tell the same story as events, sometimes sooner (or when events were missed)."""
+    """The pod tells the fatal part of the events' story: kube-scheduler writes the FailedScheduling message
+    into the PodScheduled condition too, and the kubelet puts image and configuration errors in the container
+    states. Reading one pod is O(1); scanning the namespace's events for it is O(events), per starting server."""
     if not pod:
         return None
-    statuses = ((pod.get("status") or {}).get("containerStatuses")) or []
+    status = pod.get("status") or {}
+    for condition in status.get("conditions") or ():
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False" and condition.get("reason") == "Unschedulable":
+            verdict = _scheduling(condition.get("message") or "", ctx)
+            if verdict and verdict.fatal:
+                return verdict
+    statuses = status.get("containerStatuses") or []
     for status in statuses:
         waiting = ((status.get("state") or {}).get("waiting")) or {}
         reason, message = waiting.get("reason") or "", waiting.get("message") or ""

@@ -354,6 +354,7 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
     )
     failfast_interval = 1.0
     _teamhub_admitted = False  # this start's pod passed a dry-run admission before its PVC was created
+    _teamhub_pod = None  # the manifest the dry run judged, for KubeSpawner's _start to create
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -395,7 +396,7 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
         self.privileged, self.allow_privilege_escalation = False, False
         self.pod_security_context = copy.deepcopy(RESTRICTED_POD)
         self.container_security_context = copy.deepcopy(RESTRICTED_CONTAINER)
-        self._teamhub_admitted = False
+        self._teamhub_admitted, self._teamhub_pod = False, None
 
     # --- the API server refusing the pod ------------------------------------------------------------
 
@@ -423,11 +424,17 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
         # deleting it afterwards would need the right to delete PVCs, which the hub deliberately lacks.
         if not self._teamhub_admitted:
             try:
-                await self._teamhub_create_pod(await self.get_pod_manifest(), request_timeout, dry_run=True)
+                self._teamhub_pod = await super().get_pod_manifest()
+                await self._teamhub_create_pod(self._teamhub_pod, request_timeout, dry_run=True)
             except TimeoutError:
                 return False  # exponential_backoff tries again
             self._teamhub_admitted = True
         return await super()._make_create_pvc_request(pvc, request_timeout)
+
+    async def get_pod_manifest(self):
+        # KubeSpawner's _start asks for the manifest right after the PVC: the dry run built it already.
+        pod, self._teamhub_pod = self._teamhub_pod, None
+        return pod or await super().get_pod_manifest()
 
     async def _make_create_pod_request(self, pod, request_timeout):
         try:
@@ -465,19 +472,14 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
         )
 
     async def _teamhub_watch(self) -> failfast.Verdict:
+        """Fail fast from the pod alone (failfast.classify_pod): with hundreds of servers starting at once, each
+        reading the events of its pod every second would sort and scan the namespace's events every time."""
         ctx = self.teamhub_context()
-        seen = 0
+        key = f"{self.namespace}/{self.pod_name}"
         while True:
             await asyncio.sleep(self.failfast_interval)
-            events = self.events if self.event_reflector else []
-            for event in events[seen:]:
-                verdict = failfast.classify(event, ctx)
-                if verdict and verdict.fatal:
-                    return verdict
-            seen = len(events)
             reflector = self.pod_reflector
-            pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
-            verdict = failfast.classify_pod(pod, ctx)
+            verdict = failfast.classify_pod(reflector.pods.get(key) if reflector else None, ctx)
             if verdict and verdict.fatal:
                 return verdict
 

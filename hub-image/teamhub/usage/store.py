@@ -1,7 +1,7 @@
 """The table `teamhub_usage`: one row per server start, written by the hub, read by `teamhub usage`.
 
 Times are seconds since the epoch (floats) from `sessions.now()`, so the test clock moves them too. A row is
-opened when a checked start begins (`ended` NULL), confirmed with `last_seen` at every poll that finds the
+opened when a checked start begins (`ended` NULL), confirmed with `last_seen` by the polls that find the
 server alive, and closed with `ended` and `end_reason` (REASONS). A server found gone by a poll (it died, or
 vanished while the hub was down) is closed at `last_seen`, the last moment it was known alive, as `lost`.
 
@@ -34,6 +34,10 @@ MIGRATIONS = [
 # How long a sum over closed records is reused. Records leaving the window meanwhile still count for at most
 # this long: a budget comes back up to a minute late, never early.
 CACHE_SECONDS = 60
+# How often a running server's `last_seen` is written: the hub polls every server every 30 s, and one commit
+# per poll per server is the store's main cost. A server found gone ends at most this much earlier than it
+# really stopped; the first confirmation of a start is always written (close_unconfirmed reads it).
+SEEN_EVERY = 60
 COLUMNS = ("server", "person", "team", "resource", "accelerator", "gpus", "gpu_kind", "cpu", "memory", "started")
 
 
@@ -79,6 +83,7 @@ class Store:
         # Sums over closed records (they no longer change), by key, for CACHE_SECONDS: the budget check at every
         # start and poll stays cheap with many records. Cleared whenever this hub closes a record.
         self._cache: dict = {}
+        self._seen: dict = {}  # open record -> the last `last_seen` written
 
     def cached(self, key, now: float, compute):
         hit = self._cache.get(key)
@@ -105,7 +110,11 @@ class Store:
             return con.execute(text(f"INSERT INTO {TABLE} ({cols}) VALUES ({marks})"), params).lastrowid
 
     def seen(self, record: int, now: float) -> None:
+        written = self._seen.get(record)
+        if written is not None and 0 <= now - written < SEEN_EVERY:
+            return
         self._run(f"UPDATE {TABLE} SET last_seen = :now WHERE id = :id AND ended IS NULL", {"now": now, "id": record})
+        self._seen[record] = now
 
     def close(self, record: int, now: float, reason: str, at_last_seen: bool = False) -> bool:
         """Close an open record (a closed one stays as it is); True when this call closed it."""
@@ -114,6 +123,7 @@ class Store:
         result = self._run(f"UPDATE {TABLE} SET ended = {end}, end_reason = :reason WHERE id = :id AND ended IS NULL",
                            {"now": now, "reason": reason, "id": record})
         self._cache.clear()
+        self._seen.pop(record, None)
         return result.rowcount == 1
 
     def close_unconfirmed(self) -> int:
