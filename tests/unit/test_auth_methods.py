@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from dataclasses import asdict
@@ -200,3 +201,17 @@ def test_every_method_gets_a_distinct_non_empty_prefix():
     assert local.username_prefix == "local:"
     assert multi.method_for("github:alice") is None and multi.method_for("alice") is None
     assert local.check_allowed("github:alice", {}) is False
+
+
+@pytest.mark.parametrize(("cpu_max", "expected"), [("200000 100000\n", 2), ("50000 100000\n", 1), ("350000 100000\n", 3)])
+def test_password_checks_leave_the_event_loop_a_core(tmp_path, cpu_max, expected):
+    """bcrypt checks run on cores - 1 threads (at least one), counting the container's CPU limit, so a class
+    signing in at once does not starve the hub's event loop."""
+    from teamhub.auth import passwords
+
+    limit = tmp_path / "cpu.max"
+    limit.write_text(cpu_max)
+    assert passwords.cores(limit) == expected
+    limit.write_text("max 100000\n")
+    assert passwords.cores(limit) == passwords.cores(tmp_path / "absent") == (os.cpu_count() or 1)
+    assert passwords._checks()._max_workers == max(1, passwords.cores() - 1)

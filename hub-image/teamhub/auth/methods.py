@@ -9,7 +9,6 @@ Names inside a method are bare (`octo`); the multi-authenticator adds the method
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
@@ -29,7 +28,7 @@ from ..catalog.access import Person, teams_of
 from .clientaddr import LOOPBACK, OwnProxy, client_address, networks
 from .identity import refuse_other_subject
 from .oidcflow import OIDCCallbackHandler, OIDCLoginHandler, mark_for_reauth
-from .passwords import hash_password, verify_password
+from .passwords import hash_password, verify_password_off_loop
 from .throttle import LoginThrottle, ThrottleSettings
 
 
@@ -274,7 +273,7 @@ class TeamhubLocalAuthenticator(TeamsMixin):
             err.headers = {"Retry-After": str(wait)}
             raise err
         account = self.accounts.get(name)
-        ok = await asyncio.to_thread(verify_password, password, account.password_hash if account else self._dummy_hash)
+        ok = await verify_password_off_loop(password, account.password_hash if account else self._dummy_hash)
         if not (ok and account):
             self.throttle.failed(name, address)
             self.log.warning("Failed local sign-in for %r from %s", name[:64], address)
