@@ -70,7 +70,7 @@ GOAL_RATIO, GOAL_P99_MS = 1.1, 500
 
 
 def spawn_limit(people: list[str]) -> int:
-    """JupyterHub's concurrent_spawn_limit for both hubs: its default (100) answers 429 to starts beyond
+    """JupyterHub's concurrent_spawn_limit for both hubs (teamhub: sessions.concurrentStarts): its default (100) answers 429 to starts beyond
     100 pending ones, and without stand-in servers no start of the burst stops pending before the window
     ends, so a larger burst could never be all Running. Raised alike on both sides."""
     return max(JUPYTERHUB_SPAWN_LIMIT, len(people) + 2)
@@ -163,9 +163,8 @@ class TeamHub(Side):
         members = team_members(people)
         teams = {team: {"resources": [RESOURCE], "quota": {"maxServers": len(people) // TEAMS + 2}} for team in members}
         overlay = people_overlay(state / "overlay.yaml", {p: [team] for team, names in members.items() for p in names},
-                                 {"catalog": {"teams": teams}})
+                                 {"catalog": {"teams": teams}, "sessions": {"concurrentStarts": spawn_limit(people)}})
         self.hub = ClusterHub(cluster, self.namespace, venv, state, overlays=(overlay,))
-        self.hub.command.append(f"--JupyterHub.concurrent_spawn_limit={spawn_limit(people)}")  # the command line wins
         self.hub.start()
         self.servers = self.hub.servers
         self.proc = psutil.Process(self.hub.proc.pid)

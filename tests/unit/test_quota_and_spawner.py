@@ -232,6 +232,17 @@ def test_idle_culler_calls_the_hub_on_loopback_in_its_pod():
     assert not [a for a in local["command"] if a.startswith("--url")]  # local mode: the hub is on loopback anyway
 
 
+def test_concurrent_starts_is_jupyterhubs_spawn_limit(tmp_path):
+    """JupyterHub answers 429 (with Retry-After) to starts beyond concurrent_spawn_limit: 100 by default, raised
+    for a class of 300 pressing Start together through sessions.concurrentStarts."""
+    assert configured().JupyterHub.concurrent_spawn_limit == 100
+    data = yaml.safe_load(VALUES.read_text())
+    data["sessions"]["concurrentStarts"] = 320
+    path = tmp_path / "v.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert configured(path).JupyterHub.concurrent_spawn_limit == 320
+
+
 def test_idle_culler_off(tmp_path):
     data = yaml.safe_load(VALUES.read_text())
     data["sessions"]["idleCullMinutes"] = 0

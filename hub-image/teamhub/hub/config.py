@@ -95,6 +95,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     named = values["sessions"]["namedServers"]  # filled values: the defaults are the schema's
     c.JupyterHub.allow_named_servers = named["enabled"]
     c.JupyterHub.named_server_limit_per_user = named["maxPerPerson"]
+    c.JupyterHub.concurrent_spawn_limit = values["sessions"]["concurrentStarts"]
     if environ.get("JUPYTERHUB_CRYPT_KEY"):
         c.Authenticator.enable_auth_state = True  # provider groups (GitHub teams, OIDC groups) live there
 
