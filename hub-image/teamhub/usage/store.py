@@ -34,9 +34,10 @@ MIGRATIONS = [
 # How long a sum over closed records is reused. Records leaving the window meanwhile still count for at most
 # this long: a budget comes back up to a minute late, never early.
 CACHE_SECONDS = 60
-# How often a running server's `last_seen` is written: the hub polls every server every 30 s, and one commit
-# per poll per server is the store's main cost. A server found gone ends at most this much earlier than it
-# really stopped; the first confirmation of a start is always written (close_unconfirmed reads it).
+# How often a running server's `last_seen` is written: the hub polls every server every 15 s
+# (sessions.POLL_SECONDS), and a commit per poll per server was the store's main cost. A server found gone
+# ends at most this much earlier than it really stopped; a start's first confirmation is always written
+# (close_unconfirmed reads it).
 SEEN_EVERY = 60
 COLUMNS = ("server", "person", "team", "resource", "accelerator", "gpus", "gpu_kind", "cpu", "memory", "started")
 
