@@ -70,9 +70,10 @@ GOAL_RATIO, GOAL_P99_MS = 1.1, 500
 
 
 def spawn_limit(people: list[str]) -> int:
-    """JupyterHub's concurrent_spawn_limit for both hubs (teamhub: sessions.concurrentStarts): its default (100) answers 429 to starts beyond
-    100 pending ones, and without stand-in servers no start of the burst stops pending before the window
-    ends, so a larger burst could never be all Running. Raised alike on both sides."""
+    """JupyterHub's concurrent_spawn_limit for both hubs (teamhub: sessions.concurrentStarts): its default
+    (100) answers 429 to starts beyond 100 pending ones, and without stand-in servers no start of the burst
+    stops pending before the window ends, so a larger burst could never be all Running. Raised alike on both
+    sides."""
     return max(JUPYTERHUB_SPAWN_LIMIT, len(people) + 2)
 
 

@@ -180,7 +180,6 @@ def test_options_from_form():
 
 class FakeReflector:
     def __init__(self):
-        self.events = []
         self.pods = {}
 
 
@@ -192,7 +191,6 @@ def test_failed_scheduling_stops_the_spawn_within_seconds(monkeypatch):
     sp = kube_spawner(c)
     asyncio.run(sp.teamhub_apply({"resource": "course-cv", "accelerator": "strix-halo"}))
     reflector = FakeReflector()
-    monkeypatch.setattr(TeamhubKubeSpawner, "event_reflector", property(lambda self: reflector))
     monkeypatch.setattr(TeamhubKubeSpawner, "pod_reflector", property(lambda self: reflector))
     sp.failfast_interval = 0.05
 

@@ -49,7 +49,7 @@ def cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     try:
         quota, period = cpu_max.read_text().split()[:2]
         if quota != "max":
-            return max(1, int(int(quota) / int(period)))
+            return max(1, int(quota) // int(period))
     except (OSError, ValueError):
         pass
     return os.cpu_count() or 1

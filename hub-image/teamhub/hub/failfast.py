@@ -196,16 +196,16 @@ def classify_pod(pod: dict | None, ctx: Context = Context()) -> Verdict | None:
         return None
     status = pod.get("status") or {}
     for condition in status.get("conditions") or ():
-        if condition.get("type") == "PodScheduled" and condition.get("status") == "False" and condition.get("reason") == "Unschedulable":
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False" \
+                and condition.get("reason") == "Unschedulable":
             verdict = _scheduling(condition.get("message") or "", ctx)
             if verdict and verdict.fatal:
                 return verdict
-    statuses = status.get("containerStatuses") or []
-    for status in statuses:
-        waiting = ((status.get("state") or {}).get("waiting")) or {}
+    for container in status.get("containerStatuses") or ():
+        waiting = ((container.get("state") or {}).get("waiting")) or {}
         reason, message = waiting.get("reason") or "", waiting.get("message") or ""
         if reason in IMAGE_ERRORS:
-            return _image(message or status.get("image", ""), ctx, reason)
+            return _image(message or container.get("image", ""), ctx, reason)
         if reason in CONFIG_ERRORS:
             return Verdict(True, f"The server for '{ctx.resource_name}' cannot be configured: {message or reason}. "
                                  "Please tell the administrators.", "starting")
