@@ -18,6 +18,7 @@ from ..auth.clientaddr import LOOPBACK
 from ..db import migrate, settings
 from ..usage import metrics as usage_metrics
 from ..usage.store import Store
+from ..values import origins
 from ..values.source import YamlFileError
 from . import loadvalues, refusals, sessions
 from .runtime import Runtime
@@ -96,6 +97,11 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     c.JupyterHub.allow_named_servers = named["enabled"]
     c.JupyterHub.named_server_limit_per_user = named["maxPerPerson"]
     c.JupyterHub.concurrent_spawn_limit = values["sessions"]["concurrentStarts"]
+    # Per-user origins (values/origins.py): each server on <name>.<host>; JupyterHub then asks its proxy to
+    # route by host (the chart's proxy runs with --host-routing, the demo's proxy is started with it).
+    origin = origins.of_values(values)
+    if origin is not None:
+        c.JupyterHub.subdomain_host = origin.url
     if environ.get("JUPYTERHUB_CRYPT_KEY"):
         c.Authenticator.enable_auth_state = True  # provider groups (GitHub teams, OIDC groups) live there
 

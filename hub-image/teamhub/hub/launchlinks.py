@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from ..catalog.access import RequestRefused
+from ..values import origins
 
 PULL_FIELDS = ("repo", "branch", "open")
 LINK_FIELDS = ("resource", "accelerator", "sessionMinutes", *PULL_FIELDS, "autostart")
@@ -115,10 +116,14 @@ def link_query(fields: dict) -> str:
 
 
 def public_url(values: dict) -> str | None:
-    """The hub's public address: `launchLinks.publicUrl`, else the first Ingress host (https when TLS covers it)."""
+    """The hub's public address: `launchLinks.publicUrl`, else `hub.subdomainHost` (where the hub signs people
+    in when servers have their own origins), else the first Ingress host (https when TLS covers it)."""
     url = values["launchLinks"].get("publicUrl")  # no default: unset means the Ingress host
     if url:
         return url.rstrip("/")
+    origin = origins.of_values(values)
+    if origin is not None:
+        return origin.url
     ingress = values.get("ingress") or {}
     hosts = ingress.get("hosts") or []
     if not ingress.get("enabled") or not hosts:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..catalog import model as catalog_mod
+from . import origins
 from .quantities import cpu_cores, memory_bytes, memory_hint
 from .schema import default_of, deref, inlined_schema, schema, validator, with_defaults
 from .source import Problem, Source, drop_locations, load_files, merge, nest, paused_gc, read_file
@@ -309,6 +310,7 @@ def semantic_problems(data) -> list[Problem]:
             err(("auth", "local", "trustedProxies", i), f"{cidr!r} is not an address range: {exc}")
 
     out += digest_problems(data)
+    out += origins.problems(data)  # hub.subdomainHost and the Ingress serving it
     gh = _map(auth.get("github"))
     if gh.get("enabled") is True and not _list(gh.get("allowedOrganizations")):
         warn(("auth", "github", "allowedOrganizations"), "empty: every GitHub account may log in (each gets the team everyone)")
