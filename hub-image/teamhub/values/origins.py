@@ -48,10 +48,10 @@ def parse(value) -> Origin | None:
 
 def _port_out_of_range(value: str) -> bool:
     try:
-        urlsplit(value if "://" in value else f"https://{value}").port
+        port = urlsplit(value if "://" in value else f"https://{value}").port
     except ValueError:
         return True
-    return False
+    return port == 0
 
 
 def of_values(values: dict) -> Origin | None:
