@@ -203,6 +203,8 @@ def _pattern_hint(title: str, value, node) -> str:
         return f"; {hint}" if hint else _describe(node)
     if title == "bcrypt hash":
         return "; plaintext passwords are refused: run `teamhub hash-password` and paste its output here"
+    if title == "subdomain host":
+        return "; write the hub's address without a path, e.g. https://hub.example.org or http://hub.localhost:8000"
     if title == "hub username" and isinstance(value, str) and ":" not in value:
         return f"; add the login method, e.g. 'local:{value}' or 'github:{value}'"
     if title == "hub username" and isinstance(value, str) and value != value.lower():
