@@ -43,7 +43,7 @@ def cmd_link(args) -> int:
         return 1
     base = (args.hub_url or "").rstrip("/") or launchlinks.public_url(checked.values)
     if not base:
-        print("teamhub link: the values give no public address: set launchLinks.publicUrl (or an Ingress host), "
+        print("teamhub link: the values give no public address: set launchLinks.publicUrl (or hub.subdomainHost, or an Ingress host), "
               "or pass --hub-url", file=sys.stderr)
         return 2
     print(f"{base}/hub/launch?{launchlinks.link_query(fields)}")
