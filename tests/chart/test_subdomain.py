@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from teamhub.values import origins
 from test_chart import CONFIG, HELMS, render, write_values
 
 SUBDOMAIN = {
@@ -64,3 +65,11 @@ def test_network_policies_are_the_same_and_the_hub_reads_the_value(which, tmp_pa
         assert on[key] == off[key], key
     secret = yaml.safe_load(on["Secret", "t-teamhub-values"]["stringData"]["values.yaml"])
     assert secret["hub"]["subdomainHost"] == "https://hub.example.org"
+
+
+@pytest.mark.parametrize("value", ["hub.example.org", "https://hub.example.org:8443", "http://hub.localhost:8000"])
+def test_the_chart_reads_the_host_as_the_hub_does(value, tmp_path):
+    # Helm cannot call Python: the chart's helper and teamhub/values/origins.py parse the value each; held equal here.
+    origin = origins.parse(value)
+    docs = objects("helm3", tmp_path, {"hub": {"subdomainHost": value}, "ingress": {"enabled": True}})
+    assert [r["host"] for r in docs["Ingress", "t-teamhub"]["spec"]["rules"]] == [origin.host, origin.wildcard]
