@@ -21,6 +21,7 @@ from tornado import web
 
 from ..auth import person_for
 from ..catalog.access import REQUEST_FIELDS, RequestRefused, check_request
+from ..pullguard import grammar
 from . import launchlinks
 
 QUESTION = """<div class="th-launch" id="teamhub-running" role="alert">
@@ -48,16 +49,16 @@ def describe(catalog, resource_key, accelerator_key) -> str:
     return f"{name} on {acc.display_name}" if acc else name
 
 
-SERVER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")  # `server=`: a named server; a safe slug, as JupyterHub 6 wants
-
-
 class LaunchLinkHandler(SpawnHandler):
     """GET judges the link; POST is SpawnHandler's (the launch page's Start), for the link's server."""
 
     def server_name(self) -> str:
-        name = self.get_argument("server", "")
-        if name and not (self.allow_named_servers and SERVER_NAME.fullmatch(name)):
-            raise web.HTTPError(400, "This hub does not offer named servers, or the server name is not a lowercase slug.")
+        try:
+            name = grammar.parse_server(self.get_argument("server", ""))
+        except grammar.GrammarError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        if name and not self.allow_named_servers:
+            raise web.HTTPError(400, "This hub does not offer named servers.")
         return name
 
     async def judge(self, user, rt) -> tuple:
