@@ -13,9 +13,11 @@ Pure functions of the values: no hub, no I/O. The hub handler lives in launchhan
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from .. import pullguard
 from ..catalog.access import RequestRefused
 from ..pullguard import grammar
 
@@ -45,6 +47,11 @@ class Pull:
 def allowed_repos(values: dict) -> tuple:
     """The allow-list, parsed (`teamhub validate` refused entries outside the grammar)."""
     return tuple(grammar.parse_repo(e, "allowed repository") for e in values["launchLinks"]["allowedRepos"])
+
+
+def pullguard_env(values: dict) -> dict:
+    """The user server's environment for its pull guard (teamhub.pullguard): the allow-list, canonical."""
+    return {pullguard.ENV: json.dumps([str(r) for r in allowed_repos(values)])}
 
 
 def _refused(exc: grammar.GrammarError) -> RequestRefused:
