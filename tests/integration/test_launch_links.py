@@ -14,6 +14,7 @@ import yaml
 from gitserve import GitServer, make_repo
 from hubprocess import ROOT, HubProcess
 
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}  # what a browser sends following a link or redirect of the hub's own pages
 NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
 
 
@@ -144,7 +145,7 @@ def test_a_link_for_another_environment_asks_and_changes_nothing(hub, alice, ali
     assert after["started"] == before["started"] and after["ready"]
     # The other choice offered: the link in a named server beside the running one.
     beside = html.unescape(re.search(r'id="teamhub-open-named" href="([^"]+)"', r.text).group(1))
-    r = alice.get(beside)
+    r = alice.get(beside, headers=SAME_ORIGIN)  # a click on the hub's own page
     assert r.status_code == 302 and "spawn-pending" in r.headers["location"], r.text[:500]
     hub.wait_ready(alice_api, "local:alice", server="course-cv")
     named = admin_state(hub, passwords)["course-cv"]["state"]["teamhub"]
@@ -252,7 +253,7 @@ def test_stop_it_and_start_this_ends_in_the_links_environment(hub, alice, alice_
     r = alice.post(action, data=fields)
     assert r.status_code == 303, r.text[:500]
     assert r.headers["location"] == target + "&autostart=1"
-    r = alice.get(r.headers["location"])
+    r = alice.get(r.headers["location"], headers=SAME_ORIGIN)  # the redirect of the hub page's own POST
     assert r.status_code == 302 and "spawn-pending" in r.headers["location"], r.text[:500]
     hub.wait_ready(alice_api, "local:alice")
     state = admin_state(hub, passwords)[""]["state"]["teamhub"]
