@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 import pytest
 from browserkit import browser_hub, http_login, password_of
-from gitserve import GitServer, make_repo
+from gitserve import serving
 
 HOSTILE_HOST = "127.0.0.2"
 USER = "local:alice"
@@ -50,11 +50,8 @@ class Hostile:
 
 @pytest.fixture(scope="module")
 def git(tmp_path_factory):
-    root = tmp_path_factory.mktemp("git")
-    make_repo(root, "course", {"README.md": "Week 3"})
-    server = GitServer(root).start()
-    yield server
-    server.stop()
+    with serving(tmp_path_factory.mktemp("git"), {"course": {"README.md": "Week 3"}}) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,8 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-import yaml
-from gitserve import GitServer, make_repo
-from hubprocess import ROOT, HubProcess
+from gitserve import serving
+from hubprocess import edited_hub
 
 CROSS_SITE = {"Sec-Fetch-Site": "cross-site"}
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
@@ -23,34 +22,23 @@ USER = "local:alice"
 
 @pytest.fixture(scope="module")
 def git(tmp_path_factory):
-    root = tmp_path_factory.mktemp("git")
-    make_repo(root, "course", {"README.md": "Week 3"})
-    server = GitServer(root).start()
-    yield server
-    server.stop()
+    with serving(tmp_path_factory.mktemp("git"), {"course": {"README.md": "Week 3"}}) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, git):
-    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
-    values["launchLinks"] = {"allowedRepos": [git.url]}
-    values["sessions"]["namedServers"] = {"enabled": True, "maxPerPerson": 2}
-    state = tmp_path_factory.mktemp("hub")
-    (state / "values.yaml").write_text(yaml.safe_dump(values))
-    h = HubProcess(state / "values.yaml", state)
-    h.start()
-    yield h
-    h.stop()
+    def edit(values):
+        values["launchLinks"] = {"allowedRepos": [git.url]}
+        values["sessions"]["namedServers"] = {"enabled": True, "maxPerPerson": 2}
+
+    with edited_hub(tmp_path_factory.mktemp("hub"), edit) as h:
+        yield h
 
 
 @pytest.fixture(scope="module")
-def alice(hub, passwords):
-    return hub.login("alice", passwords["alice"])
-
-
-@pytest.fixture(scope="module")
-def api(hub, alice):
-    return hub.api(hub.token(alice, USER))
+def api(alice_api):
+    return alice_api
 
 
 def servers(api) -> dict:

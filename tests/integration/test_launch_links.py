@@ -10,9 +10,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-import yaml
-from gitserve import GitServer, make_repo
-from hubprocess import ROOT, HubProcess
+from gitserve import serving
+from hubprocess import edited_hub
 
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}  # what a browser sends following a link or redirect of the hub's own pages
 NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
@@ -20,36 +19,19 @@ NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
 
 @pytest.fixture(scope="module")
 def git(tmp_path_factory):
-    root = tmp_path_factory.mktemp("git")
-    make_repo(root, "course", {"week3/lab.ipynb": NOTEBOOK, "README.md": "Week 3"})
-    server = GitServer(root).start()
-    yield server
-    server.stop()
+    with serving(tmp_path_factory.mktemp("git"), {"course": {"week3/lab.ipynb": NOTEBOOK, "README.md": "Week 3"}}) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, git):
-    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
-    values["launchLinks"] = {"allowedRepos": [f"{git.url}/"]}
-    values["sessions"]["namedServers"] = {"enabled": True, "maxPerPerson": 2}
-    values["catalog"]["teams"]["cv-course"]["quota"] = {"maxServers": 2, "maxGpus": 8}
-    state = tmp_path_factory.mktemp("hub")
-    path = state / "values.yaml"
-    path.write_text(yaml.safe_dump(values))
-    h = HubProcess(path, state)
-    h.start()
-    yield h
-    h.stop()
+    def edit(values):
+        values["launchLinks"] = {"allowedRepos": [f"{git.url}/"]}
+        values["sessions"]["namedServers"] = {"enabled": True, "maxPerPerson": 2}
+        values["catalog"]["teams"]["cv-course"]["quota"] = {"maxServers": 2, "maxGpus": 8}
 
-
-@pytest.fixture(scope="module")
-def alice(hub, passwords):
-    return hub.login("alice", passwords["alice"])
-
-
-@pytest.fixture(scope="module")
-def alice_api(hub, alice):
-    return hub.api(hub.token(alice, "local:alice"))
+    with edited_hub(tmp_path_factory.mktemp("hub"), edit) as h:
+        yield h
 
 
 def link(**fields) -> str:

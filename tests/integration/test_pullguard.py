@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gitserve import GitServer, make_repo
+from gitserve import serving
 from teamhub.cli.demo import free_port
 from teamhub.hub.config import PULLGUARD_CONFIG
 
@@ -65,13 +65,10 @@ class JupyterServer:
 
 @pytest.fixture(scope="module")
 def git(tmp_path_factory):
-    root = tmp_path_factory.mktemp("git")
-    make_repo(root / "course", "lab", {"week3/lab.ipynb": "{}", "README.md": "course"})
-    make_repo(root / "course-evil", "x", {"EVIL.md": "not allowed"})
-    make_repo(root, "evil", {"EVIL.md": "not allowed"})
-    server = GitServer(root).start()
-    yield server
-    server.stop()
+    repos = {"course/lab": {"week3/lab.ipynb": "{}", "README.md": "course"}, "course-evil/x": {"EVIL.md": "not allowed"},
+             "evil": {"EVIL.md": "not allowed"}}
+    with serving(tmp_path_factory.mktemp("git"), repos) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
