@@ -24,6 +24,10 @@ def test_teamhub_link_prints_the_link_with_the_public_url(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == ("https://hub.example.edu/hub/launch?resource=course-cv&accelerator=strix-halo"
                                 "&repo=https%3A%2F%2Fgit.example.edu%2Fcv%2Fcourse.git&branch=main&open=week3%2Flab.ipynb")
+    r = run_teamhub("link", "config/values.yaml", str(values), "--resource", "cpu-small", "--repo", "HTTPS://Git.Example.edu:443/cv/lab.git/")
+    assert r.returncode == 0 and "repo=https%3A%2F%2Fgit.example.edu%2Fcv%2Flab.git" in r.stdout  # printed canonical
+    r = run_teamhub("link", "config/values.yaml", str(values), "--resource", "cpu-small", "--repo", "https://git.example.edu/cv/../x.git")
+    assert r.returncode == 1 and "'..'" in r.stderr
     r = run_teamhub("link", "config/values.yaml", str(values), "--resource", "course-cv", "--minutes", "600")
     assert r.returncode == 1 and "at most 240 minutes" in r.stderr
     r = run_teamhub("link", "config/values.yaml", "--resource", "cpu-small")
