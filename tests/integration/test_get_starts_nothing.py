@@ -114,6 +114,21 @@ def test_jupyterhubs_own_get_start_shows_the_page_and_starts_nothing(hub, alice,
     assert servers(api) == {}  # no server started, no named server stored
 
 
+@pytest.mark.parametrize("repo", ["GIT/x/../course.git", "GIT/x/%2e%2e/course.git", "GIT/x%2f..%2fcourse.git",
+                                  "GIT/x/\uff0e\uff0e/course.git"])
+def test_a_way_out_of_the_allow_list_is_refused_by_link_form_and_rest_api(hub, git, alice, api, repo):
+    """Finding 2 through the three ways in: the same grammar, the same sentence, nothing started."""
+    repo = repo.replace("GIT", git.url)
+    sentence = re.compile(r"has '[^']*' in its path|holds spaces, control or non-ASCII characters")
+    r = alice.get(launch(resource="cpu-small", repo=repo, autostart="1"), headers=SAME_ORIGIN)
+    assert r.status_code == 400 and sentence.search(html.unescape(r.text)), r.text[:300]
+    r = hub.spawn_form(alice, {"resource": "cpu-small", "sessionMinutes": "30", "repo": repo})
+    assert r.status_code == 400 and sentence.search(html.unescape(r.text)), r.text[:300]
+    r = api.post(f"/users/{USER}/server", json={"resource": "cpu-small", "repo": repo})
+    assert r.status_code == 400 and sentence.search(r.json()["message"]), r.text
+    assert servers(api) == {}
+
+
 def test_a_same_origin_autostart_still_starts(hub, alice, api):
     r = alice.get(launch(resource="cpu-small", sessionMinutes="30", autostart="1"), headers=SAME_ORIGIN)
     assert r.status_code == 302 and "spawn-pending" in r.headers["location"], r.text[:300]
