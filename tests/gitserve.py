@@ -6,6 +6,7 @@ Smart HTTP, not the dumb protocol: nbgitpuller clones shallow (`--depth 1`), whi
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 from pathlib import Path
@@ -66,3 +67,17 @@ class GitServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@contextlib.contextmanager
+def serving(root: Path, repos: dict):
+    """The GitServer of bare repositories made under `root` ({"course": files, "course/lab": files}: a name
+    may sit in folders), for the `with` block."""
+    for name, files in repos.items():
+        folder, _, base = name.rpartition("/")
+        make_repo(root / folder if folder else root, base, files)
+    server = GitServer(root).start()
+    try:
+        yield server
+    finally:
+        server.stop()

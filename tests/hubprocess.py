@@ -7,6 +7,7 @@ a REST client. Every process the hub started is tracked and ended by `.stop()` (
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -186,6 +187,20 @@ def clock_hub(state: Path, password: str, teams: dict | None = None, edit=None) 
     h = HubProcess(state / "values.yaml", state, extra_env={"TEAMHUB_TEST_CLOCK_FILE": str(state / "clock")})
     h.clock_file = state / "clock"
     return h.start()
+
+
+@contextlib.contextmanager
+def edited_hub(state: Path, edit):
+    """A hub on config/values.yaml changed by `edit(values)`, started for the `with` block."""
+    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
+    edit(values)
+    (state / "values.yaml").write_text(yaml.safe_dump(values))
+    h = HubProcess(state / "values.yaml", state)
+    h.start()
+    try:
+        yield h
+    finally:
+        h.stop()
 
 
 def offered_resources(html: str) -> set:

@@ -17,3 +17,15 @@ def hub(tmp_path_factory):
 @pytest.fixture(scope="module")
 def passwords():
     return demo_passwords()
+
+
+@pytest.fixture(scope="module")
+def alice(hub, passwords):
+    """alice's logged-in client on the module's hub."""
+    return hub.login("alice", passwords["alice"])
+
+
+@pytest.fixture(scope="module")
+def alice_api(hub, alice):
+    """The REST API with a token of alice's."""
+    return hub.api(hub.token(alice, "local:alice"))

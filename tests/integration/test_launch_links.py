@@ -10,45 +10,28 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-import yaml
-from gitserve import GitServer, make_repo
-from hubprocess import ROOT, HubProcess
+from gitserve import serving
+from hubprocess import edited_hub
 
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}  # what a browser sends following a link or redirect of the hub's own pages
 NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
 
 
 @pytest.fixture(scope="module")
 def git(tmp_path_factory):
-    root = tmp_path_factory.mktemp("git")
-    make_repo(root, "course", {"week3/lab.ipynb": NOTEBOOK, "README.md": "Week 3"})
-    server = GitServer(root).start()
-    yield server
-    server.stop()
+    with serving(tmp_path_factory.mktemp("git"), {"course": {"week3/lab.ipynb": NOTEBOOK, "README.md": "Week 3"}}) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, git):
-    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
-    values["launchLinks"] = {"allowedRepos": [f"{git.url}/"]}
-    values["sessions"]["namedServers"] = {"enabled": True, "maxPerPerson": 2}
-    values["catalog"]["teams"]["cv-course"]["quota"] = {"maxServers": 2, "maxGpus": 8}
-    state = tmp_path_factory.mktemp("hub")
-    path = state / "values.yaml"
-    path.write_text(yaml.safe_dump(values))
-    h = HubProcess(path, state)
-    h.start()
-    yield h
-    h.stop()
+    def edit(values):
+        values["launchLinks"] = {"allowedRepos": [f"{git.url}/"]}
+        values["sessions"]["namedServers"] = {"enabled": True, "maxPerPerson": 2}
+        values["catalog"]["teams"]["cv-course"]["quota"] = {"maxServers": 2, "maxGpus": 8}
 
-
-@pytest.fixture(scope="module")
-def alice(hub, passwords):
-    return hub.login("alice", passwords["alice"])
-
-
-@pytest.fixture(scope="module")
-def alice_api(hub, alice):
-    return hub.api(hub.token(alice, "local:alice"))
+    with edited_hub(tmp_path_factory.mktemp("hub"), edit) as h:
+        yield h
 
 
 def link(**fields) -> str:
@@ -144,7 +127,7 @@ def test_a_link_for_another_environment_asks_and_changes_nothing(hub, alice, ali
     assert after["started"] == before["started"] and after["ready"]
     # The other choice offered: the link in a named server beside the running one.
     beside = html.unescape(re.search(r'id="teamhub-open-named" href="([^"]+)"', r.text).group(1))
-    r = alice.get(beside)
+    r = alice.get(beside, headers=SAME_ORIGIN)  # a click on the hub's own page
     assert r.status_code == 302 and "spawn-pending" in r.headers["location"], r.text[:500]
     hub.wait_ready(alice_api, "local:alice", server="course-cv")
     named = admin_state(hub, passwords)["course-cv"]["state"]["teamhub"]
@@ -252,7 +235,7 @@ def test_stop_it_and_start_this_ends_in_the_links_environment(hub, alice, alice_
     r = alice.post(action, data=fields)
     assert r.status_code == 303, r.text[:500]
     assert r.headers["location"] == target + "&autostart=1"
-    r = alice.get(r.headers["location"])
+    r = alice.get(r.headers["location"], headers=SAME_ORIGIN)  # the redirect of the hub page's own POST
     assert r.status_code == 302 and "spawn-pending" in r.headers["location"], r.text[:500]
     hub.wait_ready(alice_api, "local:alice")
     state = admin_state(hub, passwords)[""]["state"]["teamhub"]

@@ -215,3 +215,83 @@ def test_password_checks_leave_the_event_loop_a_core(tmp_path, cpu_max, expected
     limit.write_text("max 100000\n")
     assert passwords.cores(limit) == passwords.cores(tmp_path / "absent") == (os.cpu_count() or 1)
     assert passwords._checks()._max_workers == max(1, passwords.cores() - 1)
+
+
+def test_concurrent_guesses_are_limited_like_sequential_ones():
+    """Issue 23, finding 5: the attempt is reserved before the password check, so 50 simultaneous wrong
+    passwords for one account from one address get 5 checks; the other 45 are answered 429 at once."""
+    clock = Clock()
+    t = LoginThrottle(DEFAULTS, clock)
+    reserved = [t.reserve("victim", "198.51.100.7") for _ in range(50)]
+    assert reserved.count(0) == 5 and all(w > 0 for w in reserved[5:])
+    assert t.reserve("victim", "198.51.100.9") == 0  # another address still has its own allowance
+    t.release("victim", "198.51.100.9")
+    for _ in range(5):  # the five checks end as failures: the lock is the sequential one
+        t.release("victim", "198.51.100.7")
+        t.failed("victim", "198.51.100.7")
+    assert t.retry_after("victim", "198.51.100.7") == 30
+
+
+def _gated(monkeypatch):
+    """Password checks that finish only when the test says so: (started checks, release one)."""
+    import teamhub.auth.methods as methods
+
+    started: list = []
+
+    async def check(password, password_hash):
+        done = asyncio.get_running_loop().create_future()
+        started.append(done)
+        return await done
+
+    monkeypatch.setattr(methods, "verify_password_off_loop", check)
+    return started
+
+
+def test_fifty_simultaneous_wrong_passwords_check_five_and_answer_429_at_once(monkeypatch):
+    started = _gated(monkeypatch)
+    auth = _local(rounds=4)
+
+    async def run():
+        tries = [asyncio.ensure_future(auth.authenticate(_handler("203.0.113.5"), {"username": "alice", "password": f"guess{i}"}))
+                 for i in range(50)]
+        while len([t for t in tries if t.done()]) < 45:
+            await asyncio.sleep(0)
+        refused = [t for t in tries if t.done()]
+        assert all(isinstance(t.exception(), web.HTTPError) and t.exception().status_code == 429 for t in refused)
+        # The five reserved run in turn (one address): one check at a time in the pool.
+        checked = 0
+        while checked < 5:
+            while len(started) <= checked:
+                await asyncio.sleep(0)
+            assert len(started) == checked + 1
+            started[checked].set_result(False)
+            checked += 1
+        return await asyncio.gather(*[t for t in tries if t not in refused])
+
+    assert asyncio.run(run()) == [None] * 5
+    assert len(started) == 5
+
+
+def test_a_full_line_from_one_address_is_answered_429_and_others_go_ahead(monkeypatch):
+    started = _gated(monkeypatch)
+    auth = _local(rounds=4)
+
+    async def run():
+        spray = [asyncio.ensure_future(auth.authenticate(_handler("203.0.113.6"), {"username": f"user{i}", "password": "x"}))
+                 for i in range(30)]
+        while len([t for t in spray if t.done()]) < 10:
+            await asyncio.sleep(0)
+        assert all(t.exception().status_code == 429 for t in spray if t.done())  # beyond the line's bound
+        other = asyncio.ensure_future(auth.authenticate(_handler("198.51.100.20"), {"username": "alice", "password": "alice-pass"}))
+        while len(started) < 2:
+            await asyncio.sleep(0)
+        assert len(started) == 2  # the spray's first check and alice's: alice did not queue behind the spray
+        started[1].set_result(True)
+        result = await other
+        for t in spray:
+            t.cancel()
+        await asyncio.gather(*spray, return_exceptions=True)
+        assert auth.checks.retry_after("203.0.113.6") == 0 and not auth.throttle._pending  # nothing left reserved
+        return result
+
+    assert asyncio.run(run())["name"] == "alice"

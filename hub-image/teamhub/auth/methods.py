@@ -29,7 +29,7 @@ from .clientaddr import LOOPBACK, OwnProxy, client_address, networks
 from .identity import refuse_other_subject
 from .oidcflow import OIDCCallbackHandler, OIDCLoginHandler, mark_for_reauth
 from .passwords import hash_password, verify_password_off_loop
-from .throttle import LoginThrottle, ThrottleSettings
+from .throttle import CheckQueue, LoginThrottle, ThrottleSettings
 
 
 class Shared:
@@ -242,6 +242,7 @@ class TeamhubLocalAuthenticator(TeamsMixin):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.throttle = LoginThrottle(ThrottleSettings(**self.throttle_settings))
+        self.checks = CheckQueue()
         self._trusted = networks(self.trusted_proxies)
         self._own_proxy = OwnProxy(self.own_proxy)
         # Unknown names are checked against a hash of the accounts' usual cost, so they take as long
@@ -266,14 +267,20 @@ class TeamhubLocalAuthenticator(TeamsMixin):
             name = name[len("local:"):]
         password = data.get("password") or ""
         address = await self.client_address(handler)
-        wait = self.throttle.retry_after(name, address)
+        # Bound the line of checks from this address, then reserve the attempt before the check: concurrent
+        # guesses are limited exactly like sequential ones (throttle.py).
+        wait = self.checks.retry_after(address) or self.throttle.reserve(name, address)
         if wait:
             self.log.warning("Throttled local sign-in for %r from %s (%d s)", name[:64], address, wait)
             err = web.HTTPError(429, f"Too many failed sign-in attempts. Try again in {wait} seconds.")
             err.headers = {"Retry-After": str(wait)}
             raise err
         account = self.accounts.get(name)
-        ok = await verify_password_off_loop(password, account.password_hash if account else self._dummy_hash)
+        try:
+            async with self.checks.turn(address):
+                ok = await verify_password_off_loop(password, account.password_hash if account else self._dummy_hash)
+        finally:
+            self.throttle.release(name, address)
         if not (ok and account):
             self.throttle.failed(name, address)
             self.log.warning("Failed local sign-in for %r from %s", name[:64], address)

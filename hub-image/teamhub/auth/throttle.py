@@ -13,13 +13,22 @@ Three counters, each over a sliding window (default 15 minutes):
 
 A success clears the account's counters (not the address's: a valid account must not buy more guesses).
 The state lives in hub memory: a hub restart forgets it, which is acceptable for a limiter.
+
+Concurrency (issue 23): a password check takes a quarter of a second, so counting a failure only after it
+let 50 simultaneous guesses all be checked. An attempt is now *reserved* before its check (`reserve`): checks
+in flight count like failures, so no more run at once for an account and address than its remaining
+allowance, and the rest are answered 429 at once. And the checks of one address run in turn, at most
+`CheckQueue.LIMIT` waiting (`CheckQueue`): a burst from one address holds one password-check thread, never the
+whole pool, so other people's sign-ins wait behind at most one of its checks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
-from collections import deque
+from collections import Counter, deque
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 
@@ -44,6 +53,11 @@ class LoginThrottle:
         self.settings = settings
         self.clock = clock
         self._failures: dict[str, deque] = {}
+        self._pending: Counter = Counter()  # reserved attempts whose check is still running, per key
+
+    @staticmethod
+    def _keys(user: str, address: str) -> tuple:
+        return f"p\0{user}\0{address}", f"u\0{user}", f"a\0{address}"
 
     # -- counters -------------------------------------------------------------------------------
     def _recent(self, key: str, now: float) -> deque:
@@ -57,37 +71,94 @@ class LoginThrottle:
             del self._failures[key]
         return q
 
-    def _backoff(self, q: deque, free: int, now: float) -> float:
-        if len(q) < free:
+    def _backoff(self, q: deque, pending: int, free: int, now: float) -> float:
+        if len(q) + pending < free:
             return 0.0
+        if len(q) < free:
+            return 1.0  # only checks in flight fill the allowance: they decide, ask again in a second
         lock = min(self.settings.first_lock_seconds * 2 ** (len(q) - free), self.settings.max_lock_seconds)
         return max(0.0, q[-1] + lock - now)
 
     def retry_after(self, user: str, address: str) -> int:
-        """Seconds until this account may try again from this address (0: go ahead)."""
+        """Seconds until this account may try again from this address (0: go ahead); attempts reserved and
+        still being checked count as failures."""
         now = self.clock()
         s = self.settings
+        pair, account, addr = self._keys(user, address)
         waits = [
-            self._backoff(self._recent(f"p\0{user}\0{address}", now), s.user_failures, now),
-            self._backoff(self._recent(f"u\0{user}", now), s.user_failures * 4, now),
+            self._backoff(self._recent(pair, now), self._pending[pair], s.user_failures, now),
+            self._backoff(self._recent(account, now), self._pending[account], s.user_failures * 4, now),
         ]
-        per_address = self._recent(f"a\0{address}", now)
+        per_address, pending = self._recent(addr, now), self._pending[addr]
         if len(per_address) >= s.address_failures:
             waits.append(per_address[len(per_address) - s.address_failures] + s.window_seconds - now)
+        elif len(per_address) + pending >= s.address_failures:
+            waits.append(1.0)
         wait = max(waits)
         return math.ceil(wait) if wait > 0 else 0
+
+    def reserve(self, user: str, address: str) -> int:
+        """Take one attempt of the allowance before checking the password: 0 (reserved; `release` it once the
+        check is done, then report `failed` or `succeeded`) or the seconds to wait (nothing reserved)."""
+        wait = self.retry_after(user, address)
+        if not wait:
+            self._pending.update(self._keys(user, address))
+        return wait
+
+    def release(self, user: str, address: str) -> None:
+        self._pending.subtract(self._keys(user, address))
+        for key in self._keys(user, address):
+            if self._pending[key] <= 0:
+                del self._pending[key]
 
     def failed(self, user: str, address: str) -> None:
         now = self.clock()
         if len(self._failures) > self.MAX_KEYS:
             self._prune(now)
-        for key in (f"p\0{user}\0{address}", f"u\0{user}", f"a\0{address}"):
+        for key in self._keys(user, address):
             self._failures.setdefault(key, deque()).append(now)
 
     def succeeded(self, user: str, address: str) -> None:
-        self._failures.pop(f"p\0{user}\0{address}", None)
-        self._failures.pop(f"u\0{user}", None)
+        pair, account, _ = self._keys(user, address)
+        self._failures.pop(pair, None)
+        self._failures.pop(account, None)
 
     def _prune(self, now: float) -> None:
         for key in list(self._failures):
             self._recent(key, now)
+
+
+class CheckQueue:
+    """Password checks of one client address run one at a time, at most LIMIT waiting or running.
+
+    The checks share a pool of cores - 1 threads (passwords.py). Without turns, a burst of guesses from one
+    address (spread over many accounts, which the per-account limits allow) filled the pool's queue and another
+    person's sign-in waited behind all of it (15.6 s behind 100 guesses). In turn, the burst has one check in
+    the pool at a time. LIMIT bounds the waiting line: a classroom behind one NAT queues 20 sign-ins (about
+    5 s of checks), the rest hear 429 with a short Retry-After and try again.
+    """
+
+    LIMIT = 20
+
+    def __init__(self, limit: int = LIMIT):
+        self.limit = limit
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._count: Counter = Counter()
+
+    def retry_after(self, address: str) -> int:
+        """0 when a check from this address may queue now, else seconds to wait."""
+        waiting = self._count[address]
+        return 0 if waiting < self.limit else max(1, waiting // 4)
+
+    @asynccontextmanager
+    async def turn(self, address: str):
+        self._count[address] += 1
+        lock = self._locks.setdefault(address, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            self._count[address] -= 1
+            if not self._count[address]:
+                del self._count[address]
+                self._locks.pop(address, None)

@@ -17,15 +17,17 @@ from ..hub import launchlinks
 from ..values.validation import load
 
 
-def check_link(checked, fields: dict) -> None:
-    """Raise RequestRefused with the hub's own sentence when the hub would refuse this link to everyone."""
+def check_link(checked, fields: dict):
+    """The link's checked pull (launchlinks.Pull, None without a repository); RequestRefused with the hub's own
+    sentence when the hub would refuse this link to everyone."""
     catalog = checked.catalog
-    launchlinks.split_request(fields, launchlinks.allowed_repos(checked.values))
+    _, pull = launchlinks.split_request(fields, launchlinks.allowed_repos(checked.values))
     request = {k: fields[k] for k in ("resource", "accelerator", "sessionMinutes") if fields.get(k)}
     res = catalog.resources.get(request.get("resource") or "")
     if res is not None and res.accelerators and "accelerator" not in request:
         request["accelerator"] = res.accelerators[0]  # chosen on the page; judge the rest with the first
     check_request(catalog, None, request, access_of(catalog, (), admin=True))
+    return pull
 
 
 def cmd_link(args) -> int:
@@ -37,10 +39,12 @@ def cmd_link(args) -> int:
     fields = {"resource": args.resource, "accelerator": args.accelerator, "sessionMinutes": args.minutes,
               "repo": args.repo, "branch": args.branch, "open": args.open, "autostart": "1" if args.autostart else None}
     try:
-        check_link(checked, fields)
+        pull = check_link(checked, fields)
     except RequestRefused as exc:
         print(f"teamhub link: {exc.message}", file=sys.stderr)
         return 1
+    if pull is not None:
+        fields["repo"] = pull.repo  # the canonical address, as the hub hands it on
     base = (args.hub_url or "").rstrip("/") or launchlinks.public_url(checked.values)
     if not base:
         print("teamhub link: the values give no public address: set launchLinks.publicUrl (or hub.subdomainHost, or an Ingress host), "

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from .. import auth, paths
 from ..auth.clientaddr import LOOPBACK
@@ -30,6 +31,7 @@ POD_NAME_TEMPLATE = "teamhub-{user_server}"
 PVC_NAME_TEMPLATE = "home-{user_server}"
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 HUB_PORT = 8081
+PULLGUARD_CONFIG = Path(__file__).resolve().parents[1] / "pullguard" / "etc"  # its jupyter_server_config.d, for the demo's servers
 
 
 class ConfigError(Exception):
@@ -78,7 +80,7 @@ def load_from_environment(c, environ=os.environ):
 
 
 def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runtime:
-    from . import scrape, serverlist, stopper, usagepage
+    from . import getsafe, scrape, serverlist, stopper, usagepage
     from .launchhandler import LaunchLinkHandler
     from .launchpage import TEMPLATES, options_form
     from .spawners import TeamhubKubeSpawner, TeamhubLocalSpawner, apply_user_options, options_from_form
@@ -117,6 +119,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     c.Spawner.options_form = options_form
     c.Spawner.options_from_form = options_from_form
     c.JupyterHub.extra_handlers.append((r"/launch", LaunchLinkHandler))  # launch links (launchhandler.py)
+    getsafe.install(c)  # no GET starts or stores a server; SameSite cookies (getsafe.py)
     # hub/templates: the hub's pages (launch, usage) and its overrides of JupyterHub's home.html and spawn.html,
     # so first on JupyterHub's template path.
     c.JupyterHub.template_paths.prepend([str(TEMPLATES)])
@@ -152,6 +155,9 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
         if chp:
             c.ConfigurableHTTPProxy.command = [chp]
         c.TeamhubLocalSpawner.home_dir_template = str(data_dir / "homes" / "{username}")
+        # The pull guard, as the single-user images enable it (dockerfiles/base-*/Dockerfile): nbgitpuller only
+        # behind teamhub.pullguard. The demo's servers run from this environment, which has teamhub.
+        c.TeamhubLocalSpawner.environment = {"JUPYTER_CONFIG_PATH": str(PULLGUARD_CONFIG)}
         c.Spawner.ip = "127.0.0.1"
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             c.Spawner.args = ["--allow-root"]  # containers and CI often run as root

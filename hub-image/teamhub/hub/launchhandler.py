@@ -4,9 +4,11 @@ After login (JupyterHub's own redirect keeps the link), the link is judged like 
 the person's launch page with the sentence and nothing from the link (status 400/403, one INFO line). A
 permitted link shows the launch page with its choice preselected and its repository as hidden fields; the
 person confirms with Start (the form posts to this URL: JupyterHub's SpawnHandler.post, so the start runs the
-same check again). `autostart=1` starts at once when nothing needs choosing. A person whose server already
-runs another environment is asked what to do (stop it, or open the link in a named server) and never given
-the wrong one silently.
+same check again). `autostart=1` starts at once when nothing needs choosing, and only for a request from the
+hub's own pages (`Sec-Fetch-Site: same-origin`, getsafe.py): a link followed from another site shows the page
+with one Start, and viewing `server=NAME` stores no named server. A person whose server already runs another
+environment is asked what to do (stop it, or open the link in a named server) and never given the wrong one
+silently.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlencode
 
-from jupyterhub.handlers.pages import SpawnHandler
 from jupyterhub.utils import url_path_join
 from markupsafe import Markup, escape
 from tornado import web
 
 from ..auth import person_for
 from ..catalog.access import REQUEST_FIELDS, RequestRefused, check_request
+from ..pullguard import grammar
 from . import launchlinks
+from .getsafe import SpawnPageHandler, same_origin
 
 QUESTION = """<div class="th-launch" id="teamhub-running" role="alert">
 <p>Your server runs <strong>{running}</strong>. This link asks for <strong>{wanted}</strong>.</p>
@@ -48,16 +51,22 @@ def describe(catalog, resource_key, accelerator_key) -> str:
     return f"{name} on {acc.display_name}" if acc else name
 
 
-SERVER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")  # `server=`: a named server; a safe slug, as JupyterHub 6 wants
+PULL_INTO_RUNNING = """<div class="th-launch" id="teamhub-pull-running">
+<p>Your server runs <strong>{running}</strong>. This link pulls <code>{repo}</code> into your home folder{opens}.</p>
+<ul><li><a id="teamhub-pull-open" href="{url}">Pull it and open it</a></li><li><a href="{server_url}">Go to your server without pulling</a></li></ul>
+</div>"""
 
 
-class LaunchLinkHandler(SpawnHandler):
+class LaunchLinkHandler(SpawnPageHandler):
     """GET judges the link; POST is SpawnHandler's (the launch page's Start), for the link's server."""
 
     def server_name(self) -> str:
-        name = self.get_argument("server", "")
-        if name and not (self.allow_named_servers and SERVER_NAME.fullmatch(name)):
-            raise web.HTTPError(400, "This hub does not offer named servers, or the server name is not a lowercase slug.")
+        try:
+            name = grammar.parse_server(self.get_argument("server", ""))
+        except grammar.GrammarError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        if name and not self.allow_named_servers:
+            raise web.HTTPError(400, "This hub does not offer named servers.")
         return name
 
     async def judge(self, user, rt) -> tuple:
@@ -84,7 +93,10 @@ class LaunchLinkHandler(SpawnHandler):
         server = self.server_name()
         if server:
             await self._check_named_server_request(user, server, server)  # JupyterHub's limit: maxPerPerson
-        spawner = user.get_or_create_spawner(server, server, replace_failed=True)
+        # Viewing a link stores nothing: a named server that does not exist yet is drawn with the default
+        # server's page and created by Start (the POST).
+        exists = not server or server in user.orm_spawners
+        spawner = user.get_or_create_spawner(server, server, replace_failed=True) if exists else user.spawner
         rt = spawner.teamhub  # the hub's runtime is the spawners' configuration (hub/runtime.py)
         try:
             link, autostart, launch, pull, choose = await self.judge(user, rt)
@@ -92,12 +104,15 @@ class LaunchLinkHandler(SpawnHandler):
             self.log.info("Refused launch link for %s: %s %s", user.name, exc.status, exc.message)
             self.set_status(exc.status)
             return self.finish(await self._render_form(user, await spawner.get_options_form(), message=exc.message))
-        if spawner.active:
+        if exists and spawner.active:
             return await self._running(user, spawner, launch, pull, choose, server)
-        if autostart and not choose:
+        if autostart and not choose and same_origin(self):
+            spawner = user.get_or_create_spawner(server, server, replace_failed=True)
             pending = url_path_join(self.hub.base_url, "spawn-pending", user.escaped_name, server)
             self.log.info("Launch link for %s: autostart %s", user.name, launch.resource.key)
             return await self._wrap_spawn_single_user(user, server, server, spawner, pending, link)
+        if autostart and not choose:
+            self.log.info("Launch link for %s from another site: showing the page instead of autostart", user.name)
         spawner.teamhub_link = link  # read once by launchpage.options_form
         self.finish(await self._render_form(user, await spawner.get_options_form()))
 
@@ -107,8 +122,17 @@ class LaunchLinkHandler(SpawnHandler):
         wanted_acc = launch.accelerator.key if launch.accelerator and not choose else info.get("accelerator")
         same = info.get("resource") == launch.resource.key and info.get("accelerator") == wanted_acc
         if same and spawner.ready:
-            # The same environment: nbgitpuller pulls into a running server too.
+            # The same environment: nbgitpuller pulls into a running server too; from another site only
+            # after the person's click (a GET from elsewhere changes nothing in their home).
             url = user.server_url(server)
+            if pull and not same_origin(self):
+                opens = f", then opens <code>{escape(pull.open)}</code>" if pull.open else ""
+                html = PULL_INTO_RUNNING.format(
+                    running=escape(describe(rt.catalog, info.get("resource"), info.get("accelerator"))),
+                    repo=escape(pull.repo), opens=opens, url=escape(url_path_join(url, pull.default_url())),
+                    server_url=escape(url))
+                return self.finish(await self.render_template("error.html", status_code=200, status_message="Pull into your server?",
+                                                              message_html=Markup(html)))
             self.redirect(url_path_join(url, pull.default_url()) if pull else url)
             return None
         if same:

@@ -3,8 +3,9 @@ preselected, optionally pulling a git repository with nbgitpuller and opening a 
 
 The link is `<public URL>/hub/launch?resource=..&accelerator=..&sessionMinutes=..&repo=..&branch=..&open=..&autostart=1`.
 Its resource fields are an ordinary start request (resolution.check_request judges them, with the same
-sentences); the pull fields (repo, branch, open) are judged here: a repository must start with an entry of
-`launchLinks.allowedRepos`, `open` must stay inside the repository. Both the link page and the start itself
+sentences); the pull fields (repo, branch, open) are judged here by the one grammar of link fields
+(`teamhub/pullguard/grammar.py`, shared with the pull guard inside the single-user server): a repository must
+lie under an entry of `launchLinks.allowedRepos` on whole path segments, `open` is a relative path of plain names. Both the link page and the start itself
 (the form's POST, the REST API) run `split_request`, so a forged form is refused like a forged link.
 
 Pure functions of the values: no hub, no I/O. The hub handler lives in launchhandler.py, the CLI in link_cli.py.
@@ -12,25 +13,24 @@ Pure functions of the values: no hub, no I/O. The hub handler lives in launchhan
 
 from __future__ import annotations
 
-import re
+import json
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
+from .. import pullguard
 from ..catalog.access import RequestRefused
+from ..pullguard import grammar
 from ..values import origins
 
 PULL_FIELDS = ("repo", "branch", "open")
 LINK_FIELDS = ("resource", "accelerator", "sessionMinutes", *PULL_FIELDS, "autostart")
 DEFAULT_BRANCH = "main"
-# A branch name git accepts and nbgitpuller passes on safely: no "..", no leading "-" (an option to git).
-_BRANCH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,99}")
-_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
-_TEXT_LIMIT = 500
 
 
 @dataclass(frozen=True)
 class Pull:
-    """A checked repository to pull into the home folder (under `folder`) and the file to open in it."""
+    """A checked repository (canonical, pullguard/grammar.py) to pull into the home folder (under `folder`)
+    and the file to open in it."""
 
     repo: str
     branch: str
@@ -46,45 +46,29 @@ class Pull:
 
 
 def allowed_repos(values: dict) -> tuple:
-    return tuple(values["launchLinks"]["allowedRepos"])  # filled values: the schema's default is []
+    """The allow-list, parsed (`teamhub validate` refused entries outside the grammar)."""
+    return tuple(grammar.parse_repo(e, "allowed repository") for e in values["launchLinks"]["allowedRepos"])
 
 
-def _text(value, what: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > _TEXT_LIMIT or any(c.isspace() or ord(c) < 32 for c in value):
-        raise RequestRefused(400, f"The {what} in this link is not valid text.")
-    return value
+def pullguard_env(values: dict) -> dict:
+    """The user server's environment for its pull guard (teamhub.pullguard): the allow-list, canonical."""
+    return {pullguard.ENV: json.dumps([str(r) for r in allowed_repos(values)])}
+
+
+def _refused(exc: grammar.GrammarError) -> RequestRefused:
+    return RequestRefused(400, str(exc))
 
 
 def check_repo(repo, allowed: tuple) -> str:
-    repo = _text(repo, "repository")
-    parts = urlsplit(repo)
-    if parts.scheme not in ("https", "http") or not parts.hostname or "@" in parts.netloc or parts.query or parts.fragment:
-        raise RequestRefused(400, f"The repository {repo!r} must be an http(s) address without a user name, query or fragment.")
-    for entry in allowed:
-        # A prefix ends at a path boundary: "https://git.example.edu/course" must not admit ".../course-evil".
-        if repo == entry or repo.startswith(entry if entry.endswith("/") else entry + "/"):
-            return repo
-    raise RequestRefused(403, f"The repository {repo} is not on this hub's list of allowed repositories "
-                              "(launchLinks.allowedRepos); nothing was started. Ask your admin to allow it.")
-
-
-def repo_folder(repo: str) -> str:
-    """The folder the repository is pulled into: its last path segment without `.git`."""
-    name = urlsplit(repo).path.rstrip("/").rpartition("/")[2]
-    name = name[:-4] if name.endswith(".git") else name
-    if not _FOLDER.fullmatch(name):
-        raise RequestRefused(400, f"The repository {repo} does not end in a usable folder name.")
-    return name
-
-
-def check_open(path) -> str:
-    if path in (None, ""):
-        return ""
-    path = _text(path, "path to open")
-    segments = path.split("/")
-    if path.startswith("/") or "\\" in path or any(s in ("..", ".") for s in segments):
-        raise RequestRefused(400, f"The path {path!r} leaves the repository; a link may only open a file inside it.")
-    return "/".join(s for s in segments if s)
+    """The repository's canonical URL when it is under an allowed entry (on whole path segments)."""
+    try:
+        found = grammar.repo_on_list(repo, allowed)
+    except grammar.GrammarError as exc:
+        raise _refused(exc) from None
+    if found is None:
+        raise RequestRefused(403, f"The repository {repo} is not on this hub's list of allowed repositories "
+                                  "(launchLinks.allowedRepos); nothing was started. Ask your admin to allow it.")
+    return str(found)
 
 
 def check_pull(fields: dict, allowed: tuple) -> Pull | None:
@@ -95,10 +79,11 @@ def check_pull(fields: dict, allowed: tuple) -> Pull | None:
             raise RequestRefused(400, "A link that names a branch or a file to open must also name its repository (repo).")
         return None
     repo = check_repo(repo, allowed)
-    branch = fields.get("branch") or DEFAULT_BRANCH
-    if not isinstance(branch, str) or not _BRANCH.fullmatch(branch) or ".." in branch:
-        raise RequestRefused(400, f"The branch {str(branch)[:60]!r} is not a valid branch name.")
-    return Pull(repo, branch, repo_folder(repo), check_open(fields.get("open")))
+    try:
+        return Pull(repo, grammar.parse_branch(fields.get("branch") or DEFAULT_BRANCH),
+                    grammar.parse_repo(repo).folder, grammar.parse_open(fields.get("open")))
+    except grammar.GrammarError as exc:
+        raise _refused(exc) from None
 
 
 def split_request(user_options, allowed: tuple) -> tuple:

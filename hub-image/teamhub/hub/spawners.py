@@ -183,6 +183,7 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
             env.update(launch.env)
             env.update(sessions.env_for(deadline, int((deadline - sessions.now()) // 60) if capped else launch.minutes))
             env["TEAMHUB_RESOURCE"] = launch.resource.key
+            env.update(launchlinks.pullguard_env(rt.values))  # the pull guard inside the server (teamhub.pullguard)
             self.environment = env
             if pull is not None:  # a launch link's repository: nbgitpuller pulls it, then opens the file
                 self.default_url = pull.default_url()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..catalog import model as catalog_mod
+from ..pullguard import grammar
 from . import origins
 from .quantities import cpu_cores, memory_bytes, memory_hint
 from .schema import default_of, deref, inlined_schema, schema, validator, with_defaults
@@ -310,6 +311,12 @@ def semantic_problems(data) -> list[Problem]:
             ipaddress.ip_network(cidr, strict=False)
         except (TypeError, ValueError) as exc:
             err(("auth", "local", "trustedProxies", i), f"{cidr!r} is not an address range: {exc}")
+
+    for i, entry in enumerate(_list(_map(data.get("launchLinks")).get("allowedRepos"))):
+        try:  # the link's own grammar: an entry it cannot parse would admit nothing, or too much
+            grammar.parse_repo(entry, "allowed repository")
+        except grammar.GrammarError as exc:
+            err(("launchLinks", "allowedRepos", i), str(exc))
 
     out += digest_problems(data)
     out += origins.problems(data)  # hub.subdomainHost and the Ingress serving it
