@@ -6,10 +6,14 @@ PYTEST := $(VENV)/python -m pytest
 VALUES ?= config/values.yaml
 PORT ?= 8000
 
-.PHONY: setup test lint test-unit test-chart test-integration test-browser test-cluster screenshots demo schema bench
+.PHONY: setup setup-demo test lint test-unit test-chart test-integration test-browser test-cluster screenshots demo schema bench
 
 setup:
 	@scripts/setup.sh
+
+# Only what `make demo` needs: the hub's Python venv and the Node proxy (no apt, no Go builds).
+setup-demo:
+	@scripts/setup.sh --demo
 
 # Every tier in one pytest run (one summary line), after lint. Tiers can also run alone below.
 test: setup lint .venv-nca/stamp
@@ -67,5 +71,5 @@ bench:
 	$(VENV)/python benchmarks/upgrade_downtime_bench.py
 	$(VENV)/python benchmarks/usage_bench.py
 
-demo: setup
+demo: setup-demo
 	$(VENV)/teamhub demo --values $(VALUES) --port $(PORT)

@@ -2,8 +2,17 @@
 # Bring this machine to a state where `make test` and `make demo` work, installing everything pinned
 # into ignored folders (.venv/, .tools/, node_modules/). Idempotent: each step is skipped when a stamp
 # shows its inputs have not changed, so a second run takes seconds.
+#
+# `setup.sh --demo` (make setup-demo, what `make demo` runs) installs only what the demo needs: the hub's
+# Python venv and the Node proxy. Everything else here is for `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+DEMO_ONLY=0
+case "${1:-}" in
+  --demo) DEMO_ONLY=1 ;;
+  "") ;;
+  *) echo "usage: scripts/setup.sh [--demo]" >&2; exit 2 ;;
+esac
 ROOT=$PWD
 TOOLS=$ROOT/.tools
 STAMPS=$TOOLS/stamps
@@ -35,7 +44,7 @@ apt_needed=()
 for pkg in chromium postgresql git; do
   dpkg -s "$pkg" >/dev/null 2>&1 || apt_needed+=("$pkg")
 done
-if [ ${#apt_needed[@]} -gt 0 ]; then
+if [ ${#apt_needed[@]} -gt 0 ] && [ "$DEMO_ONLY" = 0 ]; then
   say "installing Debian packages: ${apt_needed[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi
   $SUDO apt-get update -qq
@@ -59,6 +68,11 @@ if fresh node package.json package-lock.json; then
   say "installing the Node tools: configurable-http-proxy, oidc-provider for the tests (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
   stamp node
+fi
+
+if [ "$DEMO_ONLY" = 1 ]; then
+  say "demo setup complete (make setup installs the test tools too)"
+  exit 0
 fi
 
 # Go builds below run one at a time with at most two compile jobs: the machine's cores are shared.

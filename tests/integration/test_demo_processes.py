@@ -5,6 +5,7 @@ killed with SIGKILL left running."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import psutil
 import pytest
 from hubprocess import ROOT, HubProcess, demo_passwords
 from support import tree_env
-from teamhub.cli.demo import free_port
+from teamhub.cli.demo import PROCESS_FILE, free_port
 
 VALUES = ROOT / "config" / "values.yaml"
 
@@ -67,6 +68,20 @@ class Demo:
             time.sleep(0.3)
         return found
 
+    def wait_recorded(self, procs: dict[str, psutil.Process], timeout: float = 60) -> None:
+        """Until the demo's process file names every one of procs (what a killed demo's next start reads)."""
+        path = self.state / PROCESS_FILE
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                known = {int(pid) for pid in json.loads(path.read_text())}
+            except (FileNotFoundError, ValueError):
+                known = set()
+            if {p.pid for p in procs.values()} <= known:
+                return
+            assert time.monotonic() < end, f"{path} never named {procs}:\n{self.text()}"
+            time.sleep(0.2)
+
 
 def alive(p: psutil.Process) -> bool:
     try:
@@ -113,7 +128,7 @@ def test_a_killed_hub_takes_its_proxy_and_culler_with_it(tmp_path, leftovers):
     demo = Demo(tmp_path).start()
     procs = demo.wait_roles({"hub", "proxy", "culler"})
     leftovers.extend(procs.values())
-    time.sleep(1)  # the demo has written down every process
+    demo.wait_recorded(procs)
     procs["hub"].kill()
     assert demo.proc.wait(60) != 0
     assert_all_gone(procs)
@@ -124,11 +139,10 @@ def test_the_next_start_ends_what_a_killed_demo_left(tmp_path, leftovers):
     demo = Demo(tmp_path).start()
     procs = demo.wait_roles({"hub", "proxy", "culler"})
     leftovers.extend(procs.values())
-    time.sleep(1)  # the demo has written down every process
+    demo.wait_recorded(procs)
     demo.proc.kill()  # the demo and its hub die at once (a closed terminal, the OOM killer)
     procs["hub"].kill()
     demo.proc.wait(10)
-    time.sleep(1)
     assert alive(procs["proxy"]) and alive(procs["culler"])  # left behind
 
     again = Demo(tmp_path).start()
