@@ -31,11 +31,8 @@ MIGRATIONS = [
         f"CREATE INDEX IF NOT EXISTS ix_{TABLE}_team_open ON {TABLE} (team, ended)",  # a team's running servers
     ]),
 ]
-# How long a sum over closed records is reused. Records leaving the window meanwhile still count for at most
-# this long: a budget comes back up to a minute late, never early.
-CACHE_SECONDS = 60
-# How often a running server's `last_seen` is written: the hub polls every server every 15 s
-# (sessions.POLL_SECONDS), and a commit per poll per server was the store's main cost. A server found gone
+# How often a running server's `last_seen` is written: the hub polls every server every few seconds
+# (sessions.budgetCheckSeconds), and a commit per poll per server was the store's main cost. A server found gone
 # ends at most this much earlier than it really stopped; a start's first confirmation is always written
 # (close_unconfirmed reads it).
 SEEN_EVERY = 60
@@ -75,22 +72,29 @@ def migrate(url: str) -> int:
 
 @dataclass
 class Store:
-    """The hub's writer (one per hub process)."""
+    """The hub's writer (one per hub process). Its writes keep `ledger` (usage/ledger.py) in step, so what the
+    hub reads often (metrics, budgets) comes from memory."""
 
     url: str
 
     def __post_init__(self):
         self.engine = make_engine(self.url)
-        # Sums over closed records (they no longer change), by key, for CACHE_SECONDS: the budget check at every
-        # start and poll stays cheap with many records. Cleared whenever this hub closes a record.
-        self._cache: dict = {}
         self._seen: dict = {}  # open record -> the last `last_seen` written
+        self._ledger = None
 
-    def cached(self, key, now: float, compute):
-        hit = self._cache.get(key)
-        if hit is None or not (hit[0] <= now < hit[0] + CACHE_SECONDS):
-            hit = self._cache[key] = (now, compute())
-        return hit[1]
+    @property
+    def ledger(self):
+        """Restored from the database at first use (the hub calls `restore` at start, before it serves)."""
+        if self._ledger is None:
+            self.restore()
+        return self._ledger
+
+    def restore(self) -> None:
+        from .ledger import Ledger
+
+        ledger = Ledger(self.engine)
+        ledger.restore()
+        self._ledger = ledger
 
     def _run(self, sql: str, params: dict):
         from sqlalchemy import text
@@ -101,36 +105,48 @@ class Store:
     def open(self, now: float, **fields) -> int:
         from sqlalchemy import text
 
+        from .ledger import Rec
+
+        ledger = self.ledger
         params = {k: fields.get(k) for k in COLUMNS if k != "started"}
         params["started"] = now
         cols = ", ".join(COLUMNS)
         marks = ", ".join(f":{c}" for c in COLUMNS)
         with self.engine.begin() as con:
             if self.engine.dialect.name == "postgresql":
-                return con.execute(text(f"INSERT INTO {TABLE} ({cols}) VALUES ({marks}) RETURNING id"), params).scalar_one()
-            return con.execute(text(f"INSERT INTO {TABLE} ({cols}) VALUES ({marks})"), params).lastrowid
+                record = con.execute(text(f"INSERT INTO {TABLE} ({cols}) VALUES ({marks}) RETURNING id"), params).scalar_one()
+            else:
+                record = con.execute(text(f"INSERT INTO {TABLE} ({cols}) VALUES ({marks})"), params).lastrowid
+        ledger.opened(record, Rec(params["server"], params["team"], params["resource"], params["accelerator"],
+                                  int(params["gpus"] or 0), params["cpu"], now))
+        return record
 
     def seen(self, record: int, now: float) -> None:
         written = self._seen.get(record)
         if written is not None and 0 <= now - written < SEEN_EVERY:
             return
+        ledger = self.ledger
         self._run(f"UPDATE {TABLE} SET last_seen = :now WHERE id = :id AND ended IS NULL", {"now": now, "id": record})
         self._seen[record] = now
+        ledger.seen(record, now)
 
     def close(self, record: int, now: float, reason: str, at_last_seen: bool = False) -> bool:
         """Close an open record (a closed one stays as it is); True when this call closed it."""
         assert reason in REASONS, reason
+        ledger = self.ledger
         end = "COALESCE(last_seen, started)" if at_last_seen else ":now"
         result = self._run(f"UPDATE {TABLE} SET ended = {end}, end_reason = :reason WHERE id = :id AND ended IS NULL",
                            {"now": now, "reason": reason, "id": record})
-        self._cache.clear()
         self._seen.pop(record, None)
+        if result.rowcount == 1:
+            ledger.closed(record, None if at_last_seen else now, reason)
         return result.rowcount == 1
 
     def close_unconfirmed(self) -> int:
-        """At hub start: records never seen running (the hub died while they were starting) end as lost."""
+        """At hub start, before the ledger is restored: records never seen running (the hub died while they were
+        starting) end as lost."""
         result = self._run(f"UPDATE {TABLE} SET ended = started, end_reason = 'lost' WHERE ended IS NULL AND last_seen IS NULL", {})
-        self._cache.clear()
+        self._ledger = None  # restored again at next use
         return result.rowcount
 
     def get(self, record: int) -> dict | None:
