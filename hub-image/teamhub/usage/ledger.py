@@ -164,7 +164,8 @@ class Ledger:
             with self._lock:
                 window = self.windows[key] = Window(self._sum(key, now, *snapshot), now, *snapshot)
         elif not (window.at <= now < window.at + CACHE_SECONDS):
-            self._refresh(now)
+            self._refresh(now)  # in a worker thread under the hub's loop: this check still reads the stale sum
+            window = self.windows[key]
         return window
 
     def _snapshot(self) -> tuple[frozenset, int]:

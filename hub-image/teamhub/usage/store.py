@@ -39,12 +39,12 @@ SEEN_EVERY = 60
 COLUMNS = ("server", "person", "team", "resource", "accelerator", "gpus", "gpu_kind", "cpu", "memory", "started")
 
 
-def make_engine(url: str):
+def make_engine(url: str, busy_timeout: float = 30):
     from sqlalchemy import create_engine
 
     sqlite = url.startswith("sqlite")
     # SQLite: wait for JupyterHub's own writes instead of failing at once.
-    return create_engine(url, connect_args={"timeout": 30} if sqlite else {"connect_timeout": 10})
+    return create_engine(url, connect_args={"timeout": busy_timeout} if sqlite else {"connect_timeout": 10})
 
 
 def migrate(url: str) -> int:
@@ -76,9 +76,10 @@ class Store:
     hub reads often (metrics, budgets) comes from memory."""
 
     url: str
+    busy_timeout: float = 30  # seconds a SQLite write waits for JupyterHub's (tests make it short)
 
     def __post_init__(self):
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, self.busy_timeout)
         self._seen: dict = {}  # open record -> the last `last_seen` written
         self._ledger = None
 
