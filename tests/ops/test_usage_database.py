@@ -59,7 +59,7 @@ def check_totals(url: str) -> None:
 
 def test_sqlite_migrated_with_the_hub_database_and_totals(tmp_path):
     result = migrate.prepare({}, tmp_path)
-    assert store.migrate(result.url) == 1  # idempotent: already there
+    assert store.migrate(result.url) == 2  # idempotent: already there
     fill(result.url)
     check_totals(result.url)
     backup = backups.backup(settings.backend({}, tmp_path))
@@ -72,7 +72,7 @@ def test_postgres_migrated_backed_up_and_read_by_url(pg, tmp_path):  # noqa: F81
     pg.createdb("usage")
     env = {"TEAMHUB_DB_PASSWORD": pg.password}
     result = migrate.prepare(pg_values(pg, "usage"), tmp_path, env=env)
-    assert pg.psql("usage", "SELECT MAX(version) FROM teamhub_usage_version") == "1"
+    assert pg.psql("usage", "SELECT MAX(version) FROM teamhub_usage_version") == "2"
     fill(result.url)
     check_totals(result.url)
     s = settings.backend(pg_values(pg, "usage"), tmp_path, env)
@@ -366,5 +366,51 @@ def test_a_budget_check_on_a_locked_database_is_a_503_with_a_sentence(tmp_path):
         lock.close()
     try:
         assert record.budget_cap(spawner, launch) > T0  # the lock gone: the check answers again
+    finally:
+        s.dispose()
+
+
+def test_the_daily_summaries_give_the_same_totals_as_the_records(tmp_path):
+    """Issue 24: the admins' page reads whole days from `teamhub_usage_daily` (kept by every close, filled by
+    migration 2) and only the partial days and open records from the records. For records crossing midnights,
+    failed starts, lost ones and open ones, and periods starting at, before and inside a day, both agree."""
+    import random
+
+    from sqlalchemy import text
+    from teamhub.usage import daily
+
+    url = migrate.prepare({}, tmp_path).url
+    s = store.Store(url)
+    rnd = random.Random(24)
+    day0 = (T0 // DAY) * DAY
+    try:
+        for i in range(300):
+            started = day0 + rnd.uniform(-2 * DAY, 5 * DAY)
+            r = s.open(started, server=f"local:p{i % 7}/", person=f"local:p{i % 7}", team=rnd.choice(("cv", "nlp", None)),
+                       resource=rnd.choice(("cpu", "gpu")), accelerator=rnd.choice((None, "mi300x")), gpus=rnd.choice((0, 1, 2)),
+                       cpu=rnd.choice((None, 1.0, 4.0)))
+            kind = rnd.random()
+            if kind < 0.1:
+                continue  # still running
+            if kind < 0.2:
+                s.seen(r, started + rnd.uniform(0, DAY))
+                s.close(r, started + 2 * DAY, "lost", at_last_seen=True)
+            else:
+                s.close(r, started + rnd.uniform(0, 1.5 * DAY), "failed-start" if kind < 0.3 else "stopped")
+        now = day0 + 7 * DAY
+        engine = store.make_engine(url)
+        with engine.connect() as con:
+            for start, end in ((day0, day0 + 3 * DAY), (day0 - 0.3 * DAY, day0 + 2.5 * DAY), (day0 + 0.2 * DAY, day0 + 0.7 * DAY),
+                               (day0 + 0.5 * DAY, day0 + DAY), (day0 - 3 * DAY, now), (day0 + DAY, day0 + 1.5 * DAY)):
+                period = totals.Period(start, end, now)
+                for by in (("team",), ("person", "resource", "accelerator", "team"), ()):
+                    want = totals.query(con, period, by)
+                    got = daily.query(con, period, by, s.ledger.longest)
+                    assert got == [pytest.approx(w, abs=2e-4) for w in want], (start - day0, end - day0, by)
+            summed = con.execute(text(f"SELECT SUM(server_seconds) FROM {daily.DAILY}")).scalar()
+            daily.rebuild(con)  # what migration 2 makes of the same records
+            assert con.execute(text(f"SELECT SUM(server_seconds) FROM {daily.DAILY}")).scalar() == pytest.approx(summed)
+        engine.dispose()
+        assert store.migrate(url) == 2
     finally:
         s.dispose()

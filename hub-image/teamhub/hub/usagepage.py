@@ -3,7 +3,7 @@
 Served by the hub like the launch page (its own template, no external assets), linked from the hub's
 navigation for admins (page.html). What it shows comes from what the hub already keeps: the quota book
 (servers and GPUs in use now), the budgets' standing (budget.overview), the spawners' teamhub_info
-(resource, accelerator, deadline) and the usage records (totals.read, in a worker thread). The team rows'
+(resource, accelerator, deadline) and the usage records (the store's daily summaries, usage/daily.py, in a worker thread). The team rows'
 budgets come from the usage ledger in memory (usage/ledger.py). The stop buttons call JupyterHub's
 own REST API with the admin's session and xsrf token, so stopping needs the admin's own `admin:servers`.
 `?format=csv` downloads the totals. Everyone else gets a 403 page with one sentence.
@@ -103,7 +103,7 @@ class UsageAdminHandler(BaseHandler):
             error, (period, by) = str(exc), period_from({}, now)
             self.set_status(400)
         # The period's totals read many records: in a worker thread, so the hub answers everyone meanwhile.
-        rows = await asyncio.get_running_loop().run_in_executor(None, totals.read, store, period, by) if store is not None else []
+        rows = await asyncio.get_running_loop().run_in_executor(None, store.totals, period, by) if store is not None else []
         if args["format"] == "csv" and error is None:
             self.set_header("Content-Type", "text/csv; charset=utf-8")
             self.set_header("Content-Disposition", f'attachment; filename="usage-{day(period.start)}-{day(period.end)}.csv"')

@@ -72,6 +72,7 @@ class Ledger:
         self.counters: dict[tuple, list] = {}  # (team, resource) -> [server-seconds, GPU-seconds] of closed records
         self.windows: dict[tuple, Window] = {}
         self.max_id = 0
+        self.longest = 0.0  # seconds: no closed record lasted longer (daily.query bounds its scans with it)
         self.changes = 0  # grows at every open and close (callers cache on it)
         self._refreshing = False
         self._lock = threading.Lock()  # the sync first sum of a window vs. a refresh thread's apply
@@ -90,6 +91,7 @@ class Ledger:
                     "WHERE ended IS NOT NULL AND (end_reason IS NULL OR end_reason != 'failed-start') GROUP BY team, resource")):
                 self.counters[(team or "", res)] = [float(sec or 0), float(gsec or 0)]
             self.max_id = int(con.execute(text(f"SELECT MAX(id) FROM {TABLE}")).scalar() or 0)
+            self.longest = float(con.execute(text(f"SELECT MAX(ended - started) FROM {TABLE} WHERE ended IS NOT NULL")).scalar() or 0)
 
     # --- the store's writes ------------------------------------------------------------------------
     def opened(self, record: int, rec: Rec) -> None:
@@ -109,6 +111,7 @@ class Ledger:
             return
         rec.ended = ended if ended is not None else (rec.last_seen if rec.last_seen is not None else rec.started)
         rec.failed = reason == "failed-start"
+        self.longest = max(self.longest, rec.ended - rec.started)
         if not rec.failed:
             c = self.counters.setdefault((rec.team or "", rec.resource), [0.0, 0.0])
             c[0] += rec.ended - rec.started

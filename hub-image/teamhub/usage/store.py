@@ -30,6 +30,7 @@ MIGRATIONS = [
         f"CREATE INDEX IF NOT EXISTS ix_{TABLE}_team ON {TABLE} (team, started)",
         f"CREATE INDEX IF NOT EXISTS ix_{TABLE}_team_open ON {TABLE} (team, ended)",  # a team's running servers
     ]),
+    (2, ["daily"]),  # the daily summaries of closed records (usage/daily.py), filled from the records there are
 ]
 # How often a running server's `last_seen` is written: the hub polls every server every few seconds
 # (sessions.budgetCheckSeconds), and a commit per poll per server was the store's main cost. A server found gone
@@ -62,7 +63,14 @@ def migrate(url: str) -> int:
                 if version <= current:
                     continue
                 for sql in statements:
-                    con.execute(text(sql.format(ident=ident)))
+                    if sql == "daily":
+                        from . import daily
+
+                        for create in daily.CREATE:
+                            con.execute(text(create))
+                        daily.rebuild(con)
+                    else:
+                        con.execute(text(sql.format(ident=ident)))
                 con.execute(text(f"INSERT INTO {VERSION_TABLE} (version) VALUES (:v)"), {"v": version})
                 current = version
         return current
@@ -134,10 +142,17 @@ class Store:
     def close(self, record: int, now: float, reason: str, at_last_seen: bool = False) -> bool:
         """Close an open record (a closed one stays as it is); True when this call closed it."""
         assert reason in REASONS, reason
+        from sqlalchemy import text
+
+        from . import daily
+
         ledger = self.ledger
         end = "COALESCE(last_seen, started)" if at_last_seen else ":now"
-        result = self._run(f"UPDATE {TABLE} SET ended = {end}, end_reason = :reason WHERE id = :id AND ended IS NULL",
-                           {"now": now, "reason": reason, "id": record})
+        with self.engine.begin() as con:
+            result = con.execute(text(f"UPDATE {TABLE} SET ended = {end}, end_reason = :reason WHERE id = :id AND ended IS NULL"),
+                                 {"now": now, "reason": reason, "id": record})
+            if result.rowcount == 1:
+                daily.summarize(con, [record])  # the admins' page reads closed records from the daily summaries
         self._seen.pop(record, None)
         if result.rowcount == 1:
             ledger.closed(record, None if at_last_seen else now, reason)
@@ -146,9 +161,25 @@ class Store:
     def close_unconfirmed(self) -> int:
         """At hub start, before the ledger is restored: records never seen running (the hub died while they were
         starting) end as lost."""
-        result = self._run(f"UPDATE {TABLE} SET ended = started, end_reason = 'lost' WHERE ended IS NULL AND last_seen IS NULL", {})
+        from sqlalchemy import text
+
+        from . import daily
+
+        with self.engine.begin() as con:
+            ids = [r[0] for r in con.execute(text(f"SELECT id FROM {TABLE} WHERE ended IS NULL AND last_seen IS NULL"))]
+            if ids:
+                con.execute(text(f"UPDATE {TABLE} SET ended = started, end_reason = 'lost' "
+                                 f"WHERE id IN ({', '.join(str(int(i)) for i in ids)})"))
+                daily.summarize(con, ids)
         self._ledger = None  # restored again at next use
-        return result.rowcount
+        return len(ids)
+
+    def totals(self, period, by: tuple) -> list[dict]:
+        """totals.query's rows from the daily summaries (the admins' page runs this in a worker thread)."""
+        from . import daily
+
+        with self.engine.connect() as con:
+            return daily.query(con, period, by, self.ledger.longest)
 
     def get(self, record: int) -> dict | None:
         from sqlalchemy import text

@@ -73,12 +73,6 @@ def query(con, period: Period, by: tuple = ("team",), where: str = "", params: d
     return out
 
 
-def read(store, period: Period, by: tuple) -> list[dict]:
-    """`query` on a connection of the hub's store (the admins' page runs this in a worker thread)."""
-    with store.engine.connect() as con:
-        return query(con, period, by)
-
-
 def render(rows: list[dict], by: tuple, fmt: str) -> str:
     columns = [*by, *FIELDS]
     if fmt == "json":
