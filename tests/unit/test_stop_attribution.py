@@ -56,9 +56,8 @@ def test_the_idle_culler_is_known_by_its_service_not_by_last_activity(monkeypatc
 
 
 def test_the_culler_service_is_the_one_configured():
-    from traitlets.config import Config
-
     from teamhub.hub import config
+    from traitlets.config import Config
 
     c = Config()
     c.JupyterHub.services, c.JupyterHub.load_roles = [], []
