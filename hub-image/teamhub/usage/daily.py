@@ -2,7 +2,7 @@
 
 `totals.query` groups every record of a period: over a term of records (10^6) the page took seconds. Here a
 closed record is added, when it closes (in the same transaction), to one row per UTC day it overlaps and per
-(team, person, resource, accelerator): its seconds inside that day (server, GPU, CPU-core), and whether it
+(team, resource, accelerator): its seconds inside that day (server, GPU, CPU-core), and whether it
 started that day or was carried in from an earlier one. A period's totals (`query`) are then:
 - whole days inside the period from this table (sessions: those started on these days, plus those carried into
   the first one when the period starts at midnight);
@@ -11,6 +11,7 @@ started that day or was carried in from an earlier one. A period's totals (`quer
   edge when it started there;
 - the open records (few, `ended` index) over the whole period, up to now.
 Each record counts once, for its part inside the period: the same answer as `totals.query` (tests hold them equal).
+Grouped by person, the page reads the records (`totals.query`): per person, days do not shrink a term.
 """
 
 from __future__ import annotations
@@ -20,27 +21,35 @@ from collections import defaultdict
 
 from .store import TABLE
 
+# Without the person: a few rows a day, whatever the number of records. Totals grouped by person are as many
+# rows as records, nearly, so those come from the records themselves (totals.query: measured faster).
 DAILY = "teamhub_usage_daily"
 DAY = 86400
-KEYS = ("team", "person", "resource", "accelerator")  # '' for None: a unique index treats NULLs as distinct
+KEYS = ("team", "resource", "accelerator")  # '' for None: a unique index treats NULLs as distinct
 VALUES = ("gpu_seconds", "server_seconds", "cpu_seconds", "started_sessions", "carried_sessions", "started_failed",
           "carried_failed")
-CREATE = [
-    f"CREATE TABLE IF NOT EXISTS {DAILY} (day DOUBLE PRECISION NOT NULL, team VARCHAR(255) NOT NULL, "
-    "person VARCHAR(255) NOT NULL, resource VARCHAR(255) NOT NULL, accelerator VARCHAR(255) NOT NULL, "
-    "gpu_seconds DOUBLE PRECISION NOT NULL DEFAULT 0, server_seconds DOUBLE PRECISION NOT NULL DEFAULT 0, "
-    "cpu_seconds DOUBLE PRECISION NOT NULL DEFAULT 0, started_sessions INTEGER NOT NULL DEFAULT 0, "
-    "carried_sessions INTEGER NOT NULL DEFAULT 0, started_failed INTEGER NOT NULL DEFAULT 0, "
-    "carried_failed INTEGER NOT NULL DEFAULT 0)",
-    f"CREATE UNIQUE INDEX IF NOT EXISTS ix_{DAILY}_key ON {DAILY} (day, team, person, resource, accelerator)",
-]
-RECORD = "team, person, resource, accelerator, gpus, cpu, started, ended, end_reason"
 
 
-def rows_of(team, person, resource, accelerator, gpus, cpu, started, ended, reason) -> list[tuple]:
+def _create(table: str, keys: tuple) -> list[str]:
+    return [
+        f"CREATE TABLE IF NOT EXISTS {table} (day DOUBLE PRECISION NOT NULL, "
+        + "".join(f"{k} VARCHAR(255) NOT NULL, " for k in keys)
+        + "gpu_seconds DOUBLE PRECISION NOT NULL DEFAULT 0, server_seconds DOUBLE PRECISION NOT NULL DEFAULT 0, "
+        "cpu_seconds DOUBLE PRECISION NOT NULL DEFAULT 0, started_sessions INTEGER NOT NULL DEFAULT 0, "
+        "carried_sessions INTEGER NOT NULL DEFAULT 0, started_failed INTEGER NOT NULL DEFAULT 0, "
+        "carried_failed INTEGER NOT NULL DEFAULT 0)",
+        f"CREATE UNIQUE INDEX IF NOT EXISTS ix_{table}_key ON {table} (day, {', '.join(keys)})",
+    ]
+
+
+CREATE = _create(DAILY, KEYS)
+RECORD = "team, resource, accelerator, gpus, cpu, started, ended, end_reason"
+
+
+def rows_of(team, resource, accelerator, gpus, cpu, started, ended, reason) -> list[tuple]:
     """A closed record as (day, keys..., values...) rows, one per UTC day it overlaps (one for a zero-length one)."""
     failed = reason == "failed-start"
-    keys = (team or "", person, resource, accelerator or "")
+    keys = (team or "", resource, accelerator or "")
     first = math.floor(started / DAY) * DAY
     out, day = [], first
     while True:
@@ -53,8 +62,18 @@ def rows_of(team, person, resource, accelerator, gpus, cpu, started, ended, reas
             return out
 
 
+def _merged(rows) -> list[tuple]:
+    acc: dict = defaultdict(lambda: [0.0, 0.0, 0.0, 0, 0, 0, 0])
+    for row in rows:
+        a = acc[row[:-len(VALUES)]]
+        for i, v in enumerate(row[-len(VALUES):]):
+            a[i] += v
+    return [(*k, *v) for k, v in acc.items()]
+
+
 def add(con, rows: list[tuple]) -> None:
-    """Add rows to the table (SQLite and PostgreSQL alike: INSERT ... ON CONFLICT DO UPDATE)."""
+    """Add (day, team, resource, accelerator, values...) rows (SQLite and PostgreSQL alike: INSERT ... ON CONFLICT
+    DO UPDATE)."""
     from sqlalchemy import text
 
     if not rows:
@@ -63,7 +82,7 @@ def add(con, rows: list[tuple]) -> None:
     sql = (f"INSERT INTO {DAILY} ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)}) "
            f"ON CONFLICT (day, {', '.join(KEYS)}) DO UPDATE SET "
            + ", ".join(f"{v} = {DAILY}.{v} + excluded.{v}" for v in VALUES))
-    con.execute(text(sql), [dict(zip(cols, r, strict=True)) for r in rows])
+    con.execute(text(sql), [dict(zip(cols, r, strict=True)) for r in _merged(rows)])
 
 
 def summarize(con, ids: list[int]) -> None:
@@ -83,13 +102,9 @@ def rebuild(con) -> None:
     from sqlalchemy import text
 
     con.execute(text(f"DELETE FROM {DAILY}"))
-    acc: dict = defaultdict(lambda: [0.0, 0.0, 0.0, 0, 0, 0, 0])
-    for rec in con.execute(text(f"SELECT {RECORD} FROM {TABLE} WHERE ended IS NOT NULL")):
-        for row in rows_of(*rec):
-            a = acc[row[:5]]
-            for i, v in enumerate(row[5:]):
-                a[i] += v
-    add(con, [(*k, *v) for k, v in acc.items()])
+    result = con.execute(text(f"SELECT {RECORD} FROM {TABLE} WHERE ended IS NOT NULL"))
+    while chunk := result.fetchmany(50_000):  # in chunks: a term of records does not fit in memory at once
+        add(con, [row for rec in chunk for row in rows_of(*rec)])
 
 
 def max_length(con) -> float:
@@ -105,6 +120,8 @@ def query(con, period, by: tuple, longest: float) -> list[dict]:
 
     from . import totals
 
+    if "person" in by:
+        return totals.query(con, period, by)
     for g in by:
         if g not in totals.GROUPS:
             raise ValueError(f"cannot group by {g!r}; choose from {', '.join(totals.GROUPS)}")
