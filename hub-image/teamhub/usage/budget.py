@@ -89,18 +89,29 @@ def returns_at(engine, team: str, budget, need: float, now: float) -> float | No
     if target < 0:
         return None
     lo, hi = now, max(e for _, e, _ in rows) + window
-    for _ in range(50):  # used() only falls as t grows
+    while hi - lo > 0.5:  # used() only falls as t grows; to the second the sentence shows
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if used(mid) > target else (lo, mid)
     return hi
 
 
+# (team, kind, days, need) -> (ledger changes, now, the computation): the refusals of a burst of starts share one
+_returns: dict = {}
+
+
 async def explain(s, exc: Exhausted) -> RequestRefused:
-    """The refusal with when the budget returns (computed in a worker thread: it reads the team's records)."""
+    """The refusal with when the budget returns (computed in a worker thread: it reads the team's records; shared
+    by the refusals that follow while no record opened or closed, for up to a minute)."""
     from ..hub.sessions import iso
 
-    when = await asyncio.get_running_loop().run_in_executor(
-        None, returns_at, s.engine, exc.team.key, exc.standing.budget, exc.need, exc.now)
+    b, loop = exc.standing.budget, asyncio.get_running_loop()
+    key, changes = (id(s), exc.team.key, b.kind, b.window_days, exc.need), s.ledger.changes
+    hit = _returns.get(key)
+    if (hit is None or hit[0] != changes or not (hit[1] <= exc.now < hit[1] + 60) or hit[2].cancelled()
+            or hit[2].get_loop() is not loop):
+        future = loop.run_in_executor(None, returns_at, s.engine, exc.team.key, b, exc.need, exc.now)
+        hit = _returns[key] = (changes, exc.now, future)
+    when = await asyncio.shield(hit[2])
     back = f"Budget returns at {iso(when)} as older usage leaves the window" if when else "Ask an admin for more"
     return RequestRefused(403, f"{exc.message} {back}. Choose an environment that does not draw on this budget, or try again later.")
 
