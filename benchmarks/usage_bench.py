@@ -5,7 +5,8 @@ hub (teamhub's jupyterhub_config.py, local mode, its SQLite database filled befo
 while a thread polls GET /hub/health every 20 ms:
 - `GET /hub/metrics` (the ServiceMonitor's scrape), median of 10;
 - the admins' `GET /hub/usage` by team, median of 5, and by person,resource,accelerator,team, median of 3;
-- the longest /hub/health answer while each of those ran.
+- the longest /hub/health answer while each of those ran;
+- the floor: GET /hub/api/user with the same token (what any authenticated request costs on this machine now).
 Targets: scrape < 50 ms at 10^6; no /hub/health answer over 100 ms at any size.
 The baseline, measured in the same run on the same database: the SQL the hub ran on its event loop before
 the ledger (the collector's two queries per scrape, the page's totals query) timed in this process. Then the
@@ -169,10 +170,10 @@ def measure(n: int) -> None:
             token = {"Authorization": f"token {hub.token(admin, 'local:ada')}"}
             health = HealthPoller(hub.url)
             figures = {}
-            for name, path, repeat in (("scrape", "/hub/metrics", 10), ("team", "/hub/usage?by=team", 5),
+            for name, path, repeat in (("floor", "/hub/api/user", 10), ("scrape", "/hub/metrics", 10), ("team", "/hub/usage?by=team", 5),
                                        ("person", "/hub/usage?by=person,resource,accelerator,team", 3)):
                 get = (lambda p=path: httpx.get(f"{hub.url}{p}", headers=token, timeout=120).raise_for_status()) \
-                    if name == "scrape" else (lambda p=path: admin.get(p).raise_for_status())
+                    if name in ("floor", "scrape") else (lambda p=path: admin.get(p).raise_for_status())
                 get()  # warm
                 health.reset()
                 figures[name] = (timed(get, repeat), health.longest())
@@ -182,6 +183,8 @@ def measure(n: int) -> None:
             hub.stop()
     print(f"\n{n:,} records (filled in {filled:.1f} s; daily summaries as migration 2 makes them {summarized:.1f} s; "
           f"hub start {started:.1f} s)")
+    print(f"  {'floor: GET /hub/api/user, same token':<52} median {figures['floor'][0] * 1000:8.1f} ms   (what any "
+          "authenticated request costs here now)")
     for name, label in (("scrape", "GET /hub/metrics"), ("team", "GET /hub/usage by team"),
                         ("person", "GET /hub/usage by person,resource,accelerator,team")):
         median, longest = figures[name]
