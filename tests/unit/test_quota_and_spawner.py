@@ -374,6 +374,35 @@ def test_a_start_still_pending_when_the_team_budget_runs_out_is_stopped(tmp_path
         s.dispose()
 
 
+def test_a_budget_the_hub_cannot_read_refuses_the_start_with_503(tmp_path):
+    """Issue 24: a locked database during the budget check made JupyterHub answer "400 Invalid user options";
+    now the start is refused with a 503 and a sentence (JupyterHub passes an HTTPError through), and the
+    team's quota hold is given back."""
+    import sqlite3
+
+    from teamhub.usage import record, store
+
+    path = tmp_path / "values.yaml"
+    path.write_text(QUOTA_VALUES.replace("quota: {maxServers: 2, maxGpus: 1}", "quota: {maxGpus: 1, gpuHours: {amount: 5}}"))
+    c = configured(path)
+    url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+    store.migrate(url)
+    s = store.Store(url, busy_timeout=0.2)
+    lock = sqlite3.connect(tmp_path / "hub.sqlite")
+    lock.execute("BEGIN EXCLUSIVE")  # a long write of JupyterHub's holds the database
+    try:
+        sp = spawner_for(c, "local:u1")
+        sp.teamhub.usage = s
+        with pytest.raises(web.HTTPError) as info:
+            asyncio.run(sp.teamhub_apply({"resource": "gpu"}))
+        assert info.value.status_code == 503 and info.value.jupyterhub_message == record.UNREADABLE
+        assert runtime(c).quota.usage("lab").gpus == 0
+    finally:
+        lock.rollback()
+        lock.close()
+        s.dispose()
+
+
 def test_a_local_server_that_exits_while_starting_fails_its_start_at_once(quota_config, monkeypatch):
     """Local mode waits for the server inside start() (so the budget watch covers its boot): a process that exits
     meanwhile must fail the start with a sentence at once, not after http_timeout on a dead port."""
