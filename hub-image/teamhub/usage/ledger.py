@@ -86,12 +86,15 @@ class Ledger:
             for row in con.execute(text(f"SELECT id, server, team, resource, accelerator, gpus, cpu, started, last_seen FROM {TABLE} "
                                         "WHERE ended IS NULL")):
                 self.open[row[0]] = Rec(*row[1:])
-            for team, res, sec, gsec in con.execute(text(
-                    f"SELECT team, resource, SUM({secs}), SUM({secs} * gpus) FROM {TABLE} "
-                    "WHERE ended IS NOT NULL AND (end_reason IS NULL OR end_reason != 'failed-start') GROUP BY team, resource")):
-                self.counters[(team or "", res)] = [float(sec or 0), float(gsec or 0)]
+            # one pass over the closed records: the counters, and the longest record (failed starts included)
+            ran = "CASE WHEN end_reason = 'failed-start' THEN 0 ELSE 1 END"
+            for team, res, n, sec, gsec, longest in con.execute(text(
+                    f"SELECT team, resource, SUM({ran}), SUM({secs} * {ran}), SUM({secs} * gpus * {ran}), MAX(ended - started) "
+                    f"FROM {TABLE} WHERE ended IS NOT NULL GROUP BY team, resource")):
+                if n:  # failed starts alone charge nothing and make no series
+                    self.counters[(team or "", res)] = [float(sec or 0), float(gsec or 0)]
+                self.longest = max(self.longest, float(longest or 0))
             self.max_id = int(con.execute(text(f"SELECT MAX(id) FROM {TABLE}")).scalar() or 0)
-            self.longest = float(con.execute(text(f"SELECT MAX(ended - started) FROM {TABLE} WHERE ended IS NOT NULL")).scalar() or 0)
 
     # --- the store's writes ------------------------------------------------------------------------
     def opened(self, record: int, rec: Rec) -> None:
