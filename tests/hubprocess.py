@@ -170,10 +170,10 @@ class HubProcess:
         raise TimeoutError(f"server of {username} not ready:\n{self.log()[-3000:]}")
 
 
-def clock_hub(state: Path, password: str, teams: dict | None = None, edit=None) -> HubProcess:
-    """A started hub on config/values.yaml with the test clock (TEAMHUB_TEST_CLOCK_FILE, its file at `.clock_file`):
-    every local account's password is `password`, `teams` adds accounts ({name: [team, ...]}), `edit(values)`
-    changes the rest. The caller stops it."""
+def clock_hub(state: Path, password: str, teams: dict | None = None, edit=None, clock: bool = True) -> HubProcess:
+    """A started hub on config/values.yaml with the test clock (TEAMHUB_TEST_CLOCK_FILE, its file at `.clock_file`;
+    `clock=False`: the real clock and the real poll interval): every local account's password is `password`,
+    `teams` adds accounts ({name: [team, ...]}), `edit(values)` changes the rest. The caller stops it."""
     from teamhub.auth.passwords import hash_password
 
     values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
@@ -184,7 +184,7 @@ def clock_hub(state: Path, password: str, teams: dict | None = None, edit=None) 
     if edit is not None:
         edit(values)
     (state / "values.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
-    h = HubProcess(state / "values.yaml", state, extra_env={"TEAMHUB_TEST_CLOCK_FILE": str(state / "clock")})
+    h = HubProcess(state / "values.yaml", state, extra_env={"TEAMHUB_TEST_CLOCK_FILE": str(state / "clock")} if clock else None)
     h.clock_file = state / "clock"
     return h.start()
 

@@ -295,6 +295,18 @@ def test_at_the_deadline_poll_deletes_the_pod_before_reporting_it_stopped(quota_
     assert deleted == [sp.pod_name]
     assert runtime(quota_config).quota.usage("lab").servers == 0  # its place is given back
 
+    async def like_jupyterhub():
+        """What JupyterHub does after a poll found the server stopped: its poll callback polls again, then
+        User.stop polls and calls stop() only for a server still running."""
+        assert await sp.poll() == 0
+        if await sp.poll() is None:
+            await sp.stop()
+
+    asyncio.run(like_jupyterhub())
+    assert deleted == [sp.pod_name]  # issue 24: the pod is deleted once, not at every poll and again by the stop
+    asyncio.run(sp.stop())  # a stop that still comes (the API) has nothing left to delete
+    assert deleted == [sp.pod_name]
+
 
 def test_a_spawner_without_the_runtime_fails_loudly(quota_config):
     """The quota book comes from configuration (c.TeamhubKubeSpawner.teamhub_runtime). Without it, restoring
@@ -317,12 +329,16 @@ def test_a_spawner_without_the_runtime_fails_loudly(quota_config):
 def test_a_start_still_pending_when_the_team_budget_runs_out_is_stopped(tmp_path, monkeypatch):
     """Issue 14: JupyterHub polls a server only once its start returned, and a pod can stay pending for minutes
     (pulling its image) while its usage record counts. The start's own watch stops it when the team's budget
-    runs out: a 403 with the budget's sentence, the pod deleted at once, the record ended as `budget`."""
+    runs out: a 403 with the budget's sentence, the pod deleted at once, the record ended as `budget`. The
+    test clock moves past the 3 GPU-minutes while the start is pending."""
     from kubespawner import KubeSpawner
+    from teamhub.hub import sessions
     from teamhub.usage import store
 
+    clock = tmp_path / "clock"
+    monkeypatch.setenv(sessions.TEST_CLOCK_ENV, str(clock))
     path = tmp_path / "values.yaml"
-    path.write_text(QUOTA_VALUES.replace("quota: {maxServers: 2, maxGpus: 1}", "quota: {gpuHours: {amount: 0.0005}}"))  # 1.8 GPU-s
+    path.write_text(QUOTA_VALUES.replace("quota: {maxServers: 2, maxGpus: 1}", "quota: {gpuHours: {amount: 0.05}}"))  # 180 GPU-s
     c = configured(path)
     url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
     store.migrate(url)
@@ -332,23 +348,58 @@ def test_a_start_still_pending_when_the_team_budget_runs_out_is_stopped(tmp_path
     async def stop(self, now=False):
         stops.append(now)
 
-    monkeypatch.setattr(KubeSpawner, "start", lambda self: asyncio.ensure_future(asyncio.sleep(600)))  # never runs
+    monkeypatch.setattr(KubeSpawner, "start", lambda self: asyncio.ensure_future(asyncio.sleep(3600)))  # never runs
     monkeypatch.setattr(KubeSpawner, "stop", stop)
     try:
         sp = spawner_for(c, "local:u1")
         sp.teamhub.usage = s  # what load_from_environment sets once the database is migrated
-        sp.poll_interval = 1  # the watch looks every poll interval (15 s in the hub)
+        sp.poll_interval = 1  # the watch looks every poll interval (sessions.budgetCheckSeconds in the hub)
         asyncio.run(sp.teamhub_apply({"resource": "gpu"}))
         record = sp.teamhub_info["usage"]
-        t0 = time.monotonic()
+        assert sp.teamhub_info["budget_capped"]
+
+        async def pending_past_the_budget():
+            start = asyncio.ensure_future(sp.start())
+            await asyncio.sleep(0)  # the start is under way
+            clock.write_text("240")  # four minutes later: the 3 GPU-minutes are used up
+            return await start
+
         with pytest.raises(web.HTTPError) as info:
-            asyncio.run(sp.start())
-        assert time.monotonic() - t0 < 30  # stopped while pending, not after the 600 s start
+            asyncio.run(pending_past_the_budget())
         assert info.value.status_code == 403 and "team budget" in info.value.jupyterhub_message
         assert stops == [True]
         rec = s.get(record)
-        assert rec["end_reason"] == "budget" and rec["ended"] - rec["started"] >= 1.8
+        assert rec["end_reason"] == "budget" and rec["ended"] - rec["started"] >= 180
     finally:
+        s.dispose()
+
+
+def test_a_budget_the_hub_cannot_read_refuses_the_start_with_503(tmp_path):
+    """Issue 24: a locked database during the budget check made JupyterHub answer "400 Invalid user options";
+    now the start is refused with a 503 and a sentence (JupyterHub passes an HTTPError through), and the
+    team's quota hold is given back."""
+    import sqlite3
+
+    from teamhub.usage import record, store
+
+    path = tmp_path / "values.yaml"
+    path.write_text(QUOTA_VALUES.replace("quota: {maxServers: 2, maxGpus: 1}", "quota: {maxGpus: 1, gpuHours: {amount: 5}}"))
+    c = configured(path)
+    url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+    store.migrate(url)
+    s = store.Store(url, busy_timeout=0.2)
+    lock = sqlite3.connect(tmp_path / "hub.sqlite")
+    lock.execute("BEGIN EXCLUSIVE")  # a long write of JupyterHub's holds the database
+    try:
+        sp = spawner_for(c, "local:u1")
+        sp.teamhub.usage = s
+        with pytest.raises(web.HTTPError) as info:
+            asyncio.run(sp.teamhub_apply({"resource": "gpu"}))
+        assert info.value.status_code == 503 and info.value.jupyterhub_message == record.UNREADABLE
+        assert runtime(c).quota.usage("lab").gpus == 0
+    finally:
+        lock.rollback()
+        lock.close()
         s.dispose()
 
 

@@ -332,7 +332,8 @@ def test_defaults_come_from_the_schema():
     text = BASE.split("sessions:")[0]
     result = check(text)
     assert result.ok
-    assert result.values["sessions"] == {"defaultMinutes": 60, "maxMinutes": 480, "idleCullMinutes": 60, "concurrentStarts": 100,
+    assert result.values["sessions"] == {"defaultMinutes": 60, "maxMinutes": 480, "idleCullMinutes": 60, "budgetCheckSeconds": 5,
+                                         "concurrentStarts": 100,
                                          "namedServers": {"enabled": False, "maxPerPerson": 2}}
     assert result.catalog.images["scipy"].pull_policy == "IfNotPresent"
     assert result.catalog.volumes["imagenet"].read_only is True

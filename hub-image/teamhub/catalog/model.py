@@ -151,6 +151,7 @@ class Sessions:
     default_minutes: int
     max_minutes: int
     idle_cull_minutes: int
+    budget_check_seconds: int = 5  # sessions.budgetCheckSeconds: the hub's poll interval
 
 
 @dataclass
@@ -263,7 +264,7 @@ def build(values: dict) -> Catalog:
         volumes=_frozen(volumes),
         resources=_frozen(resources),
         teams=_frozen(teams),
-        sessions=Sessions(s["defaultMinutes"], s["maxMinutes"], s["idleCullMinutes"]),
+        sessions=Sessions(s["defaultMinutes"], s["maxMinutes"], s["idleCullMinutes"], s["budgetCheckSeconds"]),
         local_users=_frozen({name: tuple(u.get("teams", ())) for name, u in (local.get("users") or {}).items()}),
         admins=frozenset(values["auth"].get("admins", ())),
         pod_user=_pod_user((values.get("singleuser") or {}).get("securityContext")),

@@ -17,11 +17,12 @@ from pathlib import Path
 from .. import auth, paths
 from ..auth.clientaddr import LOOPBACK
 from ..db import migrate, settings
+from ..usage import budget as usage_budget
 from ..usage import metrics as usage_metrics
 from ..usage.store import Store
 from ..values import origins
 from ..values.source import YamlFileError
-from . import loadvalues, refusals, sessions
+from . import loadvalues, refusals, sessions, stopper
 from .runtime import Runtime
 
 MODES = ("kubernetes", "local")
@@ -75,12 +76,14 @@ def load_from_environment(c, environ=os.environ):
     rt = configure(c, checked, mode, environ)
     rt.usage = Store(c.JupyterHub.db_url)  # usage records (teamhub/usage/), in the database JupyterHub uses
     rt.usage.close_unconfirmed()
+    rt.usage.restore()  # the in-memory ledger metrics and budgets read (teamhub/usage/ledger.py), before serving
+    usage_budget.warm(rt.usage, rt.catalog, sessions.now())
     usage_metrics.install(rt.usage)  # and the metrics read from them on /hub/metrics
     return rt
 
 
 def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runtime:
-    from . import getsafe, scrape, serverlist, stopper, usagepage
+    from . import getsafe, scrape, serverlist, usagepage
     from .launchhandler import LaunchLinkHandler
     from .launchpage import TEMPLATES, options_form
     from .spawners import TeamhubKubeSpawner, TeamhubLocalSpawner, apply_user_options, options_from_form
@@ -128,7 +131,8 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     stopper.install()  # a stop asked by an admin ends its usage record as `admin` (hub/stopper.py)
     scrape.configure(c, environ)  # the ServiceMonitor's read:metrics token (hub/scrape.py)
     c.Spawner.default_url = "/lab"
-    c.Spawner.poll_interval = sessions.poll_seconds(environ)  # also how often the hub checks session deadlines
+    # sessions.budgetCheckSeconds: also how often the hub checks deadlines and budgets (and watches starts)
+    c.Spawner.poll_interval = sessions.poll_seconds(checked.catalog.sessions.budget_check_seconds, environ)
     c.Spawner.poll_jitter = 0.1
 
     if mode == "kubernetes":
@@ -204,14 +208,14 @@ def configure_culler(c, idle_minutes: int, hub_api: str | None = None) -> None:
         return
     command = [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={idle_minutes * 60}", "--cull-every=60"]
     c.JupyterHub.services.append({
-        "name": "idle-culler",
+        "name": stopper.CULLER,
         "command": command + ([f"--url={hub_api}"] if hub_api else []),
     })
     c.JupyterHub.load_roles.append({
-        "name": "idle-culler",
+        "name": stopper.CULLER,
         "description": "Stop servers idle longer than sessions.idleCullMinutes",
         "scopes": list(CULLER_SCOPES),
-        "services": ["idle-culler"],
+        "services": [stopper.CULLER],
     })
 
 

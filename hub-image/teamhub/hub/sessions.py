@@ -10,7 +10,6 @@ from pathlib import Path
 # Tests only (the chart never sets it): a file holding seconds to add to the clock, so a test moves a
 # running session past its deadline without waiting and without shortening what people may choose.
 TEST_CLOCK_ENV = "TEAMHUB_TEST_CLOCK_FILE"
-POLL_SECONDS = 15  # how often the hub polls servers, and so checks their deadlines
 
 
 def test_clock(environ=os.environ) -> Path | None:
@@ -27,9 +26,10 @@ def now(environ=os.environ) -> float:
         return time.time()
 
 
-def poll_seconds(environ=os.environ) -> int:
-    """The hub's poll interval: every second under the test clock, so a moved clock is seen at once."""
-    return 1 if test_clock(environ) else POLL_SECONDS
+def poll_seconds(check_seconds: int, environ=os.environ) -> int:
+    """The hub's poll interval, sessions.budgetCheckSeconds (deadlines and budgets are checked at every poll):
+    every second under the test clock, so a moved clock is seen at once."""
+    return 1 if test_clock(environ) else check_seconds
 
 
 def deadline_after(minutes: int, at: float | None = None) -> float:

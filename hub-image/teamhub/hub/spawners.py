@@ -122,6 +122,7 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
         self._teamhub_stopping = False  # inside stop(): poll() reports the real process/pod state
         self._teamhub_started = False  # start() returned: a later stop is not a failed start
         self._teamhub_end_reason: str | None = None  # why the next stop happens, when the hub itself decides
+        self._teamhub_ended = False  # poll() ended the server (deadline, budget): JupyterHub's stop has nothing to do
         self._teamhub_applied_at = time.monotonic()  # the checked start began (start-duration metric)
         # What a refused start asked for: only to show the launch page again with the person's own choice
         # (never used to start anything; user_options is cleared, see _forget_options).
@@ -159,6 +160,7 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
         except RequestRefused as exc:
             metrics.outcome(stage)
             rt.quota.release(self.teamhub_key)
+            exc = await usage.explain(self, exc)  # when a used-up budget returns, read off the event loop
             self.log.info("Refused start for %s: request %s: %s %s", self.teamhub_key,
                           refusals.describe_request(user_options), exc.status, exc.message)
             self._forget_options()
@@ -189,7 +191,7 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
                 self.default_url = pull.default_url()
                 self.teamhub_info["repo"] = pull.repo
             self.teamhub_apply_launch(launch, deadline)
-            self._teamhub_started, self._teamhub_end_reason = False, None
+            self._teamhub_started, self._teamhub_end_reason, self._teamhub_ended = False, None, False
             usage.opened(self, launch)
             self._teamhub_applied_at = time.monotonic()
         except Exception:
@@ -241,10 +243,13 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
         sends no signal to a server that poll() calls stopped. This runs from the hub's periodic poll and
         from its start-up check of servers that ran before a restart (also when the deadline passed while
         the hub was down)."""
+        if self._teamhub_ended:
+            return 0  # ended at its deadline or budget; JupyterHub's own stop follows (and does nothing)
         due = None if self._teamhub_stopping else self._teamhub_due(budget=self._teamhub_started)
         if due:
             self._teamhub_end_reason = due[0]
             await self.stop()
+            self._teamhub_ended = True
             return 0
         record = usage.record_of(self)  # before a poll that finds the server gone clears the state holding it
         status = await super().poll()
@@ -313,6 +318,12 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
     async def stop(self, now=False):
         if self._teamhub_refused:
             return  # the start was refused before anything was created
+        if self._teamhub_ended:
+            # poll() ended it at its deadline (pod deleted, record closed) and reported it stopped; this is
+            # JupyterHub's stop that follows: deleting the pod a second time would be a second API call for nothing.
+            self._teamhub_ended = False
+            self.teamhub.quota.release(self.teamhub_key)
+            return
         self._teamhub_stopping = True
         record = usage.record_of(self)  # before the spawner's own stop clears the state holding it
         try:
@@ -331,8 +342,7 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
         if not self._teamhub_started:
             metrics.outcome("timeout")  # JupyterHub gave up waiting (start_timeout) and stops the start
             return "failed-start"
-        idle = self.teamhub.catalog.sessions.idle_cull_minutes
-        return "idle-cull" if usage.idle_culled(self, idle) else "stopped"
+        return "idle-cull" if stopper.by_culler(self) else "stopped"
 
 
 def _cores(value):

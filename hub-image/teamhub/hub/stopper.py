@@ -1,11 +1,12 @@
-"""Who asked for a stop, so a server an admin stopped ends its usage record as `admin` (issue 14).
+"""Who asked for a stop, so a server an admin stopped ends its usage record as `admin` (issue 14), and one the
+idle culler stopped as `idle-cull` (issue 24: from the requester, not guessed from `last_activity`).
 
 JupyterHub does not tell the spawner who asked: every stop through its REST API (the usage page's Stop
 button, JupyterHub's own admin panel, `DELETE /hub/api/users/:name[/server[s/:server]]`) and the logout
 stop go through `BaseHandler.stop_single_user`, which runs the stop in a new asyncio task. `install()` wraps
 that one method to put the requester in a context variable around it; the task inherits the variable, so the
 spawner's `stop()` reads it (`by_admin`) however long the stop takes, while stops the hub decides itself
-(deadline, budget, the idle culler's service token, a poll) never see it.
+(deadline, budget, a poll) never see it. The idle culler asks with its service's token: `by_culler`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextvars
 import functools
 
+CULLER = "idle-culler"  # the culler's JupyterHub service (hub/config.py configure_culler)
 _ASKED_BY: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("teamhub_stop_asked_by", default=None)
 
 
@@ -41,3 +43,8 @@ def by_admin(spawner) -> bool:
     `admin:servers` or `servers` on it gets that far: an admin). Services, such as the idle culler, are not."""
     asker = _ASKED_BY.get()
     return asker is not None and asker[0] == "user" and asker[1] != spawner.user.name
+
+
+def by_culler(spawner) -> bool:
+    """Whether this stop was asked for by the idle culler's service."""
+    return _ASKED_BY.get() == ("service", CULLER)

@@ -3,13 +3,15 @@
 Served by the hub like the launch page (its own template, no external assets), linked from the hub's
 navigation for admins (page.html). What it shows comes from what the hub already keeps: the quota book
 (servers and GPUs in use now), the budgets' standing (budget.overview), the spawners' teamhub_info
-(resource, accelerator, deadline) and the usage records (totals.query). The stop buttons call JupyterHub's
+(resource, accelerator, deadline) and the usage records (the store's daily summaries, usage/daily.py, in a worker thread). The team rows'
+budgets come from the usage ledger in memory (usage/ledger.py). The stop buttons call JupyterHub's
 own REST API with the admin's session and xsrf token, so stopping needs the admin's own `admin:servers`.
 `?format=csv` downloads the totals. Everyone else gets a 403 page with one sentence.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from jupyterhub import orm
@@ -100,20 +102,27 @@ class UsageAdminHandler(BaseHandler):
             self.log.info("Usage page for %s: %s", user.name, exc)
             error, (period, by) = str(exc), period_from({}, now)
             self.set_status(400)
-        rows = []
-        if store is not None:
-            with store.engine.connect() as con:
-                rows = totals.query(con, period, by)
+        # The period's totals read many records: in a worker thread, so the hub answers everyone meanwhile.
+        rows = await asyncio.get_running_loop().run_in_executor(None, store.totals, period, by) if store is not None else []
         if args["format"] == "csv" and error is None:
             self.set_header("Content-Type", "text/csv; charset=utf-8")
             self.set_header("Content-Disposition", f'attachment; filename="usage-{day(period.start)}-{day(period.end)}.csv"')
             return self.finish(totals.render(rows, by, "csv") + "\n")
-        html = await self.render_template(
+        html = await self.render_off_loop(
             TEMPLATE, teams=team_rows(rt, store, self.db, now), running=running_rows(self), rows=rows, by=by,
             groups=totals.GROUPS, fields=totals.FIELDS, error=error, now=sessions.iso(now),
             period={"from": args["from"] or day(period.start), "to": args["to"] or day(period.end - 1)},
             csv_query=f"?from={day(period.start)}&to={day(period.end - 1)}&by={','.join(by)}&format=csv")
         self.finish(html)
+
+
+    async def render_off_loop(self, name: str, **ns) -> str:
+        """`render_template` with the rendering in a worker thread: grouped by person, resource, accelerator and
+        team a term has tens of thousands of rows, seconds of Jinja that held up every request. The namespace is
+        built here, on the event loop (it reads the hub's database session, which is not for threads)."""
+        namespace = {**self.template_namespace, "xsrf_token": self.xsrf_token.decode("ascii"), **ns}
+        template = self.get_template(name, True)
+        return await asyncio.get_running_loop().run_in_executor(None, lambda: template.render(**namespace))
 
 
 def register(c, runtime: Runtime) -> None:

@@ -1,21 +1,29 @@
 """Team budgets (`quota.gpuHours`, `quota.cpuHours`): rolling windows over the usage records.
 
+Everything counts only the records of the budget's kind: a GPU budget their GPUs, a CPU budget their CPU
+cores; a record straddling the window's start counts for its part inside. The sums come from the store's
+in-memory ledger (usage/ledger.py), so a check reads no database on the hub's event loop.
+
 At start (`check`, run in `TeamhubMixin.teamhub_apply` with no await between it and opening the start's
-record, so simultaneous starts each see the others): refused when the team's budget is used up; otherwise
-the session's deadline is capped at the moment the budget would run out with every running server of the
-team (and this one) consuming at its rate. While running (`over`, from every poll): a team whose budget ran
-out has its servers stopped, end reason `budget`, within one poll interval.
+record, so simultaneous starts each see the others): refused (`Exhausted`) when the budget cannot give this
+start at least MIN_SECONDS with every running server of the team (and this one) consuming at its rate;
+otherwise the session's deadline is capped at the moment the budget would run out. The refusal's "Budget
+returns at" (`returns_at`) reads the team's records of that kind, so the caller computes it in a worker
+thread (`explain`). While running (`over`, at every check of sessions.budgetCheckSeconds): a team whose
+budget ran out has its servers stopped, end reason `budget`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from ..catalog.access import RequestRefused
-from . import totals
+from .ledger import amount
 from .store import TABLE
 
 DAY = 86400
+MIN_SECONDS = 60  # a start the budget cannot give this long is refused: it would be stopped before it is up
 
 
 @dataclass(frozen=True)
@@ -29,75 +37,107 @@ class Standing:
         return max(self.budget.amount - self.used, 0.0)
 
 
-def _amount(budget) -> str:
-    return "gpus" if budget.kind == "gpu" else "COALESCE(cpu, 0)"
+class Exhausted(RequestRefused):
+    """A start the budget cannot give MIN_SECONDS; `explain` adds when the budget returns."""
+
+    def __init__(self, team, standing: Standing, need: float, now: float):
+        super().__init__(403, sentence(team, standing))
+        self.team, self.standing, self.need, self.now = team, standing, need, now
 
 
-def standing(s, con, team: str, budget, now: float, exclude: str | None = None) -> Standing:
-    """`s`: the hub's Store. Closed records come from its cache (one query a minute per team and budget);
-    the team's open records, few and found by index, are read every time."""
-    from sqlalchemy import text
+def hours(value: float) -> str:
+    """Hours as a person reads them: 0.0005 stays 0.0005 (":.1f" made a used-up tiny budget "0.0 of 0.0005")."""
+    return f"{value:.1f}" if value >= 10 else f"{value:.3g}"
 
-    start = now - budget.window_days * DAY
 
-    def closed() -> float:
-        rows = totals.query(con, totals.Period(start, now, now), (), "AND team = :team AND ended IS NOT NULL", {"team": team})
-        return (rows[0]["gpu_hours"] if budget.kind == "gpu" else rows[0]["cpu_core_hours"]) if rows else 0.0
+def sentence(team, st: Standing) -> str:
+    b = st.budget
+    return f"The team '{team.display_name}' has used {hours(st.used)} of its {b.amount:g} {b.unit} in the last {b.window_days} days."
 
-    used = s.cached((team, budget.kind, budget.window_days), now, closed)
-    rate = 0.0
-    for started, amount, server in con.execute(text(
-            f"SELECT started, {_amount(budget)}, server FROM {TABLE} WHERE ended IS NULL AND team = :team"), {"team": team}):
-        used += max(now - max(started, start), 0) * float(amount or 0) / 3600
-        rate += float(amount or 0) if server != exclude else 0.0
-    return Standing(budget, float(used), rate)
+
+def standing(s, team: str, budget, now: float, exclude: str | None = None) -> Standing:
+    """`s`: the hub's Store."""
+    used, rate = s.ledger.use(team, budget.kind, budget.window_days, now, exclude)
+    return Standing(budget, used, rate)
 
 
 def _need(budget, gpus: int, cpu: float | None) -> float:
-    return float(gpus) if budget.kind == "gpu" else float(cpu or 0)
+    return amount(budget.kind, gpus, cpu)
 
 
-def returns_at(con, team: str, budget, now: float) -> float | None:
-    """When usage starts leaving the window again (the earliest moment any budget comes back)."""
+def returns_at(engine, team: str, budget, need: float, now: float) -> float | None:
+    """The earliest moment enough of the team's usage of this kind has left the window for a start drawing `need`
+    to get MIN_SECONDS, the usage up to now staying as it is (running servers are stopped when it runs out).
+    None when no record of this kind is in the window (nothing will come back: the budget is too small)."""
     from sqlalchemy import text
 
-    start = now - budget.window_days * DAY
-    oldest = con.execute(text(f"SELECT MIN(started) FROM {TABLE} WHERE team = :team AND COALESCE(ended, :now) > :start "
-                              "AND (end_reason IS NULL OR end_reason != 'failed-start')"),
-                         {"team": team, "now": now, "start": start}).scalar()
-    return None if oldest is None else max(float(oldest), start) + budget.window_days * DAY
+    window = budget.window_days * DAY
+    col = "gpus" if budget.kind == "gpu" else "COALESCE(cpu, 0)"
+    with engine.connect() as con:
+        rows = [(max(float(s), now - window), min(float(e), now), float(a)) for s, e, a in con.execute(text(
+            f"SELECT started, COALESCE(ended, :now), {col} FROM {TABLE} WHERE team = :team AND started < :now "
+            f"AND COALESCE(ended, :now) > :start AND {col} > 0 AND (end_reason IS NULL OR end_reason != 'failed-start')"),
+            {"team": team, "now": now, "start": now - window})]
+    rows = [r for r in rows if r[1] > r[0]]
+    if not rows:
+        return None
+
+    def used(t: float) -> float:  # unit-seconds of those records inside [t - window, t]
+        return sum(max(e - max(s, t - window), 0.0) * a for s, e, a in rows)
+
+    target = budget.amount * 3600 - need * MIN_SECONDS  # the use that leaves a minute for this start
+    if target < 0:
+        return None
+    lo, hi = now, max(e for _, e, _ in rows) + window
+    while hi - lo > 0.5:  # used() only falls as t grows; to the second the sentence shows
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if used(mid) > target else (lo, mid)
+    return hi
+
+
+# (team, kind, days, need) -> (ledger changes, now, the computation): the refusals of a burst of starts share one
+_returns: dict = {}
+
+
+async def explain(s, exc: Exhausted) -> RequestRefused:
+    """The refusal with when the budget returns (computed in a worker thread: it reads the team's records; shared
+    by the refusals that follow while no record opened or closed, for up to a minute)."""
+    from ..hub.sessions import iso
+
+    b, loop = exc.standing.budget, asyncio.get_running_loop()
+    key, changes = (id(s), exc.team.key, b.kind, b.window_days, exc.need), s.ledger.changes
+    hit = _returns.get(key)
+    if (hit is None or hit[0] != changes or not (hit[1] <= exc.now < hit[1] + 60) or hit[2].cancelled()
+            or hit[2].get_loop() is not loop):
+        future = loop.run_in_executor(None, returns_at, s.engine, exc.team.key, b, exc.need, exc.now)
+        hit = _returns[key] = (changes, exc.now, future)
+    when = await asyncio.shield(hit[2])
+    back = f"Budget returns at {iso(when)} as older usage leaves the window" if when else "Ask an admin for more"
+    return RequestRefused(403, f"{exc.message} {back}. Choose an environment that does not draw on this budget, or try again later.")
 
 
 def check(s, team, gpus: int, cpu: float | None, server: str, now: float) -> float | None:
-    """Refuse (RequestRefused 403) when a budget of `team` (a catalog.Team) this start draws on is used up; else
-    the capped deadline (epoch seconds) or None when no budget limits it. `s`: the hub's Store."""
-    from ..hub.sessions import iso
-
+    """Refuse (Exhausted, a 403) when a budget of `team` (a catalog.Team) this start draws on cannot give it
+    MIN_SECONDS; else the capped deadline (epoch seconds) or None when no budget limits it. `s`: the hub's Store."""
     cap = None
-    with s.engine.connect() as con:
-        for budget in team.budgets:
-            need = _need(budget, gpus, cpu)
-            if need <= 0:
-                continue
-            st = standing(s, con, team.key, budget, now, exclude=server)
-            if st.left <= 0:
-                when = returns_at(con, team.key, budget, now)
-                back = f"Budget returns from {iso(when)} as older usage leaves the window" if when else "Ask an admin for more"
-                raise RequestRefused(403, f"The team '{team.display_name}' has used {st.used:.1f} of its {budget.amount:g} "
-                                          f"{budget.unit} in the last {budget.window_days} days. {back}. "
-                                          "Choose an environment that does not draw on this budget, or try again later.")
-            end = now + st.left * 3600 / (st.rate + need)
-            cap = end if cap is None else min(cap, end)
+    for budget in team.budgets:
+        need = _need(budget, gpus, cpu)
+        if need <= 0:
+            continue
+        st = standing(s, team.key, budget, now, exclude=server)
+        end = now + st.left * 3600 / (st.rate + need)
+        if end - now < MIN_SECONDS:
+            raise Exhausted(team, st, need, now)
+        cap = end if cap is None else min(cap, end)
     return cap
 
 
 def over(s, team, now: float):
     """The first budget of `team` that is used up while its servers consume it; None when all have hours left."""
-    with s.engine.connect() as con:
-        for budget in team.budgets:
-            st = standing(s, con, team.key, budget, now)
-            if st.rate > 0 and st.left <= 0:
-                return st
+    for budget in team.budgets:
+        st = standing(s, team.key, budget, now)
+        if st.rate > 0 and st.left <= 0:
+            return st
     return None
 
 
@@ -105,9 +145,16 @@ def overview(s, team, now: float) -> list[dict]:
     """For the launch page: each budget's use, what is left, and how long a 1-GPU (1-core) session started now
     could run with the team's running servers."""
     out = []
-    with s.engine.connect() as con:
-        for budget in team.budgets:
-            st = standing(s, con, team.key, budget, now)
-            out.append({"unit": budget.unit, "used": round(st.used, 1), "amount": budget.amount, "left": round(st.left, 1),
-                        "days": budget.window_days, "minutes_for_one": int(st.left * 60 / (st.rate + 1))})
+    for budget in team.budgets:
+        st = standing(s, team.key, budget, now)
+        out.append({"unit": budget.unit, "used": round(st.used, 1), "amount": budget.amount, "left": round(st.left, 1),
+                    "days": budget.window_days, "minutes_for_one": int(st.left * 60 / (st.rate + 1))})
     return out
+
+
+def warm(s, catalog, now: float) -> None:
+    """Every budget's window sum, at hub start before it serves (the only synchronous sums; later ones are
+    refreshed in a worker thread)."""
+    for team in catalog.teams.values():
+        for budget in team.budgets:
+            standing(s, team.key, budget, now)

@@ -1,18 +1,18 @@
 """Prometheus metrics on JupyterHub's own `/hub/metrics` (its default prometheus_client registry, same
 authentication: the `read:metrics` scope).
 
-Servers running, GPUs in use and the GPU-/server-seconds counters are read from the usage records at every
-scrape (`RecordsCollector`), so they are right after a hub restart and never count twice. The counters sum
-each record up to its end, or, while it runs, up to when it was last seen alive: closing a record never
-takes seconds back, so they only grow. Start outcomes and start durations are this process's counters.
+Servers running, GPUs in use and the GPU-/server-seconds counters come from the usage records through the
+store's in-memory ledger (usage/ledger.py: restored from the database at hub start, kept by the store's
+writes), so they are right after a hub restart, never count twice, and a scrape costs the same at ten
+records and ten million (it read the whole table on the event loop: 2.8 s at 10^6). The counters sum each
+record up to its end, or, while it runs, up to when it was last seen alive: closing a record never takes
+seconds back, so they only grow. Start outcomes and start durations are this process's counters.
 """
 
 from __future__ import annotations
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-from .store import TABLE
 
 OUTCOMES = ("started", "refused-not-allowed", "refused-quota", "refused-budget", "failed-unschedulable", "failed-image",
             "failed", "timeout")
@@ -41,34 +41,26 @@ def failure_reason(exc: BaseException) -> str:
 
 
 class RecordsCollector:
-    """Reads the records at every scrape. Prometheus' REGISTRY is per process, so one collector is registered
+    """Reads the ledger at every scrape. Prometheus' REGISTRY is per process, so one collector is registered
     once and reads whichever store the hub's runtime holds now."""
 
     def __init__(self):
         self.store = None  # usage.store.Store or None
 
     def collect(self):
-        from sqlalchemy import text
-
         running = GaugeMetricFamily("teamhub_servers_running", "Servers running or starting now", labels=LABELS)
         gpus = GaugeMetricFamily("teamhub_gpus_in_use", "GPUs held by running or starting servers", labels=LABELS)
         gpu_s = CounterMetricFamily("teamhub_gpu_seconds", "GPU-seconds used", labels=("team", "resource"))
         server_s = CounterMetricFamily("teamhub_server_seconds", "Server-seconds used", labels=("team", "resource"))
         s = self.store
         if s is not None:
-            with s.engine.connect() as con:
-                for team, res, acc, n, g in con.execute(text(
-                        f"SELECT team, resource, accelerator, COUNT(*), SUM(gpus) FROM {TABLE} WHERE ended IS NULL "
-                        "GROUP BY team, resource, accelerator")):
-                    labels = [team or "", res, acc or ""]
-                    running.add_metric(labels, n)
-                    gpus.add_metric(labels, g or 0)
-                secs = "(COALESCE(ended, last_seen, started) - started)"
-                for team, res, sec, gsec in con.execute(text(
-                        f"SELECT team, resource, SUM({secs}), SUM({secs} * gpus) FROM {TABLE} "
-                        "WHERE end_reason IS NULL OR end_reason != 'failed-start' GROUP BY team, resource")):
-                    server_s.add_metric([team or "", res], float(sec or 0))
-                    gpu_s.add_metric([team or "", res], float(gsec or 0))
+            ledger = s.ledger
+            for labels, (n, g) in sorted(ledger.running().items()):
+                running.add_metric(list(labels), n)
+                gpus.add_metric(list(labels), g)
+            for labels, (sec, gsec) in sorted(ledger.seconds().items()):
+                server_s.add_metric(list(labels), sec)
+                gpu_s.add_metric(list(labels), gsec)
         yield from (running, gpus, gpu_s, server_s)
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import UTC, datetime
 
+from ..catalog.access import RequestRefused
 from ..hub import sessions
 from ..values.quantities import cpu_cores, memory_bytes
 from . import budget
@@ -84,29 +84,45 @@ def closed(spawner, reason: str, record: int | None = None) -> None:
         s.close(record, sessions.now(), reason)
 
 
-def idle_culled(spawner, idle_minutes: int) -> bool:
-    """Whether a stop nobody explained is the idle culler's: the server was idle past the cull timeout."""
-    last = getattr(getattr(spawner, "orm_spawner", None), "last_activity", None)
-    if idle_minutes <= 0 or last is None:
-        return False
-    if last.tzinfo is None:
-        last = last.replace(tzinfo=UTC)
-    return (datetime.now(UTC) - last).total_seconds() >= idle_minutes * 60
-
-
 def _team(catalog, name: str | None):
     team = catalog.teams.get(name) if name else None
     return team if team is not None and team.budgets else None
 
 
+# The sentence for a start whose budget cannot be read (a locked or unreachable database): a 503, never
+# JupyterHub's "400 Invalid user options" or a 500.
+UNREADABLE = ("The hub cannot read the team's budget right now (its database is busy or unreachable), so it cannot "
+              "start a server that draws on it. Try again in a minute.")
+
+
 def budget_cap(spawner, launch) -> float | None:
-    """The deadline a team budget allows this start (None: no limit); RequestRefused when it is used up."""
+    """The deadline a team budget allows this start (None: no limit); RequestRefused when it is used up
+    (budget.Exhausted: `explain` it) or cannot be read (503)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     s, team = spawner.teamhub.usage, _team(spawner.teamhub.catalog, launch.team)
     if s is None or team is None:
         return None
     cpu = cpu_cores(launch.resource.cpu_request)
-    return budget.check(s, team, launch.gpu_count, float(cpu) if cpu is not None else None,
-                        spawner.teamhub_key, sessions.now())
+    try:
+        return budget.check(s, team, launch.gpu_count, float(cpu) if cpu is not None else None,
+                            spawner.teamhub_key, sessions.now())
+    except SQLAlchemyError as exc:
+        log.warning("usage records: the budget check of %s failed: %s", spawner.teamhub_key, str(exc).splitlines()[0])
+        raise RequestRefused(503, UNREADABLE) from None
+
+
+async def explain(spawner, exc: RequestRefused) -> RequestRefused:
+    """A budget refusal with when the budget returns (read off the event loop); other refusals as they are."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if not isinstance(exc, budget.Exhausted):
+        return exc
+    try:
+        return await budget.explain(spawner.teamhub.usage, exc)
+    except SQLAlchemyError as err:
+        log.warning("usage records: when the budget of %s returns is unknown: %s", exc.team.key, str(err).splitlines()[0])
+        return RequestRefused(403, f"{exc.message} Try again later.")
 
 
 @_tolerant(None)
@@ -119,8 +135,8 @@ def over_budget(spawner) -> str | None:
     st = budget.over(s, team, sessions.now())
     if st is None:
         return None
-    spawner.log.info("The team %s used %.1f of its %g %s: stopping %s", team.key, st.used, st.budget.amount, st.budget.unit,
-                     spawner.teamhub_key)
+    spawner.log.info("The team %s used %s of its %g %s: stopping %s", team.key, budget.hours(st.used), st.budget.amount,
+                     st.budget.unit, spawner.teamhub_key)
     return (f"The team '{team.display_name}' has used its {st.budget.amount:g} {st.budget.unit} of the last "
             f"{st.budget.window_days} days, so this server was stopped.")
 

@@ -30,24 +30,22 @@ MIGRATIONS = [
         f"CREATE INDEX IF NOT EXISTS ix_{TABLE}_team ON {TABLE} (team, started)",
         f"CREATE INDEX IF NOT EXISTS ix_{TABLE}_team_open ON {TABLE} (team, ended)",  # a team's running servers
     ]),
+    (2, ["daily"]),  # the daily summaries of closed records (usage/daily.py), filled from the records there are
 ]
-# How long a sum over closed records is reused. Records leaving the window meanwhile still count for at most
-# this long: a budget comes back up to a minute late, never early.
-CACHE_SECONDS = 60
-# How often a running server's `last_seen` is written: the hub polls every server every 15 s
-# (sessions.POLL_SECONDS), and a commit per poll per server was the store's main cost. A server found gone
+# How often a running server's `last_seen` is written: the hub polls every server every few seconds
+# (sessions.budgetCheckSeconds), and a commit per poll per server was the store's main cost. A server found gone
 # ends at most this much earlier than it really stopped; a start's first confirmation is always written
 # (close_unconfirmed reads it).
 SEEN_EVERY = 60
 COLUMNS = ("server", "person", "team", "resource", "accelerator", "gpus", "gpu_kind", "cpu", "memory", "started")
 
 
-def make_engine(url: str):
+def make_engine(url: str, busy_timeout: float = 30):
     from sqlalchemy import create_engine
 
     sqlite = url.startswith("sqlite")
     # SQLite: wait for JupyterHub's own writes instead of failing at once.
-    return create_engine(url, connect_args={"timeout": 30} if sqlite else {"connect_timeout": 10})
+    return create_engine(url, connect_args={"timeout": busy_timeout} if sqlite else {"connect_timeout": 10})
 
 
 def migrate(url: str) -> int:
@@ -65,7 +63,14 @@ def migrate(url: str) -> int:
                 if version <= current:
                     continue
                 for sql in statements:
-                    con.execute(text(sql.format(ident=ident)))
+                    if sql == "daily":
+                        from . import daily
+
+                        for create in daily.CREATE:
+                            con.execute(text(create))
+                        daily.rebuild(con)
+                    else:
+                        con.execute(text(sql.format(ident=ident)))
                 con.execute(text(f"INSERT INTO {VERSION_TABLE} (version) VALUES (:v)"), {"v": version})
                 current = version
         return current
@@ -75,22 +80,30 @@ def migrate(url: str) -> int:
 
 @dataclass
 class Store:
-    """The hub's writer (one per hub process)."""
+    """The hub's writer (one per hub process). Its writes keep `ledger` (usage/ledger.py) in step, so what the
+    hub reads often (metrics, budgets) comes from memory."""
 
     url: str
+    busy_timeout: float = 30  # seconds a SQLite write waits for JupyterHub's (tests make it short)
 
     def __post_init__(self):
-        self.engine = make_engine(self.url)
-        # Sums over closed records (they no longer change), by key, for CACHE_SECONDS: the budget check at every
-        # start and poll stays cheap with many records. Cleared whenever this hub closes a record.
-        self._cache: dict = {}
+        self.engine = make_engine(self.url, self.busy_timeout)
         self._seen: dict = {}  # open record -> the last `last_seen` written
+        self._ledger = None
 
-    def cached(self, key, now: float, compute):
-        hit = self._cache.get(key)
-        if hit is None or not (hit[0] <= now < hit[0] + CACHE_SECONDS):
-            hit = self._cache[key] = (now, compute())
-        return hit[1]
+    @property
+    def ledger(self):
+        """Restored from the database at first use (the hub calls `restore` at start, before it serves)."""
+        if self._ledger is None:
+            self.restore()
+        return self._ledger
+
+    def restore(self) -> None:
+        from .ledger import Ledger
+
+        ledger = Ledger(self.engine)
+        ledger.restore()
+        self._ledger = ledger
 
     def _run(self, sql: str, params: dict):
         from sqlalchemy import text
@@ -101,37 +114,72 @@ class Store:
     def open(self, now: float, **fields) -> int:
         from sqlalchemy import text
 
+        from .ledger import Rec
+
+        ledger = self.ledger
         params = {k: fields.get(k) for k in COLUMNS if k != "started"}
         params["started"] = now
         cols = ", ".join(COLUMNS)
         marks = ", ".join(f":{c}" for c in COLUMNS)
         with self.engine.begin() as con:
             if self.engine.dialect.name == "postgresql":
-                return con.execute(text(f"INSERT INTO {TABLE} ({cols}) VALUES ({marks}) RETURNING id"), params).scalar_one()
-            return con.execute(text(f"INSERT INTO {TABLE} ({cols}) VALUES ({marks})"), params).lastrowid
+                record = con.execute(text(f"INSERT INTO {TABLE} ({cols}) VALUES ({marks}) RETURNING id"), params).scalar_one()
+            else:
+                record = con.execute(text(f"INSERT INTO {TABLE} ({cols}) VALUES ({marks})"), params).lastrowid
+        ledger.opened(record, Rec(params["server"], params["team"], params["resource"], params["accelerator"],
+                                  int(params["gpus"] or 0), params["cpu"], now))
+        return record
 
     def seen(self, record: int, now: float) -> None:
         written = self._seen.get(record)
         if written is not None and 0 <= now - written < SEEN_EVERY:
             return
+        ledger = self.ledger
         self._run(f"UPDATE {TABLE} SET last_seen = :now WHERE id = :id AND ended IS NULL", {"now": now, "id": record})
         self._seen[record] = now
+        ledger.seen(record, now)
 
     def close(self, record: int, now: float, reason: str, at_last_seen: bool = False) -> bool:
         """Close an open record (a closed one stays as it is); True when this call closed it."""
         assert reason in REASONS, reason
+        from sqlalchemy import text
+
+        from . import daily
+
+        ledger = self.ledger
         end = "COALESCE(last_seen, started)" if at_last_seen else ":now"
-        result = self._run(f"UPDATE {TABLE} SET ended = {end}, end_reason = :reason WHERE id = :id AND ended IS NULL",
-                           {"now": now, "reason": reason, "id": record})
-        self._cache.clear()
+        with self.engine.begin() as con:
+            result = con.execute(text(f"UPDATE {TABLE} SET ended = {end}, end_reason = :reason WHERE id = :id AND ended IS NULL"),
+                                 {"now": now, "reason": reason, "id": record})
+            if result.rowcount == 1:
+                daily.summarize(con, [record])  # the admins' page reads closed records from the daily summaries
         self._seen.pop(record, None)
+        if result.rowcount == 1:
+            ledger.closed(record, None if at_last_seen else now, reason)
         return result.rowcount == 1
 
     def close_unconfirmed(self) -> int:
-        """At hub start: records never seen running (the hub died while they were starting) end as lost."""
-        result = self._run(f"UPDATE {TABLE} SET ended = started, end_reason = 'lost' WHERE ended IS NULL AND last_seen IS NULL", {})
-        self._cache.clear()
-        return result.rowcount
+        """At hub start, before the ledger is restored: records never seen running (the hub died while they were
+        starting) end as lost."""
+        from sqlalchemy import text
+
+        from . import daily
+
+        with self.engine.begin() as con:
+            ids = [r[0] for r in con.execute(text(f"SELECT id FROM {TABLE} WHERE ended IS NULL AND last_seen IS NULL"))]
+            if ids:
+                con.execute(text(f"UPDATE {TABLE} SET ended = started, end_reason = 'lost' "
+                                 f"WHERE id IN ({', '.join(str(int(i)) for i in ids)})"))
+                daily.summarize(con, ids)
+        self._ledger = None  # restored again at next use
+        return len(ids)
+
+    def totals(self, period, by: tuple) -> list[dict]:
+        """totals.query's rows from the daily summaries (the admins' page runs this in a worker thread)."""
+        from . import daily
+
+        with self.engine.connect() as con:
+            return daily.query(con, period, by, self.ledger.longest)
 
     def get(self, record: int) -> dict | None:
         from sqlalchemy import text

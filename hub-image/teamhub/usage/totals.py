@@ -37,7 +37,7 @@ class Period:
     now: float
 
 
-def _overlap_sql() -> str:
+def overlap_sql() -> str:
     """Seconds of a record inside the period, portable between SQLite and PostgreSQL (no LEAST/GREATEST)."""
     end = "COALESCE(ended, :now)"
     return (f"((CASE WHEN {end} < :end THEN {end} ELSE :end END) - "
@@ -52,7 +52,7 @@ def query(con, period: Period, by: tuple = ("team",), where: str = "", params: d
         if g not in GROUPS:
             raise ValueError(f"cannot group by {g!r}; choose from {', '.join(GROUPS)}")
     ran = "CASE WHEN end_reason = 'failed-start' THEN 0 ELSE 1 END"
-    secs = f"({_overlap_sql()} * {ran})"
+    secs = f"({overlap_sql()} * {ran})"
     cols = ", ".join(by)
     sql = (f"SELECT {cols + ', ' if cols else ''}"
            f"SUM({secs} * gpus) / 3600.0, SUM({secs}) / 3600.0, SUM({secs} * COALESCE(cpu, 0)) / 3600.0, "
