@@ -579,11 +579,11 @@ projected:
 The admission policy's parameters (templates/admission/policy.yaml reads them, teamhub.catalog.admission in Python
 writes the same from the hub's values; tests/chart/test_admission_params.py holds the two equal). One
 ConfigMap key per placement, "<resource>" or "<resource>.<accelerator>" (keys are DNS labels, so "." is
-free), whose value is 13 lines, in this order:
+free), whose value is 14 lines, in this order:
   image ref | pullPolicy | pullSecrets (sorted, ",") | cpu request | cpu limit ("" none) | memory request |
   memory limit | gpu "<resource>=<count>" ("" none) | nodeSelector "k=v" (sorted, ",") |
   tolerations "key|operator|value|effect|seconds" (",") | max activeDeadlineSeconds |
-  "runAsUser,runAsGroup,fsGroup" | teams granting the resource (sorted, ",")
+  "runAsUser,runAsGroup,fsGroup" | teams granting the resource (sorted, ",") | priorityClassName ("" none)
 plus "volume.<key>" = "claim\nmountPath\nsubPath\nreadOnly" per catalog volume and "home" =
 "claimPrefix\npodPrefix\nmountPath" when servers get a home volume. Lookups by key keep the CEL cost flat
 however large the catalog grows.
@@ -634,7 +634,8 @@ however large the catalog grows.
       ($tols | join ",")
       (include "teamhub.number" (mul ($r.maxSessionMinutes | default $sessions.maxMinutes) 60))
       ($user | join ",")
-      ($granting | sortAlpha | join ",") -}}
+      ($granting | sortAlpha | join ",")
+      ($r.priorityClassName | default "") -}}
 {{- $key := $p.resource -}}
 {{- if $p.accelerator -}}{{- $key = printf "%s.%s" $p.resource $p.accelerator -}}{{- end -}}
 {{- $_ := set $data $key (join "\n" $lines) -}}

@@ -277,3 +277,18 @@ def test_chart_metadata_for_artifact_hub():
                       "configurable-http-proxy": f"{proxy['name']}:{proxy['tag']}",
                       "pause": f"{pause['name']}:{pause['tag']}"}
     assert yaml.safe_load(chart["annotations"]["artifacthub.io/links"])
+
+
+def test_priority_classes_are_created_and_a_resources_class_is_enforced():
+    docs = render("helm3", CONFIG / "examples" / "chart-campus-integration.yaml", extra=[
+        "--api-versions", "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"])
+    validate_all([d for d in docs if not d["kind"].startswith("ValidatingAdmissionPolicy")])  # not in 1.28
+    classes = {d["metadata"]["name"]: d for d in docs if d["kind"] == "PriorityClass"}
+    assert classes.keys() == {"campus-critical", "course-servers", "campus-batch-low"}
+    low = classes["campus-batch-low"]
+    assert (low["value"], low["preemptionPolicy"], low["globalDefault"]) == (-10, "Never", False)
+    assert classes["course-servers"]["value"] == 1000 and classes["course-servers"]["preemptionPolicy"] == "PreemptLowerPriority"
+    assert pod_spec(find(docs, "Deployment", "t-teamhub-hub"))["priorityClassName"] == "campus-critical"
+    assert all(pod_spec(d)["priorityClassName"] == "campus-batch-low" for d in docs if d["kind"] == "DaemonSet")
+    params = find(docs, "ConfigMap", "t-teamhub-admission")["data"]
+    assert params["cpu-small"].split("\n")[13] == "course-servers"  # the policy's priority rule compares it
