@@ -35,8 +35,8 @@ def _served(cluster) -> bool:
 def gateway_api(cluster):
     files = sorted(CRDS.glob("*.yaml"))
     assert files, f"{CRDS} is empty: `make setup` fetches the Gateway API CRDs"
-    created = cluster.kubectl_json("create", *[a for f in files for a in ("-f", f)])
-    names = [i["metadata"]["name"] for i in created.get("items", [created])]
+    created = cluster.kubectl("create", "-o", "name", *[a for f in files for a in ("-f", f)]).stdout.split()
+    names = [line.split("/", 1)[1] for line in created]
     assert "httproutes.gateway.networking.k8s.io" in names, names
     cluster.plane.wait_until(lambda: all(_established(cluster, n) for n in names) and _served(cluster), 60,
                              "the Gateway API CRDs to be established and served")
