@@ -24,6 +24,7 @@ HELM4_VERSION=v4.3.1
 ETCD_VERSION=v3.7.3
 KUBERNETES_VERSION=v1.37.2
 KWOK_VERSION=v0.8.0
+GATEWAY_API_VERSION=v1.6.3  # the Gateway API CRDs (standard channel) the HTTPRoute test installs
 PYTHON=${PYTHON:-python3}
 
 say() { printf '==> %s\n' "$*"; }
@@ -193,6 +194,20 @@ if fresh kwok <(echo "$KWOK_VERSION") || missing kwok || [ ! -d "$TOOLS/kwok-sta
     install -m 0644 "$src/kustomize/stage/$stage.yaml" "$TOOLS/kwok-stages/"
   done
   [ -f "$STAMPS/kwok.new" ] && stamp kwok
+fi
+
+# The Gateway API's standard-channel CRDs, from its Go module: the cluster tier installs them to show the
+# chart's HTTPRoute is accepted where gateway.networking.k8s.io/v1 is served (tests/cluster/test_httproute.py).
+if fresh gateway-api <(echo "$GATEWAY_API_VERSION") || [ ! -d "$TOOLS/gateway-api-crds" ]; then
+  say "fetching the Gateway API $GATEWAY_API_VERSION CRDs from its Go module"
+  src=$(cd / && go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" \
+        | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  rm -rf "$TOOLS/gateway-api-crds"
+  mkdir -p "$TOOLS/gateway-api-crds"
+  # only the CustomResourceDefinitions (the folder also holds an admission policy)
+  grep -l '^kind: CustomResourceDefinition' "$src"/config/crd/standard/*.yaml \
+    | xargs -I{} install -m 0644 {} "$TOOLS/gateway-api-crds/"
+  [ -f "$STAMPS/gateway-api.new" ] && stamp gateway-api
 fi
 
 say "setup complete"

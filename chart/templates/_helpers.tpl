@@ -1,27 +1,50 @@
 {{/* Names and labels shared by every object the chart renders. */}}
+{{/* The chart's name in object names and the app.kubernetes.io/name label: nameOverride, else "teamhub". */}}
+{{- define "teamhub.name" -}}
+{{- .Values.nameOverride | default .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "teamhub.fullname" -}}
+{{- $name := include "teamhub.name" . -}}
 {{- if .Values.fullnameOverride -}}
 {{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
-{{- else if contains .Chart.Name .Release.Name -}}
+{{- else if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 40 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
 
+{{/* Every object's labels: the recommended ones, then commonLabels (the schema keeps them off the chart's own keys). */}}
 {{- define "teamhub.labels" -}}
-app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/name: {{ include "teamhub.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: teamhub
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+An object's `annotations:` block: commonAnnotations, then the object's own (which win); nothing when both
+are empty. Every object of the chart uses it: include "teamhub.annotations" (list . $own) | nindent 2
+*/}}
+{{- define "teamhub.annotations" -}}
+{{- $ctx := index . 0 -}}
+{{- $all := merge (deepCopy (index . 1 | default dict)) (deepCopy ($ctx.Values.commonAnnotations | default dict)) -}}
+{{- with $all -}}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end -}}
 {{- end -}}
 
 {{/* Labels that select one component's pods: include "teamhub.selectorLabels" (list . "hub") */}}
 {{- define "teamhub.selectorLabels" -}}
 {{- $ctx := index . 0 -}}
-app.kubernetes.io/name: {{ $ctx.Chart.Name }}
+app.kubernetes.io/name: {{ include "teamhub.name" $ctx }}
 app.kubernetes.io/instance: {{ $ctx.Release.Name }}
 app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
@@ -68,8 +91,7 @@ metadata:
   name: {{ .name }}
   labels:
     {{- include "teamhub.componentLabels" (list .ctx "hub") | nindent 4 }}
-  annotations:
-    helm.sh/resource-policy: keep
+  {{- include "teamhub.annotations" (list .ctx (dict "helm.sh/resource-policy" "keep")) | nindent 2 }}
 spec:
   accessModes: [ReadWriteOnce]
   {{- with .storageClass }}
@@ -102,19 +124,63 @@ include "teamhub.image.ref" (dict "name" ... "tag" ... "digest" ...)
 {{- include "teamhub.image.ref" (dict "name" $img.name "tag" ($img.tag | default .Chart.AppVersion) "digest" $img.digest) -}}
 {{- end -}}
 
+{{- define "teamhub.imagePullSecret.name" -}}{{ include "teamhub.fullname" . }}-image-pull-secret{{- end -}}
+
 {{/*
-A pod's imagePullSecrets from one or more lists of Secret names (duplicates dropped, order kept), or nothing
-when there are none. Every pod of the chart uses it: include "teamhub.imagePullSecrets" (list $a $b)
+A pod's imagePullSecrets from one or more lists of Secret names, plus the Secret the chart creates from
+imagePullSecret (duplicates dropped, order kept), or nothing when there are none. Every pod of the chart
+uses it: include "teamhub.imagePullSecrets" (dict "ctx" . "lists" (list $a $b))
 */}}
 {{- define "teamhub.imagePullSecrets" -}}
 {{- $names := list -}}
-{{- range $list := . -}}{{- $names = concat $names ($list | default list) -}}{{- end -}}
+{{- range $list := .lists -}}{{- $names = concat $names ($list | default list) -}}{{- end -}}
+{{- if (.ctx.Values.imagePullSecret | default dict).create -}}
+{{- $names = append $names (include "teamhub.imagePullSecret.name" .ctx) -}}
+{{- end -}}
 {{- with $names | uniq }}
 imagePullSecrets:
   {{- range . }}
   - name: {{ . }}
   {{- end }}
 {{- end -}}
+{{- end -}}
+
+{{/*
+Where a pod of the chart runs and how it ranks: nodeSelector, affinity, tolerations and priorityClassName
+of one component's values (hub, proxy): include "teamhub.placement" .Values.hub | nindent 6
+*/}}
+{{- define "teamhub.placement" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .priorityClassName }}
+priorityClassName: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The operator's containers (hub.extraContainers, hub.initContainers) as written, with the chart's
+restricted security context filling every field they leave out, so the pod still meets Pod Security
+"restricted" unless the operator deliberately says otherwise: include "teamhub.restrictedContainers" $list
+*/}}
+{{- define "teamhub.restrictedContainers" -}}
+{{- $restricted := include "teamhub.containerSecurityContext" . | fromYaml -}}
+{{- $out := list -}}
+{{- range . -}}
+{{- $c := deepCopy . -}}
+{{- $_ := set $c "securityContext" (merge (deepCopy ($c.securityContext | default dict)) (deepCopy $restricted)) -}}
+{{- $out = append $out $c -}}
+{{- end -}}
+{{- toYaml $out -}}
 {{- end -}}
 
 {{/* The labels the hub puts on every user pod (env TEAMHUB_USER_POD_LABELS); NetworkPolicies select them. */}}
@@ -277,6 +343,47 @@ Groups left without images are dropped. Same format as the plan.
 {{- $out | sortAlpha | toJson -}}
 {{- end -}}
 
+{{/*
+A puller pod's placement: the group's node terms (one per catalog node selector) ANDed with the operator's
+prePuller.affinity node terms (each pair joined into one term), its other affinity as written, the group's
+tolerations then prePuller.tolerations, prePuller.nodeSelector and prePuller.priorityClassName.
+include "teamhub.prepull.placement" (dict "ctx" . "group" $group)
+*/}}
+{{- define "teamhub.prepull.placement" -}}
+{{- $pp := .ctx.Values.prePuller -}}
+{{- $op := deepCopy ($pp.affinity | default dict) -}}
+{{- $nodeAffinity := $op.nodeAffinity | default dict -}}
+{{- $opTerms := (($nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution | default dict).nodeSelectorTerms) | default list -}}
+{{- $groupTerms := list -}}
+{{- range $term := .group.terms -}}
+{{- $exprs := list -}}
+{{- range $k := keys $term | sortAlpha -}}
+{{- $exprs = append $exprs (dict "key" $k "operator" "In" "values" (list (index $term $k))) -}}
+{{- end -}}
+{{- $groupTerms = append $groupTerms (dict "matchExpressions" $exprs) -}}
+{{- end -}}
+{{- $terms := $groupTerms -}}
+{{- if and $groupTerms $opTerms -}}
+{{- $terms = list -}}
+{{- range $g := $groupTerms -}}
+{{- range $o := $opTerms -}}
+{{- $t := deepCopy $o -}}
+{{- $_ := set $t "matchExpressions" (concat $g.matchExpressions ($o.matchExpressions | default list)) -}}
+{{- $terms = append $terms $t -}}
+{{- end -}}
+{{- end -}}
+{{- else if $opTerms -}}
+{{- $terms = $opTerms -}}
+{{- end -}}
+{{- if $terms -}}
+{{- $_ := set $nodeAffinity "requiredDuringSchedulingIgnoredDuringExecution" (dict "nodeSelectorTerms" $terms) -}}
+{{- end -}}
+{{- if $nodeAffinity -}}{{- $_ := set $op "nodeAffinity" $nodeAffinity -}}{{- end -}}
+{{- $placement := dict "nodeSelector" $pp.nodeSelector "affinity" $op "priorityClassName" $pp.priorityClassName
+      "tolerations" (concat (.group.tolerations | default list) ($pp.tolerations | default list) | uniq) -}}
+{{- include "teamhub.placement" $placement -}}
+{{- end -}}
+
 {{/* A puller DaemonSet: include "teamhub.prepull.daemonset" (dict "ctx" . "gid" $gid "group" $group "kind" "hook|continuous") */}}
 {{- define "teamhub.prepull.daemonset" -}}
 {{- $ctx := .ctx -}}
@@ -288,12 +395,11 @@ metadata:
   labels:
     {{- include "teamhub.componentLabels" (list $ctx $component) | nindent 4 }}
     teamhub.dev/puller-group: {{ .gid | quote }}
+  {{- $hook := dict }}
   {{- if eq .kind "hook" }}
-  annotations:
-    helm.sh/hook: pre-install,pre-upgrade
-    helm.sh/hook-weight: "-5"
-    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+  {{- $hook = dict "helm.sh/hook" "pre-install,pre-upgrade" "helm.sh/hook-weight" "-5" "helm.sh/hook-delete-policy" "before-hook-creation,hook-succeeded" }}
   {{- end }}
+  {{- include "teamhub.annotations" (list $ctx $hook) | nindent 2 }}
 spec:
   selector:
     matchLabels:
@@ -313,25 +419,8 @@ spec:
       terminationGracePeriodSeconds: 0
       securityContext:
         {{- include "teamhub.podSecurityContext" 65534 | nindent 8 }}
-      {{- if .group.terms }}
-      affinity:
-        nodeAffinity:
-          requiredDuringSchedulingIgnoredDuringExecution:
-            nodeSelectorTerms:
-              {{- range $term := .group.terms }}
-              - matchExpressions:
-                  {{- range $k := keys $term | sortAlpha }}
-                  - key: {{ $k | quote }}
-                    operator: In
-                    values: [{{ index $term $k | quote }}]
-                  {{- end }}
-              {{- end }}
-      {{- end }}
-      {{- with .group.tolerations }}
-      tolerations:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-      {{- include "teamhub.imagePullSecrets" (list .group.pullSecrets $ctx.Values.prePuller.pause.pullSecrets) | nindent 6 }}
+      {{- include "teamhub.prepull.placement" . | nindent 6 }}
+      {{- include "teamhub.imagePullSecrets" (dict "ctx" $ctx "lists" (list .group.pullSecrets $ctx.Values.prePuller.pause.pullSecrets)) | nindent 6 }}
       initContainers:
         {{- range .group.images }}
         - name: {{ printf "pull-%s" .key | trunc 63 | trimSuffix "-" }}
@@ -373,10 +462,7 @@ metadata:
   name: {{ include "teamhub.fullname" .ctx }}-{{ .kind }}-puller
   labels:
     {{- include "teamhub.componentLabels" (list .ctx $component) | nindent 4 }}
-  {{- with .annotations }}
-  annotations:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
+  {{- include "teamhub.annotations" (list .ctx .annotations) | nindent 2 }}
 spec:
   podSelector:
     matchLabels:
@@ -448,9 +534,31 @@ holds hub.db.password.
 {{- end }}
 {{- end }}
 {{- range $name := keys $ctx.Values.hub.extraEnv | sortAlpha }}
+{{- $value := index $ctx.Values.hub.extraEnv $name }}
 - name: {{ $name }}
-  value: {{ index $ctx.Values.hub.extraEnv $name | quote }}
+{{- if kindIs "map" $value }}
+  valueFrom:
+    {{- toYaml $value.valueFrom | nindent 4 }}
+{{- else }}
+  value: {{ $value | quote }}
 {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+What the hub reads from its values (at start only), hashed into the hub pod's checksum annotation, so a
+change of anything else (proxy, pullers, policies, the chart's own objects) leaves the Recreate hub running:
+the sections the schema marks `x-read-by: hub`, hub.db (its hub-read keys and the volume the hub mounts) and
+the Ingress hosts, from which teamhub/hub/launchlinks.py builds the public address. Everything else the hub
+gets (image, env, volumes, placement) is in its pod template. tests/chart/test_hub_restarts.py fails when
+the schema marks something this list lacks.
+*/}}
+{{- define "teamhub.hub.inputs" -}}
+{{- $v := .Values -}}
+{{- toYaml (dict
+      "sections" (pick $v "auth" "branding" "catalog" "sessions" "launchLinks" "singleuser")
+      "db" $v.hub.db
+      "ingress" (pick $v.ingress "enabled" "hosts" "tls")) -}}
 {{- end -}}
 
 {{- /* The hub's /etc/teamhub volume (values file, release revision, local users), for the hub and its
@@ -481,11 +589,11 @@ projected:
 The admission policy's parameters (templates/admission/policy.yaml reads them, teamhub.catalog.admission in Python
 writes the same from the hub's values; tests/chart/test_admission_params.py holds the two equal). One
 ConfigMap key per placement, "<resource>" or "<resource>.<accelerator>" (keys are DNS labels, so "." is
-free), whose value is 13 lines, in this order:
+free), whose value is 14 lines, in this order:
   image ref | pullPolicy | pullSecrets (sorted, ",") | cpu request | cpu limit ("" none) | memory request |
   memory limit | gpu "<resource>=<count>" ("" none) | nodeSelector "k=v" (sorted, ",") |
   tolerations "key|operator|value|effect|seconds" (",") | max activeDeadlineSeconds |
-  "runAsUser,runAsGroup,fsGroup" | teams granting the resource (sorted, ",")
+  "runAsUser,runAsGroup,fsGroup" | teams granting the resource (sorted, ",") | priorityClassName ("" none)
 plus "volume.<key>" = "claim\nmountPath\nsubPath\nreadOnly" per catalog volume and "home" =
 "claimPrefix\npodPrefix\nmountPath" when servers get a home volume. Lookups by key keep the CEL cost flat
 however large the catalog grows.
@@ -536,7 +644,8 @@ however large the catalog grows.
       ($tols | join ",")
       (include "teamhub.number" (mul ($r.maxSessionMinutes | default $sessions.maxMinutes) 60))
       ($user | join ",")
-      ($granting | sortAlpha | join ",") -}}
+      ($granting | sortAlpha | join ",")
+      ($r.priorityClassName | default "") -}}
 {{- $key := $p.resource -}}
 {{- if $p.accelerator -}}{{- $key = printf "%s.%s" $p.resource $p.accelerator -}}{{- end -}}
 {{- $_ := set $data $key (join "\n" $lines) -}}

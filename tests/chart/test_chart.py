@@ -173,7 +173,7 @@ def test_helm_unittest_suites():
 def test_checksum_annotation_follows_the_values(which, tmp_path):
     def checksum(*files):
         hub = next(d for d in render(which, *files) if d["kind"] == "Deployment" and d["metadata"]["name"] == "t-teamhub-hub")
-        return hub["spec"]["template"]["metadata"]["annotations"]["checksum/values"]
+        return hub["spec"]["template"]["metadata"]["annotations"]["checksum/hub-values"]
 
     base = checksum(CONFIG / "values.yaml")
     assert base == checksum(CONFIG / "values.yaml"), "same values must give the same checksum"

@@ -37,6 +37,7 @@ STRING_MARKERS = (
     "$2b$12${bcrypt}",
     "#{hexcolor}",
     "local:mark-{i}-x",
+    "Mark{i}X",
 )
 
 # Combinations that expose keys another marker hides: the inline password is used only without
@@ -129,11 +130,12 @@ def render(values: dict, tmp_path, name: str) -> tuple[str, str]:
     """(text of every rendered object except the values Secret, the values Secret's values.yaml)."""
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(values), encoding="utf-8")
-    # as on a cluster serving ValidatingAdmissionPolicy and ServiceMonitors, so admissionPolicy.* and
-    # metrics.serviceMonitor.* reach their objects
+    # as on a cluster serving ValidatingAdmissionPolicy, ServiceMonitors and the Gateway API, so
+    # admissionPolicy.*, metrics.serviceMonitor.* and httpRoute.* reach their objects
     out = helm("helm3", "template", "t", CHART, "--namespace", "lab", "--kube-version", KUBE_VERSIONS[-1], "--api-versions",
                "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy", "--api-versions",
-               "monitoring.coreos.com/v1/ServiceMonitor", "-f", path).stdout
+               "monitoring.coreos.com/v1/ServiceMonitor", "--api-versions", "gateway.networking.k8s.io/v1/HTTPRoute",
+               "-f", path).stdout
     objects, secret = [], ""
     for doc in yaml.safe_load_all(out):
         if not doc:
@@ -141,8 +143,11 @@ def render(values: dict, tmp_path, name: str) -> tuple[str, str]:
         if doc["kind"] == "Secret" and doc["metadata"]["name"].endswith("-values"):
             secret = doc["stringData"]["values.yaml"]
             continue
+        if doc["kind"] == "Secret" and "values.yaml" in doc.get("stringData", {}):
+            # the upgrade check's copy of every value (it checks them as the hub would): not where a key arrives
+            doc["stringData"].pop("values.yaml")
         annotations = doc.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {})
-        annotations.pop("checksum/values", None)  # a hash of all values: not where a key "arrives"
+        annotations.pop("checksum/hub-values", None)  # a hash of what the hub reads: not where a key "arrives"
         for key, encoded in (doc.get("data") or {}).items() if doc["kind"] == "Secret" else ():
             doc["data"][key] = base64.b64decode(encoded).decode(errors="replace")
         objects.append(json.dumps(doc, sort_keys=True))

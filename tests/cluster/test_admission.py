@@ -196,6 +196,8 @@ BROKEN = {
     "hub's service account": ("serviceAccount", _set("spec.serviceAccountName", HUB)),
     "missing deadline": ("deadline", _drop("spec.activeDeadlineSeconds")),
     "deadline too far": ("deadline", _set("spec.activeDeadlineSeconds", 14401)),
+    # the resource names no PriorityClass: its servers may not outrank the default
+    "outranks the default": ("priority", _set("spec.priorityClassName", "system-cluster-critical")),
     "wrong team label": ("labels", _set("metadata.labels.teamhub\x00dev/team", "nlp-course")),
     "not a server": ("labels", _set("metadata.labels.app\x00kubernetes\x00io/component", "hub")),
     "unknown resource": ("shape", _set("metadata.labels.teamhub\x00dev/resource", "gpu-huge")),
@@ -296,6 +298,7 @@ def _one_field_changes(pod: dict, max_seconds: int) -> dict:
         "tolerations": changed(lambda p: p["spec"].setdefault("tolerations", []).append(
             {"key": "teamhub-test", "operator": "Exists"})),
         "deadline": changed(lambda p: p["spec"].update(activeDeadlineSeconds=max_seconds + 1)),
+        "priority": changed(lambda p: p["spec"].update(priorityClassName="system-cluster-critical")),
         "labels": changed(lambda p: p["metadata"]["labels"].update({"teamhub.dev/team": "no-such-team"})),
     }
 

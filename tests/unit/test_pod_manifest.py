@@ -199,3 +199,20 @@ def test_pods_carry_the_labels_the_charts_network_policies_select():
     labels = pod["metadata"]["labels"]
     assert labels["teamhub.dev/user-pod"] == "true" and labels["app.kubernetes.io/instance"] == "t"
     assert labels["app.kubernetes.io/component"] == "singleuser-server"  # the chart's selector expects it
+
+
+def test_a_resources_priority_class_reaches_its_pod_and_no_other(tmp_path):
+    """catalog resources' priorityClassName: the course's GPU servers rank above the rest; the class never
+    sticks to the spawner's next start of a resource without one."""
+    import yaml
+    from hubhelpers import VALUES
+
+    values = yaml.safe_load(VALUES.read_text())
+    values["catalog"]["resources"]["course-nlp"]["priorityClassName"] = "course-gpu"
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    sp = kube_spawner(configured(path), ADMIN, admin=True)
+    pod = manifest(sp, {"resource": "course-nlp"})
+    kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
+    assert pod["spec"]["priorityClassName"] == "course-gpu"
+    assert not manifest(sp, {"resource": "cpu-small"})["spec"].get("priorityClassName")

@@ -8,7 +8,7 @@ the `Launch` the spawner turns into a pod), and tests/chart/test_admission_param
 for every values file, while the cluster tier shows the pods KubeSpawner builds are admitted. The hub never
 writes them: a compromised hub must not be able to widen what it may start.
 
-The layout (one ConfigMap key per placement, 13 lines) is described next to the template.
+The layout (one ConfigMap key per placement, 14 lines) is described next to the template.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .access import access_of
 from .model import Catalog, Resource
 from .placement import build_launch
 
-SHAPE_LINES = 13
+SHAPE_LINES = 14
 
 
 def _number(value) -> str:
@@ -62,6 +62,7 @@ def shape(catalog: Catalog, resource: Resource, accelerator_key: str | None) -> 
         str(launch.minutes * 60),
         ",".join(_optional(v) for v in (user.run_as_user, user.run_as_group, user.fs_group)),
         ",".join(granting),
+        resource.priority_class,
     )
     assert len(lines) == SHAPE_LINES
     return "\n".join(lines)

@@ -113,6 +113,7 @@ class Resource:
     volumes: tuple
     max_session_minutes: int | None
     pod_user: PodUser = NO_OVERRIDE
+    priority_class: str = ""  # the servers' PriorityClass; "" the cluster's default
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,7 @@ def build(values: dict) -> Catalog:
             volumes=tuple(v.get("volumes", ())),
             max_session_minutes=v.get("maxSessionMinutes"),
             pod_user=_pod_user(v.get("securityContext")),
+            priority_class=v.get("priorityClassName") or "",
         )
     teams = {
         k: Team(
