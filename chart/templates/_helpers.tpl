@@ -558,6 +558,7 @@ the schema marks something this list lacks.
 {{- toYaml (dict
       "sections" (pick $v "auth" "branding" "catalog" "sessions" "launchLinks" "singleuser")
       "db" $v.hub.db
+      "subdomainHost" $v.hub.subdomainHost
       "ingress" (pick $v.ingress "enabled" "hosts" "tls")) -}}
 {{- end -}}
 

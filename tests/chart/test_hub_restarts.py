@@ -65,6 +65,7 @@ HUB_READS = {
     "hub.db.keepBackups": changed(hub__db__keepBackups=9),
     "hub.db.backupDir": changed(hub__db__backupDir="/srv/teamhub/data/elsewhere"),
     "singleuser": changed(singleuser__clusterAutoscaler=True),
+    "hub.subdomainHost": changed(hub__subdomainHost="https://hub.example.org"),
     "ingress hosts": changed(ingress={"enabled": True, "hosts": ["hub.example.org"]}),
 }
 
