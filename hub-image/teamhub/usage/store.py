@@ -37,7 +37,7 @@ CACHE_SECONDS = 60
 # How often a running server's `last_seen` is written: the hub polls every server every 15 s
 # (sessions.POLL_SECONDS), and a commit per poll per server was the store's main cost. A server found gone
 # ends at most this much earlier than it really stopped; a start's first confirmation is always written
-# (close_unconfirmed reads it).
+# (a record closed as lost ends there).
 SEEN_EVERY = 60
 COLUMNS = ("server", "person", "team", "resource", "accelerator", "gpus", "gpu_kind", "cpu", "memory", "started")
 
@@ -127,9 +127,29 @@ class Store:
         self._seen.pop(record, None)
         return result.rowcount == 1
 
-    def close_unconfirmed(self) -> int:
-        """At hub start: records never seen running (the hub died while they were starting) end as lost."""
-        result = self._run(f"UPDATE {TABLE} SET ended = started, end_reason = 'lost' WHERE ended IS NULL AND last_seen IS NULL", {})
+    def server_states(self) -> list[dict]:
+        """The persisted spawner states of the servers JupyterHub's database calls running or starting (its
+        `spawners` rows with a server); none before JupyterHub first created its tables."""
+        import json
+
+        from sqlalchemy import inspect, text
+
+        with self.engine.connect() as con:
+            if not inspect(con).has_table("spawners"):
+                return []
+            rows = con.execute(text("SELECT state FROM spawners WHERE server_id IS NOT NULL")).scalars().all()
+        states = [json.loads(r) if isinstance(r, str) else r for r in rows]
+        return [s for s in states if isinstance(s, dict)]
+
+    def close_unconfirmed(self, held) -> int:
+        """At hub start: open records that no running server holds (`held`: their ids) end as lost, when they were
+        last seen alive (or at their start). A hub that died mid-start, or a database restored from an older
+        backup, leaves such records; a held one stays open for JupyterHub's check of its server (adopted, or
+        found gone and closed the same way)."""
+        held = sorted({int(r) for r in held})
+        keep = f" AND id NOT IN ({', '.join(str(r) for r in held)})" if held else ""
+        result = self._run(f"UPDATE {TABLE} SET ended = COALESCE(last_seen, started), end_reason = 'lost' "
+                           f"WHERE ended IS NULL{keep}", {})
         self._cache.clear()
         return result.rowcount
 
