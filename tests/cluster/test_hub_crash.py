@@ -19,8 +19,10 @@ import os
 import re
 import signal
 import sqlite3
+import threading
 from contextlib import closing
 
+import httpx
 import pytest
 from support import wait_for
 
@@ -87,14 +89,26 @@ def quota_used(hub) -> int:
     return int(found.group(1))
 
 
-def start(hub, person: str):
-    """The launch page's Start: the hub answers at once and the start goes on in the hub (a client and a REST API client)."""
+def start(hub, person: str, answered: bool = True):
+    """The launch page's Start (a logged-in client and a REST API client of the person). JupyterHub answers the form
+    once the start is done or after its slow_spawn_timeout; with `answered` False the form is sent from a thread and
+    this returns at once, so the test can kill the hub while a held write keeps the start where it is."""
     hub.cluster.top_up_volumes()
     client = hub.login(person, f"{person}-demo-pass")
     api = hub.api(hub.token(client, f"local:{person}"))
+    if not answered:
+        threading.Thread(target=lambda: _quietly(hub.spawn_form, client, CPU_SMALL), daemon=True).start()
+        return client, api
     r = hub.spawn_form(client, CPU_SMALL)
     assert r.status_code == 302, r.text[:500]
     return client, api
+
+
+def _quietly(call, *args):
+    try:
+        call(*args)
+    except httpx.HTTPError:  # the hub was killed while it answered
+        pass
 
 
 def open_record_in_state(hub, user: str) -> dict:
@@ -120,7 +134,7 @@ def test_killed_at_a_write_of_the_start_leaves_nothing_running(hub, person, reso
     user = f"local:{person}"
     hub.gate.hold(resource)
     try:
-        _, api = start(hub, person)
+        _, api = start(hub, person, answered=False)
         assert hub.gate.arrived.wait(WAIT), f"no {resource} create reached the gate: {hub.gate.seen}"
         hub.crash()
     finally:
