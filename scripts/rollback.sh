@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Roll the release back, and check the hub answers. Default target: the newest earlier revision that was
 # deployed successfully (deployed or superseded) and deploys something other than what runs now (after a
-# failed upgrade that helm rolled back: neither the failed revision nor the one the rollback redeployed). A
-# failed revision is a target only when named, after a warning.
+# failed upgrade that helm rolled back: neither the failed revision nor the one the rollback redeployed). When
+# the newest revision failed (a plain `helm upgrade --wait` that timed out, its objects applied), the newest
+# revision deployed successfully, and the script says so. A failed revision is a target only when named,
+# after a warning.
 #
 #   scripts/rollback.sh [--release R] [--namespace N] [--revision REV | REV] [--list] [--timeout D]
 #                       [--no-restore] [--dry-run] [--yes]
@@ -68,7 +70,12 @@ TARGET=$("${TEAMHUB_OPS_CMD[@]}" release target "$WORK/history.json" "$WORK/valu
   || { cat "$WORK/target.err" >&2; die "nothing was changed" 5; }
 TARGET_WARNING=$(sed -n 's/^WARNING: //p' "$WORK/target.err")
 [ -z "$TARGET_WARNING" ] || warn "$TARGET_WARNING"
-say "roll back from revision $CURRENT to revision $TARGET"
+TARGET_NOTE=$(sed -n 's/^NOTE: //p' "$WORK/target.err")  # the newest revision failed: back to the last good one
+if [ -n "$TARGET_NOTE" ]; then
+  say "$TARGET_NOTE"
+else
+  say "roll back from revision $CURRENT to revision $TARGET"
+fi
 
 # the hub database: does the target's JupyterHub fit the schema, or does a backup have to come back?
 BACKUP=""

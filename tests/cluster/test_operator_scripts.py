@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from .chart import RELEASE
+from .chart import CHART, RELEASE
 from .inpod import HUB_HEALTH
 from .operator import FAILED_UPGRADES, base_values, helm_update, overlay, run_script
 from .test_user_pod import manifests
@@ -176,6 +176,42 @@ def test_helm4_install_and_failed_upgrade(cluster, tmp_path):
         proc = run_script(cluster, "rollback.sh", ns, helm="helm4")
         assert proc.returncode == 5, proc.stdout + proc.stderr
         assert "no revision before 3 was deployed successfully with something other than what runs now" in proc.stderr
+    finally:
+        cluster.hub_loopback.namespace = previous
+        cluster.delete_namespace(ns)
+
+
+def test_rollback_after_a_failed_plain_upgrade_goes_back_to_the_last_deployed_revision(cluster, tmp_path):
+    """Issue 24: install (revision 1), then a plain `helm upgrade --wait` that fails after its hooks: the proxy's new
+    pod has no node (revision 2 failed, but its Deployment was applied). rollback.sh goes back to revision 1, the
+    newest one deployed successfully, and says so; revision 3 deploys revision 1's values and Deployment."""
+    ns, previous = cluster.new_namespace("operator-failed-newest"), cluster.hub_loopback.namespace
+    cluster.hub_loopback.namespace = ns
+    try:
+        release = Release(cluster, ns, tmp_path)
+        _ok(helm_update(cluster, ns, release.values))
+        proxy = f"{RELEASE}-proxy"
+        good = cluster.kubectl_json("get", "deployment", proxy, "-n", ns)["spec"]["template"]["spec"]
+        bad = overlay(tmp_path, "proxy-nowhere", {"proxy": {"nodeSelector": {"node-type": "no-such-node"}}})
+        values = [a for v in (*release.values, bad) for a in ("-f", v)]
+        upgrade = cluster.helm("helm3", "upgrade", RELEASE, CHART, "-n", ns, *values, "--wait", "--timeout=40s", check=False)
+        assert upgrade.returncode != 0, upgrade.stdout + upgrade.stderr
+        assert [(n, s) for n, s, _ in release.history()] == [(1, "deployed"), (2, "failed")]
+        applied = cluster.kubectl_json("get", "deployment", proxy, "-n", ns)["spec"]["template"]["spec"]
+        assert applied.get("nodeSelector") == {"node-type": "no-such-node"}, "revision 2's Deployment runs"
+
+        out = _ok(run_script(cluster, "rollback.sh", ns))
+        assert "the newest revision 2 failed" in out and "rolling back to revision 1, the newest revision that was deployed " \
+            "successfully" in out, out
+        assert "nothing was changed" not in out
+        assert [(n, s, d) for n, s, d in release.history()][-1] == (3, "deployed", "Rollback to 1")
+
+        def values_of(rev: int) -> dict:
+            return json.loads(cluster.helm("helm3", "get", "values", RELEASE, "-n", ns, "--revision", str(rev), "-o", "json").stdout)
+
+        assert values_of(3) == values_of(1) != values_of(2)
+        back = cluster.kubectl_json("get", "deployment", proxy, "-n", ns)["spec"]["template"]["spec"]
+        assert back.get("nodeSelector") == good.get("nodeSelector") and "no-such-node" not in json.dumps(back)
     finally:
         cluster.hub_loopback.namespace = previous
         cluster.delete_namespace(ns)

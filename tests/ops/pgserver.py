@@ -47,23 +47,35 @@ def _as_owner(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd] if os.getuid() == 0 else cmd
 
 
-def start() -> PgServer:
+def start(tls=None) -> PgServer:
+    """`tls` (optional): (server certificate, its key, CA certificate) files. The server then admits TCP clients only
+    over TLS with a client certificate that CA issued for the user name (pg_hba `hostssl ... cert`)."""
     bindir = pg_bin()
     if bindir is None:
         raise RuntimeError("PostgreSQL server binaries not found under /usr/lib/postgresql (make setup installs them)")
     root = Path(tempfile.mkdtemp(prefix="teamhub-pg-"))
     password = "s3cret-test-pass"
     (root / "pw").write_text(password + "\n")
+    port = free_port()
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    if tls is not None:
+        (root / "tls").mkdir()
+        for src, name in zip(tls, ("server.crt", "server.key", "ca.crt"), strict=True):
+            shutil.copyfile(src, root / "tls" / name)
+        (root / "tls" / "server.key").chmod(0o600)  # the server refuses a key others can read
+        options += (f" -c ssl=on -c ssl_cert_file={root / 'tls' / 'server.crt'} -c ssl_key_file={root / 'tls' / 'server.key'}"
+                    f" -c ssl_ca_file={root / 'tls' / 'ca.crt'}")
     if os.getuid() == 0:
         pw = pwd.getpwnam("postgres")
-        os.chown(root, pw.pw_uid, pw.pw_gid)
-        os.chown(root / "pw", pw.pw_uid, pw.pw_gid)
-    port = free_port()
+        for path in (root, *root.rglob("*")):
+            os.chown(path, pw.pw_uid, pw.pw_gid)
     subprocess.run(_as_owner([str(bindir / "initdb"), "-D", str(root / "data"), "--username=teamhub", f"--pwfile={root / 'pw'}",
                               "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync"]),
                    check=True, capture_output=True, timeout=180)
+    if tls is not None:
+        (root / "data" / "pg_hba.conf").write_text("local all all trust\nhostssl all all 127.0.0.1/32 cert\n")  # same owner
     subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-w", "-t", "60",
-                              "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"]),
+                              "-o", options, "start"]),
                    check=True, capture_output=True, timeout=120)
     return PgServer(root, port, "teamhub", password, bindir)
 

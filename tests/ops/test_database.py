@@ -320,3 +320,40 @@ def test_postgres_refuses_to_migrate_without_backup(pg, old_venv, tmp_path, monk
     assert pg.psql("hubnodump", "SELECT version_num FROM alembic_version") == old_head, "nothing was migrated"
     result = migrate.prepare(values, tmp_path, env=dict(env, TEAMHUB_DB_BACKUP_DONE=old_head))
     assert result.migrated and result.backup is None
+
+
+def test_postgres_backup_and_restore_get_the_whole_url(tmp_path):
+    """`hub.db.url`'s query (sslmode, sslrootcert, sslcert, sslkey) reaches pg_dump and pg_restore as it reaches
+    the hub (issue 24): this server admits only TLS clients presenting a certificate, so a dump connects only with
+    the URL's parameters (pg_dump was given host, port, user and database alone before)."""
+    from cluster.pki import Pki
+
+    pki = Pki(tmp_path / "pki")
+    serving = pki.server("postgres", ("IP:127.0.0.1",))
+    client = pki.client("pg-client", "teamhub")
+    server = pgserver.start(tls=(serving.cert, serving.key, pki.ca.cert))
+    try:
+        query = f"sslmode=verify-full&sslrootcert={pki.ca.cert}&sslcert={client.cert}&sslkey={client.key}"
+        values = {"hub": {"db": {"type": "postgres", "url": f"{server.url('postgres')}?{query}"}}}
+        s = settings.backend(values, tmp_path, env={})
+        from sqlalchemy import text
+
+        engine = s.engine()
+        with engine.begin() as con:
+            con.execute(text("CREATE TABLE kept (note TEXT)"))
+            con.execute(text("INSERT INTO kept VALUES ('before the backup')"))
+        b = backups.backup(s)
+        with engine.begin() as con:
+            con.execute(text("UPDATE kept SET note = 'after the backup'"))
+        engine.dispose()
+        s.put_back(b.path)
+        engine = s.engine()
+        with engine.connect() as con:
+            assert con.execute(text("SELECT note FROM kept")).scalar_one() == "before the backup"
+        engine.dispose()
+        # The same dump without the client certificate is refused: the parameters are what let it in.
+        bare = settings.backend({"hub": {"db": {"type": "postgres", "url": f"{server.url('postgres')}?sslmode=require"}}}, tmp_path, env={})
+        with pytest.raises(DatabaseError, match="pg_dump failed"):
+            bare.copy_to(tmp_path / "refused.pgdump")
+    finally:
+        pgserver.stop(server)

@@ -99,6 +99,26 @@ def test_pick_target(tmp_path):
         release.pick_target(revs, 3)
 
 
+def test_pick_target_after_a_failed_newest_revision(tmp_path):
+    """1 deployed, 2 failed (a plain `helm upgrade --wait` that timed out, its objects applied; issue 24): helm still
+    calls 1 current, but what runs is 2's. The default target is 1, said in a note, with no warning."""
+    h = tmp_path / "h.json"
+    h.write_text(json.dumps([{"revision": n, "status": s, "chart": "teamhub-0.1.0", "description": d} for n, s, d in (
+        (1, "deployed", "Install complete"), (2, "failed", "Upgrade \"teamhub\" failed: context deadline exceeded"))]))
+    revs = release.load_history(h)
+    target = release.pick_target(revs, None)
+    assert target.number == 1 and release.target_warning(revs, target) is None
+    assert "newest revision 2 failed (Upgrade \"teamhub\" failed" in release.target_note(revs, target)
+    assert release.pick_target(revs, 1).number == 1, "named, the last good revision is allowed too"
+    # a failed upgrade that helm rolled back itself (--atomic) ends deployed: nothing to note
+    h.write_text(json.dumps([{"revision": n, "status": s, "chart": "teamhub-0.1.0", "description": d} for n, s, d in (
+        (1, "superseded", "Install complete"), (2, "failed", "Upgrade failed"), (3, "deployed", "Rollback to 1"))]))
+    revs = release.load_history(h)
+    assert release.target_note(revs, revs[0]) is None
+    with pytest.raises(release.NoSuchRevision, match="no revision before 3"):
+        release.pick_target(revs, None)
+
+
 def test_readme_operator_section_names_only_existing_scripts():
     text = (ROOT / "README.md").read_text()
     for script in ("scripts/helm_update.sh", "scripts/rollback.sh", "scripts/build_images.sh"):

@@ -82,6 +82,9 @@ def cmd_release(args) -> int:
     warning = release.target_warning(revisions, target)
     if warning:
         print(f"WARNING: {warning}", file=sys.stderr)
+    note = release.target_note(revisions, target)
+    if note:
+        print(f"NOTE: {note}", file=sys.stderr)
     print(target.number)
     return 0
 

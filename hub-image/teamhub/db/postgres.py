@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from . import backups
 from .backend import Backend, DatabaseError
@@ -84,15 +84,19 @@ class PostgreSQL(Backend):
             raise DatabaseError(f"pg_restore of {backup} failed: {r.stderr.strip()}")
 
     def _client(self) -> tuple[list[str], dict]:
-        """pg_dump's and pg_restore's connection arguments, and their env with the password."""
+        """pg_dump's and pg_restore's connection: the whole URL as `--dbname` (libpq's parameters in its query, such as
+        sslmode, sslrootcert or sslcert, reach them as they reach the hub), the password only in their env."""
         from sqlalchemy.engine import make_url
 
         u = make_url(self.url)
         env = dict(os.environ)
         if u.password:
             env["PGPASSWORD"] = u.password
-        args = ["--host", u.host or "localhost", "--port", str(u.port or 5432), "--username", u.username or "postgres"]
-        return args + ["--dbname", u.database or "postgres"], env
+        host = u.host or "localhost"
+        host = f"[{host}]" if ":" in host else host
+        netloc = f"{quote(u.username or 'postgres', safe='')}@{host}:{u.port or 5432}"
+        query = urlencode([(k, v) for k, vs in u.query.items() for v in (vs if isinstance(vs, tuple) else (vs,))])
+        return [f"--dbname={urlunsplit(('postgresql', netloc, '/' + quote(u.database or 'postgres', safe=''), query, ''))}"], env
 
 
 def _tool(name: str) -> str:

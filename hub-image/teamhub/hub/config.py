@@ -75,7 +75,9 @@ def load_from_environment(c, environ=os.environ):
     migrate.prepare_or_exit(checked.values, paths.data_dir(environ))
     rt = configure(c, checked, mode, environ)
     rt.usage = Store(c.JupyterHub.db_url)  # usage records (teamhub/usage/), in the database JupyterHub uses
-    rt.usage.close_unconfirmed()
+    from .spawners import records_held
+
+    rt.usage.close_unconfirmed(records_held(rt.usage.server_states()))
     rt.usage.restore()  # the in-memory ledger metrics and budgets read (teamhub/usage/ledger.py), before serving
     usage_budget.warm(rt.usage, rt.catalog, sessions.now())
     usage_metrics.install(rt.usage)  # and the metrics read from them on /hub/metrics
@@ -241,6 +243,10 @@ def configure_kubernetes(c, values: dict, environ=os.environ) -> None:
     chart_labels = json.loads(environ.get("TEAMHUB_USER_POD_LABELS") or "{}")
     # (KubeSpawner itself sets app.kubernetes.io/component: singleuser-server, which the chart expects.)
     c.KubeSpawner.common_labels = {"app.kubernetes.io/part-of": "teamhub", **chart_labels}
+    if environ.get("POD_NAMESPACE") and "app.kubernetes.io/instance" in chart_labels:  # labels that are this release's alone
+        from . import strays
+
+        strays.install(environ["POD_NAMESPACE"], c.KubeSpawner.common_labels)  # pods no server names (hub/strays.py)
     c.KubeSpawner.delete_pvc = False  # home folders outlive user deletion; the hub's Role cannot delete PVCs anyway
     storage = storage_settings(values)
     if storage["enabled"]:

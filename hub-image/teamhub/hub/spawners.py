@@ -15,7 +15,7 @@ import html
 import time
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from jupyterhub.utils import wait_for_http_server
+from jupyterhub.utils import url_path_join, wait_for_http_server
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
@@ -81,6 +81,12 @@ def visibility_env(gpu) -> dict:
     if gpu is None:
         env["CUDA_VISIBLE_DEVICES"] = ""
     return env
+
+
+def records_held(states) -> set[int]:
+    """The usage records that persisted spawner states hold (at hub start the other open records are closed)."""
+    records = ((state.get(STATE_KEY) or {}).get(usage.KEY) for state in states)
+    return {int(r) for r in records if r is not None}
 
 
 def options_from_form(formdata: dict) -> dict:
@@ -221,6 +227,15 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
         if self.teamhub_info:
             state[STATE_KEY] = dict(self.teamhub_info)
         return state
+
+    def teamhub_persist_state(self) -> None:
+        """Commit the state (deadline, quota hold, usage record, pod name) now. JupyterHub saves it only once start()
+        returns: a hub killed in between came back with no state, a closed record and a server nobody tracked
+        (issue 24). Called before a start's first write to the cluster, so whatever it creates is in the database."""
+        orm = getattr(self, "orm_spawner", None)
+        if orm is not None:
+            orm.state = self.get_state()
+            self.db.commit()
 
     def load_state(self, state):
         super().load_state(state)
@@ -496,7 +511,28 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
             if verdict and verdict.fatal:
                 return verdict
 
+    async def get_url(self):
+        """JupyterHub asks this of a server whose poll says running when it restarted: one whose start the previous hub
+        never finished has no address in the database. Adopt it: wait (up to start_timeout) for its pod to run and
+        answer with the pod's address; a pod that never runs (gone, or failing as fail-fast judges) keeps the old one,
+        so JupyterHub's check finds nothing answering and stops the server."""
+        await self._start_watching_pods()
+        key, ctx = f"{self.namespace}/{self.pod_name}", self.teamhub_context()
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            pod = self.pod_reflector.pods.get(key)
+            if pod is None or pod["metadata"].get("deletionTimestamp") or pod["status"].get("phase") not in ("Pending", "Running"):
+                break
+            verdict = failfast.classify_pod(pod, ctx)
+            if verdict and verdict.fatal:
+                break
+            if self.is_pod_running(pod):
+                return url_path_join(self._get_pod_url(pod), self.server.base_url)
+            await asyncio.sleep(self.failfast_interval)
+        return self.server.url
+
     async def _start(self):
+        self.teamhub_persist_state()  # before the first API write (the home PVC or the pod)
         start = asyncio.ensure_future(super()._start())
         watch = asyncio.ensure_future(self._teamhub_watch())
         try:
@@ -554,4 +590,4 @@ class TeamhubLocalSpawner(TeamhubMixin, SimpleLocalProcessSpawner):
 
 
 __all__ = ["REQUEST_FIELDS", "SpawnStopped", "TeamhubKubeSpawner", "TeamhubLocalSpawner", "TeamhubMixin",
-           "apply_user_options", "options_from_form", "refused", "visibility_env"]
+           "apply_user_options", "options_from_form", "records_held", "refused", "visibility_env"]

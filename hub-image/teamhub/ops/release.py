@@ -187,17 +187,34 @@ def same_deployment(revisions: list[Revision], a: Revision, b: Revision) -> bool
     return a.values_digest is not None and a.values_digest == b.values_digest and a.chart == b.chart
 
 
+def failed_newest(revisions: list[Revision]) -> Revision | None:
+    """The newest revision when it failed after an earlier one was deployed successfully (a plain `helm upgrade
+    --wait` that timed out: helm marks it failed, keeps the earlier one "deployed", but the failed revision's
+    objects were applied and run). Rolling back then means going to that earlier revision."""
+    if revisions and revisions[-1].status == "failed" and any(r.succeeded for r in revisions):
+        return revisions[-1]
+    return None
+
+
+def last_good(revisions: list[Revision]) -> Revision | None:
+    good = [r for r in revisions if r.succeeded]
+    return good[-1] if good else None
+
+
 def pick_target(revisions: list[Revision], wanted: int | None) -> Revision:
     """The revision to roll back to: `wanted`, or by default the newest earlier revision that was deployed
     successfully (deployed or superseded) and deploys something other than the current one.
 
     A failed upgrade that helm rolled back leaves e.g. 6 superseded, 7 failed, 8 deployed ("Rollback to 6"):
     7 never ran, and 6 is what runs now, so the default is 5. A revision that did not succeed is a target only
-    when named (the caller warns, see `target_warning`)."""
+    when named (the caller warns, see `target_warning`). When the newest revision failed (`failed_newest`), the
+    default is the newest revision deployed successfully, which helm still calls current (`target_note` says so)."""
     if not revisions:
         raise NoSuchRevision("the release has no history: nothing to roll back to")
     numbers = [r.number for r in revisions]
     cur = current(revisions)
+    if wanted is None and failed_newest(revisions):
+        return last_good(revisions)  # what runs now is (part of) the failed revision's objects
     if wanted is None:
         older = [r for r in revisions if r.number < cur.number and r.succeeded and not same_deployment(revisions, r, cur)]
         if not older:
@@ -207,7 +224,7 @@ def pick_target(revisions: list[Revision], wanted: int | None) -> Revision:
         return older[-1]
     for r in revisions:
         if r.number == wanted:
-            if r.number == cur.number:
+            if r.number == cur.number and not failed_newest(revisions):
                 raise NoSuchRevision(f"revision {wanted} is the one running now")
             return r
     raise NoSuchRevision(f"revision {wanted} does not exist (revisions: {', '.join(map(str, numbers))})")
@@ -219,6 +236,15 @@ def target_warning(revisions: list[Revision], target: Revision) -> str | None:
         return (f"revision {target.number} is '{target.status}' ({target.description}): it never ran successfully, and rolling "
                 "back to it is likely to fail the same way")
     cur = current(revisions)
-    if cur and same_deployment(revisions, target, cur):
+    if cur and same_deployment(revisions, target, cur) and not (failed_newest(revisions) and target is last_good(revisions)):
         return f"revision {target.number} deploys the same as the current revision {cur.number}: the rollback changes nothing"
     return None
+
+
+def target_note(revisions: list[Revision], target: Revision) -> str | None:
+    """What the operator reads when the rollback undoes a failed newest revision."""
+    failed = failed_newest(revisions)
+    if failed is None or target is not last_good(revisions):
+        return None
+    return (f"the newest revision {failed.number} failed ({failed.description}) and its objects may be running: rolling back "
+            f"to revision {target.number}, the newest revision that was deployed successfully")

@@ -35,7 +35,7 @@ MIGRATIONS = [
 # How often a running server's `last_seen` is written: the hub polls every server every few seconds
 # (sessions.budgetCheckSeconds), and a commit per poll per server was the store's main cost. A server found gone
 # ends at most this much earlier than it really stopped; a start's first confirmation is always written
-# (close_unconfirmed reads it).
+# (a record closed as lost ends there).
 SEEN_EVERY = 60
 COLUMNS = ("server", "person", "team", "resource", "accelerator", "gpus", "gpu_kind", "cpu", "memory", "started")
 
@@ -158,17 +158,35 @@ class Store:
             ledger.closed(record, None if at_last_seen else now, reason)
         return result.rowcount == 1
 
-    def close_unconfirmed(self) -> int:
-        """At hub start, before the ledger is restored: records never seen running (the hub died while they were
-        starting) end as lost."""
+    def server_states(self) -> list[dict]:
+        """The persisted spawner states of the servers JupyterHub's database calls running or starting (its
+        `spawners` rows with a server); none before JupyterHub first created its tables."""
+        import json
+
+        from sqlalchemy import inspect, text
+
+        with self.engine.connect() as con:
+            if not inspect(con).has_table("spawners"):
+                return []
+            rows = con.execute(text("SELECT state FROM spawners WHERE server_id IS NOT NULL")).scalars().all()
+        states = [json.loads(r) if isinstance(r, str) else r for r in rows]
+        return [s for s in states if isinstance(s, dict)]
+
+    def close_unconfirmed(self, held) -> int:
+        """At hub start, before the ledger is restored: open records that no running server holds (`held`: their
+        ids) end as lost, when they were last seen alive (or at their start). A hub that died mid-start, or a
+        database restored from an older backup, leaves such records; a held one stays open for JupyterHub's check
+        of its server (adopted, or found gone and closed the same way)."""
         from sqlalchemy import text
 
         from . import daily
 
+        held = sorted({int(r) for r in held})
+        keep = f" AND id NOT IN ({', '.join(str(r) for r in held)})" if held else ""
         with self.engine.begin() as con:
-            ids = [r[0] for r in con.execute(text(f"SELECT id FROM {TABLE} WHERE ended IS NULL AND last_seen IS NULL"))]
+            ids = [r[0] for r in con.execute(text(f"SELECT id FROM {TABLE} WHERE ended IS NULL{keep}"))]
             if ids:
-                con.execute(text(f"UPDATE {TABLE} SET ended = started, end_reason = 'lost' "
+                con.execute(text(f"UPDATE {TABLE} SET ended = COALESCE(last_seen, started), end_reason = 'lost' "
                                  f"WHERE id IN ({', '.join(str(int(i)) for i in ids)})"))
                 daily.summarize(con, ids)
         self._ledger = None  # restored again at next use
