@@ -69,20 +69,6 @@ def refused(exc: RequestRefused) -> web.HTTPError:
     return err
 
 
-def visibility_env(gpu) -> dict:
-    """Vendor visibility variables so a pod sees no GPU it was not given (on shared nodes)."""
-    vendor = failfast.vendor(gpu.resource) if gpu else None
-    env = {}
-    if vendor != "NVIDIA":
-        env["NVIDIA_VISIBLE_DEVICES"] = "none"
-    if vendor != "AMD":
-        env["ROCR_VISIBLE_DEVICES"] = "-1"
-        env["HIP_VISIBLE_DEVICES"] = "-1"
-    if gpu is None:
-        env["CUDA_VISIBLE_DEVICES"] = ""
-    return env
-
-
 def options_from_form(formdata: dict) -> dict:
     """Form fields -> user_options, the same shape as the REST API's: one value per field."""
     options = {}
@@ -179,8 +165,7 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
                 "budget_capped": capped,
             }
             env = dict(self.environment)
-            env.update(visibility_env(launch.gpu))
-            env.update(launch.env)
+            env.update(launch.pod_env)
             env.update(sessions.env_for(deadline, int((deadline - sessions.now()) // 60) if capped else launch.minutes))
             env["TEAMHUB_RESOURCE"] = launch.resource.key
             self.environment = env
@@ -541,4 +526,4 @@ class TeamhubLocalSpawner(TeamhubMixin, SimpleLocalProcessSpawner):
 
 
 __all__ = ["REQUEST_FIELDS", "SpawnStopped", "TeamhubKubeSpawner", "TeamhubLocalSpawner", "TeamhubMixin",
-           "apply_user_options", "options_from_form", "refused", "visibility_env"]
+           "apply_user_options", "options_from_form", "refused"]
