@@ -355,7 +355,7 @@ would be a tunnel out of a closed network. */}}
           kubernetes.io/metadata.name: {{ $dns.namespace | quote }}
       podSelector:
         matchLabels:
-          {{- toYaml $dns.podLabels | nindent 10 }}
+          {{- toYaml ($dns.podLabels | default (dict "k8s-app" "kube-dns")) | nindent 10 }}
     {{- range $dns.cidrs }}
     - ipBlock: {cidr: {{ . | quote }}}
     {{- end }}
