@@ -49,7 +49,8 @@ def prepare(cluster, values: Path, guarded: bool) -> tuple:
     if guarded:
         policy = render(cluster, ns, "templates/admission/policy.yaml", values=(values,))
         print(f"  parameters of {values.stem}: {params_size(policy) / 1024:.0f} KiB (a ConfigMap holds at most 1,024 KiB)")
-        cluster.kubectl("apply", "-n", ns, "-f", "-", input=policy)
+        # server-side: a client-side apply's last-applied annotation (256 KiB at most) cannot hold large parameters
+        cluster.kubectl("apply", "--server-side", "-n", ns, "-f", "-", input=policy)
     hub = cluster.service_account_api(ns, HUB)
     pod, _ = manifests(ns, "local:admin", {"resource": "res-1", "accelerator": "mi300x"}, values=values)
     if guarded:  # wait until the policy is in force: a foreign image is refused
