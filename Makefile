@@ -34,7 +34,7 @@ lint: .venv-checkov/stamp
 	.venv-checkov/bin/pip install -q --no-deps -r requirements-checkov.txt
 	touch $@
 
-# network-config-analyzer, for the cluster tier's NetworkPolicy test: its own venv, it pins PyYAML 6.0.2.
+# network-config-analyzer, for the chart tier's NetworkPolicy test: its own venv, it pins PyYAML 6.0.2.
 .venv-nca/stamp: requirements-nca.txt
 	python3 -m venv .venv-nca
 	.venv-nca/bin/pip install -q --no-deps -r requirements-nca.txt
@@ -43,7 +43,7 @@ lint: .venv-checkov/stamp
 test-unit:
 	$(PYTEST) tests/unit
 
-test-chart:
+test-chart: .venv-nca/stamp
 	$(PYTEST) tests/chart
 
 test-integration:
@@ -53,7 +53,7 @@ test-browser:
 	$(PYTEST) tests/browser
 
 # A real control plane (etcd, kube-apiserver, controller manager, scheduler; kwok nodes), built by setup.
-test-cluster: .venv-nca/stamp
+test-cluster:
 	$(PYTEST) tests/cluster
 
 # The browser tier writes test-output/{login,launch,progress,sso-cancelled,launch-link,server-list,usage-admin}.png; this copies the current ones into the docs.

@@ -5,7 +5,7 @@ On the cluster tier's real control plane (tests/cluster: etcd, kube-apiserver 1.
 for generated catalogs of 20 and 1,000 resources: the hub's ServiceAccount dry-run creates the pod KubeSpawner
 builds (a dry run goes through every admission step, the policy included, and stores nothing), N times in
 a namespace guarded by the policy and N times, interleaved, in one without it (the baseline, same run).
-Prints median and p99 round-trip per create. (The API server's policy latency metric counts only denials
+Prints median and p99 round-trip per create, and the size of the policy's parameters (the ConfigMap, limit 1 MiB). (The API server's policy latency metric counts only denials
 and evaluation errors, so the figure is the client's round trip; the machine is shared, so compare the two
 columns of one run, not runs.)
 """
@@ -28,8 +28,8 @@ for sub in ("hub-image", "tests", "tests/chart"):
 from cluster.access import Cluster  # noqa: E402
 from cluster.controlplane import ApiError  # noqa: E402
 from cluster.test_admission import HUB, dry_run, plain_namespace, render  # noqa: E402
-from cluster.test_user_pod import manifests  # noqa: E402
 from test_admission_params import generated  # noqa: E402
+from unit.hubhelpers import pod_manifests as manifests  # noqa: E402
 
 
 def percentile(values: list, p: float) -> float:
@@ -37,11 +37,20 @@ def percentile(values: list, p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def params_size(rendered: str) -> int:
+    """Bytes of the parameters ConfigMap's data, as the API server stores them."""
+    cm = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ConfigMap")
+    return sum(len(k) + len(v.encode()) for k, v in cm["data"].items())
+
+
 def prepare(cluster, values: Path, guarded: bool) -> tuple:
     ns = plain_namespace(cluster, f"bench-{'on' if guarded else 'off'}")
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=render(cluster, ns, "templates/hub/rbac.yaml", values=(values,)))
     if guarded:
-        cluster.kubectl("apply", "-n", ns, "-f", "-", input=render(cluster, ns, "templates/admission/policy.yaml", values=(values,)))
+        policy = render(cluster, ns, "templates/admission/policy.yaml", values=(values,))
+        print(f"  parameters of {values.stem}: {params_size(policy) / 1024:.0f} KiB (a ConfigMap holds at most 1,024 KiB)")
+        # server-side: a client-side apply's last-applied annotation (256 KiB at most) cannot hold large parameters
+        cluster.kubectl("apply", "--server-side", "-n", ns, "-f", "-", input=policy)
     hub = cluster.service_account_api(ns, HUB)
     pod, _ = manifests(ns, "local:admin", {"resource": "res-1", "accelerator": "mi300x"}, values=values)
     if guarded:  # wait until the policy is in force: a foreign image is refused

@@ -215,7 +215,8 @@ override, node selector merged resource < accelerator < override, tolerations in
 repeats, the GPU of the accelerator or the resource); the prepuller and the admission policy read it, and
 tests/chart/test_admission_params.py holds it equal to the Python for every values file. Output (JSON):
   [{"resource": "course-cv", "accelerator": "strix-halo" or "", "image": "<image key>",
-    "nodeSelector": {...}, "tolerations": [...], "gpu": {"resource": ..., "count": ...} or {}}]
+    "nodeSelector": {...}, "tolerations": [...], "gpu": {"resource": ..., "count": ...} or {},
+    "env": {...} (merged like the node selector)}]
 */}}
 {{- define "teamhub.catalog.placements" -}}
 {{- $cat := .Values.catalog | default dict -}}
@@ -232,10 +233,11 @@ tests/chart/test_admission_params.py holds it equal to the Python for every valu
 {{- $o := index ($r.acceleratorOverrides | default dict) $akey | default dict -}}
 {{- $ns := merge (deepCopy ($o.nodeSelector | default dict)) (deepCopy ($a.nodeSelector | default dict)) (deepCopy $rns) -}}
 {{- $tol := concat $rtol ($a.tolerations | default list) ($o.tolerations | default list) | uniq -}}
-{{- $out = append $out (dict "resource" $rkey "accelerator" $akey "image" ($o.image | default $r.image) "nodeSelector" $ns "tolerations" $tol "gpu" ($a.gpu | default dict)) -}}
+{{- $env := merge (deepCopy ($o.env | default dict)) (deepCopy ($a.env | default dict)) (deepCopy ($r.env | default dict)) -}}
+{{- $out = append $out (dict "resource" $rkey "accelerator" $akey "image" ($o.image | default $r.image) "nodeSelector" $ns "tolerations" $tol "gpu" ($a.gpu | default dict) "env" $env) -}}
 {{- end -}}
 {{- else -}}
-{{- $out = append $out (dict "resource" $rkey "accelerator" "" "image" $r.image "nodeSelector" $rns "tolerations" $rtol "gpu" ($r.gpu | default dict)) -}}
+{{- $out = append $out (dict "resource" $rkey "accelerator" "" "image" $r.image "nodeSelector" $rns "tolerations" $rtol "gpu" ($r.gpu | default dict) "env" ($r.env | default dict)) -}}
 {{- end -}}
 {{- end -}}
 {{- toJson $out -}}
@@ -442,9 +444,21 @@ spec:
             {{- include "teamhub.containerSecurityContext" . | nindent 12 }}
 {{- end -}}
 
-{{/* Egress to the cluster DNS (one NetworkPolicy egress rule). */}}
+{{/* Egress to the cluster DNS only (one NetworkPolicy egress rule; networkPolicy.dns): port 53 anywhere else
+would be a tunnel out of a closed network. */}}
 {{- define "teamhub.networkPolicy.dnsEgress" -}}
-- ports:
+{{- $dns := .Values.networkPolicy.dns -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ $dns.namespace | quote }}
+      podSelector:
+        matchLabels:
+          {{- toYaml ($dns.podLabels | default (dict "k8s-app" "kube-dns")) | nindent 10 }}
+    {{- range $dns.cidrs }}
+    - ipBlock: {cidr: {{ . | quote }}}
+    {{- end }}
+  ports:
     - {port: 53, protocol: UDP}
     - {port: 53, protocol: TCP}
 {{- end -}}
@@ -590,13 +604,15 @@ projected:
 The admission policy's parameters (templates/admission/policy.yaml reads them, teamhub.catalog.admission in Python
 writes the same from the hub's values; tests/chart/test_admission_params.py holds the two equal). One
 ConfigMap key per placement, "<resource>" or "<resource>.<accelerator>" (keys are DNS labels, so "." is
-free), whose value is 14 lines, in this order:
+free), whose value is 15 lines, in this order:
   image ref | pullPolicy | pullSecrets (sorted, ",") | cpu request | cpu limit ("" none) | memory request |
   memory limit | gpu "<resource>=<count>" ("" none) | nodeSelector "k=v" (sorted, ",") |
   tolerations "key|operator|value|effect|seconds" (",") | max activeDeadlineSeconds |
-  "runAsUser,runAsGroup,fsGroup" | teams granting the resource (sorted, ",") | priorityClassName ("" none)
-plus "volume.<key>" = "claim\nmountPath\nsubPath\nreadOnly" per catalog volume and "home" =
-"claimPrefix\npodPrefix\nmountPath" when servers get a home volume. Lookups by key keep the CEL cost flat
+  "runAsUser,runAsGroup,fsGroup" | teams granting the resource (sorted, ",") | priorityClassName ("" none) |
+  env "NAME=VALUE" (sorted, ","; "\" "\n" "," in values escaped as \\ \n \x2c): GPU visibility, then the catalog's
+plus "volume.<key>" = "claim\nmountPath\nsubPath\nreadOnly" per catalog volume, "home" =
+"claimPrefix\npodPrefix\nmountPath" when servers get a home volume, and "_launch-env": the names the hub sets
+per start ("teamhub.admission.launchEnv"). Lookups by key keep the CEL cost flat
 however large the catalog grows.
 */}}
 {{- define "teamhub.admission.params" -}}
@@ -632,6 +648,17 @@ however large the catalog grows.
 {{- range $tkey, $t := $teams -}}{{- if has $p.resource ($t.resources | default list) -}}{{- $granting = append $granting $tkey -}}{{- end -}}{{- end -}}
 {{- $gpu := "" -}}
 {{- with $p.gpu -}}{{- $gpu = printf "%s=%s" .resource (include "teamhub.number" .count) -}}{{- end -}}
+{{- /* GPU visibility as teamhub.catalog.placement.visibility_env, the catalog's env on top */ -}}
+{{- $vendor := get (dict "amd.com" "AMD" "nvidia.com" "NVIDIA" "gpu.intel.com" "Intel") (splitList "/" ($p.gpu.resource | default "") | first) -}}
+{{- $env := dict -}}
+{{- if ne $vendor "NVIDIA" -}}{{- $_ := set $env "NVIDIA_VISIBLE_DEVICES" "none" -}}{{- end -}}
+{{- if ne $vendor "AMD" -}}{{- $_ := set $env "ROCR_VISIBLE_DEVICES" "-1" -}}{{- $_ := set $env "HIP_VISIBLE_DEVICES" "-1" -}}{{- end -}}
+{{- if not $p.gpu -}}{{- $_ := set $env "CUDA_VISIBLE_DEVICES" "" -}}{{- end -}}
+{{- $env = merge (deepCopy $p.env) $env -}}
+{{- $envLine := list -}}
+{{- range $k := keys $env | sortAlpha -}}
+{{- $envLine = append $envLine (printf "%s=%s" $k (index $env $k | toString | replace "\\" "\\\\" | replace "\n" "\\n" | replace "," "\\x2c")) -}}
+{{- end -}}
 {{- $lines := list
       (include "teamhub.image.ref" $img)
       ($img.pullPolicy | default "IfNotPresent")
@@ -646,7 +673,8 @@ however large the catalog grows.
       (include "teamhub.number" (mul ($r.maxSessionMinutes | default $sessions.maxMinutes) 60))
       ($user | join ",")
       ($granting | sortAlpha | join ",")
-      ($r.priorityClassName | default "") -}}
+      ($r.priorityClassName | default "")
+      ($envLine | join ",") -}}
 {{- $key := $p.resource -}}
 {{- if $p.accelerator -}}{{- $key = printf "%s.%s" $p.resource $p.accelerator -}}{{- end -}}
 {{- $_ := set $data $key (join "\n" $lines) -}}
@@ -661,7 +689,27 @@ however large the catalog grows.
 {{- /* the hub's KubeSpawner.pvc_name_template and pod_name_template (teamhub.hub.config) without "{user_server}" */ -}}
 {{- $_ := set $data "home" (join "\n" (list "home-" "teamhub-" ($storage.homeMountPath | default "/home/jovyan"))) -}}
 {{- end -}}
+{{- $_ := set $data "_launch-env" (include "teamhub.admission.launchEnv" . | fromJsonArray | sortAlpha | join ",") -}}
 {{- toJson $data -}}
+{{- end -}}
+
+{{/*
+Environment names the hub sets per start (tokens, URLs, the person, the session's end): the policy admits
+them by name with a plain value. The twin of teamhub.catalog.admission.LAUNCH_ENV (same names; the params
+test holds them equal). Output: a JSON list.
+*/}}
+{{- define "teamhub.admission.launchEnv" -}}
+{{- toJson (list
+  "JPY_API_TOKEN" "JUPYTERHUB_ACTIVITY_URL" "JUPYTERHUB_ADMIN_ACCESS" "JUPYTERHUB_API_TOKEN"
+  "JUPYTERHUB_API_URL" "JUPYTERHUB_BASE_URL" "JUPYTERHUB_CLIENT_ID" "JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED"
+  "JUPYTERHUB_COOKIE_OPTIONS" "JUPYTERHUB_DEBUG" "JUPYTERHUB_DEFAULT_URL" "JUPYTERHUB_DISABLE_USER_CONFIG"
+  "JUPYTERHUB_HOST" "JUPYTERHUB_OAUTH_ACCESS_SCOPES" "JUPYTERHUB_OAUTH_CALLBACK_URL"
+  "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES" "JUPYTERHUB_OAUTH_SCOPES" "JUPYTERHUB_PUBLIC_HUB_URL"
+  "JUPYTERHUB_PUBLIC_URL" "JUPYTERHUB_ROOT_DIR" "JUPYTERHUB_SERVER_NAME" "JUPYTERHUB_SERVICE_PREFIX"
+  "JUPYTERHUB_SERVICE_URL" "JUPYTERHUB_USER"
+  "CPU_GUARANTEE" "CPU_LIMIT" "JUPYTER_IMAGE" "JUPYTER_IMAGE_SPEC" "MEM_GUARANTEE" "MEM_LIMIT"
+  "TEAMHUB_ALLOWED_REPOS" "TEAMHUB_RESOURCE" "TEAMHUB_SESSION_END" "TEAMHUB_SESSION_END_EPOCH"
+  "TEAMHUB_SESSION_MINUTES") -}}
 {{- end -}}
 
 {{- /* "true" when the cluster serves ValidatingAdmissionPolicy v1 (Kubernetes 1.30+), else "". */ -}}

@@ -59,7 +59,8 @@ def generated(n: int) -> dict:
         "vendor": {"name": "nvcr.io/nvidia/pytorch", "tag": "24.10-py3", "securityContext": {"runAsUser": 2000, "fsGroup": 2000}},
     }
     accelerators = {
-        "strix": {"displayName": "Strix", "gpu": {"resource": "amd.com/gpu", "count": 1}, "nodeSelector": {"node-type": "strix"}},
+        "strix": {"displayName": "Strix", "gpu": {"resource": "amd.com/gpu", "count": 1}, "nodeSelector": {"node-type": "strix"},
+                  "env": {"HSA_OVERRIDE_GFX_VERSION": "11.5.1", "OMP_NUM_THREADS": "8"}},
         "mi300x": {"displayName": "MI300X", "gpu": {"resource": "amd.com/gpu", "count": 2},
                    "nodeSelector": {"node-type": "mi300x", "zone": "a"},
                    "tolerations": [{"key": "amd.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
@@ -72,7 +73,7 @@ def generated(n: int) -> dict:
              "memory": [{"request": "4Gi", "limit": "6Gi"}, {"request": 1073741824}, {"request": "1G", "limit": "2G"}][i % 3]}
         if i % 4 == 1:
             r["accelerators"] = ["strix", "mi300x"]
-            r["acceleratorOverrides"] = {"strix": {"image": "rocm-gfx", "nodeSelector": {"pool": "edu"},
+            r["acceleratorOverrides"] = {"strix": {"image": "rocm-gfx", "nodeSelector": {"pool": "edu"}, "env": {"OMP_NUM_THREADS": "16"},
                                                    "tolerations": [{"key": "edu", "operator": "Exists"}]}}
         elif i % 4 == 2:
             r["gpu"] = {"resource": "nvidia.com/gpu", "count": 1 + i % 2}
@@ -83,6 +84,8 @@ def generated(n: int) -> dict:
             r["securityContext"] = {"runAsGroup": 1234}
         if i % 7 == 0:
             r["volumes"] = ["scratch"]
+        if i % 6 == 0:  # values the policy's line format must escape; the resource's own env under the accelerator's
+            r["env"] = {"OMP_NUM_THREADS": "2", "TRICKY": "a,b\\c\nd=e", "EMPTY": "", "NVIDIA_VISIBLE_DEVICES": "all"}
         resources[f"res-{i}"] = r
     teams = {f"team-{t}": {"resources": [f"res-{(t * 7 + k) % n}" for k in range(5)], "volumes": ["data"]}
              for t in range(n // 10)}
@@ -101,7 +104,8 @@ def test_chart_params_equal_the_hubs_placements_for_a_large_catalog(tmp_path):
     values = tmp_path / "large.yaml"
     values.write_text(yaml.safe_dump(generated(1000)), encoding="utf-8")
     params, hub_values = rendered(tmp_path, values)
-    assert len(params) == 1000 + 250 + 2 + 1  # resources, extra accelerator placements, volumes, home
+    assert len(params) == 1000 + 250 + 2 + 1 + 1  # resources, extra accelerator placements, volumes, home, launch env
+    assert "TRICKY=a\\x2cb\\\\c\\nd=e" in params["res-0"].split("\n")[13]
     assert params == expected(tmp_path, hub_values)
 
 

@@ -4,11 +4,9 @@ chart's Role, in a namespace enforcing Pod Security "restricted"."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
-from kubernetes_asyncio.client import ApiClient
-from unit.hubhelpers import configured, kube_spawner
+from unit.hubhelpers import pod_manifests as manifests  # noqa: F401  (the cluster tier's name for it)
 
 from .chart import CHART, RELEASE, VALUES
 from .controlplane import ApiError
@@ -16,20 +14,6 @@ from .controlplane import ApiError
 
 class PodSecurityRefused(Exception):
     """The API server refused the pod for Pod Security: which must never happen to a pod the hub builds (issue 15 defect 1)."""
-
-
-def manifests(namespace: str, username: str, options: dict, values=None, environ: dict | None = None) -> tuple[dict, dict]:
-    """(pod, pvc); `environ` is the hub's environment (e.g. the chart's TEAMHUB_USER_POD_LABELS)."""
-    sp = kube_spawner(configured(values, environ=environ) if values else configured(environ=environ), username)
-    sp.namespace = namespace
-
-    async def build():
-        await sp.teamhub_apply(options)
-        pod, pvc = await sp.get_pod_manifest(), sp.get_pvc_manifest()
-        async with ApiClient() as api:
-            return api.sanitize_for_serialization(pod), api.sanitize_for_serialization(pvc)
-
-    return asyncio.run(build())
 
 
 def apply_hub_rbac(cluster, namespace: str) -> None:

@@ -51,3 +51,23 @@ def kube_spawner(c, username="local:alice", admin=False, groups=()):
     sp = TeamhubKubeSpawner(_mock=True, config=c, user=FakeUser(username, admin, groups))
     sp.api_token = "test-token"
     return sp
+
+
+def pod_manifests(namespace: str, username: str, options: dict, values=None, environ: dict | None = None) -> tuple[dict, dict]:
+    """(pod, pvc) exactly as the hub builds them (KubeSpawner's own get_pod_manifest() and get_pvc_manifest()
+    through teamhub's spawner), as JSON; `environ` is the hub's environment (e.g. the chart's
+    TEAMHUB_USER_POD_LABELS)."""
+    import asyncio
+
+    from kubernetes_asyncio.client import ApiClient
+
+    sp = kube_spawner(configured(values, environ=environ) if values else configured(environ=environ), username)
+    sp.namespace = namespace
+
+    async def build():
+        await sp.teamhub_apply(options)
+        pod, pvc = await sp.get_pod_manifest(), sp.get_pvc_manifest()
+        async with ApiClient() as api:
+            return api.sanitize_for_serialization(pod), api.sanitize_for_serialization(pvc)
+
+    return asyncio.run(build())

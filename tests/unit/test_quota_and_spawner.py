@@ -221,7 +221,7 @@ def test_idle_culler_service_has_only_the_scopes_it_needs():
 
 def test_idle_culler_calls_the_hub_on_loopback_in_its_pod():
     """Issue 15 item 5: JupyterHub gives a managed service hub_connect_url (the hub Service), which the chart's
-    NetworkPolicies do not open from the hub to itself (tests/cluster/test_network_policy.py shows the denial)."""
+    NetworkPolicies do not open from the hub to itself (tests/chart/test_network_policy.py shows the denial)."""
     c = configured(environ={"TEAMHUB_HUB_CONNECT_URL": "http://teamhub-hub:8081"})
     (service,) = c.JupyterHub.services.get_value([])
     assert "--url=http://127.0.0.1:8081/hub/api" in service["command"]

@@ -53,6 +53,31 @@ class Launch:
     def gpu_count(self) -> int:
         return self.gpu.count if self.gpu else 0
 
+    @property
+    def pod_env(self) -> dict:
+        """The environment this placement fixes: GPU visibility, then the catalog's env on top. The admission
+        policy admits exactly these values (catalog.admission), beside the hub's per-launch names."""
+        return {**visibility_env(self.gpu), **self.env}
+
+
+def vendor(gpu_resource: str | None) -> str:
+    domain = (gpu_resource or "").split("/", 1)[0]
+    return {"amd.com": "AMD", "nvidia.com": "NVIDIA", "gpu.intel.com": "Intel"}.get(domain, "")
+
+
+def visibility_env(gpu) -> dict:
+    """Vendor visibility variables so a pod sees no GPU it was not given (on shared nodes)."""
+    kind = vendor(gpu.resource) if gpu else None
+    env = {}
+    if kind != "NVIDIA":
+        env["NVIDIA_VISIBLE_DEVICES"] = "none"
+    if kind != "AMD":
+        env["ROCR_VISIBLE_DEVICES"] = "-1"
+        env["HIP_VISIBLE_DEVICES"] = "-1"
+    if gpu is None:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
 
 def place(resource: Resource, accelerator: Accelerator | None) -> Placement:
     override = resource.overrides.get(accelerator.key) if accelerator else None

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..catalog.placement import vendor
+
 IMAGE_ERRORS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 CONFIG_ERRORS = ("CreateContainerConfigError", "CreateContainerError")
 
@@ -47,11 +49,6 @@ class Verdict:
     fatal: bool
     message: str
     stage: str = ""
-
-
-def vendor(gpu_resource: str | None) -> str:
-    domain = (gpu_resource or "").split("/", 1)[0]
-    return {"amd.com": "AMD", "nvidia.com": "NVIDIA", "gpu.intel.com": "Intel"}.get(domain, "")
 
 
 def gpu_words(ctx: Context, plural: bool = False) -> str:

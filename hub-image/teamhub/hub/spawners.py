@@ -69,20 +69,6 @@ def refused(exc: RequestRefused) -> web.HTTPError:
     return err
 
 
-def visibility_env(gpu) -> dict:
-    """Vendor visibility variables so a pod sees no GPU it was not given (on shared nodes)."""
-    vendor = failfast.vendor(gpu.resource) if gpu else None
-    env = {}
-    if vendor != "NVIDIA":
-        env["NVIDIA_VISIBLE_DEVICES"] = "none"
-    if vendor != "AMD":
-        env["ROCR_VISIBLE_DEVICES"] = "-1"
-        env["HIP_VISIBLE_DEVICES"] = "-1"
-    if gpu is None:
-        env["CUDA_VISIBLE_DEVICES"] = ""
-    return env
-
-
 def records_held(states) -> set[int]:
     """The usage records that persisted spawner states hold (at hub start the other open records are closed)."""
     records = ((state.get(STATE_KEY) or {}).get(usage.KEY) for state in states)
@@ -187,8 +173,7 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
                 "budget_capped": capped,
             }
             env = dict(self.environment)
-            env.update(visibility_env(launch.gpu))
-            env.update(launch.env)
+            env.update(launch.pod_env)
             env.update(sessions.env_for(deadline, int((deadline - sessions.now()) // 60) if capped else launch.minutes))
             env["TEAMHUB_RESOURCE"] = launch.resource.key
             env.update(launchlinks.pullguard_env(rt.values))  # the pull guard inside the server (teamhub.pullguard)
@@ -590,4 +575,4 @@ class TeamhubLocalSpawner(TeamhubMixin, SimpleLocalProcessSpawner):
 
 
 __all__ = ["REQUEST_FIELDS", "SpawnStopped", "TeamhubKubeSpawner", "TeamhubLocalSpawner", "TeamhubMixin",
-           "apply_user_options", "options_from_form", "records_held", "refused", "visibility_env"]
+           "apply_user_options", "options_from_form", "records_held", "refused"]

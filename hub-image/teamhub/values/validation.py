@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..catalog import model as catalog_mod
 from ..pullguard import grammar
-from . import origins
+from . import origins, secrets
 from .quantities import cpu_cores, memory_bytes, memory_hint
 from .schema import default_of, deref, inlined_schema, schema, validator, with_defaults
 from .source import Problem, Source, drop_locations, load_files, merge, nest, paused_gc, read_file
@@ -65,6 +65,10 @@ def _check(source: Source) -> Checked:
         if p.location is None:
             p.location = source.locate(p.path)
     problems = _dedupe(problems)
+    if problems and isinstance(source.data, dict):
+        hidden = secrets.values_under_secrets(source.data)
+        for p in problems:
+            p.message = secrets.mask(p.message, hidden)
     problems.sort(key=lambda p: (p.level != "error", p.location.file if p.location else "", p.location.line if p.location else 0))
     result = Checked(source, problems)
     if result.ok:

@@ -1,7 +1,8 @@
 """The chart's NetworkPolicies, judged by np-guard's network-config-analyzer (NCA, requirements-nca.txt), not by
-code of ours: kwok enforces no policy, so the analyzer computes what an enforcing CNI would allow between the
-rendered workloads, two user pods exactly as KubeSpawner builds them, and addresses outside the cluster. The
-test only looks NCA's verdicts up (`--connectivity -o txt_no_fw_rules`, one line per allowed pair).
+code of ours: the analyzer computes what an enforcing CNI would allow between the rendered workloads, two
+user pods exactly as KubeSpawner builds them, the cluster DNS (a kube-dns pod in kube-system) and addresses
+outside the cluster. The test only looks NCA's verdicts up (`--connectivity -o txt_no_fw_rules`, one line per
+allowed pair). Chart tier: it needs helm and NCA, no control plane.
 
 Rendered for config/values.yaml (user servers may reach the internet) and for the example that keeps them off
 it (config/examples/chart-postgres-loadbalancer.yaml)."""
@@ -15,14 +16,18 @@ import subprocess
 import pytest
 import yaml
 from support import CONFIG, ROOT, TOOLS
+from test_chart import CHART
+from unit.hubhelpers import pod_manifests
 
-from .chart import CHART, RELEASE
-from .test_user_pod import manifests
+RELEASE = "teamhub"
 
 NCA = ROOT / ".venv-nca" / "bin" / "nca"
 NS = "hub"
 HUB, PROXY, AWAITER = f"{NS}/{RELEASE}-hub", f"{NS}/{RELEASE}-proxy", f"{NS}/{RELEASE}-prepull-awaiter"
 ALICE, BOB = f"{NS}/alice", f"{NS}/bob"
+DNS = "kube-system/coredns"  # the cluster DNS, labelled as kube-dns and CoreDNS run
+FAKE_DNS = f"{NS}/lookalike-dns"  # the same labels in another namespace: not the cluster DNS
+INTERNET_DNS = "8.8.8.8"  # a resolver on the internet: port 53 to it would tunnel out of a closed network
 PERSON = "203.0.113.7"  # a browser somewhere on the internet
 METADATA = "169.254.169.254"  # the cloud's instance metadata (credentials of the node)
 PRIVATE = ("10.1.2.3", "172.16.5.4", "192.168.1.10")  # the campus / cloud VPC networks
@@ -45,10 +50,17 @@ def _user_pod(docs: list[dict], username: str) -> dict:
     """A user pod as the hub builds it, with the labels the rendered hub Deployment passes to the hub."""
     (hub,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == f"{RELEASE}-hub"]
     env = {e["name"]: e.get("value") for e in hub["spec"]["template"]["spec"]["containers"][0]["env"]}
-    pod, _ = manifests(NS, f"local:{username}", {"resource": "cpu-small"},
+    pod, _ = pod_manifests(NS, f"local:{username}", {"resource": "cpu-small"},
                        environ={"TEAMHUB_USER_POD_LABELS": env["TEAMHUB_USER_POD_LABELS"]})
     pod["metadata"].update(name=username, namespace=NS)
     return pod
+
+
+def _dns_pod(namespace: str, name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": {"k8s-app": "kube-dns"}},
+            "spec": {"containers": [{"name": "coredns", "image": "registry.k8s.io/coredns/coredns:v1.12.1",
+                                     "ports": [{"containerPort": 53, "protocol": "UDP"}, {"containerPort": 53, "protocol": "TCP"}]}]}}
 
 
 class Connectivity:
@@ -110,17 +122,19 @@ def _covers(conn: str, protocol: str, port: int) -> bool:
 
 @pytest.fixture(scope="module", params=list(VALUE_SETS))
 def net(request, tmp_path_factory):
-    assert NCA.exists(), f"{NCA} is missing: `make .venv-nca/stamp` (make test and make test-cluster build it)"
+    assert NCA.exists(), f"{NCA} is missing: `make .venv-nca/stamp` (make test and make test-chart build it)"
     docs = _rendered(VALUE_SETS[request.param])
     workdir = tmp_path_factory.mktemp(f"nca-{request.param}")
     resources = workdir / "resources.yaml"
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": {"kubernetes.io/metadata.name": NS}}}
-    resources.write_text(yaml.safe_dump_all([namespace, *docs, _user_pod(docs, "alice"), _user_pod(docs, "bob")]))
+    namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": {"kubernetes.io/metadata.name": n}}}
+                  for n in (NS, "kube-system")]
+    resources.write_text(yaml.safe_dump_all([*namespaces, *docs, _user_pod(docs, "alice"), _user_pod(docs, "bob"),
+                                             _dns_pod("kube-system", "coredns"), _dns_pod(NS, "lookalike-dns")]))
     proc = subprocess.run([str(NCA), "--connectivity", "-r", str(resources), "-o", "txt_no_fw_rules"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "=>" in proc.stdout, f"nca failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     conn = Connectivity(proc.stdout)
-    assert {HUB, PROXY, ALICE, BOB, AWAITER} <= conn.endpoints(), proc.stdout  # NCA saw the workloads
+    assert {HUB, PROXY, ALICE, BOB, AWAITER, DNS} <= conn.endpoints(), proc.stdout  # NCA saw the workloads
     conn.values = request.param
     return conn
 
@@ -150,7 +164,7 @@ def test_culler_needs_loopback_the_hub_service_is_closed_to_the_hub(net):
 
 def test_hub_reaches_the_kubernetes_api(net):
     assert net.permits(HUB, API_SERVICE, 443) and net.permits(HUB, API_ENDPOINT, 6443)
-    assert net.permits(HUB, "10.96.0.10", 53, "UDP")  # DNS, to find the proxy's API and the peers
+    assert net.permits(HUB, DNS, 53, "UDP")  # DNS, to find the proxy's API and the peers
 
 
 def test_user_server_never_reaches_metadata_nor_private_ranges(net):
@@ -158,9 +172,22 @@ def test_user_server_never_reaches_metadata_nor_private_ranges(net):
         assert not net.permits(ALICE, METADATA, port), net.conns(ALICE, METADATA)
         for address in PRIVATE:
             assert not net.permits(ALICE, address, port), (address, net.conns(ALICE, address))
-    assert net.permits(ALICE, "10.96.0.10", 53, "UDP")  # DNS still resolves
+    assert net.permits(ALICE, DNS, 53, "UDP") and net.permits(ALICE, DNS, 53, "TCP")  # DNS still resolves
     # The internet (pip install, git clone) is reachable only where the values allow it.
     assert net.permits(ALICE, "151.101.0.223", 443) == (net.values == "default")
+
+
+def test_dns_goes_only_to_the_cluster_dns(net):
+    """Issue 23 finding 7: port 53 was open to every address, a tunnel out even with internetEgress off."""
+    for pod in (ALICE, HUB, PROXY, AWAITER):
+        assert net.permits(pod, DNS, 53, "UDP") and net.permits(pod, DNS, 53, "TCP"), pod
+        for address in (INTERNET_DNS, PERSON, *PRIVATE):
+            # a user server with internet egress reaches every public port anyway (that is the setting)
+            internet = pod == ALICE and net.values == "default" and address in (INTERNET_DNS, PERSON)
+            for protocol in ("UDP", "TCP"):
+                assert net.permits(pod, address, 53, protocol) == internet, (pod, address, protocol, net.conns(pod, address))
+        assert not net.permits(pod, FAKE_DNS, 53, "UDP"), pod  # the labels alone are not enough
+    assert not net.permits(ALICE, DNS, 80)  # only port 53 of the DNS pods
 
 
 def test_pullers_talk_to_nothing(net):
@@ -173,7 +200,7 @@ def test_prepull_awaiter_reaches_only_dns_and_the_api(net):
     outbound = {c for (s, _), cs in net.allowed.items() if s == AWAITER for c in cs}
     for address in (API_SERVICE, API_ENDPOINT, PERSON, METADATA):
         for port, protocol in ((53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP"), (80, "TCP"), (8081, "TCP"), (5432, "TCP")):
-            expected = (port, protocol) in ((53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP"))
+            expected = (port, protocol) in ((443, "TCP"), (6443, "TCP"))
             assert net.permits(AWAITER, address, port, protocol) == expected, (address, port, protocol, outbound)
     assert not net.permits(AWAITER, HUB, 8081) and not net.permits(AWAITER, ALICE, 8888)
 
