@@ -105,7 +105,7 @@ def test_chart_params_equal_the_hubs_placements_for_a_large_catalog(tmp_path):
     values.write_text(yaml.safe_dump(generated(1000)), encoding="utf-8")
     params, hub_values = rendered(tmp_path, values)
     assert len(params) == 1000 + 250 + 2 + 1 + 1  # resources, extra accelerator placements, volumes, home, launch env
-    assert "TRICKY=a\\x2cb\\\\c\\nd=e" in params["res-0"].split("\n")[13]
+    assert "TRICKY=a\\x2cb\\\\c\\nd=e" in params["res-0"].split("\n")[14]
     assert params == expected(tmp_path, hub_values)
 
 
