@@ -9,6 +9,7 @@ is sent SIGTERM. After it exits, the machine must equal the record: sysctls, kub
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,4 +56,12 @@ def test_sigterm_restores_what_the_kubelet_changed():
     assert child.returncode == -signal.SIGTERM, (child.returncode, output[-3000:])
     assert "restore failures: []" in output, output[-3000:]
     assert before.changes() == [], before.changes()
-    assert not [p for p in descendants if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert not [p for p in descendants if _alive(p)], "a process of the child survived"
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # gone between listing and looking: that is what we want
+        return False
