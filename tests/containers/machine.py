@@ -97,7 +97,7 @@ class MachineState:
     cgroups: set = field(default_factory=set)
     own: list = field(default_factory=list)
     pids: list = field(default_factory=list)  # roots of the process trees the tier started
-    shim_marker: str = ""  # text in the command line of this tier's containerd shims (its socket's path)
+    shim_marker: str = ""  # text in the command line of every process of the tier (its folder), shims included
 
     @classmethod
     def record(cls, *own: Path) -> MachineState:
@@ -144,7 +144,8 @@ class MachineState:
                         procs += tree(p.pid)
                 except GONE:
                     pass
-        return stop_processes(list({p.pid: p for p in procs}.values()))
+        spared = {os.getpid(), *(p.pid for p in psutil.Process().parents())}  # never this test process
+        return stop_processes([p for pid, p in {p.pid: p for p in procs}.items() if pid not in spared])
 
     def _stop_container_processes(self) -> list[str]:
         procs = []

@@ -27,8 +27,8 @@ def setns(fd: int) -> None:
 
 
 class NetNs:
-    def __init__(self, addresses=()):
-        self.addresses = addresses
+    def __init__(self, addresses=(), tag: str = "teamhub-netns"):
+        self.addresses, self.tag = addresses, tag  # tag: in the holder's command line, to find it after a crash
         self.holder: subprocess.Popen | None = None
         self.home: int | None = None  # the machine's namespace, to go back to
 
@@ -38,7 +38,7 @@ class NetNs:
 
     def start(self) -> NetNs:
         own = os.readlink("/proc/self/ns/net")
-        self.holder = subprocess.Popen(["unshare", "--net", "--", sys.executable, "-c", "import signal; signal.pause()"],
+        self.holder = subprocess.Popen(["unshare", "--net", "--", sys.executable, "-c", "import signal; signal.pause()", self.tag],
                                        stdin=subprocess.DEVNULL, start_new_session=True)
 
         def unshared():

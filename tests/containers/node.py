@@ -14,7 +14,9 @@ and a kubelet v1.37.2 built by `make setup`, all in the tier's own network names
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -41,14 +43,19 @@ class Node:
         self.dir = work
         self.images = images
         self.machine = MachineState.record(work)
-        self.netns = NetNs((NODE_IP, SERVICE_IP))
+        self.netns = NetNs((NODE_IP, SERVICE_IP), tag=str(work))
         self.plane: ControlPlane | None = None
         self.procs: dict[str, subprocess.Popen] = {}
         self.sock = self.dir / "containerd" / "containerd.sock"
-        self.machine.shim_marker = str(self.dir / "containerd")
+        self.machine.shim_marker = str(self.dir)  # in every command line of its processes, shims included
 
     # --- start ---------------------------------------------------------------------------------------
     def start(self, timeout: float = 300) -> Node:
+        missing = [t for t in ("containerd", "ctr", "runc", "unshare", "nsenter", "ip") if not shutil.which(t)]
+        missing += [str(TOOLS / "kubelet")] if not (TOOLS / "kubelet").exists() else []
+        missing += [f"{CNI_BIN}/bridge"] if not Path(CNI_BIN, "bridge").exists() else []
+        if missing:
+            raise ControlPlaneError(f"the containers tier needs {', '.join(missing)}: run `make setup`")
         deadline = time.monotonic() + timeout
         self.netns.start()
         self.machine.pids.append(self.netns.holder.pid)
@@ -166,7 +173,7 @@ class Node:
 def write_containerd_config(d: Path, sock: Path, pause: str) -> None:
     """containerd with its root, state, socket and CNI config in `d`; runc with cgroupfs; pods on a bridge."""
     (d / "cni").mkdir(parents=True, exist_ok=True)
-    (d / "cni" / "10-teamhub.conflist").write_text(yaml.safe_dump({
+    (d / "cni" / "10-teamhub.conflist").write_text(json.dumps({
         "cniVersion": "1.0.0", "name": "teamhub", "plugins": [
             {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False, "hairpinMode": True,
              "ipam": {"type": "host-local", "dataDir": str(d / "ipam"), "ranges": [[{"subnet": POD_CIDR}]],

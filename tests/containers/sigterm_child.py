@@ -21,7 +21,7 @@ from containers.node import standalone_kubelet  # noqa: E402
 
 def main(work: Path, report: Path) -> None:
     machine = MachineState.record(work)
-    netns = NetNs(("10.201.0.1",))
+    netns = NetNs(("10.201.0.1",), tag=str(work))
 
     def restore():
         failures = machine.restore()
@@ -31,9 +31,9 @@ def main(work: Path, report: Path) -> None:
     netns.start()
     machine.pids.append(netns.holder.pid)
     netns.enter()
-    pids, marker = standalone_kubelet(work, "10.201.0.1")
+    pids, _ = standalone_kubelet(work, "10.201.0.1")
     machine.pids += pids
-    machine.shim_marker = marker
+    machine.shim_marker = str(work)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         changed = machine.changes()

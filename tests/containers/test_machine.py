@@ -43,10 +43,19 @@ def test_sigterm_restores_what_the_kubelet_changed():
         child.send_signal(signal.SIGTERM)
         child.wait(120)
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(30)
+        if child.poll() is None:  # a failure above: the child restores on SIGTERM, as it should
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(120)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(30)
         log.close()
+        # Backstop, whatever happened to the child: its processes (their command lines name its folder) and
+        # anything it changed go, so that a failure here never leaves the machine changed for the next tests.
+        before.pids, before.shim_marker, before.own = [child.pid], str(work), [str(work)]
+        leftover = before.restore()
+        assert not leftover, f"the test left changes on this machine: {leftover}"
     output = (work / "child.log").read_text()
     # The child saw the kubelet change the machine (else this test would prove nothing)...
     assert any(c.startswith("cgroup ") for c in changed), changed
