@@ -6,7 +6,7 @@ PYTEST := $(VENV)/python -m pytest
 VALUES ?= config/values.yaml
 PORT ?= 8000
 
-.PHONY: setup setup-demo test lint test-unit test-chart test-integration test-browser test-cluster screenshots demo schema bench
+.PHONY: setup setup-demo test lint test-unit test-chart test-integration test-browser test-cluster test-containers screenshots demo schema bench
 
 setup:
 	@scripts/setup.sh
@@ -55,6 +55,10 @@ test-browser:
 # A real control plane (etcd, kube-apiserver, controller manager, scheduler; kwok nodes), built by setup.
 test-cluster:
 	$(PYTEST) tests/cluster
+
+# The project's images built with buildah and run by a real kubelet (containerd, runc) on the same control plane.
+test-containers:
+	$(PYTEST) tests/containers
 
 # The browser tier writes test-output/{login,launch,progress,sso-cancelled,launch-link,server-list,usage-admin}.png; this copies the current ones into the docs.
 screenshots:

@@ -6,9 +6,13 @@
 #
 #   scripts/build_images.sh [NAME...] [--push] [--dry-run] [--values FILE] [--manifest FILE]
 #
-# NAME: images to build (default: all); the bases they build on come first. Uses docker, podman or buildah,
-# whichever is present (BUILD_ENGINE=... to choose). Tag: <last commit of the context>-<content hash>.
-# --dry-run prints what would run and changes nothing.
+# NAME: images to build (default: all); the bases they build on come first. Builder: docker when its daemon
+# answers (`docker info`), else buildah, else podman; BUILD_ENGINE=... chooses. Tag: <last commit of the
+# context>-<content hash>. --dry-run prints what would run and changes nothing.
+# Platforms: those of the manifest this machine can run (its own, plus binfmt_misc emulation); a tag of a
+# narrower build names them (`-amd64`). BUILD_PLATFORMS=all|runnable|linux/amd64,... overrides (default runnable).
+# buildah/podman: the host's CA bundle and pip.conf are bound read-only into the build (a site's TLS-inspecting
+# proxy), never copied into an image; BUILD_CA_FILE / BUILD_PIP_CONF choose other files, empty turns them off.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
@@ -34,9 +38,14 @@ done
 
 ENGINE=${BUILD_ENGINE:-}
 if [ -z "$ENGINE" ]; then
-  for candidate in docker podman buildah; do
-    if command -v "$candidate" >/dev/null 2>&1; then ENGINE=$candidate; break; fi
-  done
+  # A Docker CLI without a daemon is common (CI images, rootless machines): only a daemon that answers counts.
+  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    ENGINE=docker
+  else
+    for candidate in buildah podman; do
+      if command -v "$candidate" >/dev/null 2>&1; then ENGINE=$candidate; break; fi
+    done
+  fi
 fi
 if [ -z "$ENGINE" ]; then
   [ "$DRY_RUN" = 1 ] || die "no image builder found: install docker, podman or buildah" 2
@@ -47,7 +56,13 @@ find_teamhub
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 # The commands come as NUL-separated argv files (no shell quoting to undo, so no eval).
-PLAN=$("${TEAMHUB_OPS_CMD[@]}" images plan "${NAMES[@]}" --engine "$ENGINE" --manifest "$MANIFEST" --argv-dir "$WORK") \
+MOUNTS=()
+CA_FILE=${BUILD_CA_FILE-/etc/ssl/certs/ca-certificates.crt}
+PIP_CONF=${BUILD_PIP_CONF-/etc/pip.conf}
+if [ -n "$CA_FILE" ] && [ -f "$CA_FILE" ]; then MOUNTS+=(--mount "$CA_FILE:/etc/ssl/certs/ca-certificates.crt"); fi
+if [ -n "$PIP_CONF" ] && [ -f "$PIP_CONF" ]; then MOUNTS+=(--mount "$PIP_CONF:/etc/pip.conf"); fi
+PLAN=$("${TEAMHUB_OPS_CMD[@]}" images plan "${NAMES[@]}" --engine "$ENGINE" --manifest "$MANIFEST" --argv-dir "$WORK" \
+       --platforms "${BUILD_PLATFORMS:-runnable}" "${MOUNTS[@]}") \
   || die "cannot plan the build from $MANIFEST" 2
 
 say "builder: $ENGINE; values file: $VALUES$([ "$DRY_RUN" = 1 ] && echo ' (dry run: nothing is built or changed)')"

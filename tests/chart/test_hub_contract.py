@@ -84,7 +84,7 @@ def reproduce(docs: list[dict], tmp: Path) -> tuple[list[str], dict, Path]:
         elif "fieldRef" in e.get("valueFrom", {}):
             assert e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
             env[e["name"]] = "lab"
-    command = [str(HUB_CONFIG) if a == IMAGE_CONFIG else a for a in container["command"]]
+    command = [str(HUB_CONFIG) if a == IMAGE_CONFIG else a for a in container["args"]]
     return command, env, Path(remap["/etc/teamhub"]) / "values.yaml"
 
 

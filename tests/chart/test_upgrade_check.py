@@ -35,7 +35,7 @@ def test_the_check_runs_the_new_hub_where_the_hub_runs(which, tmp_path):
     for key in ("image", "imagePullPolicy", "resources", "securityContext"):
         assert check[key] == hub_c[key], key
     assert check["image"] == "registry.example/hub:2026-11-30"
-    assert check["command"] == ["teamhub", "check-config"]
+    assert check["args"] == ["teamhub", "check-config"] and "command" not in check  # tini stays PID 1
     generated = {"CONFIGPROXY_AUTH_TOKEN", "JPY_COOKIE_SECRET", "JUPYTERHUB_CRYPT_KEY"}
     assert check["env"] == [e for e in hub_c["env"] if e["name"] not in generated], "the hub's environment, one definition"
     assert {"name": "TEAMHUB_GITHUB_CLIENT_SECRET", "valueFrom": {"secretKeyRef": {"name": "gh", "key": "secret"}}} in check["env"], \

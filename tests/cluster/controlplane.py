@@ -76,12 +76,19 @@ class Component:
                                     f"{tail(self.log)}")
 
     def stop(self, grace: float = 10) -> None:
+        """A process that exits on its own meanwhile counts as stopped (ProcessLookupError)."""
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
             try:
                 self.proc.wait(grace)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
                 self.proc.wait(grace)
 
 
@@ -110,7 +117,11 @@ class ControlPlane:
     """Start with start(); stop() ends every process it started. `admin_kubeconfig` is system:masters.
     `exec_env`: the environment `kubectl exec` gives commands (see cluster_exec)."""
 
-    def __init__(self, directory: Path, exec_env: dict | None = None):
+    def __init__(self, directory: Path, exec_env: dict | None = None, api_address: str = "127.0.0.1", api_port: int = 0,
+                 kwok: bool = True):
+        # The containers tier (tests/containers/) puts the API server on the `kubernetes` Service's address
+        # in its own network namespace, where pods reach it without kube-proxy, and runs a real kubelet, not kwok.
+        self.api_address, self.api_port, self.kwok = api_address, api_port, kwok
         self.exec_env = exec_env or {}
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -129,8 +140,8 @@ class ControlPlane:
 
     def _start(self, deadline: float) -> None:
         self.pki = Pki(self.dir / "pki")
-        etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
-        self.server = f"https://127.0.0.1:{api_port}"
+        etcd_port, etcd_peer, api_port = free_port(), free_port(), self.api_port or free_port()
+        self.server = f"https://{self.api_address}:{api_port}"
         etcd = self._run("etcd", [
             "etcd", "--name=test", f"--data-dir={self.dir / 'etcd'}", "--unsafe-no-fsync",
             f"--listen-client-urls=http://127.0.0.1:{etcd_port}", f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
@@ -142,7 +153,7 @@ class ControlPlane:
         policy.write_text(yaml.safe_dump(AUDIT_POLICY))
         apiserver = self._run("kube-apiserver", [
             "kube-apiserver", f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={api_port}",
+            f"--bind-address={self.api_address}", f"--advertise-address={self.api_address}", f"--secure-port={api_port}",
             # Loopback is not an address the default reconciler may publish for the kubernetes Service.
             "--endpoint-reconciler-type=none",
             f"--tls-cert-file={self.pki.serving.cert}", f"--tls-private-key-file={self.pki.serving.key}",
@@ -180,6 +191,12 @@ class ControlPlane:
             f"--authentication-kubeconfig={sched_conf}", f"--authorization-kubeconfig={sched_conf}",
             "--bind-address=127.0.0.1", f"--secure-port={free_port()}", f"--cert-dir={self.dir / 'scheduler-certs'}",
             "--profiling=false", "--v=1"])
+        if self.kwok:
+            self._start_kwok()
+        # The controller manager is working once it has given the default namespace its ServiceAccount.
+        self._wait(deadline, None, lambda: self.api.ok("/api/v1/namespaces/default/serviceaccounts/default"))
+
+    def _start_kwok(self) -> None:
         kwok_conf = self._client_kubeconfig("kwok", "kwok", "system:masters")
         stages = [KWOK_STAGES / f"{s}.yaml" for s in STAGES]
         missing = [str(s) for s in stages if not s.exists()]
@@ -196,8 +213,6 @@ class ControlPlane:
             f"--tls-cert-file={kubelet.cert}", f"--tls-private-key-file={kubelet.key}",
             "--manage-all-nodes=false", f"--manage-nodes-with-annotation-selector={FAKE_NODE}",
             f"--cidr={POD_CIDR}", f"--node-ip={NODE_IP}", "--node-lease-duration-seconds=40"])
-        # The controller manager is working once it has given the default namespace its ServiceAccount.
-        self._wait(deadline, None, lambda: self.api.ok("/api/v1/namespaces/default/serviceaccounts/default"))
 
     def _run(self, name: str, args: list) -> Component:
         component = Component(name, args, self.dir)

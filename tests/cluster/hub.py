@@ -74,9 +74,11 @@ class ClusterHub(HubProcess):
         self.env.update(env)
         self.hub_port, self.proxy_api = free_port(), free_port()
         self.hub_api_url = f"http://127.0.0.1:{self.hub_port}/hub/api"
-        self.command += [f"--JupyterHub.hub_bind_url=http://127.0.0.1:{self.hub_port}",
-                         f"--JupyterHub.hub_connect_url=http://127.0.0.1:{self.hub_port}",
-                         f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{self.proxy_api}"]
+        # Outside a pod, on loopback, through the env the image reads (no --JupyterHub flags): the hub binds
+        # exactly as in the image, only at another address.
+        self.env.update({"TEAMHUB_HUB_BIND_URL": f"http://127.0.0.1:{self.hub_port}",
+                         "TEAMHUB_HUB_CONNECT_URL": f"http://127.0.0.1:{self.hub_port}",
+                         "TEAMHUB_PROXY_API_URL": f"http://127.0.0.1:{self.proxy_api}"})
         self.proxy: subprocess.Popen | None = None
         self.servers = SingleUserServers(cluster.api, namespace, self.hub_api_url, self.state / "servers")
 

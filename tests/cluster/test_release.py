@@ -133,7 +133,7 @@ def test_prepull_awaiter_job_finished(cluster, release):
     (versions,) = jobs.values()
     conditions = [c for v in versions for c in v.get("status", {}).get("conditions", [])]
     assert any(c["type"] == "Complete" and c["status"] == "True" for c in conditions), conditions
-    args = versions[0]["spec"]["template"]["spec"]["containers"][0]["command"]
+    args = versions[0]["spec"]["template"]["spec"]["containers"][0]["args"]
     hook_sets = {n for n, v in release["pods"].items() if v[-1]["metadata"]["labels"].get(COMPONENT) == "hook-puller"}
     assert args[:2] == ["teamhub", "prepull-await"] and hook_sets
     # Helm deleted the hook objects once they succeeded.

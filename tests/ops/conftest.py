@@ -43,10 +43,10 @@ class Fakes:
 
 @pytest.fixture
 def fakes(tmp_path) -> Fakes:
-    """helm, kubectl, docker and podman stand-ins first on PATH; no real one can be reached."""
+    """helm, kubectl, docker, podman and buildah stand-ins first on PATH; no real one can be reached."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("helm", "kubectl", "docker", "podman"):
+    for tool in ("helm", "kubectl", "docker", "podman", "buildah"):
         exe = bin_dir / tool
         exe.write_text(f"#!{sys.executable}\nimport os, runpy\nos.environ['FAKE_TOOL'] = {tool!r}\nrunpy.run_path({str(FAKES)!r}, run_name='__main__')\n")
         exe.chmod(0o755)

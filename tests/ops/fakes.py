@@ -129,6 +129,9 @@ elif tool == "kubectl":
             print(exec_out.read_text(), end="")
     # anything else: succeed silently
 else:  # docker, podman, buildah
+    if args and args[0] == "info" and "daemon" in fail:
+        print("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?", file=sys.stderr)
+        sys.exit(1)
     if args and args[0] in ("build", "bud") and "build" in fail:
         print("ERROR: failed to build", file=sys.stderr)
         sys.exit(1)

@@ -203,3 +203,48 @@ def test_base_images_given_as_build_args_are_pinned():
         base = (spec.get("buildArgs") or {}).get("BASE_IMAGE")
         if base and not base.startswith("{{image:"):
             assert ":" in base and not base.endswith(":latest"), f"images.{key}.buildArgs.BASE_IMAGE: {base}"
+
+
+def _pins(path) -> dict:
+    import re
+
+    return {m.group(1).lower(): m.group(2) for m in re.finditer(r"^([A-Za-z0-9_.-]+)==([^\s\\;]+)", path.read_text(), re.M)}
+
+
+def test_single_user_locks_have_hashes_and_agree_with_the_hub_and_the_build_args():
+    """base-cpu's lock: every pin hashed, the Jupyter versions images.yaml gives the GPU bases, and the hub's
+    version of every package both need (one cryptography in the project, not whatever a build resolved)."""
+    manifest = yaml.safe_load((ROOT / "dockerfiles" / "images.yaml").read_text())
+    for folder in ("base-cpu", "course-cv"):
+        text = (ROOT / "dockerfiles" / folder / "requirements.txt").read_text()
+        blocks = [b for b in text.split("\n") if "==" in b and not b.lstrip().startswith("#")]
+        assert blocks and all(b.rstrip().endswith("\\") for b in blocks), f"{folder}: a pin without --hash"
+        assert "--require-hashes --no-deps" in (ROOT / "dockerfiles" / folder / "Dockerfile").read_text()
+    base = _pins(ROOT / "dockerfiles" / "base-cpu" / "requirements.txt")
+    args = manifest["images"]["base-cpu"]["buildArgs"]
+    for package, arg in (("jupyterhub", "JUPYTERHUB_VERSION"), ("jupyterlab", "JUPYTERLAB_VERSION"), ("nbgitpuller", "NBGITPULLER_VERSION")):
+        assert base[package] == args[arg], (package, base[package], args[arg])
+    hub = _pins(ROOT / "hub-image" / "requirements.txt")
+    differ = {p: (v, hub[p]) for p, v in base.items() if p in hub and hub[p] != v}
+    assert not differ, f"base-cpu and the hub lock different versions: {differ}"
+
+
+def test_plan_builds_only_what_the_machine_runs_and_names_it(tmp_path):
+    from teamhub.ops import buildplan as images
+
+    binfmt = tmp_path / "binfmt"
+    binfmt.mkdir()
+    assert images.runnable_platforms("x86_64", binfmt) == ["linux/amd64"]
+    (binfmt / "qemu-aarch64").write_text("enabled\n")
+    assert images.runnable_platforms("x86_64", binfmt) == ["linux/amd64", "linux/arm64"]
+    m = images.load_manifest()
+    full = {p.key: p for p in images.plan(m, ["hub"])}
+    narrow = {p.key: p for p in images.plan(m, ["hub"], ["linux/amd64"])}
+    assert full["hub"].spec.platforms == ["linux/amd64", "linux/arm64"]
+    assert narrow["hub"].spec.platforms == ["linux/amd64"] and narrow["hub"].tag.endswith("-amd64")
+    assert narrow["hub"].tag.rsplit("-", 1)[0] != full["hub"].tag, "another platform set is another image"
+    with pytest.raises(images.ManifestError, match="can only build linux/s390x"):
+        images.plan(m, ["hub"], ["linux/s390x"])
+    cmd = images.build_command("buildah", narrow["hub"], ["/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt"])
+    assert cmd[:2] == ["buildah", "bud"] and "host" == cmd[cmd.index("--network") + 1] and "chroot" in cmd
+    assert "/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro" in cmd

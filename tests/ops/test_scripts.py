@@ -349,7 +349,18 @@ def test_build_tags_stable_and_content_derived(fakes, image_repo):
     assert base_tag and base_tag[0] not in second, "a changed file changes the base's tag"
     assert [ln for ln in first.splitlines() if ln.startswith("==> course ->")][0] not in second, \
         "an image built on a changed base gets a new tag too"
-    assert fakes.calls("docker") == [], "--dry-run runs no builder"
+    assert [c for c in fakes.calls("docker") if c[1] != "info"] == [], "--dry-run runs no builder"
+
+
+def test_a_docker_cli_without_a_daemon_is_not_a_builder(fakes, image_repo):
+    """Issue 31: a Docker CLI on PATH with no daemon behind it; buildah is there and must be used."""
+    r = build(fakes, image_repo, "base", fail="daemon")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "builder: buildah" in r.stdout
+    (bud,) = [c for c in fakes.calls("buildah") if c[1] == "bud"]
+    assert bud[bud.index("--network") + 1] == "host" and bud[bud.index("--isolation") + 1] == "chroot"
+    assert bud[bud.index("--platform") + 1] == "linux/amd64"
+    assert not [c for c in fakes.calls("docker") if c[1] != "info"]
 
 
 def test_build_push_and_values_keep_comments(fakes, image_repo):

@@ -230,6 +230,18 @@ def test_idle_culler_calls_the_hub_on_loopback_in_its_pod():
     assert not [a for a in local["command"] if a.startswith("--url")]  # local mode: the hub is on loopback anyway
 
 
+def test_the_hub_binds_every_interface_not_the_services_address():
+    """Issue 31: with a connect URL and no bind URL JupyterHub 6 binds the connect URL's host (the Service's
+    ClusterIP, which no pod owns): the chart's hub crash-looped with "Cannot assign requested address"."""
+    c = configured(environ={"TEAMHUB_HUB_CONNECT_URL": "http://teamhub-hub:8081"})
+    assert c.JupyterHub.hub_bind_url == "http://0.0.0.0:8081"
+    assert c.JupyterHub.hub_connect_url == "http://teamhub-hub:8081"
+    moved = configured(environ={"TEAMHUB_HUB_CONNECT_URL": "http://h:8081", "TEAMHUB_HUB_BIND_URL": "http://127.0.0.1:18081"})
+    assert moved.JupyterHub.hub_bind_url == "http://127.0.0.1:18081"
+    (service,) = moved.JupyterHub.services.get_value([])
+    assert "--url=http://127.0.0.1:18081/hub/api" in service["command"]  # the culler follows the hub
+
+
 def test_concurrent_starts_is_jupyterhubs_spawn_limit(tmp_path):
     """JupyterHub answers 429 (with Retry-After) to starts beyond concurrent_spawn_limit: 100 by default, raised
     for a class of 300 pressing Start together through sessions.concurrentStarts."""

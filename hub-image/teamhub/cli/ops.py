@@ -44,7 +44,9 @@ def cmd_images(args) -> int:
             log = d / f"{args.names[0]}.push.log"
             print(images.pushed_digest(d / f"{args.names[0]}.digest", log.read_text(encoding="utf-8") if log.is_file() else ""))
         else:  # plan
-            for line in images.plan_lines(manifest, args.names, args.engine, args.argv_dir):
+            runnable = None if args.platforms == "all" else (
+                images.runnable_platforms() if args.platforms == "runnable" else args.platforms.split(","))
+            for line in images.plan_lines(manifest, args.names, args.engine, args.argv_dir, runnable, args.mount):
                 print(line)
     except images.ManifestError as exc:
         print(f"teamhub: {exc}", file=sys.stderr)
@@ -105,6 +107,10 @@ def register(sub) -> None:
     p.add_argument("--manifest", help="manifest file (default dockerfiles/images.yaml)")
     p.add_argument("--engine", default="docker", choices=["docker", "podman", "buildah"])
     p.add_argument("--argv-dir", help="folder for the commands as NUL-separated argv files (scripts/build_images.sh)")
+    p.add_argument("--platforms", default="all",
+                   help="plan: all (the manifest's), runnable (this machine's and binfmt_misc's), or a comma list")
+    p.add_argument("--mount", action="append", default=[], metavar="SRC:DST",
+                   help="plan: a host file bound read-only into the build's RUN steps (buildah, podman)")
     p.set_defaults(func=cmd_images)
 
     p = sub.add_parser("release", help="helpers for the update and rollback scripts (reads helm's output)")

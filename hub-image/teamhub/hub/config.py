@@ -1,7 +1,8 @@
 """JupyterHub 6 configured from teamhub values. `jupyterhub_config.py` only calls `load_from_environment(c)`.
 
 Environment (see docs/architecture.md): TEAMHUB_VALUES, TEAMHUB_MODE (kubernetes | local),
-TEAMHUB_DATA_DIR, TEAMHUB_PROXY_API_URL, TEAMHUB_PROXY_PEERS, TEAMHUB_HUB_CONNECT_URL, POD_NAMESPACE;
+TEAMHUB_DATA_DIR, TEAMHUB_PROXY_API_URL, TEAMHUB_PROXY_PEERS, TEAMHUB_HUB_CONNECT_URL, TEAMHUB_HUB_BIND_URL
+(default http://0.0.0.0:8081), POD_NAMESPACE;
 local mode (teamhub demo) also reads TEAMHUB_BIND_URL, TEAMHUB_HUB_PORT, TEAMHUB_PROXY_API_PORT.
 """
 
@@ -41,6 +42,19 @@ class ConfigError(Exception):
     def __init__(self, message: str, code: int):
         super().__init__(message)
         self.code = code
+
+
+def hub_bind_url(environ=os.environ) -> str:
+    """Where the hub listens in kubernetes mode: every interface of the pod on the hub port, unless
+    TEAMHUB_HUB_BIND_URL says otherwise (the cluster tier runs the image's config on loopback)."""
+    return environ.get("TEAMHUB_HUB_BIND_URL") or f"http://0.0.0.0:{HUB_PORT}"
+
+
+def loopback(url: str) -> str:
+    """The same port on loopback: processes in the hub's pod (the culler) reach the hub there."""
+    from urllib.parse import urlsplit
+
+    return f"http://127.0.0.1:{urlsplit(url).port or HUB_PORT}"
 
 
 def load_checked(environ=os.environ, out=sys.stderr):
@@ -142,6 +156,9 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
         c.JupyterHub.cleanup_servers = False  # a hub restart (upgrade) must not stop anyone's server
         c.JupyterHub.hub_ip = "0.0.0.0"
         c.JupyterHub.hub_port = HUB_PORT
+        # With a connect URL and no bind URL, JupyterHub binds the connect URL's host: the Service's ClusterIP,
+        # which no pod owns (the hub crash-looped with "Cannot assign requested address", issue 31).
+        c.JupyterHub.hub_bind_url = hub_bind_url(environ)
         if environ.get("TEAMHUB_HUB_CONNECT_URL"):
             c.JupyterHub.hub_connect_url = environ["TEAMHUB_HUB_CONNECT_URL"]
         c.ConfigurableHTTPProxy.should_start = False
@@ -174,7 +191,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     # The culler is a process in the hub's pod. JupyterHub hands it hub_connect_url (the hub Service), which
     # the chart's NetworkPolicies rightly do not open from the hub to itself (and which needs hairpin NAT):
     # it calls the hub on loopback, a path that never leaves the pod. Local mode is loopback already.
-    hub_api = f"http://127.0.0.1:{HUB_PORT}/hub/api" if mode == "kubernetes" else None
+    hub_api = f"{loopback(hub_bind_url(environ))}/hub/api" if mode == "kubernetes" else None
     configure_culler(c, checked.catalog.sessions.idle_cull_minutes, hub_api)
     freeze_after_start()
     return rt

@@ -1,10 +1,11 @@
 """The image manifest (dockerfiles/images.yaml) and the one place where image tags are computed.
 
-A tag is `<commit>-<hash>`: the last git commit that touched the build context (`uncommitted` when it has none), then the first
+A tag is `<commit>-<hash>[-<arch>...]`: the last git commit that touched the build context (`uncommitted` when it has none), then the first
 12 hex digits of a SHA-256 over everything that shapes the image: every file of the context (path, exec bit,
 content; `.dockerignore` patterns and caches left out), the Dockerfile, the resolved build args and the
 platforms. An unchanged context gives the same tag at every later commit; any edit gives a new one. Never
-`latest`.
+`latest`. A build limited to the platforms this machine can run (no emulation for the others) names them
+at the end of the tag (`-amd64`), so it never passes for the multi-platform image.
 
 Build args may name another image of the manifest as `{{image:NAME}}`; it resolves to that image's full
 reference, so a course image's tag changes whenever its base changes.
@@ -180,27 +181,60 @@ class Planned:
     spec: ImageSpec
 
 
-def plan(manifest: Manifest, keys=None) -> list[Planned]:
-    """Resolved build order with computed tags (bases first)."""
+def plan(manifest: Manifest, keys=None, runnable=None) -> list[Planned]:
+    """Resolved build order with computed tags (bases first). `runnable`: the platforms this machine can build
+    (None: all); each image is built for its platforms among them, and an image none of them covers is an error."""
     done: dict[str, Planned] = {}
     for key in manifest.order(keys):
         spec = manifest.images[key]
+        suffix = ""
+        if runnable is not None:
+            platforms = [p for p in spec.platforms if p in runnable]
+            if not platforms:
+                raise ManifestError(f"{key}: built for {', '.join(spec.platforms)}, but this machine can only build "
+                                    f"{', '.join(runnable) or 'nothing'} (no emulation through binfmt_misc for the others)")
+            if platforms != spec.platforms:
+                suffix = "".join(f"-{p.rsplit('/', 1)[-1]}" for p in platforms)
+                spec = ImageSpec(**{**spec.__dict__, "platforms": platforms})
         args = {k: _REF.sub(lambda m: done[m.group(1)].ref, v) for k, v in spec.build_args.items()}
-        tag = f"{context_commit(spec, manifest.root)}-{content_hash(spec, args)}"
+        tag = f"{context_commit(spec, manifest.root)}-{content_hash(spec, args)}{suffix}"
         done[key] = Planned(key=key, ref=f"{spec.name}:{tag}", tag=tag, build_args=args, spec=spec)
     return list(done.values())
 
 
-def build_command(engine: str, p: Planned) -> list[str]:
+def runnable_platforms(machine: str | None = None, binfmt: Path = Path("/proc/sys/fs/binfmt_misc")) -> list[str]:
+    """linux/<arch> for this machine's own architecture plus those binfmt_misc can emulate (qemu-<arch>)."""
+    arches = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64", "ppc64le": "ppc64le", "s390x": "s390x",
+              "riscv64": "riscv64"}
+    own = arches.get(machine or os.uname().machine, machine or os.uname().machine)
+    found = [own]
+    try:
+        handlers = [p.name for p in binfmt.iterdir()]
+    except OSError:
+        handlers = []
+    for handler in handlers:
+        if handler.startswith("qemu-") and arches.get(handler[5:]) and arches[handler[5:]] not in found:
+            found.append(arches[handler[5:]])
+    return [f"linux/{a}" for a in found]
+
+
+def build_command(engine: str, p: Planned, mounts=()) -> list[str]:
+    """The build. buildah and podman build on the host's network (their default network adds a bridge, iptables
+    chains and turns on ip_forward on the machine), in chroot isolation (no nested namespaces needed), keeping
+    layers as cache. `mounts` ("SRC:DST"): host files bound read-only into every RUN step, never into the
+    image (the site's CA bundle and pip.conf, to reach the package index through a TLS-inspecting proxy)."""
     spec = p.spec
     args = []
     for k, v in p.build_args.items():
         args += ["--build-arg", f"{k}={v}"]
     args += ["--build-arg", f"IMAGE_VERSION={p.tag}"]  # every Dockerfile puts it in its OCI version label
+    oci = ["--network", "host", "--isolation", "chroot", "--layers", *(a for m in mounts for a in ("-v", f"{m}:ro"))]
     if engine == "buildah":
-        cmd = ["buildah", "bud", "--platform", ",".join(spec.platforms), *args, "-f", str(spec.dockerfile), "-t", p.ref, str(spec.context)]
+        cmd = ["buildah", "bud", *oci, "--platform", ",".join(spec.platforms), *args, "-f", str(spec.dockerfile), "-t", p.ref,
+               str(spec.context)]
     elif engine == "podman":
-        cmd = ["podman", "build", "--platform", ",".join(spec.platforms), *args, "-f", str(spec.dockerfile), "-t", p.ref, str(spec.context)]
+        cmd = ["podman", "build", *oci, "--platform", ",".join(spec.platforms), *args, "-f", str(spec.dockerfile), "-t", p.ref,
+               str(spec.context)]
     else:
         cmd = ["docker", "build", "--platform", ",".join(spec.platforms), *args, "-f", str(spec.dockerfile), "-t", p.ref, str(spec.context)]
     return cmd
@@ -233,14 +267,14 @@ def write_argv(path: Path, argv: list[str]) -> None:
     path.write_bytes(b"".join(a.encode() + b"\0" for a in argv))
 
 
-def plan_lines(manifest: Manifest, keys, engine: str, argv_dir: str | Path | None = None) -> list[str]:
+def plan_lines(manifest: Manifest, keys, engine: str, argv_dir: str | Path | None = None, runnable=None, mounts=()) -> list[str]:
     """Tab-separated lines for scripts/build_images.sh: key, ref, tag, values paths (comma), build, push (the
     last two shell-quoted, to show). With `argv_dir`, also writes <key>.build and <key>.push there as argv
     files (write_argv) to run, and the push of podman/buildah records the digest in <key>.digest."""
     lines = []
-    for p in plan(manifest, keys):
+    for p in plan(manifest, keys, runnable):
         digest_file = Path(argv_dir) / f"{p.key}.digest" if argv_dir else None
-        build, push = build_command(engine, p), push_command(engine, p, digest_file)
+        build, push = build_command(engine, p, mounts), push_command(engine, p, digest_file)
         if argv_dir:
             write_argv(Path(argv_dir) / f"{p.key}.build", build)
             write_argv(Path(argv_dir) / f"{p.key}.push", push)

@@ -1,0 +1,3 @@
+module teamhub.local/tools/pause
+
+go 1.26.0
