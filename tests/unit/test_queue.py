@@ -144,7 +144,7 @@ def test_gpu_launches_wait_in_their_teams_line_and_impossible_ones_get_a_sentenc
     assert queue.never_admitted(catalog, launch(catalog, "cv-course", "mi300x")) is None
     tight = check(edit({"mi300x: {guaranteed: 0, max: 2}": "mi300x: {guaranteed: 0, max: 1}"})).catalog
     assert queue.never_admitted(tight, launch(tight, "cv-course", "mi300x")) == (
-        "PyTorch on a GPU needs 2 AMD Instinct MI300X GPUs, more than team cv-course may hold at once (1): it could never start")
+        "PyTorch on a GPU needs 2 AMD Instinct MI300X GPUs, more than team cv-course may hold at once (1): it could never start.")
     cpu = build_launch(catalog, catalog.resources["cpu-small"], None, 60, access_of(catalog, ("everyone",)))
     assert queue.labels(catalog, cpu) == {} and queue.never_admitted(catalog, cpu) is None
     off = check(EXAMPLE.replace("  enabled: true\n  maxWaitMinutes", "  enabled: false\n  maxWaitMinutes")).catalog

@@ -123,18 +123,18 @@ def never_admitted(catalog: Catalog, launch) -> str | None:
     what = launch.resource.display_name
     if launch.accelerator is None:
         return (f"{what} asks for a GPU of no accelerator kind, which the GPU queue cannot place; "
-                "ask an admin to offer it through catalog.accelerators")
+                "ask an admin to offer it through catalog.accelerators.")
     if launch.team is None:
-        return f"{what} on {launch.accelerator.display_name} counts for no team, and GPU servers wait in their team's queue"
+        return f"{what} on {launch.accelerator.display_name} counts for no team, and GPU servers wait in their team's queue."
     kind = launch.accelerator
     guaranteed, most = team_share(catalog, launch.team, kind.key)
     pool = kind.capacity or 0
     if launch.gpu.count > pool:
         return (f"{what} needs {launch.gpu.count} {kind.display_name} GPUs, more than the cluster's "
-                f"{pool}: it could never start")
+                f"{pool}: it could never start.")
     if launch.gpu.count > most:
         return (f"{what} needs {launch.gpu.count} {kind.display_name} GPUs, more than team {launch.team} may "
-                f"hold at once ({most}): it could never start")
+                f"hold at once ({most}): it could never start.")
     return None
 
 
