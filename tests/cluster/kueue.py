@@ -85,12 +85,13 @@ class Kueue:
         self.proc: subprocess.Popen | None = None
         self.webhook_port, self.health_port = free_port(), free_port()
         self.certs = self.dir / "webhook-certs"
+        self.applied: list[dict] = []
 
     def start(self, timeout: float = 120) -> None:
         binary = TOOLS / "kueue"
         assert binary.exists() and CHART.is_dir(), f"{binary} or {CHART} is missing: run `make setup`"
         self.cluster.kubectl("create", "namespace", NAMESPACE)
-        docs = objects(self.cluster, self.managed, self.webhook_port)
+        docs = self.applied = objects(self.cluster, self.managed, self.webhook_port)
         # Server-side: the Workload CRD is larger than client-side apply's last-applied annotation allows.
         self.cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs))
         crds = [d["metadata"]["name"] for d in docs if d["kind"] == "CustomResourceDefinition"]
@@ -144,14 +145,24 @@ class Kueue:
             return False
 
     def stop(self) -> list[str]:
-        """Remove the webhooks first (they fail closed), then end the manager. Returns what went wrong, so a
-        teardown tries every step."""
+        """Remove the webhooks first (they fail closed), end the manager, then remove its CRDs and namespace
+        (not waited for). Returns what went wrong, so a teardown tries every step."""
         problems = []
         for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
             proc = self.cluster.kubectl("delete", kind, f"kueue-{kind.removesuffix('webhookconfiguration')}-webhook-configuration",
                                         "--ignore-not-found", "--wait=false", check=False)
             if proc.returncode:
                 problems.append(proc.stderr)
+        self._end_manager()
+        crds = [d["metadata"]["name"] for d in self.applied if d["kind"] == "CustomResourceDefinition"]
+        for args in (["crd", *crds], ["namespace", NAMESPACE]):
+            if args[1:]:
+                proc = self.cluster.kubectl("delete", *args, "--ignore-not-found", "--wait=false", check=False)
+                if proc.returncode:
+                    problems.append(proc.stderr)
+        return problems
+
+    def _end_manager(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
@@ -161,4 +172,3 @@ class Kueue:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(15)
-        return problems

@@ -53,20 +53,25 @@ def queue(cluster, tmp_path_factory):
 
 
 def _teardown(cluster, kueue: Kueue, users: str, applied: list) -> list:
-    """Pods and queues go while Kueue still runs (it removes its finalizers), then the webhooks, then Kueue."""
+    """Pods and queues go while Kueue still runs (it removes its finalizers), then the webhooks, Kueue itself and
+    its CRDs. Every step is tried; the failures are returned."""
+    cluster_wide = [(d["kind"].lower() + "s", d["metadata"]["name"]) for d in applied if "namespace" not in d["metadata"]]
+
+    def queues_gone() -> bool:
+        return not any(cluster.api.ok(f"/apis/{KUEUE_API}/{kind}/{name}") for kind, name in cluster_wide)
+
     problems = []
     for step in (lambda: cluster.kubectl("delete", "namespace", users, "--wait=false", "--ignore-not-found"),
                  lambda: cluster.plane.wait_until(lambda: not cluster.api.ok(f"/api/v1/namespaces/{users}"), WAIT,
                                                   f"namespace {users} gone"),
-                 lambda: [cluster.kubectl("delete", d["kind"].lower() + ".kueue.x-k8s.io", d["metadata"]["name"],
-                                          "--ignore-not-found", "--wait=false")
-                          for d in applied if "namespace" not in d["metadata"]]):
+                 lambda: [cluster.kubectl("delete", f"{kind}.kueue.x-k8s.io", name, "--ignore-not-found", "--wait=false")
+                          for kind, name in cluster_wide],
+                 lambda: cluster.plane.wait_until(queues_gone, WAIT, "the queue objects gone")):
         try:
             step()
-        except Exception as exc:  # every step is tried; the first failure does not hide the rest
+        except Exception as exc:  # the first failure does not hide the rest
             problems.append(repr(exc))
-    problems += kueue.stop()
-    return problems
+    return problems + kueue.stop()
 
 
 def _pod(name: str, users: str, team: str = "cv-course") -> dict:
