@@ -5,13 +5,14 @@ nothing is rendered where the cluster does not serve kueue.x-k8s.io/v1beta2 or t
 
 from __future__ import annotations
 
+import jsonschema
 import pytest
 import yaml
-from support import CONFIG
+from support import CONFIG, TOOLS
 from teamhub.catalog import queue
 from teamhub.values.validation import load, load_or_raise
 from test_admission_params import files_for
-from test_chart import VALUES_FILES, render
+from test_chart import VALUES_FILES, helm, render
 
 KUEUE = "kueue.x-k8s.io/v1beta2"
 SHOW = ("templates/queue/kueue.yaml", "templates/hub/values-secret.yaml")
@@ -101,3 +102,25 @@ def test_nothing_without_kueue_or_with_the_queue_off(tmp_path):
     off = tmp_path / "off.yaml"
     off.write_text("queue: {enabled: false}\n", encoding="utf-8")
     assert rendered(tmp_path, example, off)[0] == []
+
+
+def test_objects_match_kueues_own_schemas(tmp_path):
+    """Every rendered object against the v1beta2 openAPIV3Schema of Kueue's CRDs, from the chart of the Kueue
+    version the cluster tier runs (scripts/setup.sh copies it to .tools/kueue-chart)."""
+    chart = TOOLS.parent / "kueue-chart"
+    if not chart.is_dir():
+        pytest.skip(f"{chart} is not installed (make setup copies it)")
+    crds = [d for d in yaml.safe_load_all(render_kueue_crds(chart)) if d and d["kind"] == "CustomResourceDefinition"]
+    schemas = {c["spec"]["names"]["kind"]: next(v["schema"]["openAPIV3Schema"] for v in c["spec"]["versions"] if v["name"] == "v1beta2")
+               for c in crds}
+    values = tmp_path / "generated.yaml"
+    values.write_text(yaml.safe_dump(generated()), encoding="utf-8")
+    for source in (CONFIG / "examples" / "gpu-queue.yaml", values):
+        for obj in rendered(tmp_path, source)[0]:
+            jsonschema.validate(obj, schemas[obj["kind"]])
+
+
+def render_kueue_crds(chart) -> str:
+    return helm("helm3", "template", "kueue", chart, "-n", "kueue-system", "--show-only", "templates/crd/kueue.x-k8s.io_clusterqueues.yaml",
+                "--show-only", "templates/crd/kueue.x-k8s.io_cohorts.yaml", "--show-only", "templates/crd/kueue.x-k8s.io_localqueues.yaml",
+                "--show-only", "templates/crd/kueue.x-k8s.io_resourceflavors.yaml").stdout
