@@ -142,6 +142,15 @@ def test_two_gpus_four_students_two_run_two_wait_and_the_first_in_line_is_next(c
     _wait_active(cluster, queue)
     kueue.wait(lambda: _strix_gpus_free(cluster), WAIT, "the Strix Halo GPUs free of earlier tests' pods")
     names = [f"student-{i}" for i in range(1, 5)]
+    try:
+        _two_run_two_wait(cluster, users, kueue, names)
+    finally:  # the GPUs go back for the next test
+        for name in names:
+            cluster.kubectl("delete", "pod", name, "-n", users, "--ignore-not-found", "--wait=false")
+        kueue.wait(lambda: all(_get(cluster, users, n) is None for n in names), WAIT, "the students' pods gone")
+
+
+def _two_run_two_wait(cluster, users: str, kueue: Kueue, names: list) -> None:
     for name in names:
         created = cluster.api.create(f"/api/v1/namespaces/{users}/pods", _pod(name, users))
         # Kueue orders creations within one second by a random id: the next pod comes a second later.
@@ -165,3 +174,4 @@ def test_two_gpus_four_students_two_run_two_wait_and_the_first_in_line_is_next(c
     kueue.wait(lambda: _states(cluster, users, names[1:]) == expected, WAIT, f"the first in line admitted: {expected}")
     kueue.wait(lambda: _get(cluster, users, "student-1") is None, WAIT, "the stopped server's pod gone")
     assert _states(cluster, users, names[1:]) == expected  # still: nobody was preempted to make room
+
