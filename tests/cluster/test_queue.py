@@ -174,4 +174,3 @@ def _two_run_two_wait(cluster, users: str, kueue: Kueue, names: list) -> None:
     kueue.wait(lambda: _states(cluster, users, names[1:]) == expected, WAIT, f"the first in line admitted: {expected}")
     kueue.wait(lambda: _get(cluster, users, "student-1") is None, WAIT, "the stopped server's pod gone")
     assert _states(cluster, users, names[1:]) == expected  # still: nobody was preempted to make room
-
