@@ -122,7 +122,7 @@ class Kueue:
             conditions = self.cluster.api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}")["status"]
         except (ApiError, KeyError):
             return False
-        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions.get("conditions", []))
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions.get("conditions") or [])
 
     def _certificate_copied(self) -> bool:
         """What a kubelet would do: put the Secret Kueue wrote where its webhook server reads it."""

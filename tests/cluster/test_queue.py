@@ -119,7 +119,7 @@ def _active(cluster, obj: dict) -> bool:
     kind = obj["kind"].lower() + "s"
     ns = obj["metadata"].get("namespace")
     path = f"/apis/{KUEUE_API}/" + (f"namespaces/{ns}/" if ns else "") + f"{kind}/{obj['metadata']['name']}"
-    conditions = cluster.api.get(path).get("status", {}).get("conditions", [])
+    conditions = cluster.api.get(path).get("status", {}).get("conditions") or []
     return any(c["type"] == "Active" and c["status"] == "True" for c in conditions)
 
 
