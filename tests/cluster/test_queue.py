@@ -174,3 +174,39 @@ def _two_run_two_wait(cluster, users: str, kueue: Kueue, names: list) -> None:
     kueue.wait(lambda: _states(cluster, users, names[1:]) == expected, WAIT, f"the first in line admitted: {expected}")
     kueue.wait(lambda: _get(cluster, users, "student-1") is None, WAIT, "the stopped server's pod gone")
     assert _states(cluster, users, names[1:]) == expected  # still: nobody was preempted to make room
+
+
+def test_the_admission_policy_admits_exactly_the_queue_label_on_gpu_pods(cluster):
+    """With the queue on, the chart's policy refuses a GPU pod of the hub without its team's queue label (it would
+    hold a GPU Kueue does not count) and any other pod with one; the spawner's own pods pass."""
+    import copy
+
+    from .test_admission import HUB, dry_run, plain_namespace, refusal, render, wait_refused
+    from .test_user_pod import manifests
+
+    ns = plain_namespace(cluster, "queue-policy")
+    name = f"{ns}-{RELEASE}-user-pods"
+    try:
+        for template in ("templates/hub/rbac.yaml", "templates/admission/policy.yaml"):
+            cluster.kubectl("apply", "-n", ns, "-f", "-", input=render(cluster, ns, template, values=(EXAMPLE,)))
+        hub = cluster.service_account_api(ns, HUB)
+        gpu, _ = manifests(ns, "local:student1", {"resource": "pytorch", "accelerator": "strix-halo"}, values=EXAMPLE)
+        cpu, _ = manifests(ns, "local:student1", {"resource": "cpu-small"}, values=EXAMPLE)
+        unqueued = copy.deepcopy(gpu)
+        del unqueued["metadata"]["labels"]["kueue.x-k8s.io/queue-name"]
+        assert "teamhub rule queue:" in wait_refused(hub, ns, unqueued)
+        other_line = copy.deepcopy(gpu)
+        other_line["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] = "team-vision-lab"
+        assert "teamhub rule queue:" in refusal(hub, ns, other_line)
+        queued_cpu = copy.deepcopy(cpu)
+        queued_cpu["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] = "team-cv-course"
+        assert "teamhub rule queue:" in refusal(hub, ns, queued_cpu)
+        dry_run(hub, ns, gpu)
+        dry_run(hub, ns, cpu)
+        path = f"/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/{name}"
+        cluster.plane.wait_until(lambda: "typeChecking" in cluster.api.get(path).get("status", {}), 30, "the type check")
+        assert not cluster.api.get(path)["status"]["typeChecking"].get("expressionWarnings")
+    finally:
+        cluster.delete_namespace(ns)
+        for kind in ("validatingadmissionpolicybinding", "validatingadmissionpolicy"):
+            cluster.kubectl("delete", kind, name, "--ignore-not-found")
