@@ -248,4 +248,22 @@ if fresh pause tools/pause/go.mod tools/pause/main.go || missing pause; then
   [ -f "$STAMPS/pause.new" ] && stamp pause
 fi
 
+# --- Kueue (issue 26): the queue manager the cluster tier runs beside the control plane ------------
+# Built from its Go module like kwok. The visibility server writes its certificate to a hard-coded
+# /visibility unless certDir is overridden: a relative folder, inside the tier's working directory.
+# The module's own chart (CRDs with their conversion stanzas, webhooks, APIServices, RBAC) is copied next
+# to the binary: the tier renders it with `helm template`, matching the binary's version.
+KUEUE_VERSION=v0.17.0
+if fresh kueue <(echo "$KUEUE_VERSION") || missing kueue || [ ! -d "$TOOLS/kueue-chart" ]; then
+  say "building kueue $KUEUE_VERSION from its Go module (~6 min)"
+  GOBIN=$TOOLS/bin go install -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/kueue/pkg/visibility.certDir=visibility-certs" \
+    "sigs.k8s.io/kueue/cmd/kueue@$KUEUE_VERSION"
+  src=$(go mod download -json "sigs.k8s.io/kueue@$KUEUE_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  rm -rf "$TOOLS/kueue-chart"
+  cp -R "$src/charts/kueue" "$TOOLS/kueue-chart"
+  chmod -R u+w "$TOOLS/kueue-chart"
+  [ -f "$STAMPS/kueue.new" ] && stamp kueue
+fi
+
 say "setup complete"

@@ -216,3 +216,37 @@ def test_a_resources_priority_class_reaches_its_pod_and_no_other(tmp_path):
     kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
     assert pod["spec"]["priorityClassName"] == "course-gpu"
     assert not manifest(sp, {"resource": "cpu-small"})["spec"].get("priorityClassName")
+
+
+def test_with_the_queue_on_gpu_pods_wait_in_their_teams_line_and_impossible_ones_are_refused(tmp_path, monkeypatch):
+    """Issue 26: the label Kueue reads goes on GPU pods only; a request no queue could ever admit is refused
+    (403, its sentence) before any pod is built."""
+    from support import CONFIG
+
+    example = (CONFIG / "examples" / "gpu-queue.yaml").read_text(encoding="utf-8")
+    values = tmp_path / "queue.yaml"
+    values.write_text(example.replace("mi300x: {guaranteed: 0, max: 2}", "mi300x: {guaranteed: 0, max: 1}"), encoding="utf-8")
+    c = configured(values)
+    gpu = manifest(kube_spawner(c, "local:student1"), {"resource": "pytorch", "accelerator": "strix-halo"})
+    assert gpu["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-cv-course"
+    assert gpu["spec"]["nodeSelector"] == {"node-type": "strix-halo"}  # equal to the flavor's nodeLabels
+    cpu = manifest(kube_spawner(c, "local:student1"), {"resource": "cpu-small"})
+    assert "kueue.x-k8s.io/queue-name" not in cpu["metadata"]["labels"]
+    other = manifest(kube_spawner(c, "local:researcher1"), {"resource": "pytorch", "accelerator": "mi300x"})
+    assert other["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-vision-lab"
+
+    from teamhub.hub.spawners import TeamhubKubeSpawner
+
+    built = []
+
+    async def spy(self):
+        built.append(1)
+
+    monkeypatch.setattr(TeamhubKubeSpawner, "get_pod_manifest", spy)
+    sp = kube_spawner(c, "local:student1")
+    with pytest.raises(web.HTTPError) as info:
+        asyncio.run(sp._run_apply_user_options({"resource": "pytorch", "accelerator": "mi300x"}))
+    assert info.value.status_code == 403
+    assert info.value.jupyterhub_message == ("PyTorch on a GPU needs 2 AMD Instinct MI300X GPUs, more than team cv-course "
+                                             "may hold at once (1): it could never start.")
+    assert built == [] and sp.teamhub_launch is None

@@ -70,7 +70,10 @@ def test_user_pod_is_valid_and_restricted(path, resource, accelerator, monkeypat
     # The example identity provider does not exist; logins are not under test here.
     monkeypatch.setattr(auth_setup, "discover", lambda issuer, **kw: {
         f"{e}_endpoint": f"{issuer}/{e}" for e in ("authorization", "token", "userinfo")}, raising=False)
-    pod = rendered(configured(path), options(resource, accelerator))
+    catalog = load_or_raise([path]).catalog
+    # With the GPU queue on, a GPU server waits in its team's line: the values' own admin, who is in a team.
+    admin = sorted(catalog.admins)[0] if catalog.queue.enabled else ADMIN
+    pod = rendered(configured(path), options(resource, accelerator), admin)
     kubernetes_validate.validate(pod, KUBERNETES, strict=True)
     assert restricted_violations(pod) == []
     # The defaults a Jupyter docker-stacks image needs: jovyan (1000), group users (100) owning the home.

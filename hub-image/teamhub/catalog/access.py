@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from . import queue
 from .model import EVERYONE, Catalog
 from .placement import Launch, build_launch
 
@@ -154,7 +155,11 @@ def check_request(catalog: Catalog, person: Person, request, access: Access | No
         raise RequestRefused(400, f"'{resource.display_name}' does not take an accelerator.")
 
     minutes = _minutes(request.get("sessionMinutes"), catalog.sessions.default_minutes, catalog.resource_limit_minutes(resource))
-    return build_launch(catalog, resource, accelerator, minutes, access)
+    launch = build_launch(catalog, resource, accelerator, minutes, access)
+    never = queue.never_admitted(catalog, launch)  # before the pod exists: such a pod would wait forever
+    if never:
+        raise RequestRefused(403, never)
+    return launch
 
 
 __all__ = ["Access", "Person", "RequestRefused", "access_of", "check_request", "is_admin", "resolve", "teams_of"]

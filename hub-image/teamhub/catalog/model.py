@@ -74,6 +74,7 @@ class Accelerator:
     node_selector: Mapping
     tolerations: tuple
     env: Mapping
+    capacity: int | None = None  # devices of this kind in the cluster: the queue's pool (issue 26)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,26 @@ class Team:
     max_servers: int | None
     max_gpus: int | None
     budgets: tuple = ()  # Budget: quota.gpuHours / quota.cpuHours (teamhub/usage/budget.py)
+    queue_weight: float = 1  # queue.weight: fair sharing when teams borrow from the pool
+    queue_gpus: Mapping = field(default_factory=lambda: MappingProxyType({}))  # accelerator -> TeamGpus
+
+
+@dataclass(frozen=True)
+class TeamGpus:
+    """A team's share of one accelerator kind's pool in the GPU queue (catalog.teams.<t>.queue.accelerators)."""
+
+    guaranteed: int = 0
+    max: int | None = None  # None: the whole pool
+
+
+@dataclass(frozen=True)
+class Queue:
+    """`queue`: GPU servers wait in line in Kueue (teamhub/catalog/queue.py) instead of being refused."""
+
+    enabled: bool = False
+    max_wait_minutes: int = 60
+    strategy: str = "BestEffortFIFO"
+    namespace: str = ""  # singleuser.namespace: where the LocalQueues (and the queued servers) live
 
 
 @dataclass(frozen=True)
@@ -166,6 +187,7 @@ class Catalog:
     local_users: Mapping  # local login name -> tuple of team keys
     admins: frozenset
     pod_user: PodUser = NO_OVERRIDE  # singleuser.securityContext: every server's uid/gid unless overridden
+    queue: Queue = Queue()
     # Indexes so resolving a person costs O(their teams), not O(all teams).
     by_user: dict = field(default_factory=dict)
     by_github: dict = field(default_factory=dict)
@@ -208,7 +230,7 @@ def build(values: dict) -> Catalog:
     accelerators = {
         k: Accelerator(
             k, v["displayName"], v.get("description", ""), _gpu(v["gpu"]), _frozen(v.get("nodeSelector")),
-            tuple(v.get("tolerations", ())), _frozen(v.get("env")),
+            tuple(v.get("tolerations", ())), _frozen(v.get("env")), v.get("capacity"),
         )
         for k, v in cat["accelerators"].items()
     }
@@ -255,6 +277,9 @@ def build(values: dict) -> Catalog:
             max_servers=(v.get("quota") or {}).get("maxServers"),
             max_gpus=(v.get("quota") or {}).get("maxGpus"),
             budgets=budgets_of(v.get("quota") or {}),
+            queue_weight=(v.get("queue") or {}).get("weight", 1),
+            queue_gpus=_frozen({kind: TeamGpus(g.get("guaranteed", 0), g.get("max"))
+                                for kind, g in ((v.get("queue") or {}).get("accelerators") or {}).items()}),
         )
         for k, v in cat["teams"].items()
     }
@@ -270,4 +295,11 @@ def build(values: dict) -> Catalog:
         local_users=_frozen({name: tuple(u.get("teams", ())) for name, u in (local.get("users") or {}).items()}),
         admins=frozenset(values["auth"].get("admins", ())),
         pod_user=_pod_user((values.get("singleuser") or {}).get("securityContext")),
+        queue=_queue(values),
     )
+
+
+def _queue(values: dict) -> Queue:
+    q = values.get("queue") or {}
+    return Queue(bool(q.get("enabled", False)), q.get("maxWaitMinutes", 60), q.get("queueingStrategy", "BestEffortFIFO"),
+                 (values.get("singleuser") or {}).get("namespace") or "")

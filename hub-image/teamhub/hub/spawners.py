@@ -22,6 +22,7 @@ from tornado import web
 from traitlets import HasTraits, Instance
 
 from ..auth import person_for
+from ..catalog import queue
 from ..catalog.access import REQUEST_FIELDS, RequestRefused, check_request
 from ..catalog.placement import Launch
 from ..usage import metrics
@@ -400,6 +401,7 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
             labels[f"{LABEL_PREFIX}/team"] = launch.team
         if launch.accelerator:
             labels[f"{LABEL_PREFIX}/accelerator"] = launch.accelerator.key
+        labels.update(queue.labels(self.teamhub.catalog, launch))  # a GPU server waits in its team's line
         self.extra_labels = {**self.extra_labels, **labels}
         self.extra_pod_config = {**self.extra_pod_config, "activeDeadlineSeconds": launch.minutes * 60}
         # the resource's rank (catalog priorityClassName): a course's GPU servers may preempt others' CPU ones

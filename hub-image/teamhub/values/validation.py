@@ -324,6 +324,7 @@ def semantic_problems(data) -> list[Problem]:
 
     out += digest_problems(data)
     out += origins.problems(data)  # hub.subdomainHost and the Ingress serving it
+    out += queue_problems(data)
     gh = _map(auth.get("github"))
     if gh.get("enabled") is True and not _list(gh.get("allowedOrganizations")):
         warn(("auth", "github", "allowedOrganizations"), "empty: every GitHub account may log in (each gets the team everyone)")
@@ -355,6 +356,92 @@ def digest_problems(data: dict) -> list[Problem]:
     hint = "" if require is True else " (catalog.requireDigests: false silences this, true makes it an error)"
     return [Problem(level, path, f"no digest: the image behind a tag can change; add digest: sha256:...{hint}")
             for path, img in _pinnable_images(data) if not img.get("digest")]
+
+
+def queue_problems(data: dict) -> list[Problem]:
+    """The GPU queue (issue 26): team shares that name real accelerators and fit the pool, and with the queue
+    on, a catalog Kueue can place: every kind has a pool and a node selector that tells it apart, and every GPU
+    launch fits some team. Kueue would otherwise hold such a request in line forever (or, under StrictFIFO,
+    hold up everyone behind it)."""
+    cat = _map(data.get("catalog"))
+    accs, resources, teams = _map(cat.get("accelerators")), _map(cat.get("resources")), _map(cat.get("teams"))
+    on = _map(data.get("queue")).get("enabled") is True
+    out: list[Problem] = []
+
+    def err(path, msg):
+        out.append(Problem("error", tuple(path), msg))
+
+    def pool(kind):
+        value = _map(accs.get(kind)).get("capacity")
+        return value if _is_int(value) else None
+
+    most: dict = {}  # (team, kind) -> devices the team may hold at once
+    given: dict = {}  # kind -> guaranteed devices summed over teams
+    for team, raw in teams.items():
+        for kind, share in _map(_map(_map(raw).get("queue")).get("accelerators")).items():
+            path = ("catalog", "teams", team, "queue", "accelerators", kind)
+            if kind not in accs:
+                err(path, f"unknown accelerator '{kind}'{_suggest(kind, accs)}; define it under catalog.accelerators")
+                continue
+            share = _map(share)
+            guaranteed = share.get("guaranteed", 0) if _is_int(share.get("guaranteed", 0)) else 0
+            cap = share.get("max") if _is_int(share.get("max")) else pool(kind)
+            given[kind] = given.get(kind, 0) + guaranteed
+            if cap is not None:
+                most[team, kind] = cap
+            if cap is not None and guaranteed > cap:
+                err(path + ("guaranteed",), f"{guaranteed} is more than this team's max ({cap})")
+            if _is_int(share.get("max")) and pool(kind) is not None and share["max"] > pool(kind):
+                err(path + ("max",), f"{share['max']} is more than the pool: catalog.accelerators.{kind}.capacity is {pool(kind)}")
+    for kind, total in given.items():
+        if pool(kind) is not None and total > pool(kind):
+            err(("catalog", "accelerators", kind, "capacity"),
+                f"the teams are guaranteed {total} devices of this kind (queue.accelerators.{kind}.guaranteed), more than the pool of {pool(kind)}")
+    if not on:
+        return out
+
+    for kind, acc in accs.items():
+        acc = _map(acc)
+        if pool(kind) is None:
+            err(("catalog", "accelerators", kind), "queue.enabled needs capacity here: how many devices of this kind the cluster has")
+        if not _map(acc.get("nodeSelector")):
+            err(("catalog", "accelerators", kind), "queue.enabled needs a nodeSelector here: Kueue tells the kinds apart by their node labels")
+    kinds = sorted(accs)
+    for i, a in enumerate(kinds):
+        for b in kinds[i + 1:]:
+            sa, sb = _map(_map(accs[a]).get("nodeSelector")), _map(_map(accs[b]).get("nodeSelector"))
+            same = _map(_map(accs[a]).get("gpu")).get("resource") == _map(_map(accs[b]).get("gpu")).get("resource")
+            if same and sa and sb and not any(k in sb and sb[k] != v for k, v in sa.items()):
+                err(("catalog", "accelerators", b, "nodeSelector"),
+                    f"a node could match both {a} and {b}: with queue.enabled, kinds of the same device need a node label with different values")
+    for team in teams:
+        if len(team) > 58:
+            err(("catalog", "teams", team), "with queue.enabled a team key has at most 58 characters (its LocalQueue team-<name> is a label value)")
+
+    for key, res in resources.items():
+        res = _map(res)
+        base = ("catalog", "resources", key)
+        if res.get("gpu") and not res.get("accelerators"):
+            err(base + ("gpu",), "with queue.enabled a GPU is offered through catalog.accelerators (a kind with a pool), not as a fixed gpu")
+        granting = [t for t, raw in teams.items() if key in _list(_map(raw).get("resources"))]
+        for i, kind in enumerate(_list(res.get("accelerators"))):
+            acc = _map(accs.get(kind))
+            own = _map(acc.get("nodeSelector"))
+            override = _map(_map(_map(res.get("acceleratorOverrides")).get(kind)).get("nodeSelector"))
+            for label, value in override.items():
+                if label in own and own[label] != value:
+                    err(base + ("acceleratorOverrides", kind, "nodeSelector", label),
+                        f"{label}: {value} contradicts the accelerator's {label}: {own[label]}; Kueue places {kind} by the accelerator's labels")
+            count = _map(acc.get("gpu")).get("count")
+            if not _is_int(count) or pool(kind) is None:
+                continue
+            fits = [t for t in granting if count <= most.get((t, kind), pool(kind))]
+            if count > pool(kind):
+                err(base + ("accelerators", i), f"needs {count} devices of {kind}, more than its pool of {pool(kind)}: no team could ever start it")
+            elif granting and not fits:
+                err(base + ("accelerators", i),
+                    f"needs {count} devices of {kind}, more than the max of every team granting it ({', '.join(granting)}): no team could ever start it")
+    return out
 
 
 def _is_int(value) -> bool:
