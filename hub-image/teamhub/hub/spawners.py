@@ -506,16 +506,20 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
         await self._start_watching_pods()
         key, ctx = f"{self.namespace}/{self.pod_name}", self.teamhub_context()
         deadline = time.monotonic() + self.start_timeout
+        why = f"not running within {self.start_timeout} s"
         while time.monotonic() < deadline:
             pod = self.pod_reflector.pods.get(key)
             if pod is None or pod["metadata"].get("deletionTimestamp") or pod["status"].get("phase") not in ("Pending", "Running"):
+                why = "gone" if pod is None else f"ending (phase {pod['status'].get('phase')})"
                 break
             verdict = failfast.classify_pod(pod, ctx)
             if verdict and verdict.fatal:
+                why = verdict.message
                 break
             if self.is_pod_running(pod):
                 return url_path_join(self._get_pod_url(pod), self.server.base_url)
             await asyncio.sleep(self.failfast_interval)
+        self.log.warning("Not adopting %s: its pod %s is %s", self.teamhub_key, key, why)
         return self.server.url
 
     async def _start(self):
