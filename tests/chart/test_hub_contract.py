@@ -106,7 +106,8 @@ def test_rendered_deployment_follows_the_contract(tmp_path):
     # the last two are overrides the chart never needs
     # (the revision comes as a file, so that an upgrade with unchanged values does not restart the hub).
     optional = {"TEAMHUB_DB_PASSWORD", "TEAMHUB_GITHUB_CLIENT_SECRET", "TEAMHUB_OIDC_CLIENT_SECRET", "TEAMHUB_METRICS_TOKEN",
-                "TEAMHUB_LOCAL_USERS_FILE", "TEAMHUB_RELEASE_REVISION"}
+                "TEAMHUB_LOCAL_USERS_FILE", "TEAMHUB_RELEASE_REVISION",
+                "JUPYTERHUB_COOKIE_OPTIONS"}  # JupyterHub sets it on user servers (the table names it there)
     assert "TEAMHUB_RELEASE_REVISION" not in env
     assert (values_file.parent / "release-revision").read_text() == "1"
     assert named - optional <= set(env), named - set(env)

@@ -66,6 +66,7 @@ HUB_READS = {
     "hub.db.backupDir": changed(hub__db__backupDir="/srv/teamhub/data/elsewhere"),
     "singleuser": changed(singleuser__clusterAutoscaler=True),
     "hub.subdomainHost": changed(hub__subdomainHost="https://hub.example.org"),
+    "queue": changed(queue__maxWaitMinutes=30),
     "ingress hosts": changed(ingress={"enabled": True, "hosts": ["hub.example.org"]}),
 }
 

@@ -72,6 +72,8 @@ def wrong(m: Markers) -> tuple[dict, dict]:
                 "db": {"type": "postgres", "url": f"postgresql://hub:{m('hub.db.url')}@db.example.org:5432/hub",
                        "password": m("hub.db.password"), "existingSecret": m("hub.db.existingSecret")}},
     }
+    # a registry password where the schema wants something else: `create` without the registry it needs
+    values["imagePullSecret"] = {"create": True, "username": "u", "password": m("imagePullSecret.password"), "email": 7}
     accounts = {"users": {"bob": {"passwordHash": m("existingSecret file: plaintext password")}}}
     m.by_field["hub.existingSecret"] = m.by_field["hub.existingSecret"].upper()
     return values, accounts
@@ -95,6 +97,8 @@ def valid(m: Markers) -> tuple[dict, dict]:
                        "password": m("hub.db.password"),
                        "existingSecret": {"name": "db", "key": m("hub.db.existingSecret")}}},
     }
+    values["imagePullSecret"] = {"create": True, "registry": "registry.example.org", "username": "u",
+                                 "password": m("imagePullSecret.password")}
     accounts = {"users": {"bob": {"passwordHash": _bcrypt_like(m("existingSecret file: hash"))}}}
     return values, accounts
 

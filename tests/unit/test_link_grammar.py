@@ -135,3 +135,18 @@ def test_the_grammar_needs_only_the_standard_library():
                 top = name.split(".")[0]
                 assert top in sys.stdlib_module_names or top in SINGLE_USER, \
                     f"{module.name} imports {name}"
+
+
+def test_the_guard_takes_a_field_given_twice_only_with_one_value():
+    """JupyterHub carries a launch link's own query along after a start, so `repo` and `branch` can arrive twice
+    with the same value; two different values would be read differently by the guard and by nbgitpuller."""
+    from teamhub.pullguard.extension import checked_arguments
+    from tornado import web
+
+    allowed = (grammar.parse_repo("https://git.example.org/course/", "allowed repository"),)
+    repo = b"https://git.example.org/course/lab.git"
+    out = checked_arguments({"repo": [repo, repo], "branch": [b"main", b"main"]}, allowed)
+    assert out["repo"] == [repo]
+    with pytest.raises(web.HTTPError) as refused:
+        checked_arguments({"repo": [repo, b"https://git.example.org/course-evil/x.git"]}, allowed)
+    assert refused.value.status_code == 400

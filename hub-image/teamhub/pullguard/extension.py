@@ -26,8 +26,10 @@ def checked_arguments(arguments: dict, allowed: tuple) -> dict:
     """nbgitpuller's query (name -> [bytes]) checked and made canonical; web.HTTPError when refused."""
     def one(name):
         values = arguments.get(name) or []
-        if len(values) > 1:
-            raise web.HTTPError(400, f"{name} is given more than once")
+        # The same value twice is harmless (JupyterHub carries a launch link's own query along after a start);
+        # two different values would let nbgitpuller (the last) and this check (the first) read different ones.
+        if len(set(values)) > 1:
+            raise web.HTTPError(400, f"{name} is given more than once, with different values")
         return values[0].decode("utf-8", "strict") if values else None
 
     try:
