@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 from gitserve import serving
 from hubprocess import edited_hub
+from support import wait_for
 
 CROSS_SITE = {"Sec-Fetch-Site": "cross-site"}
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
@@ -49,19 +49,10 @@ def launch(**fields) -> str:
     return "/hub/launch?" + urlencode(fields)
 
 
-def wait_for(predicate, what: str, timeout: float = 90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def stop(api, name=""):
     url = f"/users/{USER}/servers/{name}" if name else f"/users/{USER}/server"
     api.request("DELETE", url, json={"remove": True} if name else None)
-    wait_for(lambda: name not in servers(api), f"server {name!r} gone")
+    wait_for(lambda: name not in servers(api), f"server {name!r} gone", timeout=90)
 
 
 def test_hub_cookies_are_samesite_lax(hub, passwords):
@@ -100,7 +91,7 @@ def test_viewing_a_link_for_a_named_server_stores_nothing(hub, alice, api):
     r = alice.post(re.search(r'<form[^>]*id="spawn_form"[^>]*action="([^"]+)"', r.text).group(1).replace("&amp;", "&"),
                    data={"resource": "cpu-small", "sessionMinutes": "30"})
     assert r.status_code == 302 and "spawn-pending" in r.headers["location"], r.text[:300]
-    wait_for(lambda: servers(api).get("other", {}).get("ready"), "the named server")
+    wait_for(lambda: servers(api).get("other", {}).get("ready"), "the named server", timeout=90)
     stop(api, "other")
 
 
@@ -132,7 +123,7 @@ def test_a_way_out_of_the_allow_list_is_refused_by_link_form_and_rest_api(hub, g
 def test_a_same_origin_autostart_still_starts(hub, alice, api):
     r = alice.get(launch(resource="cpu-small", sessionMinutes="30", autostart="1"), headers=SAME_ORIGIN)
     assert r.status_code == 302 and "spawn-pending" in r.headers["location"], r.text[:300]
-    wait_for(lambda: servers(api).get("", {}).get("ready"), "the default server")
+    wait_for(lambda: servers(api).get("", {}).get("ready"), "the default server", timeout=90)
 
 
 def test_user_server_cookies_are_samesite_lax(hub, alice, api):
