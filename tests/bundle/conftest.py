@@ -43,14 +43,14 @@ def registries(tmp_path_factory):
     site.stop()
 
 
-def seed(public: Registry, workdir, refs, held_back=()) -> dict:
+def seed(public: Registry, workdir, refs, held_back=(), size: int = 50_000) -> dict:
     """Push a small image for each ref: every catalog image on one shared base (its layers stored once in
     the bundle), the rest on an empty OCI or Docker base. Returns ref -> digest."""
     base = f"{public.host}/lab/base:1"
-    digests = {base: seed_image(workdir, base, size=300_000, oci=True)}
+    digests = {base: seed_image(workdir, base, size=6 * size, oci=True)}
     for i, ref in enumerate(refs):
         if ref in held_back:
             continue
         shared = "/lab/" in ref
-        digests[ref] = seed_image(workdir, ref, base=base if shared else None, size=50_000 + 1000 * i, oci=i % 2 == 0)
+        digests[ref] = seed_image(workdir, ref, base=base if shared else None, size=size + 1000 * i, oci=i % 2 == 0)
     return digests

@@ -14,13 +14,13 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import imagelist, refs
 from .layout import IMAGE_TYPES, INDEX_TYPES, MANIFEST, REF_NAME, Layout, LayoutError, children, media_type, sha256_file
-from .tools import Registries, ToolError, crane, crane_stream
+from .tools import Registries, ToolError, crane, crane_stream, stop_streams
 
 STATE = ".create-state.json"
 
@@ -185,9 +185,17 @@ def create(values_files, out: Path, chart: Path, helm: str, registries: Registri
             if not layout.has(digest, size):
                 missing.setdefault(digest, (r.ref, size))
     say(f"downloading {len(missing)} blobs, {human(progress.total)}")
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(_download, registries, layout, ref, d, size, progress): d
-                   for d, (ref, size) in missing.items()}
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    futures = {pool.submit(_download, registries, layout, ref, d, size, progress): d for d, (ref, size) in missing.items()}
+    try:
+        wait(futures)
+    except KeyboardInterrupt:
+        # Ctrl-C: start nothing more, end the downloads running now (their partial files are never kept)
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_streams()
+        say(f"teamhub: interrupted; every complete blob is kept in {out}: run the same command again to resume")
+        raise
+    pool.shutdown()
     for future, digest in futures.items():
         if future.exception():
             users = [r.image.ref for r in resolved if digest in r.blobs]

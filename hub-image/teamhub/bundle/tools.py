@@ -21,6 +21,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,18 +125,34 @@ def crane(registries: Registries, host: str, *args, stdout=subprocess.PIPE, time
     return proc
 
 
+_running: set = set()  # crane processes streaming now: ended at once when a create is interrupted
+_running_lock = threading.Lock()
+
+
+def stop_streams() -> None:
+    """End every running download (Ctrl-C): their readers see a short blob and keep nothing of it."""
+    with _running_lock:
+        for proc in _running:
+            if proc.poll() is None:
+                proc.kill()
+
+
 @contextmanager
 def crane_stream(registries: Registries, host: str, *args):
     """crane with its standard output as a stream (blob downloads, counted as they arrive)."""
     with registries.environment() as env:
         proc = subprocess.Popen([crane_binary(), *registries.flags(host), *args], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=env)
+        with _running_lock:
+            _running.add(proc)
         try:
             yield proc.stdout
             err = proc.stderr.read()
             if proc.wait() != 0:
                 raise ToolError(_crane_error(err))
         finally:
+            with _running_lock:
+                _running.discard(proc)
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
