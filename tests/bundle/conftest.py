@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from bundlereg import Registry, seed_image
+from bundlereg import Registry, crane, seed_image
 from support import CONFIG, ROOT
 
+MULTI_PLATFORM = "/configurable-http-proxy:"  # seeded as an index: a bundle keeps every platform, digest unchanged
 APP_VERSION = yaml.safe_load((ROOT / "chart" / "Chart.yaml").read_text(encoding="utf-8"))["appVersion"]
 
 
@@ -50,6 +51,13 @@ def seed(public: Registry, workdir, refs, held_back=(), size: int = 50_000) -> d
     digests = {base: seed_image(workdir, base, size=6 * size, oci=True)}
     for i, ref in enumerate(refs):
         if ref in held_back:
+            continue
+        if MULTI_PLATFORM in ref:  # an index of two images, as multi-platform images are published
+            parts = [seed_image(workdir, f"{ref}-{arch}", size=size + arch_i, oci=True)
+                     for arch_i, arch in enumerate(("amd64", "arm64"))]
+            name = ref.rsplit(":", 1)[0]
+            crane("index", "append", "--insecure", *(a for d in parts for a in ("-m", f"{name}@{d}")), "-t", ref)
+            digests[ref] = crane("digest", "--insecure", ref)
             continue
         shared = "/lab/" in ref
         digests[ref] = seed_image(workdir, ref, base=base if shared else None, size=size + 1000 * i, oci=i % 2 == 0)

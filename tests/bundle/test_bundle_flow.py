@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from collections import Counter
 
 import pytest
 import yaml
 from bundlereg import crane
-from conftest import image_values, refs_of, seed
+from conftest import MULTI_PLATFORM, image_values, refs_of, seed
 from support import CONFIG, ROOT, run_teamhub, tree_env
+from teamhub.bundle.layout import INDEX_TYPES
 
 VAP = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
 HELD_BACK = "pytorch-cuda"  # not in the public registry at first: the first create stops without it
@@ -86,6 +88,8 @@ def test_bundle_lists_every_image_by_digest_and_stores_shared_blobs_once(made):
     for img in doc["images"]:
         assert img["digest"] == made["digests"][img["ref"]], img["ref"]
         assert img["size"] > 0 and img["paths"]
+    index = next(i for i in doc["images"] if MULTI_PLATFORM in i["ref"])  # both platforms, under the index's digest
+    assert index["mediaType"] in INDEX_TYPES and index["size"] > 2 * 50_000
     blobs = list((made["out"] / "images" / "blobs" / "sha256").iterdir())
     assert len(blobs) == len(doc["blobs"])
     per_image = sum(img["size"] for img in doc["images"])
@@ -134,8 +138,6 @@ def test_overlay_points_every_rendered_image_at_the_site_by_digest(made, pushed)
     values = [made["out"] / v for v in doc["values"]]
     args = [str(ROOT / ".tools" / "bin" / "helm"), "template", "t", str(made["out"] / doc["chart"]),
             "--api-versions", VAP] + [a for v in [*values, overlay] for a in ("-f", str(v))]
-    import subprocess
-
     proc = subprocess.run(args, capture_output=True, text=True, timeout=120, env=tree_env())
     assert proc.returncode == 0, proc.stderr
     assert made["public"].host not in proc.stdout  # no object, pre-pull list or parameter names the public registry
@@ -178,3 +180,35 @@ def test_verify_and_push_refuse_a_damaged_blob(made, pushed, damage, tmp_path):
     assert refused.returncode == 1 and sentence in refused.stdout
     assert "failed verification: nothing was pushed" in refused.stdout
     assert made["site"].requests(mark) == [] and not (tmp_path / "o.yaml").exists()
+
+
+@pytest.mark.parametrize("which", ["helm", "helm4"])
+def test_chart_as_oci_artifact_in_the_site_registry(made, pushed, which, tmp_path):
+    """`helm push` of the bundle's chart into the site registry, then `helm pull` and `helm template oci://...
+    --version X` render exactly what the bundle's chart file renders (Helm 3 and Helm 4)."""
+    overlay, _ = pushed
+    doc = json.loads((made["out"] / "bundle.json").read_text())
+    chart = yaml.safe_load(helm(which, tmp_path, "show", "chart", made["out"] / doc["chart"]).stdout)
+    (tmp_path / "pulled").mkdir()
+    repo = f"oci://{made['site'].host}/charts-{which}"
+    push = helm(which, tmp_path, "push", made["out"] / doc["chart"], repo, "--plain-http")
+    assert f"Pushed: {made['site'].host}/charts-{which}/teamhub:{chart['version']}" in push.stdout + push.stderr
+    pulled = helm(which, tmp_path, "pull", f"{repo}/teamhub", "--version", chart["version"], "--plain-http", "-d", tmp_path / "pulled")
+    assert (tmp_path / "pulled" / f"teamhub-{chart['version']}.tgz").is_file(), pulled.stderr
+    values = [a for v in [*(made["out"] / v for v in doc["values"]), overlay] for a in ("-f", v)]
+    values += ["--set", "hub.existingSecret=site-secrets"]  # no generated secrets: two renders compare equal
+    from_oci = helm(which, tmp_path, "template", "t", f"{repo}/teamhub", "--version", chart["version"], "--plain-http", *values)
+    from_file = helm(which, tmp_path, "template", "t", made["out"] / doc["chart"], *values)
+    assert from_oci.stdout == from_file.stdout and made["site"].host in from_oci.stdout
+
+
+HELM = {"helm": ROOT / ".tools" / "bin" / "helm", "helm4": ROOT / ".tools" / "bin" / "helm4"}
+
+
+def helm(which: str, home, *args):
+    """helm with its config and cache in the test's folder (never the machine's registry logins)."""
+    env = tree_env(HELM_CONFIG_HOME=str(home / "config"), HELM_CACHE_HOME=str(home / "cache"),
+                   HELM_DATA_HOME=str(home / "data"))
+    proc = subprocess.run([str(HELM[which]), *map(str, args)], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, f"{which} {' '.join(map(str, args))}: {proc.stderr}"
+    return proc

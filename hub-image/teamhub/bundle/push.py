@@ -91,4 +91,6 @@ def push(bundle: Path, registry: str, prefix: str, registries: Registries, overl
               + "".join(f"-f <bundle>/{v} " for v in doc["values"][1:]) + f"-f {overlay_path.name}\n")
     overlay_path.write_text(header + yaml.safe_dump(overlay(doc, registry, prefix), sort_keys=True), encoding="utf-8")
     say(f"wrote {overlay_path}: {total} images point at {registry}")
+    say(f"the chart as an OCI artifact: helm push {bundle / doc['chart']} oci://{registry}/{prefix}charts"
+        + (" --plain-http" if registry in registries.plain_http else ""))
     return 0
