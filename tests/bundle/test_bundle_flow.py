@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 import yaml
-from bundlereg import crane
+from bundlereg import CRANE, Registry, crane
 from conftest import MULTI_PLATFORM, image_values, refs_of, seed
 from support import CONFIG, ROOT, run_teamhub, tree_env
 from teamhub.bundle.layout import INDEX_TYPES
@@ -212,3 +212,47 @@ def helm(which: str, home, *args):
     proc = subprocess.run([str(HELM[which]), *map(str, args)], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, f"{which} {' '.join(map(str, args))}: {proc.stderr}"
     return proc
+
+
+@pytest.fixture(scope="module")
+def secure_site(tmp_path_factory):
+    """A site registry as a campus runs one: TLS (a test CA the tools trust through SSL_CERT_FILE) and a login."""
+    import bcrypt
+    from cluster.pki import Pki
+
+    root = tmp_path_factory.mktemp("secure")
+    pki = Pki(root / "pki")
+    pair = pki.server("registry", ("IP:127.0.0.1",))
+    htpasswd = root / "htpasswd"
+    htpasswd.write_text("ops:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode() + "\n")
+    site = Registry(root, "secure", tls=(pair.cert, pair.key), htpasswd=htpasswd).start(ca=pki.ca.cert)
+    yield site, pki.ca.cert
+    site.stop()
+
+
+PASSWORD = "s3cret-site-pw"
+
+
+def test_push_to_a_tls_registry_with_a_login_never_shows_the_password(made, secure_site, tmp_path):
+    site, ca = secure_site
+    config = tmp_path / "docker-config"
+    env = tree_env(SSL_CERT_FILE=str(ca), DOCKER_CONFIG=str(config))
+    args = ["bundle", "push", made["out"], "--registry", site.host, "--overlay", tmp_path / "o.yaml"]
+    denied = run_teamhub(*args, env=env)
+    assert denied.returncode == 1 and "401 Unauthorized" in denied.stdout, denied.stdout + denied.stderr
+    assert "the registry wants a login" in denied.stdout
+    # flags: the password from standard input, TLS (no --plain-http: the registry speaks TLS)
+    done = run_teamhub(*args, "--username", "ops", "--password-stdin", input=PASSWORD + "\n", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert PASSWORD not in done.stdout + done.stderr + (tmp_path / "o.yaml").read_text()
+    assert not config.exists()  # the login went to a private config for the run, not into the operator's
+    # the docker config file, as `crane auth login` writes it
+    config.mkdir()
+    login = subprocess.run([CRANE, "auth", "login", site.host, "-u", "ops", "--password-stdin"], input=PASSWORD,
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert login.returncode == 0, login.stderr
+    again = run_teamhub(*args, env=env)
+    assert again.returncode == 0 and PASSWORD not in again.stdout + again.stderr, again.stdout + again.stderr
+    doc = json.loads((made["out"] / "bundle.json").read_text())
+    for img in doc["images"]:
+        assert crane("digest", f"{site.host}/{img['repository']}:{img['tag']}", env=env) == img["digest"]

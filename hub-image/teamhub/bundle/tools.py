@@ -163,4 +163,8 @@ def crane_stream(registries: Registries, host: str, *args):
 def _crane_error(stderr: bytes) -> str:
     text = stderr.decode(errors="replace").strip()
     lines = [line.split("Error: ", 1)[-1] for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "crane failed without a message"
+    message = lines[-1] if lines else "crane failed without a message"
+    if "401" in message or "UNAUTHORIZED" in message:
+        message += (" (the registry wants a login: credentials from the docker config file, e.g. after "
+                    "`crane auth login`, or --username with --password-stdin)")
+    return message
