@@ -135,8 +135,7 @@ def _download(registries: Registries, layout: Layout, ref: refs.Ref, digest: str
     progress.blob_done(digest)
 
 
-def _package_chart(chart: Path, helm: str, out: Path) -> Path:
-    dest = out / "chart"
+def _package_chart(chart: Path, helm: str, dest: Path) -> Path:
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     proc = subprocess.run([helm, "package", str(chart), "-d", str(dest)], capture_output=True, text=True, timeout=120)
@@ -170,13 +169,21 @@ def create(values_files, out: Path, chart: Path, helm: str, registries: Registri
     state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {}
     resolved, failed = [], []
     try:
-        for image in wanted:
-            try:
-                resolved.append(resolve(registries, layout, state, image))
-            except (ToolError, CreateError, LayoutError, ValueError) as exc:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # manifests: one small request each, at once
+            answers = [(image, pool.submit(resolve, registries, layout, state, image)) for image in wanted]
+        for image, answer in answers:
+            exc = answer.exception()
+            if exc is None:
+                resolved.append(answer.result())
+            elif isinstance(exc, (ToolError, CreateError, LayoutError, ValueError)):
                 failed.append(f"{image.ref} (values: {', '.join(image.paths)}): {exc}")
+            else:
+                raise exc
     finally:
         state_path.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    packaging = ThreadPoolExecutor(max_workers=1)  # helm package needs nothing from the images: run it meanwhile
+    package = packaging.submit(_package_chart, chart, helm, layout.partial / "chart")
+    packaging.shutdown(wait=False)
     progress = Progress(resolved, layout, stdout)
     progress.start()
     missing: dict = {}  # digest -> (ref to fetch it from, size): each blob once, whatever shares it
@@ -205,7 +212,7 @@ def create(values_files, out: Path, chart: Path, helm: str, registries: Registri
             say(f"teamhub: not bundled: {line}")
         say(f"teamhub: {len(failed)} problem(s); what was fetched is kept in {out}: run the same command again to resume")
         return 1
-    _write_manifest(out, layout, resolved, plan, values_files, chart, helm)
+    _write_manifest(out, layout, resolved, plan, values_files, package.result())
     elapsed = time.monotonic() - progress.started
     say(f"total: {len(resolved)} images, {human(sum(r.size for r in resolved))} "
         f"({human(_blob_bytes(layout, resolved))} stored, shared blobs once); downloaded {human(progress.fetched)} "
@@ -219,8 +226,12 @@ def _blob_bytes(layout: Layout, resolved) -> int:
     return sum(every.values())
 
 
-def _write_manifest(out: Path, layout: Layout, resolved, plan, values_files, chart: Path, helm: str) -> None:
-    package = _package_chart(chart, helm, out)
+def _write_manifest(out: Path, layout: Layout, resolved, plan, values_files, packaged: Path) -> None:
+    shutil.rmtree(out / "chart", ignore_errors=True)
+    (out / "chart").mkdir()
+    package = out / "chart" / packaged.name
+    packaged.replace(package)
+    shutil.rmtree(packaged.parent)
     copies = _copy_values(values_files, out)
     layout.write_index([{"mediaType": r.media_type, "digest": r.digest, "size": r.manifest_size,
                          "annotations": {REF_NAME: r.image.ref}} for r in resolved])

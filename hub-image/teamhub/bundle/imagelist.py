@@ -54,7 +54,8 @@ def render(chart: str | Path, values_files, helm: str = "helm", release: str = "
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise ImageListError(f"`{' '.join(argv)}` failed: {proc.stderr.strip()}")
-    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the rendered chart is large
+    return [d for d in yaml.load_all(proc.stdout, Loader=loader) if d]
 
 
 def pod_spec(doc: dict) -> dict | None:

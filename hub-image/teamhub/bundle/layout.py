@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 INDEX_TYPES = {"application/vnd.oci.image.index.v1+json",
@@ -85,7 +86,7 @@ class Layout:
     def put(self, data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if not self.has(digest, len(data)):
-            tmp = self.partial / (digest[7:] + ".put")
+            tmp = self.partial / f"{digest[7:]}.{os.getpid()}.{threading.get_ident()}.put"  # threads may put the same blob
             tmp.write_bytes(data)
             os.replace(tmp, self.path(digest))
         return digest

@@ -7,6 +7,7 @@ import json
 import shutil
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import yaml
@@ -64,7 +65,8 @@ def overlay(doc: dict, registry: str, prefix: str) -> dict:
     return out
 
 
-def push(bundle: Path, registry: str, prefix: str, registries: Registries, overlay_path: Path, stdout=sys.stdout) -> int:
+def push(bundle: Path, registry: str, prefix: str, registries: Registries, overlay_path: Path, jobs: int = 4,
+         stdout=sys.stdout) -> int:
     say = lambda text: print(text, file=stdout, flush=True)  # noqa: E731
     found = verify.problems(bundle)
     if found:
@@ -76,16 +78,29 @@ def push(bundle: Path, registry: str, prefix: str, registries: Registries, overl
         prefix += "/"
     doc = verify.load_manifest(bundle)
     layout = Layout(bundle / "images")
-    total = len(doc["images"])
-    for i, img in enumerate(doc["images"], 1):
-        name = site_name(registry, prefix, img["repository"])
-        target = f"{name}:{img['tag']}" if img["tag"] else f"{name}@{img['digest']}"
-        try:
-            _push_one(registries, layout, img, target, registry)
-        except (ToolError, PushError) as exc:
-            say(f"teamhub: pushing {img['ref']} to {target} failed: {exc}")
-            return 1
-        say(f"[{i}/{total}] {target}@{img['digest']}  {img['size']} bytes")
+    total, done, failed = len(doc["images"]), 0, []
+    registries.flags(registry)  # refuse plain HTTP before any image starts (one sentence, not one per image)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        pushes = {}
+        for img in doc["images"]:
+            name = site_name(registry, prefix, img["repository"])
+            target = f"{name}:{img['tag']}" if img["tag"] else f"{name}@{img['digest']}"
+            pushes[pool.submit(_push_one, registries, layout, img, target, registry)] = (img, target)
+        for future in as_completed(pushes):
+            img, target = pushes[future]
+            if future.exception() is not None:
+                if not isinstance(future.exception(), (ToolError, PushError)):
+                    raise future.exception()
+                failed.append(f"teamhub: pushing {img['ref']} to {target} failed: {future.exception()}")
+                continue
+            done += 1
+            say(f"[{done}/{total}] {target}@{img['digest']}  {img['size']} bytes")
+    if failed:
+        for line in failed:
+            say(line)
+        say(f"teamhub: {len(failed)} of {total} images not pushed; no overlay written (the same command again "
+            "pushes what is missing: blobs the registry has are not sent again)")
+        return 1
     header = (f"# Written by `teamhub bundle push`: every image of the bundle in {registry}, pinned by digest.\n"
               f"# Install: scripts/helm_update.sh --values <bundle>/{doc['values'][0]} "
               + "".join(f"-f <bundle>/{v} " for v in doc["values"][1:]) + f"-f {overlay_path.name}\n")

@@ -58,7 +58,7 @@ def cmd_push(args) -> int:
 
     registries = _registries(args, [args.registry] if args.plain_http else [], args.registry)
     try:
-        return push.push(Path(args.bundle), args.registry, args.prefix, registries, Path(args.overlay))
+        return push.push(Path(args.bundle), args.registry, args.prefix, registries, Path(args.overlay), args.jobs)
     except push.ToolError as exc:
         print(f"teamhub: {exc}", file=sys.stderr)
         return 1
@@ -75,7 +75,7 @@ def register(sub) -> None:
     p.add_argument("--helm", default="helm", help="the helm binary (default helm on PATH)")
     p.add_argument("--plain-http", action="append", default=[], metavar="HOST:PORT",
                    help="a source registry reached over plain HTTP (repeatable); every other one must speak TLS")
-    p.add_argument("--jobs", type=int, default=4, help="blobs downloaded at once (default 4)")
+    p.add_argument("--jobs", type=int, default=4, help="manifests and blobs downloaded at once (default 4)")
     p.set_defaults(func=cmd_create)
 
     p = group.add_parser("verify", help="check every file and blob of a bundle against its manifest")
@@ -89,6 +89,7 @@ def register(sub) -> None:
     p.add_argument("--plain-http", action="store_true", help="the site's registry speaks plain HTTP (never assumed)")
     p.add_argument("--username", help="registry user (default: the docker config file's credentials)")
     p.add_argument("--password-stdin", action="store_true", help="read the registry password from standard input")
+    p.add_argument("--jobs", type=int, default=4, help="images pushed at once (default 4)")
     p.add_argument("--overlay", default="site-values.yaml", metavar="FILE",
                    help="the values overlay to write (default ./site-values.yaml)")
     p.set_defaults(func=cmd_push)
