@@ -8,7 +8,7 @@ same registries:
 - create: `teamhub bundle create` (public -> folder) vs `skopeo copy --all --preserve-digests` of each image into
   one OCI layout (public -> folder; skopeo also keeps a blob it already has only once);
 - push: `teamhub bundle push` (folder -> site A) vs `skopeo copy` of each image from that layout (folder -> site B);
-- a one-hop reference: `skopeo copy` registry to registry (public -> site B, other repositories).
+- a one-hop reference: `skopeo copy` registry to registry (public -> an empty site C).
 Throughput is the bytes stored in the bundle (each blob once) over wall time. Also: the bundle's size against the
 sum of its images' compressed sizes (what saving each image alone would take). Compare the columns of one run;
 the machine is shared.
@@ -32,8 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 for sub in ("hub-image", "tests", "tests/bundle"):
     sys.path.insert(0, str(ROOT / sub))
 
-from bundlereg import Registry, seed_image  # noqa: E402
-from conftest import image_values, refs_of  # noqa: E402
+from bundlereg import Registry, image_values, refs_of, seed_image  # noqa: E402
 from support import CONFIG, tree_env  # noqa: E402
 from teamhub.bundle.layout import children  # noqa: E402
 
@@ -92,6 +91,7 @@ def skopeo(*args) -> list:
 def one_run(work: Path, mb: int) -> dict:
     public = Registry(work, "public").start()
     site_a, site_b = Registry(work, "site-a").start(), Registry(work, "site-b").start()
+    site_c = Registry(work, "site-c").start()  # empty for the one-hop copy: nothing to mount from earlier copies
     try:
         values = image_values(public.host)
         values_file = work / "values.yaml"
@@ -119,7 +119,7 @@ def one_run(work: Path, mb: int) -> dict:
         for ref in refs:
             path = ref.split("/", 1)[1]
             timed(skopeo("--src-tls-verify=false", "--dest-tls-verify=false", f"docker://{ref}",
-                         f"docker://{site_b.host}/direct/{path}"))
+                         f"docker://{site_c.host}/{path}"))
         s_direct = time.monotonic() - start
         doc = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))
         stored = sum(doc["blobs"].values())
@@ -129,7 +129,7 @@ def one_run(work: Path, mb: int) -> dict:
                 "on_disk": on_disk, "create": t_create, "skopeo_create": s_create, "push": t_push,
                 "skopeo_push": s_push, "skopeo_direct": s_direct}
     finally:
-        for reg in (public, site_a, site_b):
+        for reg in (public, site_a, site_b, site_c):
             reg.stop()
 
 

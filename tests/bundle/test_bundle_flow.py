@@ -12,8 +12,7 @@ from collections import Counter
 
 import pytest
 import yaml
-from bundlereg import CRANE, Registry, crane
-from conftest import MULTI_PLATFORM, image_values, refs_of, seed
+from bundlereg import CRANE, MULTI_PLATFORM, Registry, crane, image_values, refs_of, seed
 from support import CONFIG, ROOT, run_teamhub, tree_env
 from teamhub.bundle.layout import INDEX_TYPES
 

@@ -13,8 +13,7 @@ import threading
 from collections import Counter
 
 import yaml
-from bundlereg import Registry
-from conftest import image_values, refs_of, seed
+from bundlereg import Registry, image_values, refs_of, seed
 from support import CONFIG, ROOT, tree_env
 
 IMAGE_BYTES = 6_000_000  # per image (random, so compressed as large): the first run is stopped well before its end
