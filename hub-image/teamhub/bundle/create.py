@@ -158,10 +158,10 @@ def _copy_values(values_files, out: Path) -> list[Path]:
 
 def create(values_files, out: Path, chart: Path, helm: str, registries: Registries, jobs: int = 4,
            stdout=sys.stdout) -> int:
-    out.mkdir(parents=True, exist_ok=True)
     say = lambda text: print(text, file=stdout, flush=True)  # noqa: E731
-    plan = imagelist.plan(chart, values_files, helm)
+    plan = imagelist.plan(chart, values_files, helm)  # before anything is written: bad values leave no folder
     wanted = plan.images
+    out.mkdir(parents=True, exist_ok=True)
     say(f"{len(wanted)} images from the chart rendered with {', '.join(map(str, values_files))}")
     layout = Layout(out / "images")
     layout.init()

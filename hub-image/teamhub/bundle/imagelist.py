@@ -51,7 +51,10 @@ def render(chart: str | Path, values_files, helm: str = "helm", release: str = "
         argv += ["--api-versions", version]
     for f in values_files:
         argv += ["-f", str(f)]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    except FileNotFoundError as exc:
+        raise ImageListError(f"{helm} cannot be run ({exc.strerror}): install helm or pass --helm PATH") from exc
     if proc.returncode != 0:
         raise ImageListError(f"`{' '.join(argv)}` failed: {proc.stderr.strip()}")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the rendered chart is large
