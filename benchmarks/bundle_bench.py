@@ -1,5 +1,5 @@
 """Air-gapped bundle throughput (issue 29): a script that prints figures, not a test.
-`.venv/bin/python benchmarks/bundle_bench.py [--mb 24] [--runs 2]`
+`.venv/bin/python benchmarks/bundle_bench.py [--mb 48] [--runs 2]`
 
 Three real registries on loopback (Debian's docker-registry, as in tests/bundle): a "public" one seeded with an
 image for every image config/values.yaml runs (the catalog's on one shared base layer, as course images share a
@@ -135,7 +135,7 @@ def one_run(work: Path, mb: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--mb", type=int, default=24, help="layer size of each catalog image in MB (default 24)")
+    parser.add_argument("--mb", type=int, default=48, help="layer size of each catalog image in MB (default 48)")
     parser.add_argument("--runs", type=int, default=2)
     args = parser.parse_args()
     mbs = lambda n, t: f"{n / 1e6 / t:7.1f} MB/s"  # noqa: E731
