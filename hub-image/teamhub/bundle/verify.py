@@ -5,6 +5,7 @@ with sentences naming what is wrong."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .layout import MANIFEST, Layout, LayoutError, children, sha256_file
@@ -53,13 +54,17 @@ def problems(bundle: Path) -> list[str]:
             out.append(f"{path} was changed: its SHA-256 is {got}, bundle.json records {digest}.")
     layout = Layout(bundle / "images")
     users = _users(doc, layout)
-    for digest, size in doc.get("blobs", {}).items():
+    blobs = doc.get("blobs", {})
+    present = [d for d in blobs if layout.path(d).is_file()]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # hashlib lets go of the GIL: large blobs hash in parallel
+        sums = dict(zip(present, pool.map(lambda d: sha256_file(layout.path(d)), present), strict=True))
+    for digest, size in blobs.items():
         path = layout.path(digest)
         who = ", ".join(sorted(users.get(digest, ()))) or "no image"
-        if not path.is_file():
+        if digest not in sums:
             out.append(f"blob {path} is missing (used by {who}).")
             continue
-        got = sha256_file(path)
+        got = sums[digest]
         if got != digest:
             out.append(f"blob {path} was tampered with or damaged: its content's digest is {got} (used by {who}).")
         elif path.stat().st_size != size:
