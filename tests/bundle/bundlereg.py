@@ -7,9 +7,11 @@ nothing comes from the network."""
 from __future__ import annotations
 
 import io
+import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tarfile
@@ -83,6 +85,13 @@ class Registry:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def pause(self) -> None:
+        """Freeze the registry (SIGSTOP): requests wait, nothing more is served, until resume()."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)
 
     def mark(self) -> int:
         """A position in the access log: requests() after it are the ones made since."""

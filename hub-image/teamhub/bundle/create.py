@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import imagelist, refs
 from .layout import IMAGE_TYPES, INDEX_TYPES, MANIFEST, REF_NAME, Layout, LayoutError, children, media_type, sha256_file
-from .tools import Registries, ToolError, crane, crane_stream, stop_streams
+from .tools import Registries, ToolError, crane, crane_stream, interrupted, stop_streams
 
 STATE = ".create-state.json"
 
@@ -130,6 +130,8 @@ def resolve(registries: Registries, layout: Layout, state: dict, image: imagelis
 
 
 def _download(registries: Registries, layout: Layout, ref: refs.Ref, digest: str, size: int, progress: Progress) -> None:
+    if interrupted():
+        raise CreateError("interrupted before it started")
     with crane_stream(registries, ref.registry, "blob", ref.by_digest(digest)) as stream:
         layout.receive(digest, size, stream, progress.add)
     progress.blob_done(digest)

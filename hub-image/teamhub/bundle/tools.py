@@ -17,6 +17,7 @@ import ipaddress
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -129,9 +130,17 @@ _running: set = set()  # crane processes streaming now: ended at once when a cre
 _running_lock = threading.Lock()
 
 
+_interrupted = threading.Event()  # Ctrl-C seen: start no new download
+
+
+def interrupted() -> bool:
+    return _interrupted.is_set()
+
+
 def stop_streams() -> None:
     """End every running download (Ctrl-C): their readers see a short blob and keep nothing of it."""
     with _running_lock:
+        _interrupted.set()
         for proc in _running:
             if proc.poll() is None:
                 proc.kill()
@@ -145,6 +154,8 @@ def crane_stream(registries: Registries, host: str, *args):
                                 stderr=subprocess.PIPE, env=env)
         with _running_lock:
             _running.add(proc)
+            if _interrupted.is_set():  # started as Ctrl-C was handled: stop_streams() may have missed it
+                proc.kill()
         try:
             yield proc.stdout
             err = proc.stderr.read()
@@ -153,6 +164,10 @@ def crane_stream(registries: Registries, host: str, *args):
         finally:
             with _running_lock:
                 _running.discard(proc)
+            if proc.poll() in (-signal.SIGINT, -signal.SIGTERM):
+                # Ctrl-C reaches the whole process group: crane may see it before Python does, and this
+                # thread must not start the next download before the main thread stops everything
+                _interrupted.set()
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
