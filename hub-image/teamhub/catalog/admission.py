@@ -2,7 +2,7 @@
 
 The chart's ValidatingAdmissionPolicy (chart/templates/admission/policy.yaml) refuses any pod the hub's
 ServiceAccount creates that is not one of these shapes. Helm cannot call Python, so the chart renders the
-parameters itself ("teamhub.admission.params" in chart/templates/_helpers.tpl, on the placement helper the
+parameters itself ("teamhub.admission.params" in chart/templates/_admission.tpl, on the placement helper the
 prepuller uses); `params` here writes them from the hub's own placement code (`catalog.placement.build_launch`,
 the `Launch` the spawner turns into a pod), and tests/chart/test_admission_params.py holds the two equal
 for every values file, while the cluster tier shows the pods KubeSpawner builds are admitted. The hub never
