@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ..catalog.access import RequestRefused
 from .ledger import amount
-from .store import TABLE
+from .tables import TABLE
 
 DAY = 86400
 MIN_SECONDS = 60  # a start the budget cannot give this long is refused: it would be stopped before it is up

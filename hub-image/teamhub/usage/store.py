@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TABLE = "teamhub_usage"
+from .tables import TABLE
+
 VERSION_TABLE = "teamhub_usage_version"
 # Why a server ended. "lost": found gone by a poll (crashed, or vanished while the hub was down); "hub": the
 # hub stopped it on its own shutdown (local mode); "stopped": by the person or an admin through the API.
