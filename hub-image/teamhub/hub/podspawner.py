@@ -16,10 +16,12 @@ from ..catalog.placement import Launch
 from ..values.quantities import cpu_cores, format_cpu, memory_bytes
 from . import failfast
 from .podadmission import DryRunAdmission
-from .spawnerrors import SpawnStopped
+from .spawnerrors import spawn_failed
 from .teamhubmixin import TeamhubMixin
 
 LABEL_PREFIX = "teamhub.dev"
+# A fail-fast verdict's stage -> the reason in JupyterHub's spawn metric (spawnerrors.REASONS).
+FAILFAST_REASONS = {"scheduling": "failed-unschedulable", "pulling": "failed-image"}
 
 # Pod Security "restricted" (the README asks namespaces to enforce it): fixed for every server. Only the
 # uid/gid/fsGroup vary, per launch (resource over image over singleuser.securityContext).
@@ -166,9 +168,7 @@ class TeamhubKubeSpawner(TeamhubMixin, DryRunAdmission, KubeSpawner):
             verdict = watch.result()
             start.cancel()
             self.log.warning("Stopping the spawn of %s early: %s", self.teamhub_key, verdict.message)
-            stopped = SpawnStopped(verdict.message)
-            stopped.teamhub_stage = verdict.stage  # for the start-outcome metric
-            raise stopped
+            raise spawn_failed(verdict.message, reason=FAILFAST_REASONS.get(verdict.stage, "failed"))
         finally:
             watch.cancel()
 
