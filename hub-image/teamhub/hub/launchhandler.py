@@ -20,6 +20,7 @@ from jupyterhub.utils import url_path_join
 from markupsafe import Markup, escape
 from tornado import web
 
+from .. import compat
 from ..auth import person_for
 from ..catalog.access import REQUEST_FIELDS, RequestRefused, check_request
 from ..pullguard import grammar
@@ -117,10 +118,10 @@ class LaunchLinkHandler(SpawnPageHandler):
         user = self.current_user
         server = self.server_name()
         if server:
-            await self._check_named_server_request(user, server, server)  # JupyterHub's limit: maxPerPerson
+            await compat.check_named_server_request(self, user, server, server)  # JupyterHub's limit: maxPerPerson
         # Viewing a link stores nothing: a named server that does not exist yet is drawn with the default
         # server's page and created by Start (the POST).
-        exists = not server or server in user.orm_spawners
+        exists = not server or server in compat.orm_spawners(user)
         spawner = user.get_or_create_spawner(server, server, replace_failed=True) if exists else user.spawner
         rt = spawner.teamhub  # the hub's runtime is the spawners' configuration (hub/runtime.py)
         try:
@@ -128,18 +129,18 @@ class LaunchLinkHandler(SpawnPageHandler):
         except RequestRefused as exc:
             self.log.info("Refused launch link for %s: %s %s", user.name, exc.status, exc.message)
             self.set_status(exc.status)
-            return self.finish(await self._render_form(user, await spawner.get_options_form(), message=exc.message))
+            return self.finish(await compat.render_spawn_form(self, user, await spawner.get_options_form(), message=exc.message))
         if exists and spawner.active:
             return await self._running(user, spawner, launch, pull, choose, server)
         if autostart and not choose and same_origin(self):
             spawner = user.get_or_create_spawner(server, server, replace_failed=True)
             pending = url_path_join(self.hub.base_url, "spawn-pending", user.escaped_name, server)
             self.log.info("Launch link for %s: autostart %s", user.name, launch.resource.key)
-            return await self._wrap_spawn_single_user(user, server, server, spawner, pending, link)
+            return await compat.wrap_spawn_single_user(self, user, server, server, spawner, pending, link)
         if autostart and not choose:
             self.log.info("Launch link for %s from another site: showing the page instead of autostart", user.name)
         spawner.teamhub_link = link  # read once by launchpage.options_form
-        self.finish(await self._render_form(user, await spawner.get_options_form()))
+        self.finish(await compat.render_spawn_form(self, user, await spawner.get_options_form()))
 
     async def _running(self, user, spawner, launch, pull, choose, server):
         rt = spawner.teamhub
