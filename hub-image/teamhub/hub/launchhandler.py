@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlencode
 
+from jupyterhub.scopes import needs_scope
 from jupyterhub.utils import url_path_join
 from markupsafe import Markup, escape
 from tornado import web
@@ -95,6 +96,11 @@ class LaunchLinkHandler(SpawnPageHandler):
             raise web.HTTPError(400, "This hub does not offer named servers.")
         return name
 
+    @needs_scope("servers")
+    def require_servers_scope(self, user_name: str, server_name: str) -> None:
+        """JupyterHub's `servers` scope on this server, as JupyterHub's own spawn handlers require it (403 without):
+        a session whose roles do not let it start or stop servers gets no further here than on /hub/spawn."""
+
     async def judge(self, user, rt) -> tuple:
         """This request's link, checked like a start against the hub's runtime `rt` (a spawner's `teamhub`):
         (link, autostart, launch, pull, choose); RequestRefused."""
@@ -117,6 +123,7 @@ class LaunchLinkHandler(SpawnPageHandler):
     async def get(self):
         user = self.current_user
         server = self.server_name()
+        self.require_servers_scope(user.name, server)
         if server:
             await compat.check_named_server_request(self, user, server, server)  # JupyterHub's limit: maxPerPerson
         # Viewing a link stores nothing: a named server that does not exist yet is drawn with the default
