@@ -23,9 +23,9 @@ from pathlib import Path
 
 import yaml
 
+from ..catalog.loader import load_or_raise
 from ..catalog.model import image_ref
 from ..catalog.placement import place
-from ..values.validation import load_or_raise
 
 # Rendered so the admission policy and its parameters are part of what is checked.
 API_VERSIONS = ("admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy",)
