@@ -6,7 +6,7 @@ PYTEST := $(VENV)/python -m pytest
 VALUES ?= config/values.yaml
 PORT ?= 8000
 
-.PHONY: setup setup-demo test lint test-unit test-chart test-integration test-browser test-cluster test-containers screenshots demo schema bench
+.PHONY: setup setup-demo test lint test-unit test-chart test-integration test-browser test-cluster test-containers test-bundle screenshots demo schema bench
 
 setup:
 	@scripts/setup.sh
@@ -61,6 +61,10 @@ test-cluster:
 test-containers:
 	$(PYTEST) tests/containers
 
+# Air-gapped bundles: real registries (Debian's docker-registry) on loopback, crane, helm push/pull oci://.
+test-bundle:
+	$(PYTEST) tests/bundle
+
 # The browser tier writes test-output/{login,launch,progress,sso-cancelled,launch-link,server-list,usage-admin}.png; this copies the current ones into the docs.
 screenshots:
 	rm -f test-output/login.png test-output/launch.png test-output/progress.png test-output/sso-cancelled.png test-output/launch-link.png test-output/server-list.png test-output/usage-admin.png
@@ -75,6 +79,7 @@ bench:
 	$(VENV)/python benchmarks/hub_bench.py
 	$(VENV)/python benchmarks/upgrade_downtime_bench.py
 	$(VENV)/python benchmarks/usage_bench.py
+	$(VENV)/python benchmarks/bundle_bench.py
 
 demo: setup-demo
 	$(VENV)/teamhub demo --values $(VALUES) --port $(PORT)

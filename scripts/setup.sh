@@ -43,7 +43,10 @@ stamp() { mv "$STAMPS/$1.new" "$STAMPS/$1"; }
 # --- Debian packages: a browser for the browser tests, PostgreSQL for the database tests ------------
 apt_needed=()
 # The containers tier (tests/containers/): image builds without a Docker daemon, and a real kubelet's runtime.
-for pkg in chromium postgresql git buildah podman runc mmdebstrap containerd conmon containernetworking-plugins uidmap; do
+# The bundle tier (tests/bundle/): real registries on loopback (docker-registry is distribution 2.8) and
+# skopeo, the benchmark's baseline (benchmarks/bundle_bench.py).
+for pkg in chromium postgresql git buildah podman runc mmdebstrap containerd conmon containernetworking-plugins uidmap \
+           docker-registry skopeo; do
   dpkg -s "$pkg" >/dev/null 2>&1 || apt_needed+=("$pkg")
 done
 if [ ${#apt_needed[@]} -gt 0 ] && [ "$DEMO_ONLY" = 0 ]; then
@@ -264,6 +267,14 @@ if fresh kueue <(echo "$KUEUE_VERSION") || missing kueue || [ ! -d "$TOOLS/kueue
   cp -R "$src/charts/kueue" "$TOOLS/kueue-chart"
   chmod -R u+w "$TOOLS/kueue-chart"
   [ -f "$STAMPS/kueue.new" ] && stamp kueue
+fi
+
+# --- Air-gapped bundles (issue 29): crane makes every registry request of `teamhub bundle` ---------
+CRANE_VERSION=v0.22.1
+if fresh crane <(echo "$CRANE_VERSION") || missing crane; then
+  say "building crane $CRANE_VERSION from its Go module (~1 min)"
+  GOBIN=$TOOLS/bin go install -trimpath -ldflags "-s -w" "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
+  [ -f "$STAMPS/crane.new" ] && stamp crane
 fi
 
 say "setup complete"

@@ -16,7 +16,7 @@ from ..values import generate
 from ..values.quantities import format_cpu
 from ..values.source import YamlFileError
 from ..values.validation import EVERYONE
-from . import check, link, ops, usage, users
+from . import bundle, check, link, ops, usage, users
 
 
 def _print_problems(result, out=sys.stdout) -> None:
@@ -150,6 +150,7 @@ REGISTRARS = (
     ops.register,  # set-image-tag, images, release, db: operator subcommands used by scripts/
     usage.register,  # usage: totals from the usage records
     link.register,  # link: a teacher's launch link
+    bundle.register,  # bundle: air-gapped installs (chart and images by digest)
 )
 
 
