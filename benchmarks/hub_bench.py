@@ -1,12 +1,15 @@
 """Figures for the running hub, over HTTP through the real proxy (a script, not a test): `make bench`.
 
 1. Launch page: GET /hub/spawn for a person in 20 teams who may launch every resource, at 20, 100 and 500
-   resources, against two hubs that differ only in the form: KubeSpawner 7.1.0 with a static
-   `profile_list` (rendered once, then cached) and with a callable one (rendered per request), see
-   kubespawner_hub_config.py. Requests are interleaved (one to each hub in turn, same run), after a
-   warm-up. Targets (issue 12): teamhub median <= 0.5x the static form's, teamhub p95 <= 1.5x its median.
-   The floor column is GET /hub/health through the same proxy (what any request costs here); the auth floor
-   is GET /hub/api/user with the person's login cookie (what any page for a logged-in person costs here).
+   resources, as a logged-in person with a running (named) server sees it, on every hub. teamhub: its page
+   (the server list, a GPU- and a CPU-hour budget line for each of the 20 teams, the cards). KS static / KS
+   callable: the same hub and person with KubeSpawner 7.1.0's profile form instead (static `profile_list`:
+   rendered once; callable: rendered per request), see kubespawner_hub_config.py. plain: JupyterHub 6.1.1 with
+   KubeSpawner's static form and nothing of teamhub (plain_profiles_config.py). Requests are interleaved (one
+   to each hub in every round, in a new random order each round, same run), after a warm-up. Targets (issue 25): teamhub median <= 1.0x the static
+   form's (KS static and plain), teamhub p95 <= 1.5x its median. The floor column is GET /hub/health through
+   the same proxy (what any request costs here); the auth floor is GET /hub/api/user with the person's login
+   cookie (what any page for a logged-in person costs here).
 2. Login bursts: 30 concurrent local logins (each then opens the launch page) while GET /hub/health is
    polled every 20 ms; the p99 of those polls per burst (target: < 100 ms in every burst).
 3. Hub memory (RSS of the hub process) with a 1,000-resource / 2,000-team catalog next to the same hub
@@ -19,6 +22,7 @@ absolute figures; the ratios come from interleaved requests in one run.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import tempfile
@@ -120,7 +124,7 @@ def bench_page(sizes, requests: int, tmp: Path) -> list:
             start_all(hubs)
             clients = {name: hub.login(BENCH_USER, PASSWORD) for name, hub in hubs.items()}
             with ThreadPoolExecutor(len(hubs)) as pool:  # side by side: each waits for its JupyterLab
-                list(pool.map(lambda name: start_running_server(name, hubs[name], clients[name], n), hubs))
+                list(pool.map(start_running_server, hubs, hubs.values(), clients.values(), [n] * len(hubs)))
             for name, client in clients.items():
                 check_page(name, client.get("/hub/spawn").text, n)
             floor_client = httpx.Client(base_url=hubs["teamhub"].url, timeout=30)
@@ -129,8 +133,9 @@ def bench_page(sizes, requests: int, tmp: Path) -> list:
             targets = [(name, client, "/hub/spawn") for name, client in clients.items()] + [
                 ("floor", floor_client, "/hub/health"), ("auth floor", auth_client, "/hub/api/user")]
             times: dict = {name: [] for name, _, _ in targets}
+            order = random.Random(n)  # each round in its own order: no target always follows the same other one
             for i in range(requests + 10):  # the first 10 rounds warm up (template compile, caches)
-                for name, client, path in targets[i % len(targets):] + targets[:i % len(targets)]:
+                for name, client, path in order.sample(targets, len(targets)):
                     t0 = time.perf_counter()
                     r = client.get(path)
                     dt = time.perf_counter() - t0
