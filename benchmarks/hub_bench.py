@@ -6,8 +6,8 @@
    callable: the same hub and person with KubeSpawner 7.1.0's profile form instead (static `profile_list`:
    rendered once; callable: rendered per request), see kubespawner_hub_config.py. plain: JupyterHub 6.1.1 with
    KubeSpawner's static form and nothing of teamhub (plain_profiles_config.py). Requests are interleaved (one
-   to each hub in every round, in a new random order each round, same run), after a warm-up. Targets (issue 25): teamhub median <= 1.0x the static
-   form's (KS static and plain), teamhub p95 <= 1.5x its median. The floor column is GET /hub/health through
+   to each hub in every round, in a new random order each round, same run), after a warm-up. Targets
+   (issue 25): teamhub median <= 1.0x the static form's (KS static and plain), teamhub p95 <= 1.5x its median. The floor column is GET /hub/health through
    the same proxy (what any request costs here); the auth floor is GET /hub/api/user with the person's login
    cookie (what any page for a logged-in person costs here).
 2. Login bursts: 30 concurrent local logins (each then opens the launch page) while GET /hub/health is
