@@ -25,9 +25,9 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from .. import clock
 from ..catalog.access import access_of, is_admin, teams_of
 from ..values.quantities import format_cpu
-from . import sessions
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 LENGTHS = (15, 30, 60, 90, 120, 180, 240, 300, 360, 420, 480, 600, 720, 960, 1440)
@@ -290,7 +290,7 @@ def _form(spawner, person) -> str:
     # A launch link (launchhandler.py) preselects its choice and adds its repository as hidden fields, once.
     link, spawner.teamhub_link = getattr(spawner, "teamhub_link", None), None
     previous = link or getattr(spawner, "teamhub_refused_request", None) or spawner.user_options or {}
-    now = sessions.now()  # one clock reading for every team's budget line
+    now = clock.now()  # one clock reading for every team's budget line
     page = render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local",
                   budgets=lambda team: budget_overview(rt, team, now))
     return page + str(hidden_fields(link)) if link else page  # str: Markup + str would escape the page
