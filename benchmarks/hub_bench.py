@@ -1,12 +1,15 @@
 """Figures for the running hub, over HTTP through the real proxy (a script, not a test): `make bench`.
 
 1. Launch page: GET /hub/spawn for a person in 20 teams who may launch every resource, at 20, 100 and 500
-   resources, against two hubs that differ only in the form: KubeSpawner 7.1.0 with a static
-   `profile_list` (rendered once, then cached) and with a callable one (rendered per request), see
-   kubespawner_hub_config.py. Requests are interleaved (one to each hub in turn, same run), after a
-   warm-up. Targets (issue 12): teamhub median <= 0.5x the static form's, teamhub p95 <= 1.5x its median.
-   The floor column is GET /hub/health through the same proxy (what any request costs here); the auth floor
-   is GET /hub/api/user with the person's login cookie (what any page for a logged-in person costs here).
+   resources, as a logged-in person with a running (named) server sees it, on every hub. teamhub: its page
+   (the server list, a GPU- and a CPU-hour budget line for each of the 20 teams, the cards). KS static / KS
+   callable: the same hub and person with KubeSpawner 7.1.0's profile form instead (static `profile_list`:
+   rendered once; callable: rendered per request), see kubespawner_hub_config.py. plain: JupyterHub 6.1.1 with
+   KubeSpawner's static form and nothing of teamhub (plain_profiles_config.py). Requests are interleaved (one
+   to each hub in every round, in a new random order each round, same run), after a warm-up. Targets
+   (issue 25): teamhub median <= 1.0x the static form's (KS static and plain), teamhub p95 <= 1.5x its median. The floor column is GET /hub/health through
+   the same proxy (what any request costs here); the auth floor is GET /hub/api/user with the person's login
+   cookie (what any page for a logged-in person costs here).
 2. Login bursts: 30 concurrent local logins (each then opens the launch page) while GET /hub/health is
    polled every 20 ms; the p99 of those polls per burst (target: < 100 ms in every burst).
 3. Hub memory (RSS of the hub process) with a 1,000-resource / 2,000-team catalog next to the same hub
@@ -19,6 +22,7 @@ absolute figures; the ratios come from interleaved requests in one run.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import tempfile
@@ -36,9 +40,10 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from hubprocess import HubProcess, offered_resources  # noqa: E402
-from hubvalues import BENCH_USER, PASSWORD, catalog_values, page_values  # noqa: E402
+from hubvalues import BENCH_USER, PASSWORD, RUNNING_SERVER, catalog_values, page_values, running_choice  # noqa: E402
 
 KS_CONFIG = HERE / "kubespawner_hub_config.py"
+PLAIN_CONFIG = HERE / "plain_profiles_config.py"
 BURST = 30
 POLL_SECONDS = 0.02
 
@@ -77,16 +82,37 @@ def stop_all(hubs: dict) -> None:
 
 # --- 1. the launch page ------------------------------------------------------------------------------
 
+PLAIN = "plain JupyterHub static"
+
+
 def page_hubs(values: Path, tmp: Path) -> dict:
     ks = {f"KubeSpawner {kind}": HubProcess(values, tmp / kind, extra_env={"BENCH_PROFILES": kind}, config=KS_CONFIG)
           for kind in ("static", "callable")}
-    return {"teamhub": HubProcess(values, tmp / "teamhub"), **ks}
+    return {"teamhub": HubProcess(values, tmp / "teamhub"), **ks, PLAIN: HubProcess(values, tmp / "plain", config=PLAIN_CONFIG)}
+
+
+def start_running_server(name: str, hub: HubProcess, client: httpx.Client, n: int) -> None:
+    """The person's state, the same on every hub: a named server started from the launch page and running (on
+    teamhub's hubs its usage record is open, so the budget lines count it), before the page is measured."""
+    user, fields = (BENCH_USER, {"profile": running_choice(n)["resource"]}) if name == PLAIN else (f"local:{BENCH_USER}", running_choice(n))
+    client.get(f"/hub/spawn/{user}/{RUNNING_SERVER}")
+    r = client.post(f"/hub/spawn/{user}/{RUNNING_SERVER}?_xsrf={client.cookies.get('_xsrf')}", data=fields)
+    if r.status_code != 302:
+        raise SystemExit(f"{name}: starting the person's server answered {r.status_code}: {r.text[:300]}")
+    hub.wait_ready(hub.api(hub.token(client, user)), user, timeout=180, server=RUNNING_SERVER)
 
 
 def check_page(name: str, html: str, n: int) -> None:
+    """Each hub shows what the benchmark says it measures: every environment; on teamhub's hubs the running server
+    in the server list, and on teamhub's page a budget line for each of the person's 20 teams."""
     offered = len(offered_resources(html)) if name == "teamhub" else html.count('name="profile"')
     if offered != n:
         raise SystemExit(f"{name}: the launch page offers {offered} environments, not {n}")
+    if name != PLAIN and f'data-server-name="{RUNNING_SERVER}"' not in html:
+        raise SystemExit(f"{name}: the launch page does not list the person's running server")
+    lines = html.count("GPU-hours left")
+    if name == "teamhub" and lines != 20:
+        raise SystemExit(f"teamhub: the launch page shows {lines} GPU-hour budget lines, not 20")
 
 
 def bench_page(sizes, requests: int, tmp: Path) -> list:
@@ -97,6 +123,8 @@ def bench_page(sizes, requests: int, tmp: Path) -> list:
         try:
             start_all(hubs)
             clients = {name: hub.login(BENCH_USER, PASSWORD) for name, hub in hubs.items()}
+            with ThreadPoolExecutor(len(hubs)) as pool:  # side by side: each waits for its JupyterLab
+                list(pool.map(start_running_server, hubs, hubs.values(), clients.values(), [n] * len(hubs)))
             for name, client in clients.items():
                 check_page(name, client.get("/hub/spawn").text, n)
             floor_client = httpx.Client(base_url=hubs["teamhub"].url, timeout=30)
@@ -105,8 +133,9 @@ def bench_page(sizes, requests: int, tmp: Path) -> list:
             targets = [(name, client, "/hub/spawn") for name, client in clients.items()] + [
                 ("floor", floor_client, "/hub/health"), ("auth floor", auth_client, "/hub/api/user")]
             times: dict = {name: [] for name, _, _ in targets}
+            order = random.Random(n)  # each round in its own order: no target always follows the same other one
             for i in range(requests + 10):  # the first 10 rounds warm up (template compile, caches)
-                for name, client, path in targets[i % len(targets):] + targets[:i % len(targets)]:
+                for name, client, path in order.sample(targets, len(targets)):
                     t0 = time.perf_counter()
                     r = client.get(path)
                     dt = time.perf_counter() - t0
@@ -125,14 +154,22 @@ def bench_page(sizes, requests: int, tmp: Path) -> list:
 def print_page_row(n: int, size_kib: int, figures: dict, requests: int, first: bool) -> None:
     if first:
         print(f"launch page GET /hub/spawn through the proxy, person in 20 teams, {requests} requests each, interleaved")
-        print("  median / p95 in ms; ratios of medians; target teamhub/static <= 0.50 and teamhub p95/median <= 1.5")
+        print("  the person has a running (named) server on every hub; on teamhub's hubs every team has a GPU- and a")
+        print("  CPU-hour budget. teamhub: its launch page (server list, 20 budget lines, the cards); KS static / KS")
+        print("  callable: the same hub and person with KubeSpawner 7.1.0's profile form instead of teamhub's (static")
+        print("  profile_list: rendered once; callable: rendered per request); plain: JupyterHub 6.1.1 alone with")
+        print("  KubeSpawner's form for a static profile_list. median / p95 in ms; ratios of medians; targets:")
+        print("  teamhub/static and teamhub/plain <= 1.0 (issue 25), teamhub p95/median <= 1.5")
         print("  auth floor: GET /hub/api/user with the same login cookie (JupyterHub's cookie check and user lookup,")
         print("  which every launch page pays first); 'above auth floor' compares what each page adds to it")
-        print(f"  {'resources':>9} | {'teamhub':>17} | {'KS static':>17} | {'KS callable':>17} | {'floor /health':>17} |"
-              f" {'auth floor':>17} | {'/static':>7} | {'/callable':>9} | {'p95/med':>7} | {'above auth floor':>17}")
-    th, st, cb, fl, af = (figures[k] for k in ("teamhub", "KubeSpawner static", "KubeSpawner callable", "floor", "auth floor"))
-    print(f"  {n:>9} | {ms(th[0])} /{ms(th[1])} | {ms(st[0])} /{ms(st[1])} | {ms(cb[0])} /{ms(cb[1])} | {ms(fl[0])} /{ms(fl[1])} |"
-          f" {ms(af[0])} /{ms(af[1])} | {th[0] / st[0]:7.2f} | {th[0] / cb[0]:9.2f} | {th[1] / th[0]:7.2f} |"
+        print(f"  {'resources':>9} | {'teamhub':>17} | {'KS static':>17} | {'plain static':>17} | {'KS callable':>17} |"
+              f" {'floor /health':>17} | {'auth floor':>17} | {'/static':>7} | {'/plain':>7} | {'/callable':>9} |"
+              f" {'p95/med':>7} | {'above auth floor':>17}")
+    th, st, pl, cb, fl, af = (figures[k] for k in ("teamhub", "KubeSpawner static", PLAIN, "KubeSpawner callable", "floor",
+                                                  "auth floor"))
+    print(f"  {n:>9} | {ms(th[0])} /{ms(th[1])} | {ms(st[0])} /{ms(st[1])} | {ms(pl[0])} /{ms(pl[1])} |"
+          f" {ms(cb[0])} /{ms(cb[1])} | {ms(fl[0])} /{ms(fl[1])} | {ms(af[0])} /{ms(af[1])} | {th[0] / st[0]:7.2f} |"
+          f" {th[0] / pl[0]:7.2f} | {th[0] / cb[0]:9.2f} | {th[1] / th[0]:7.2f} |"
           f" {ms(th[0] - af[0])} vs{ms(st[0] - af[0])}   (page {size_kib} KiB)", flush=True)
 
 

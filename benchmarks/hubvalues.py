@@ -39,15 +39,29 @@ def _values(resources: dict, teams: dict, users: dict) -> dict:
             "catalog": {"images": _images(), "accelerators": _accelerators(), "resources": resources, "teams": teams}}
 
 
+# Every team's budgets on the launch page's person (what a course gets: GPU- and CPU-hours over 30 days).
+BUDGETS = {"gpuHours": {"amount": 400, "window": "30d"}, "cpuHours": {"amount": 4000, "window": "30d"}}
+RUNNING_SERVER = "running"  # the bench person's named server, started before the launch page is measured
+
+
 def page_values(n_resources: int, member_of: int = 20, n_teams: int = 40) -> dict:
-    """BENCH_USER is in `member_of` teams that together allow every resource; other teams exist too."""
+    """BENCH_USER is in `member_of` teams that together allow every resource; other teams exist too. Every team
+    has a server and GPU quota and GPU- and CPU-hour budgets; named servers are on, so the person can look at the
+    launch page while a server runs (with a running default server JupyterHub sends /hub/spawn to it)."""
     resources = _resources(n_resources)
     keys = list(resources)
     per_team = max(n_resources // member_of, 1)
     teams = {f"team-{t}": {"resources": keys[(t % member_of) * per_team:((t % member_of) + 1) * per_team] or keys[:1],
-                           "quota": {"maxServers": 50, "maxGpus": 10}} for t in range(n_teams)}
+                           "quota": {"maxServers": 50, "maxGpus": 10, **BUDGETS}} for t in range(n_teams)}
     users = {BENCH_USER: {"passwordHash": HASH, "teams": [f"team-{t}" for t in range(member_of)]}}
-    return _values(resources, teams, users)
+    values = _values(resources, teams, users)
+    values["sessions"]["namedServers"] = {"enabled": True, "maxPerPerson": 2}
+    return values
+
+
+def running_choice(n_resources: int) -> dict:
+    """The launch page's fields for the person's running server: a 1-GPU environment of their first team."""
+    return {"resource": "res-1" if n_resources > 1 else "res-0", "sessionMinutes": "240"}
 
 
 def catalog_values(n_resources: int, n_teams: int, n_users: int, member_of: int = 20) -> dict:

@@ -1,32 +1,25 @@
-"""jupyterhub_config.py of the benchmark's comparison hubs: teamhub's hub (same login, database, proxy,
-templates) whose launch page is KubeSpawner 7.1.0's own profile form instead of teamhub's.
+"""jupyterhub_config.py of the benchmark's comparison hubs: teamhub's hub (same login, database, proxy, spawner,
+templates, server list and budgets) whose launch form is KubeSpawner 7.1.0's own profile form instead of teamhub's,
+so the person (with the same running server) and everything around the form are the same.
 
-BENCH_PROFILES=static: `profile_list` is a list (KubeSpawner renders it once per spawner and keeps the
-string); BENCH_PROFILES=callable: a function of the spawner (rendered on every request), filtered by the
-person's teams like an operator would write it. KubeSpawner's form needs no cluster: only its
-constructor talks to Kubernetes (load_config, shared_client), and nothing in the benchmark spawns.
+BENCH_PROFILES=static: the form KubeSpawner serves for a static `profile_list` (rendered once, then the same
+string on every request); BENCH_PROFILES=callable: KubeSpawner's per-request path for a callable `profile_list`
+(the function, filtered by the person's teams like an operator would write it, then the form rendered). The form
+comes from a KubeSpawner that never talks to Kubernetes (ksform.py); the servers are teamhub's local ones.
 """
 
 import os
 import sys
 from pathlib import Path
 
-import kubespawner.spawner as ks
-from kubespawner import KubeSpawner
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hubvalues import BENCH_USER, kubespawner_profiles  # noqa: E402
+from ksform import form_spawner  # noqa: E402
 from teamhub.catalog.access import Person, resolve  # noqa: E402
 from teamhub.hub.config import load_from_environment  # noqa: E402
 
-ks.load_config = lambda **kwargs: None
-ks.shared_client = lambda *args, **kwargs: None
-
 rt = load_from_environment(c)  # noqa: F821
-for name in ("options_form", "options_from_form", "apply_user_options"):
-    c.Spawner.pop(name, None)  # noqa: F821  (KubeSpawner's own defaults take over)
-c.JupyterHub.spawner_class = KubeSpawner  # noqa: F821
 
 
 def profiles_for(spawner):
@@ -35,6 +28,11 @@ def profiles_for(spawner):
 
 
 if os.environ.get("BENCH_PROFILES") == "callable":
-    c.KubeSpawner.profile_list = profiles_for  # noqa: F821
+    dynamic = form_spawner(profiles_for)
+
+    async def options_form(spawner):
+        return await dynamic._render_options_form_dynamically(spawner)
+
+    c.Spawner.options_form = options_form  # noqa: F821
 else:
-    c.KubeSpawner.profile_list = kubespawner_profiles(rt.catalog, resolve(rt.catalog, Person(f"local:{BENCH_USER}")))  # noqa: F821
+    c.Spawner.options_form = form_spawner(kubespawner_profiles(rt.catalog, resolve(rt.catalog, Person(f"local:{BENCH_USER}")))).options_form  # noqa: F821

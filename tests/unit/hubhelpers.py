@@ -19,6 +19,8 @@ class FakeUser:
         self.id = abs(hash(name)) % 10000
         self.url = f"/user/{name}/"
         self._groups = list(groups)
+        # what JupyterHub keeps for a person with auth state (a provider's groups); None: nothing to decrypt
+        self.encrypted_auth_state = b"encrypted" if groups else None
 
     async def get_auth_state(self):
         return {"groups": self._groups}

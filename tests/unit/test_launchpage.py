@@ -133,3 +133,59 @@ def test_only_staff_see_the_copy_link_control(catalog):
     student = launchpage.render(catalog, Person("local:alice"))
     assert 'id="th-copy-link"' in admin and "/hub/launch" in admin
     assert 'id="th-copy-link"' not in student
+
+
+# --- per-request caches (issue 25): the latest page string, the budget cells, the person without auth state ---
+
+def test_a_request_with_the_same_figures_gets_the_same_string_and_new_figures_a_new_one(catalog):
+    alice = Person("local:alice")
+    first = launchpage.render(catalog, alice, usage=lambda team: Usage(1, 0))
+    assert launchpage.render(catalog, alice, usage=lambda team: Usage(1, 0)) is first  # not joined again
+    moved = launchpage.render(catalog, alice, usage=lambda team: Usage(2, 1))
+    assert "2 of 30 used, 28 left" in moved and "1 of 30 used" not in moved
+    chosen = launchpage.render(catalog, alice, usage=lambda team: Usage(2, 1), previous={"resource": "cpu-large"})
+    assert checked_values(chosen, "resource") == ["cpu-large"]
+    assert launchpage.render(catalog, alice, usage=lambda team: Usage(1, 0)) == first  # back: the first figures again
+
+
+def test_new_values_and_new_team_membership_get_their_own_page(tmp_path):
+    """The hub reads values once (a change restarts it: the chart's checksum of what the hub reads); a catalog
+    object is the cache's key, so values read anew are never served from an older catalog's pages. A person's
+    teams (GitHub teams or OIDC groups at their last login) pick the page: a change of teams shows the new page."""
+    text = VALUES.read_text().replace("    cv-course:\n", "    cv-course:\n      githubTeams: [physics-lab:cv]\n", 1)
+    assert text != VALUES.read_text()
+    path = tmp_path / "values.yaml"
+    path.write_text(text)
+    old = load_or_raise([path]).catalog
+    octo = launchpage.render(old, Person("github:octo", frozenset({"physics-lab:cv"})))
+    assert 'value="course-cv"' in octo
+    assert 'value="course-cv"' not in launchpage.render(old, Person("github:octo"))  # left the team
+    path.write_text(text.replace('displayName: "Python (2 CPUs)"', 'displayName: "Python, two cores"'))
+    new = load_or_raise([path]).catalog
+    assert "Python, two cores" in launchpage.render(new, Person("github:octo", frozenset({"physics-lab:cv"})))
+    assert "Python, two cores" not in launchpage.render(old, Person("github:octo", frozenset({"physics-lab:cv"})))
+
+
+def test_budget_cells_follow_their_numbers():
+    line = {"unit": "GPU-hours", "used": 1.0, "amount": 4, "left": 3.0, "days": 30, "minutes_for_one": 180}
+    assert launchpage.budget_text([line]) == ("3.0 of 4 GPU-hours left (last 30 days); a session on 1 GPU started now "
+                                              "ends after at most 3 h")
+    assert "2.5 of 4 GPU-hours left" in launchpage.budget_text([{**line, "left": 2.5, "minutes_for_one": 150}])
+    assert "ends after at most 2 h 30 min" in launchpage.budget_text([{**line, "left": 2.5, "minutes_for_one": 150}])
+    assert launchpage.budget_text([]) == "no limit"
+
+
+def test_a_person_with_auth_state_has_it_read_and_one_without_gets_the_page_at_once():
+    from hubhelpers import configured, kube_spawner
+    from teamhub.auth import person_now
+
+    c = configured()
+    plain = kube_spawner(c, "local:alice")
+    assert person_now(plain.user) == Person("local:alice")
+    page = launchpage.options_form(plain)
+    assert isinstance(page, str) and 'value="course-cv"' in page  # no task for JupyterHub to await
+    grouped = kube_spawner(c, "github:octo", groups=["physics-lab:cv"])
+    assert person_now(grouped.user) is None
+    pending = launchpage.options_form(grouped)
+    assert asyncio.iscoroutine(pending)
+    assert asyncio.run(pending) == asyncio.run(grouped.get_options_form())  # the groups come from the auth state

@@ -100,7 +100,7 @@ def test_a_refused_start_shows_the_launch_page_with_the_persons_own_choice(quota
     with pytest.raises(web.HTTPError):
         asyncio.run(c3.teamhub_apply({"resource": "cpu", "sessionMinutes": 30}))
     assert c3.user_options == {}  # never reused to start anything
-    html = asyncio.run(launchpage.options_form(c3))
+    html = asyncio.run(c3.get_options_form())  # as JupyterHub asks for it
     assert re.search(r'value="cpu"[^>]*checked', html) and not re.search(r'value="gpu"[^>]*checked', html)
     assert re.search(r'value="30" selected', html)
     a.clear_state()

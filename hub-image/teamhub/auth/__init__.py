@@ -19,6 +19,14 @@ async def person_for(user) -> Person:
     return Person(user.name, frozenset(groups), bool(getattr(user, "admin", False)))
 
 
+def person_now(user) -> Person | None:
+    """`person_for` without awaiting, for a person with no auth state (local accounts: no provider groups);
+    None when there is one to read (GitHub, OIDC): then `person_for`."""
+    if getattr(user, "encrypted_auth_state", None) is not None:
+        return None
+    return Person(user.name, frozenset(), bool(getattr(user, "admin", False)))
+
+
 def configure(c, checked, own_proxy: str = LOOPBACK) -> None:
     """`own_proxy`: how the hub recognises its own configurable-http-proxy (teamhub/auth/clientaddr.py)."""
     from .setup import configure as _configure  # JupyterHub imports stay out of the CLI's path
@@ -26,4 +34,4 @@ def configure(c, checked, own_proxy: str = LOOPBACK) -> None:
     _configure(c, checked, own_proxy)
 
 
-__all__ = ["configure", "person_for"]
+__all__ = ["configure", "person_for", "person_now"]

@@ -39,6 +39,11 @@ class SpawnPageHandler(SpawnHandler):
     def get(self, user_name=None, server_name=""):
         return self._page(user_name=user_name or self.current_user.name, server_name=server_name or "")
 
+    def compute_etag(self):
+        """No ETag: tornado would hash every launch page (a SHA-1 over a few hundred KiB with a large catalog) for
+        an answer that changes with quota figures and budgets anyway, and the page is never served from cache."""
+        return None
+
     @needs_scope("servers")
     async def _page(self, user_name, server_name):
         user = self.current_user

@@ -25,6 +25,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from .. import clock
 from ..catalog.access import access_of, is_admin, teams_of
 from ..values.quantities import format_cpu
 
@@ -34,6 +35,7 @@ MAX_TEAM_SETS = 128  # pages kept per catalog; each is a list of references to s
 # What a slot marker renders as. Autoescaping turns every "<" of catalog text into "&lt;", so this can
 # only come from slot() itself.
 MARKER = re.compile(r"<teamhub-slot (\d+)>")
+INDENT = re.compile(r"\n[ \t]+")
 
 
 @functools.cache
@@ -48,8 +50,10 @@ def duration(minutes: int) -> str:
     return f"{h} h" if not m else f"{h} h {m} min"
 
 
-def _gpu_text(gpu) -> str:
-    return f"{gpu.count} × {gpu.resource}"
+def _gpu_text(gpu) -> Markup:
+    # "&times;", not the character itself: one character above ASCII makes the whole page a 2-byte-per-character
+    # string, which every copy JupyterHub and tornado make of it (Markup, the template's join, utf-8) then pays.
+    return Markup("{} &times; {}").format(gpu.count, gpu.resource)
 
 
 def _split(render) -> tuple[list, list]:
@@ -60,8 +64,15 @@ def _split(render) -> tuple[list, list]:
         specs.append(spec)
         return Markup(f"<teamhub-slot {len(specs) - 1}>")
 
-    pieces = MARKER.split(render(slot))
+    pieces = MARKER.split(_compact(render(slot)))
     return pieces[0::2], [specs[int(i)] for i in pieces[1::2]]
+
+
+def _compact(html_text: str) -> str:
+    """The templates' indentation off every line: a browser shows a line break and the spaces after it alike
+    (the pages hold no <pre> or <textarea>), and the page is a sixth smaller, so every request copies, sends and
+    the proxy forwards that much less."""
+    return INDENT.sub("\n", html_text)
 
 
 def _team_line(team) -> dict:
@@ -126,6 +137,9 @@ class Page:
     budgeted: tuple  # keys of the page's teams with a GPU- or CPU-hour budget (its cell is filled per request)
     lengths: frozenset
     default_minutes: int
+    # The latest request's filled slots and the HTML they gave: the next request with the same choice and figures
+    # (most are: quota and budget figures change every few minutes) gets that string, not another join.
+    latest: tuple = ((), "")
 
 
 class PageCache:
@@ -189,10 +203,17 @@ def cache_for(catalog) -> PageCache:
 
 def budget_text(lines: list[dict]) -> str:
     """A team's budget cell: what is left in the window, and how long a 1-GPU (1-core) session started now may run."""
+    return _budget_cell(tuple((b["unit"], b["left"], b["amount"], b["days"], b["minutes_for_one"]) for b in lines))
+
+
+@functools.lru_cache(maxsize=4096)
+def _budget_cell(lines: tuple) -> str:
+    """budget_text's sentences for the numbers shown (rounded: they change every few minutes, not per request),
+    kept: formatting 20 teams' cells was most of what a launch page cost on top of the cached page."""
     return "<br>".join(html.escape(
-        f"{b['left']} of {b['amount']} {b['unit']} left (last {b['days']} days); a session on 1 "
-        f"{'GPU' if b['unit'] == 'GPU-hours' else 'CPU core'} started now ends after at most {duration(b['minutes_for_one'])}")
-        for b in lines) or "no limit"
+        f"{left} of {amount} {unit} left (last {days} days); a session on 1 "
+        f"{'GPU' if unit == 'GPU-hours' else 'CPU core'} started now ends after at most {duration(minutes)}")
+        for unit, left, amount, days, minutes in lines) or "no limit"
 
 
 def render(catalog, person, usage=None, previous=None, local_mode=False, budgets=None) -> str:
@@ -201,12 +222,12 @@ def render(catalog, person, usage=None, previous=None, local_mode=False, budgets
     had chosen)."""
     page = cache_for(catalog).page(teams_of(catalog, person), is_admin(catalog, person), local_mode)
     previous = previous or {}
-    parts = page.parts.copy()
+    filled: list = []  # (index into page.parts, text)
 
     def fill(slot, text):
         index = page.slots.get(slot)
         if index is not None:
-            parts[index] = text
+            filled.append((index, text))
 
     chosen = previous.get("resource") if page.access.allows(str(previous.get("resource"))) else None
     if chosen is None and page.access.resources:
@@ -233,23 +254,43 @@ def render(catalog, person, usage=None, previous=None, local_mode=False, budgets
         fill(("left", team, kind), str(max(most - used, 0)))
     for team in page.budgeted:
         fill(("budget", team), budget_text(budgets(team) if budgets else []))
-    return "".join(parts)
+    filled_key = tuple(filled)
+    if page.latest[0] == filled_key:
+        return page.latest[1]
+    parts = page.parts.copy()
+    for index, text in filled:
+        parts[index] = text
+    page.latest = (filled_key, "".join(parts))
+    return page.latest[1]
 
 
-async def options_form(spawner) -> str:
-    """`c.Spawner.options_form`: called by JupyterHub whenever the launch page is shown."""
-    from ..auth import person_for
+def options_form(spawner):
+    """`c.Spawner.options_form`: called by JupyterHub whenever the launch page is shown. The page itself when the
+    person is known without auth state (local accounts): JupyterHub then awaits no task for it; else a coroutine
+    that reads the provider's groups from the auth state first (JupyterHub awaits either)."""
+    from ..auth import person_for, person_now
+
+    person = person_now(spawner.user)
+    if person is not None:
+        return _form(spawner, person)
+
+    async def with_auth_state():
+        return _form(spawner, await person_for(spawner.user))
+
+    return with_auth_state()
+
+
+def _form(spawner, person) -> str:
+    from ..usage.record import budget_overview
     from .launchhandler import hidden_fields
 
     rt = spawner.teamhub
-    person = await person_for(spawner.user)
     # After a refused start (quota, too long, ...) the page comes back with the refusal: keep what the person
     # chose, so pressing Start again never silently starts another environment.
     # A launch link (launchhandler.py) preselects its choice and adds its repository as hidden fields, once.
     link, spawner.teamhub_link = getattr(spawner, "teamhub_link", None), None
     previous = link or getattr(spawner, "teamhub_refused_request", None) or spawner.user_options or {}
-    from ..usage.record import budget_overview
-
+    now = clock.now()  # one clock reading for every team's budget line
     page = render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local",
-                  budgets=lambda team: budget_overview(rt, team))
+                  budgets=lambda team: budget_overview(rt, team, now))
     return page + str(hidden_fields(link)) if link else page  # str: Markup + str would escape the page

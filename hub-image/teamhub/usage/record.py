@@ -142,7 +142,7 @@ def over_budget(spawner) -> str | None:
 
 
 @_tolerant([])
-def budget_overview(rt, team_key: str) -> list[dict]:
-    """The launch page's budget lines for a team (empty without a store or budgets)."""
+def budget_overview(rt, team_key: str, now: float | None = None) -> list[dict]:
+    """The launch page's budget lines for a team (empty without a store or budgets); `now`: the page's clock reading."""
     s, team = rt.usage, _team(rt.catalog, team_key)
-    return budget.overview(s, team, clock.now()) if s is not None and team is not None else []
+    return budget.overview(s, team, clock.now() if now is None else now) if s is not None and team is not None else []
