@@ -250,8 +250,11 @@ def storage_settings(values: dict) -> dict:
 
 
 def configure_kubernetes(c, values: dict, environ=os.environ) -> None:
-    if environ.get("POD_NAMESPACE"):
-        c.KubeSpawner.namespace = environ["POD_NAMESPACE"]
+    # User servers (and their home PVCs) in singleuser.namespace when set (the GPU queue needs it: Kueue's pod
+    # webhook fails closed there), else beside the hub.
+    namespace = values["singleuser"]["namespace"] or environ.get("POD_NAMESPACE")
+    if namespace:
+        c.KubeSpawner.namespace = namespace
     c.KubeSpawner.start_timeout = 600
     c.KubeSpawner.http_timeout = 120
     c.KubeSpawner.pod_name_template = POD_NAME_TEMPLATE
@@ -260,10 +263,10 @@ def configure_kubernetes(c, values: dict, environ=os.environ) -> None:
     chart_labels = json.loads(environ.get("TEAMHUB_USER_POD_LABELS") or "{}")
     # (KubeSpawner itself sets app.kubernetes.io/component: singleuser-server, which the chart expects.)
     c.KubeSpawner.common_labels = {"app.kubernetes.io/part-of": "teamhub", **chart_labels}
-    if environ.get("POD_NAMESPACE") and "app.kubernetes.io/instance" in chart_labels:  # labels that are this release's alone
+    if namespace and "app.kubernetes.io/instance" in chart_labels:  # labels that are this release's alone
         from . import strays
 
-        strays.install(environ["POD_NAMESPACE"], c.KubeSpawner.common_labels)  # pods no server names (hub/strays.py)
+        strays.install(namespace, c.KubeSpawner.common_labels)  # pods no server names (hub/strays.py)
     c.KubeSpawner.delete_pvc = False  # home folders outlive user deletion; the hub's Role cannot delete PVCs anyway
     storage = storage_settings(values)
     if storage["enabled"]:
