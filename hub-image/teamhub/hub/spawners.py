@@ -28,7 +28,7 @@ from ..catalog.placement import Launch
 from ..usage import metrics
 from ..usage import record as usage
 from ..values.quantities import cpu_cores, format_cpu, memory_bytes
-from . import failfast, launchlinks, podrefusal, refusals, sessions, stopper
+from . import failfast, launchlinks, podrefusal, queueing, refusals, sessions, stopper
 from .quota import Hold
 from .runtime import Runtime
 
@@ -160,8 +160,11 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
             self.teamhub_refused_request = dict(user_options) if isinstance(user_options, dict) else None
             raise refusals.FILTER.refused(refused(exc)) from None
         try:
-            deadline = sessions.deadline_after(launch.minutes)
-            capped = cap is not None and cap < deadline
+            # A GPU server in line: its session, budget and usage start at admission (hub/queueing.py); until then its
+            # deadline is the latest it could be.
+            queued = self.teamhub_queued(launch)
+            deadline = sessions.deadline_after(launch.minutes + (rt.catalog.queue.max_wait_minutes if queued else 0))
+            capped = not queued and cap is not None and cap < deadline
             deadline = cap if capped else deadline
             self.teamhub_launch = launch
             self.teamhub_info = {
@@ -184,7 +187,8 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
                 self.teamhub_info["repo"] = pull.repo
             self.teamhub_apply_launch(launch, deadline)
             self._teamhub_started, self._teamhub_end_reason, self._teamhub_ended = False, None, False
-            usage.opened(self, launch)
+            if not queued:
+                usage.opened(self, launch)
             self._teamhub_applied_at = time.monotonic()
         except Exception:
             rt.quota.release(self.teamhub_key)
@@ -205,6 +209,10 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
 
     def teamhub_apply_launch(self, launch: Launch, deadline: float) -> None:
         """Mode-specific: turn the launch into spawner settings."""
+
+    def teamhub_queued(self, launch: Launch) -> bool:
+        """Mode-specific: whether this launch waits in Kueue's line (never in demo mode)."""
+        return False
 
     # --- persisted state: the deadline survives a hub restart -----------------------------------
 
@@ -362,11 +370,12 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
         "mem_guarantee", "mem_limit", "extra_resource_limits", "extra_resource_guarantees", "node_selector",
         "tolerations", "volumes", "volume_mounts", "extra_labels", "extra_pod_config", "uid", "gid", "fs_gid",
         "pod_security_context", "container_security_context", "allow_privilege_escalation", "privileged",
-        "default_url", "priority_class_name",
+        "default_url", "priority_class_name", "start_timeout",
     )
     failfast_interval = 1.0
     _teamhub_admitted = False  # this start's pod passed a dry-run admission before its PVC was created
     _teamhub_pod = None  # the manifest the dry run judged, for KubeSpawner's _start to create
+    teamhub_line = None  # queueing.Line: this start's wait in its team's GPU queue
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -412,6 +421,12 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
         self.pod_security_context = copy.deepcopy(RESTRICTED_POD)
         self.container_security_context = copy.deepcopy(RESTRICTED_CONTAINER)
         self._teamhub_admitted, self._teamhub_pod = False, None
+        self.teamhub_line = queueing.Line.for_launch(self.teamhub.catalog, launch, self.start_timeout)
+        if self.teamhub_line is not None:  # JupyterHub's bound for the whole start: the wait plus the usual start
+            self.start_timeout = int(queueing.Line.timeout(self.teamhub.catalog, self.start_timeout))
+
+    def teamhub_queued(self, launch: Launch) -> bool:
+        return queueing.queued(self.teamhub.catalog, launch)
 
     # --- the API server refusing the pod ------------------------------------------------------------
 
@@ -494,9 +509,13 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
         while True:
             await asyncio.sleep(self.failfast_interval)
             reflector = self.pod_reflector
-            verdict = failfast.classify_pod(reflector.pods.get(key) if reflector else None, ctx)
+            pod = reflector.pods.get(key) if reflector else None
+            verdict = failfast.classify_pod(pod, ctx)
             if verdict and verdict.fatal:
                 return verdict
+            message = queueing.check(self, self.teamhub_line, pod)  # waited too long in line, or admitted
+            if message:
+                return failfast.Verdict(True, message, "queue")
 
     async def get_url(self):
         """JupyterHub asks this of a server whose poll says running when it restarted: one whose start the previous hub
@@ -507,18 +526,28 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
         key, ctx = f"{self.namespace}/{self.pod_name}", self.teamhub_context()
         deadline = time.monotonic() + self.start_timeout
         why = f"not running within {self.start_timeout} s"
+        line = None
         while time.monotonic() < deadline:
             pod = self.pod_reflector.pods.get(key)
             if pod is None or pod["metadata"].get("deletionTimestamp") or pod["status"].get("phase") not in ("Pending", "Running"):
                 why = "gone" if pod is None else f"ending (phase {pod['status'].get('phase')})"
                 break
+            line = line or queueing.adopted(self, pod)  # waiting in line when the hub restarted: it keeps its place
+            message = queueing.check(self, line, pod)
+            if message:
+                why = message
+                break
+            if line is not None and line.waiting:
+                deadline = time.monotonic() + self.start_timeout  # the wait is bounded by the line itself
             verdict = failfast.classify_pod(pod, ctx)
             if verdict and verdict.fatal:
                 why = verdict.message
                 break
             if self.is_pod_running(pod):
+                queueing.leave(line)
                 return url_path_join(self._get_pod_url(pod), self.server.base_url)
             await asyncio.sleep(self.failfast_interval)
+        queueing.leave(line)
         self.log.warning("Not adopting %s: its pod %s is %s", self.teamhub_key, key, why)
         return self.server.url
 
@@ -538,6 +567,7 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
             raise stopped
         finally:
             watch.cancel()
+            queueing.leave(self.teamhub_line)  # up, failed or stopped: out of line
 
     async def progress(self):
         ctx = self.teamhub_context()

@@ -1,0 +1,195 @@
+"""A GPU server waiting in its team's line (issue 26): the spawner's side of Kueue.
+
+Kueue holds a queued pod with its scheduling gate `kueue.x-k8s.io/admission` until the team's quota (or the
+pool) has room, then removes the gate in one update. The time before that is not the server's:
+  - not the start's: JupyterHub gives a start `start_timeout` in all, so a queued start gets
+    `queue.maxWaitMinutes` more (`Line.timeout`), and this module ends it with a sentence when the wait
+    itself passes `queue.maxWaitMinutes`, or when the admitted pod is not up within the usual `start_timeout`;
+  - not the session's: the deadline counts from admission (before it, the latest it could be);
+  - not the budget's or usage's: the usage record opens at admission, and the budget is checked again then.
+The spawner calls `Line.observe` with its pod at every fail-fast tick; `admitted(spawner, line)` runs once.
+
+Metrics: `teamhub_queue_wait_seconds` (histogram, observed at admission) and `teamhub_queued` (gauge: servers
+in line now), both by team and accelerator kind.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+
+from prometheus_client import Gauge, Histogram
+
+from ..catalog import queue
+from ..catalog.access import RequestRefused, access_of
+from ..catalog.placement import build_launch
+from ..usage import record as usage
+from . import sessions
+
+GATE = "kueue.x-k8s.io/admission"
+LABELS = ("team", "accelerator")
+WAIT_SECONDS = Histogram("teamhub_queue_wait_seconds", "Time a GPU server waited in its team's queue until Kueue admitted it",
+                         LABELS, buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, float("inf")))
+QUEUED = Gauge("teamhub_queued", "GPU servers waiting in their team's queue now", LABELS)
+EXPORTED = ("teamhub_queue_wait_seconds_bucket", "teamhub_queue_wait_seconds_sum", "teamhub_queue_wait_seconds_count",
+            "teamhub_queued")
+log = logging.getLogger("JupyterHub")
+
+
+def queued(catalog, launch) -> bool:
+    """Whether this launch waits in a team's line (its pod carries the queue label)."""
+    return bool(queue.labels(catalog, launch))
+
+
+def gated(pod: dict | None) -> bool:
+    """Kueue has not admitted this pod yet."""
+    return bool(pod) and any(g.get("name") == GATE for g in pod.get("spec", {}).get("schedulingGates") or [])
+
+
+def _created(pod: dict) -> float | None:
+    stamp = (pod.get("metadata") or {}).get("creationTimestamp")
+    if not stamp:
+        return None
+    return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+
+
+class Line:
+    """One start's wait: entered when the start began (or, adopted after a hub restart, when its pod was created),
+    left at admission. `observe` answers with the sentence that ends the start, or None."""
+
+    def __init__(self, team: str, kind: str, kind_name: str, max_wait: float, start_timeout: float,
+                 entered: float | None = None):
+        self.team, self.kind, self.kind_name = team, kind, kind_name
+        self.max_wait, self.start_timeout = max_wait, start_timeout
+        self.entered = time.time() if entered is None else entered
+        self.admitted_at: float | None = None
+        self.left = False
+        self._counted = False
+
+    @classmethod
+    def for_launch(cls, catalog, launch, start_timeout: float, entered: float | None = None) -> Line | None:
+        if not queued(catalog, launch):
+            return None
+        return cls(launch.team, launch.accelerator.key, launch.accelerator.display_name,
+                   catalog.queue.max_wait_minutes * 60, start_timeout, entered)
+
+    @staticmethod
+    def timeout(catalog, start_timeout: float) -> float:
+        """JupyterHub's whole-start bound for a queued start: the wait plus the usual start."""
+        return start_timeout + catalog.queue.max_wait_minutes * 60
+
+    @property
+    def waiting(self) -> bool:
+        return self.admitted_at is None and not self.left
+
+    def _count(self, on: bool) -> None:
+        if on != self._counted:
+            QUEUED.labels(self.team, self.kind).inc(1 if on else -1)
+            self._counted = on
+
+    def observe(self, pod: dict | None, now: float | None = None) -> str | None:
+        """The pod as the reflector has it now. Returns the sentence that ends the start, or None."""
+        now = time.time() if now is None else now
+        if self.admitted_at is None:
+            if pod is not None and gated(pod):
+                self._count(True)
+                if now - self.entered > self.max_wait:
+                    self.leave()
+                    return (f"No {self.kind_name} GPU came free for team {self.team} within "
+                            f"{self.max_wait / 60:g} minutes (queue.maxWaitMinutes), so this start gave up its "
+                            "place in line. Try again later, or choose an environment without a GPU.")
+                return None
+            if pod is None:
+                return None  # not created yet (or already gone: KubeSpawner's own wait says so)
+            self.admitted_at = now
+            self._count(False)
+            WAIT_SECONDS.labels(self.team, self.kind).observe(max(now - self.entered, 0.0))
+            return None
+        if now - self.admitted_at > self.start_timeout and not _running(pod):
+            return (f"Kueue gave this server a {self.kind_name} GPU, but it did not start within "
+                    f"{self.start_timeout:g} seconds after that.")
+        return None
+
+    def leave(self) -> None:
+        """The start ended (stopped, failed, or given up): no longer in line."""
+        self.left = True
+        self._count(False)
+
+
+def leave(line: Line | None) -> None:
+    if line is not None:
+        line.leave()
+
+
+def _running(pod: dict | None) -> bool:
+    return bool(pod) and (pod.get("status") or {}).get("phase") == "Running"
+
+
+def check(spawner, line: Line | None, pod: dict | None) -> str | None:
+    """The spawner's hook at every fail-fast tick: the sentence that ends the start, or None. Runs `admitted`
+    once, when Kueue lets the pod go."""
+    if line is None:
+        return None
+    before = line.admitted_at
+    message = line.observe(pod)
+    if message is None and before is None and line.admitted_at is not None:
+        message = admitted(spawner, line)
+    return message
+
+
+def admitted(spawner, line: Line) -> str | None:
+    """Kueue admitted the server: its session, budget and usage start now. Returns the sentence that ends the
+    start when the team's budget ran out while it waited, else None."""
+    info = spawner.teamhub_info
+    if info is None:
+        return None
+    launch = spawner.teamhub_launch or relaunch(spawner)
+    waited = int(max((line.admitted_at or time.time()) - line.entered, 0))
+    deadline = sessions.deadline_after(int(info.get("minutes") or 0))
+    cap = None
+    if launch is not None:
+        try:
+            cap = usage.budget_cap(spawner, launch)
+        except RequestRefused as exc:
+            return exc.message
+    capped = cap is not None and cap < deadline
+    info.update(deadline=cap if capped else deadline, budget_capped=capped, queued_seconds=waited)
+    if launch is not None and usage.record_of(spawner) is None:
+        usage.opened(spawner, launch)
+    spawner.teamhub_persist_state()
+    spawner.log.info("Kueue admitted %s after %s s in line (team %s, %s)", spawner.teamhub_key, waited, line.team, line.kind)
+    return None
+
+
+def relaunch(spawner):
+    """The launch of a server adopted after a hub restart (only its persisted state is left), for its usage record;
+    None when the catalog no longer has it."""
+    info = spawner.teamhub_info or {}
+    catalog = spawner.teamhub.catalog
+    resource = catalog.resources.get(info.get("resource") or "")
+    kind = info.get("accelerator")
+    if resource is None or (kind and kind not in catalog.accelerators):
+        return None
+    teams = (info["team"],) if info.get("team") in catalog.teams else ()
+    return build_launch(catalog, resource, catalog.accelerators[kind] if kind else None, int(info.get("minutes") or 0),
+                        access_of(catalog, teams))
+
+
+def adopted(spawner, pod: dict) -> Line | None:
+    """The line of a server whose pod the previous hub left waiting (None when the pod is not queued)."""
+    info = spawner.teamhub_info or {}
+    catalog = spawner.teamhub.catalog
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    if not catalog.queue.enabled or queue.QUEUE_LABEL not in labels or not info.get("accelerator"):
+        return None
+    kind = catalog.accelerators.get(info["accelerator"])
+    name = kind.display_name if kind else info["accelerator"]
+    line = Line(info.get("team") or "", info["accelerator"], name, catalog.queue.max_wait_minutes * 60,
+                spawner.start_timeout, entered=_created(pod))
+    if not gated(pod) and usage.record_of(spawner) is not None:
+        line.admitted_at = line.entered  # admitted before the restart: nothing more to do
+    return line
+
+
+__all__ = ["EXPORTED", "GATE", "Line", "QUEUED", "WAIT_SECONDS", "admitted", "adopted", "check", "gated", "leave", "queued", "relaunch"]
