@@ -89,3 +89,15 @@ def test_user_servers_reach_the_hub_by_a_name_their_namespace_resolves(tmp_path,
     hub = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "t-teamhub-hub")
     env = {e["name"]: e.get("value") for e in hub["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["TEAMHUB_HUB_CONNECT_URL"] == ("http://t-teamhub-hub.lab:8081" if apart else "http://t-teamhub-hub:8081")
+
+
+def test_with_the_queue_the_hub_reads_only_its_teams_places_in_line(tmp_path):
+    docs = render("helm3", QUEUE_EXAMPLE, extra=VAP)
+    role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "t-teamhub-hub")
+    assert role["metadata"]["namespace"] == "teamhub-users"  # the example's singleuser.namespace
+    visibility = [r for r in role["rules"] if r["apiGroups"] == ["visibility.kueue.x-k8s.io"]]
+    assert visibility == [{"apiGroups": ["visibility.kueue.x-k8s.io"], "resources": ["localqueues/pendingworkloads"],
+                           "resourceNames": ["team-cv-course", "team-everyone", "team-vision-lab"], "verbs": ["get"]}]
+    queues = sorted(d["metadata"]["name"] for d in render("helm3", QUEUE_EXAMPLE, extra=("--api-versions", "kueue.x-k8s.io/v1beta2"))
+                    if d["kind"] == "LocalQueue")
+    assert queues == visibility[0]["resourceNames"]  # exactly the LocalQueues the chart renders

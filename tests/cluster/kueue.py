@@ -3,7 +3,8 @@ describes: the CRDs (with their conversion stanzas) and webhooks from the module
 .tools/kueue-chart, copied by scripts/setup.sh with the binary it matches), the webhook Service turned into an
 ExternalName for localhost with the manager's real port in every clientConfig, the certificate Kueue writes to
 its Secret copied into its certDir by hand (no kubelet mounts it), and the pod webhooks, which fail closed,
-limited to the one namespace the queue manages. The visibility API is off in this slice.
+limited to the namespaces the queue manages: those labelled MANAGED (one per test module, `managed_namespace`),
+so one manager serves the whole session (the `kueue` fixture in conftest.py). The visibility API is off.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ SERVICE = "kueue-webhook-service"
 # The webhooks the queue needs: Kueue's own objects and plain pods (the `pod` integration).
 WEBHOOKS = {"mclusterqueue.kb.io", "mresourceflavor.kb.io", "mworkload.kb.io", "mpod.kb.io",
             "vclusterqueue.kb.io", "vcohort.kb.io", "vresourceflavor.kb.io", "vworkload.kb.io", "vpod.kb.io"}
+MANAGED = {"teamhub-test/queue": "managed"}  # the label of the namespaces Kueue manages (user servers only)
 KEEP = {"CustomResourceDefinition", "Secret", "Service", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
 
 
-def manager_config(managed: str, certs: Path, webhook_port: int, health_port: int) -> dict:
-    """Kueue's Configuration: only pods in the namespace `managed` are queued, and only with a queue label;
+def manager_config(certs: Path, webhook_port: int, health_port: int) -> dict:
+    """Kueue's Configuration: only pods in the namespaces labelled MANAGED are queued, and only with a queue label;
     CPU and memory are not Kueue's to count (the queues hold GPUs only: README, "GPU queue")."""
     return {
         "apiVersion": "config.kueue.x-k8s.io/v1beta2", "kind": "Configuration",
@@ -42,7 +44,7 @@ def manager_config(managed: str, certs: Path, webhook_port: int, health_port: in
         "leaderElection": {"leaderElect": False},
         "internalCertManagement": {"enable": True, "webhookServiceName": SERVICE, "webhookSecretName": SECRET},
         "manageJobsWithoutQueueName": False,
-        "managedJobsNamespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": managed}},
+        "managedJobsNamespaceSelector": {"matchLabels": dict(MANAGED)},
         "integrations": {"frameworks": ["pod"]},
         "resources": {"excludeResourcePrefixes": ["cpu", "memory", "ephemeral-storage"]},
         "fairSharing": {"preemptionStrategies": ["LessThanOrEqualToFinalShare", "LessThanInitialShare"]},
@@ -50,9 +52,9 @@ def manager_config(managed: str, certs: Path, webhook_port: int, health_port: in
     }
 
 
-def objects(cluster, managed: str, webhook_port: int) -> list[dict]:
+def objects(cluster, webhook_port: int) -> list[dict]:
     """The chart's CRDs, Secret, webhook Service (as an ExternalName) and the needed webhooks, pointed at the
-    manager on loopback; pod webhooks only for the namespace `managed`."""
+    manager on loopback; pod webhooks only for the namespaces labelled MANAGED."""
     rendered = cluster.helm("helm3", "template", "kueue", str(CHART), "-n", NAMESPACE).stdout
     out = []
     for doc in (d for d in yaml.safe_load_all(rendered) if d):
@@ -65,7 +67,7 @@ def objects(cluster, managed: str, webhook_port: int) -> list[dict]:
             for hook in doc["webhooks"]:
                 hook["clientConfig"]["service"]["port"] = webhook_port
                 if hook["name"] in ("mpod.kb.io", "vpod.kb.io"):
-                    hook["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": managed}}
+                    hook["namespaceSelector"] = {"matchLabels": dict(MANAGED)}
         conversion = doc.get("spec", {}).get("conversion", {}) if doc["kind"] == "CustomResourceDefinition" else {}
         service = conversion.get("webhook", {}).get("clientConfig", {}).get("service")
         if service:
@@ -78,8 +80,8 @@ class Kueue:
     """The manager process and what was applied for it; stop() undoes both and tolerates a manager that
     already exited."""
 
-    def __init__(self, cluster, directory: Path, managed: str):
-        self.cluster, self.dir, self.managed = cluster, directory, managed
+    def __init__(self, cluster, directory: Path):
+        self.cluster, self.dir = cluster, directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = self.dir / "kueue.log"
         self.proc: subprocess.Popen | None = None
@@ -91,13 +93,13 @@ class Kueue:
         binary = TOOLS / "kueue"
         assert binary.exists() and CHART.is_dir(), f"{binary} or {CHART} is missing: run `make setup`"
         self.cluster.kubectl("create", "namespace", NAMESPACE)
-        docs = self.applied = objects(self.cluster, self.managed, self.webhook_port)
+        docs = self.applied = objects(self.cluster, self.webhook_port)
         # Server-side: the Workload CRD is larger than client-side apply's last-applied annotation allows.
         self.cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs))
         crds = [d["metadata"]["name"] for d in docs if d["kind"] == "CustomResourceDefinition"]
         self.cluster.plane.wait_until(lambda: all(self._established(c) for c in crds), 60, "Kueue's CRDs established")
         config = self.dir / "config.yaml"
-        config.write_text(yaml.safe_dump(manager_config(self.managed, self.certs, self.webhook_port, self.health_port)))
+        config.write_text(yaml.safe_dump(manager_config(self.certs, self.webhook_port, self.health_port)))
         self.certs.mkdir(exist_ok=True)
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
         with open(self.log, "wb") as out:
@@ -143,6 +145,16 @@ class Kueue:
             return True
         except (ApiError, OSError):
             return False
+
+    def managed_namespace(self, hint: str, restricted: bool = False) -> str:
+        """A fresh namespace of user servers that this manager queues; with `restricted`, enforcing Pod Security
+        "restricted" as the README asks of the user servers' namespace (the hub's pods meet it)."""
+        name = f"{hint}-{int(time.time() * 1000) % 100000:05d}"
+        labels = {**MANAGED, **({"pod-security.kubernetes.io/enforce": "restricted"} if restricted else {})}
+        self.cluster.api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                        "metadata": {"name": name, "labels": labels}})
+        self.cluster.plane.wait_until(lambda: self.cluster.api.ok(f"/api/v1/namespaces/{name}/serviceaccounts/default"), 30, name)
+        return name
 
     def stop(self) -> list[str]:
         """Remove the webhooks first (they fail closed), end the manager, then remove its CRDs and namespace

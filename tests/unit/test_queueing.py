@@ -100,3 +100,79 @@ def test_a_pod_left_in_line_by_the_previous_hub_keeps_its_place():
     assert queueing.adopted(restored, {**_pod(), "metadata": {"labels": {}}}) is None  # not a queued pod
     assert queueing.check(restored, line, _pod(gates=())) is None  # admitted while adopted: the session starts now
     assert abs(restored.teamhub_deadline - (sessions.now() + 60 * 60)) < 5
+
+
+def test_the_place_in_line_in_words():
+    assert [queueing.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)] == \
+        ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"]
+    line = _spawner(GPU).teamhub_line
+    assert queueing.waiting_message(line, 2, 2, 2) == "You are 2nd in line for AMD Radeon 8060S (team cv-course: 2 of 2 in use)."
+    assert queueing.waiting_message(line, None, 1, 3) == "Waiting for a GPU: AMD Radeon 8060S (team cv-course: 1 of 3 in use)."
+
+
+def test_kueues_pending_workloads_give_the_place_of_this_pod_only():
+    items = [{"metadata": {"ownerReferences": [{"kind": "Pod", "uid": "a"}]}, "positionInLocalQueue": 0},
+             {"metadata": {"ownerReferences": [{"kind": "Pod", "uid": "b"}]}, "positionInLocalQueue": 1}]
+    assert queueing.place_of(items, "b") == 2 and queueing.place_of(items, "a") == 1
+    assert queueing.place_of(items, "c") is None and queueing.place_of(None, "a") is None
+
+
+def test_gpus_in_use_count_the_teams_admitted_pods_of_that_kind():
+    def pod(team, kind, gpus, gates=(), phase="Running", deleting=False):
+        meta = {"labels": {"teamhub.dev/team": team, "teamhub.dev/accelerator": kind}}
+        if deleting:
+            meta["deletionTimestamp"] = "2026-12-07T16:00:00Z"
+        return {"metadata": meta, "status": {"phase": phase},
+                "spec": {"schedulingGates": [{"name": g} for g in gates],
+                         "containers": [{"resources": {"limits": {"amd.com/gpu": str(gpus)}}}]}}
+    pods = [pod("cv-course", "strix-halo", 1), pod("cv-course", "strix-halo", 1, phase="Pending"),
+            pod("cv-course", "strix-halo", 1, gates=(queueing.GATE,)), pod("cv-course", "strix-halo", 1, deleting=True),
+            pod("cv-course", "mi300x", 2), pod("vision-lab", "strix-halo", 1), pod("cv-course", "strix-halo", 1, phase="Succeeded")]
+    assert queueing.gpus_in_use(pods, "cv-course", "strix-halo", "amd.com/gpu") == 2
+
+
+def test_without_kueues_visibility_api_the_page_says_waiting_without_a_number():
+    class Refusing:
+        async def call_api(self, *args, **kwargs):
+            raise OSError("connection refused")
+
+    class Answering:
+        async def call_api(self, path, method, **kwargs):
+            assert path == "/apis/visibility.kueue.x-k8s.io/v1beta2/namespaces/users-a/localqueues/team-x/pendingworkloads"
+            return {"items": [{"metadata": {"ownerReferences": [{"uid": "p"}]}, "positionInLocalQueue": 2}]}
+
+    assert asyncio.run(queueing.pending(Refusing(), "users-b", "team-x")) is None
+    items = asyncio.run(queueing.pending(Answering(), "users-a", "team-x"))
+    assert queueing.place_of(items, "p") == 3
+
+
+def test_the_progress_stream_carries_the_place_while_the_pod_waits(monkeypatch):
+    sp = _spawner(GPU)
+    line = sp.teamhub_line
+    assert line.observe(_pod()) is None and line.in_line
+
+    class Reflector:
+        pods = {f"{sp.namespace}/{sp.pod_name}": {**_pod(), "metadata": {**_pod()["metadata"], "uid": "me"}}}
+
+    class Client:
+        async def call_api(self, *args, **kwargs):
+            return {"items": [{"metadata": {"ownerReferences": [{"uid": "me"}]}, "positionInLocalQueue": 1}]}
+
+    class Api:
+        api_client = Client()
+
+    monkeypatch.setattr(type(sp), "pod_reflector", Reflector())  # KubeSpawner's shared reflector is a class property
+    sp.api = Api()
+    queueing._pending_cache.clear()
+
+    async def events():
+        await asyncio.sleep(queueing.PLACE_EVERY * 1.5)  # a pod event arrives later
+        yield {"progress": 50, "message": "pod event"}
+
+    async def collect():
+        return [e["message"] async for e in queueing.with_place(sp, events())]
+
+    said = asyncio.run(collect())
+    assert said[0] == "You are 2nd in line for AMD Radeon 8060S (team cv-course: 0 of 3 in use)."
+    assert said[-1] == "pod event" and said.count(said[0]) == 1  # said once, while it did not change
+    line.leave()

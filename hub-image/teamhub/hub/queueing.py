@@ -9,12 +9,18 @@ pool) has room, then removes the gate in one update. The time before that is not
   - not the budget's or usage's: the usage record opens at admission, and the budget is checked again then.
 The spawner calls `Line.observe` with its pod at every fail-fast tick; `admitted(spawner, line)` runs once.
 
+The place in line, for the progress page (`with_place`): Kueue's visibility API (pendingworkloads of the team's
+LocalQueue, read with the hub's Role: `get` on `localqueues/pendingworkloads` of the team LocalQueues only), and
+how many of the team's GPUs of that kind are in use (the hub's own pod reflector). When the visibility API does
+not answer (not installed, down, forbidden) the page says "Waiting for a GPU" without a number, never an error.
+
 Metrics: `teamhub_queue_wait_seconds` (histogram, observed at admission) and `teamhub_queued` (gauge: servers
 in line now), both by team and accelerator kind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import datetime
@@ -35,6 +41,9 @@ QUEUED = Gauge("teamhub_queued", "GPU servers waiting in their team's queue now"
 EXPORTED = ("teamhub_queue_wait_seconds_bucket", "teamhub_queue_wait_seconds_sum", "teamhub_queue_wait_seconds_count",
             "teamhub_queued")
 log = logging.getLogger("JupyterHub")
+VISIBILITY = "/apis/visibility.kueue.x-k8s.io/v1beta2/namespaces/{namespace}/localqueues/{name}/pendingworkloads"
+PLACE_EVERY = 2.0  # seconds between two looks at the place in line while a progress page is open
+_pending_cache: dict = {}  # (namespace, LocalQueue) -> (monotonic time, items or None): one read serves every page
 
 
 def queued(catalog, launch) -> bool:
@@ -65,7 +74,7 @@ class Line:
         self.entered = time.time() if entered is None else entered
         self.admitted_at: float | None = None
         self.left = False
-        self._counted = False
+        self._counted = False  # its pod is gated in line now (the `teamhub_queued` gauge counts it)
 
     @classmethod
     def for_launch(cls, catalog, launch, start_timeout: float, entered: float | None = None) -> Line | None:
@@ -82,6 +91,11 @@ class Line:
     @property
     def waiting(self) -> bool:
         return self.admitted_at is None and not self.left
+
+    @property
+    def in_line(self) -> bool:
+        """Its pod exists and Kueue holds it."""
+        return self._counted
 
     def _count(self, on: bool) -> None:
         if on != self._counted:
@@ -162,6 +176,101 @@ def admitted(spawner, line: Line) -> str | None:
     return None
 
 
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def waiting_message(line: Line, place: int | None, used: int, most: int) -> str:
+    """What the progress page says while the server waits; `place` None when Kueue cannot tell."""
+    team = f"team {line.team}: {used} of {most} in use"
+    if place is None:
+        return f"Waiting for a GPU: {line.kind_name} ({team})."
+    return f"You are {ordinal(place)} in line for {line.kind_name} ({team})."
+
+
+async def pending(api_client, namespace: str, local_queue: str) -> list | None:
+    """The LocalQueue's pending workloads from Kueue's visibility API, or None when it does not answer; read at most
+    once per PLACE_EVERY for all pages."""
+    key = (namespace, local_queue)
+    cached = _pending_cache.get(key)
+    if cached and time.monotonic() - cached[0] < PLACE_EVERY:
+        return cached[1]
+    items = None
+    try:
+        answer = await asyncio.wait_for(api_client.call_api(
+            VISIBILITY.format(namespace=namespace, name=local_queue), "GET", response_types_map={200: "object"},
+            auth_settings=["BearerToken"], _return_http_data_only=True, _request_timeout=5), 6)
+        items = list((answer or {}).get("items") or [])
+    except Exception as exc:  # not served, forbidden, down: the page says "waiting" without a number
+        log.debug("Kueue's visibility API did not answer for %s/%s: %s", namespace, local_queue, exc)
+    _pending_cache[key] = (time.monotonic(), items)
+    return items
+
+
+def place_of(items: list | None, pod_uid: str | None) -> int | None:
+    """1 for the first in the team's line (Kueue counts from 0), or None when unknown."""
+    for item in items or ():
+        owners = (item.get("metadata") or {}).get("ownerReferences") or []
+        if pod_uid and any(o.get("uid") == pod_uid for o in owners):
+            position = item.get("positionInLocalQueue")
+            return int(position) + 1 if position is not None else None
+    return None
+
+
+def gpus_in_use(pods, team: str, kind: str, resource: str) -> int:
+    """GPUs of `kind` that `team`'s admitted servers hold, from the pods the hub watches."""
+    used = 0
+    for pod in pods:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        if labels.get("teamhub.dev/team") != team or labels.get("teamhub.dev/accelerator") != kind or gated(pod):
+            continue
+        if pod.get("metadata", {}).get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        for container in pod.get("spec", {}).get("containers") or []:
+            used += int(((container.get("resources") or {}).get("limits") or {}).get(resource, 0) or 0)
+    return used
+
+
+async def status(spawner, line: Line) -> str:
+    """The waiting sentence for this spawner's line now."""
+    catalog = spawner.teamhub.catalog
+    reflector = spawner.pod_reflector
+    pod = reflector.pods.get(f"{spawner.namespace}/{spawner.pod_name}") if reflector else None
+    items = await pending(spawner.api.api_client, spawner.namespace, queue.local_queue(line.team))
+    kind = catalog.accelerators.get(line.kind)
+    used = gpus_in_use(reflector.pods.values() if reflector else (), line.team, line.kind, kind.gpu.resource if kind else "")
+    most = queue.team_share(catalog, line.team, line.kind)[1] if kind and line.team in catalog.teams else 0
+    return waiting_message(line, place_of(items, (pod or {}).get("metadata", {}).get("uid")), used, most)
+
+
+async def with_place(spawner, events):
+    """The spawner's progress events, with the place in line between them while its pod waits (only when it
+    changes)."""
+    line = spawner.teamhub_line
+    iterator = events.__aiter__()
+    upcoming = asyncio.ensure_future(iterator.__anext__())
+    said = None
+    try:
+        while True:
+            timeout = PLACE_EVERY if line is not None and line.waiting else None
+            done, _ = await asyncio.wait({upcoming}, timeout=timeout)
+            if upcoming in done:
+                try:
+                    event = upcoming.result()
+                except StopAsyncIteration:
+                    return
+                yield event
+                upcoming = asyncio.ensure_future(iterator.__anext__())
+            if line is not None and line.in_line:
+                message = await status(spawner, line)
+                if message != said:
+                    said = message
+                    yield {"progress": 20, "message": message}
+    finally:
+        upcoming.cancel()
+
+
 def relaunch(spawner):
     """The launch of a server adopted after a hub restart (only its persisted state is left), for its usage record;
     None when the catalog no longer has it."""
@@ -192,4 +301,5 @@ def adopted(spawner, pod: dict) -> Line | None:
     return line
 
 
-__all__ = ["EXPORTED", "GATE", "Line", "QUEUED", "WAIT_SECONDS", "admitted", "adopted", "check", "gated", "leave", "queued", "relaunch"]
+__all__ = ["EXPORTED", "GATE", "Line", "QUEUED", "WAIT_SECONDS", "admitted", "adopted", "check", "gated", "gpus_in_use",
+           "leave", "ordinal", "pending", "place_of", "queued", "relaunch", "status", "waiting_message", "with_place"]

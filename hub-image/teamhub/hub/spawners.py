@@ -572,7 +572,7 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
     async def progress(self):
         ctx = self.teamhub_context()
         yield {"progress": 5, "message": f"Requesting a server for '{ctx.resource_name}'"}
-        async for event in super().progress():
+        async for event in queueing.with_place(self, super().progress()):  # the place in line while it waits
             raw = event.get("raw_event")
             verdict = failfast.classify(raw, ctx) if raw else None
             if verdict:
