@@ -176,3 +176,30 @@ def test_the_progress_stream_carries_the_place_while_the_pod_waits(monkeypatch):
     assert said[0] == "You are 2nd in line for AMD Radeon 8060S (team cv-course: 0 of 3 in use)."
     assert said[-1] == "pod event" and said.count(said[0]) == 1  # said once, while it did not change
     line.leave()
+
+
+def test_starts_waiting_in_line_never_fill_the_concurrent_start_limit():
+    """JupyterHub's concurrent_spawn_limit would count every queued start and 429 everyone after them: with the queue
+    on it is off and the spawner counts starts without those in line."""
+    assert configured(EXAMPLE).JupyterHub.concurrent_spawn_limit == 0
+    assert configured().JupyterHub.concurrent_spawn_limit == 100  # queue off: JupyterHub's own limit, unchanged
+
+    class Waiting:
+        pending = "spawn"
+
+        class teamhub_line:  # noqa: N801 - a stand-in for a Line whose pod is gated
+            in_line = True
+
+    class Starting:
+        pending = "spawn"
+        teamhub_line = None
+
+    class Running:
+        pending = None
+
+    class User:
+        def __init__(self, *spawners):
+            self.spawners = {str(i): s for i, s in enumerate(spawners)}
+
+    users = [User(Waiting(), Running()), User(Starting()), User(Waiting())]
+    assert queueing.busy_starts(users) == 1

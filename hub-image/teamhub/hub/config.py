@@ -117,7 +117,11 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     named = values["sessions"]["namedServers"]  # filled values: the defaults are the schema's
     c.JupyterHub.allow_named_servers = named["enabled"]
     c.JupyterHub.named_server_limit_per_user = named["maxPerPerson"]
-    c.JupyterHub.concurrent_spawn_limit = values["sessions"]["concurrentStarts"]
+    # With the GPU queue, starts waiting in line would fill JupyterHub's limit and 429 everyone after them: the
+    # spawner counts concurrentStarts itself then, without them (hub/queueing.py throttle). active_server_limit
+    # stays unset: a waiting server would count as active.
+    queued = checked.catalog.queue.enabled
+    c.JupyterHub.concurrent_spawn_limit = 0 if queued else values["sessions"]["concurrentStarts"]
     # Per-user origins (values/origins.py): each server on <name>.<host>; JupyterHub then asks its proxy to
     # route by host (the chart's proxy runs with --host-routing, the demo's proxy is started with it).
     origin = origins.of_values(values)

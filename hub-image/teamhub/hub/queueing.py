@@ -271,6 +271,30 @@ async def with_place(spawner, events):
         upcoming.cancel()
 
 
+def busy_starts(users, me=None) -> int:
+    """Starts under way that are not waiting in line (JupyterHub's pending spawns, minus the queued ones)."""
+    return sum(1 for user in users for s in user.spawners.values()
+               if s is not me and s.pending == "spawn" and not getattr(getattr(s, "teamhub_line", None), "in_line", False))
+
+
+def throttle(spawner) -> None:
+    """sessions.concurrentStarts with the queue on. JupyterHub's own concurrent_spawn_limit counts every pending
+    start, so a line of people waiting for a GPU would turn everyone after them into "429 Too many users" (config.py
+    switches it off with the queue); this counts the same starts without those in line. RequestRefused(429)."""
+    rt = spawner.teamhub
+    if not rt.catalog.queue.enabled:
+        return
+    from jupyterhub.app import JupyterHub
+
+    if not JupyterHub.initialized():
+        return
+    limit = rt.values["sessions"]["concurrentStarts"]
+    busy = busy_starts(JupyterHub.instance().users.values(), spawner)
+    if busy >= limit:
+        raise RequestRefused(429, f"{busy} servers are starting right now, as many as the hub starts at once. "
+                                  "Try again in a minute (servers waiting in line for a GPU do not count).")
+
+
 def relaunch(spawner):
     """The launch of a server adopted after a hub restart (only its persisted state is left), for its usage record;
     None when the catalog no longer has it."""
@@ -301,5 +325,5 @@ def adopted(spawner, pod: dict) -> Line | None:
     return line
 
 
-__all__ = ["EXPORTED", "GATE", "Line", "QUEUED", "WAIT_SECONDS", "admitted", "adopted", "check", "gated", "gpus_in_use",
-           "leave", "ordinal", "pending", "place_of", "queued", "relaunch", "status", "waiting_message", "with_place"]
+__all__ = ["EXPORTED", "GATE", "Line", "QUEUED", "WAIT_SECONDS", "admitted", "adopted", "busy_starts", "check", "gated", "gpus_in_use",
+           "leave", "ordinal", "pending", "place_of", "queued", "relaunch", "status", "throttle", "waiting_message", "with_place"]

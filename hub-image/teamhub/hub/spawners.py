@@ -144,6 +144,7 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
         person = await person_for(self.user)
         stage = "refused-not-allowed"  # the start-outcome metric of a refusal at each step
         try:
+            queueing.throttle(self)  # concurrentStarts without the starts waiting in line (the queue on)
             request, pull = launchlinks.split_request(user_options, launchlinks.allowed_repos(rt.values))
             launch = check_request(rt.catalog, person, request)
             stage = "refused-quota"
