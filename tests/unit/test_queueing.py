@@ -203,3 +203,25 @@ def test_starts_waiting_in_line_never_fill_the_concurrent_start_limit():
 
     users = [User(Waiting(), Running()), User(Starting()), User(Waiting())]
     assert queueing.busy_starts(users) == 1
+
+
+def test_the_launch_page_says_before_start_when_a_choice_would_wait():
+    from teamhub.catalog.access import Person
+    from teamhub.hub import launchpage
+
+    catalog = configured(EXAMPLE).TeamhubKubeSpawner.teamhub_runtime.catalog
+    # cv-course may use 3 Strix Halo GPUs (pool 4); vision-lab the whole pool
+    assert queueing.launch_note(catalog, "cv-course", "strix-halo", {}) == ""
+    full = {("cv-course", "strix-halo"): [3, 1]}
+    assert queueing.launch_note(catalog, "cv-course", "strix-halo", full) == \
+        "Team cv-course may use 3 AMD Radeon 8060S GPUs and 3 are in use; you would be 2nd in line."
+    pool = {("cv-course", "strix-halo"): [2, 0], ("vision-lab", "strix-halo"): [2, 0]}
+    assert queueing.launch_note(catalog, "vision-lab", "strix-halo", pool) == \
+        "All 4 AMD Radeon 8060S GPUs are in use; you would be 1st in line."
+    behind = {("vision-lab", "strix-halo"): [1, 2]}
+    assert queueing.launch_note(catalog, "vision-lab", "strix-halo", behind) == \
+        "2 people are already waiting for one; you would be 3rd in line."
+    person = Person("local:student1")
+    page = launchpage.render(catalog, person, queue_note=lambda team, kind: queueing.launch_note(catalog, team, kind, full))
+    assert "you would be 2nd in line" in page and page.count('class="th-queue"') == 1  # under Strix Halo only
+    assert 'class="th-queue"' not in launchpage.render(catalog, person)  # the queue off: the page as before

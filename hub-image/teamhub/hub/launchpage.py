@@ -195,10 +195,10 @@ def budget_text(lines: list[dict]) -> str:
         for b in lines) or "no limit"
 
 
-def render(catalog, person, usage=None, previous=None, local_mode=False, budgets=None) -> str:
+def render(catalog, person, usage=None, previous=None, local_mode=False, budgets=None, queue_note=None) -> str:
     """The page for `person`; `usage(team)` gives the quota figures, `budgets(team)` the budget lines
     (teamhub/usage/budget.py), `previous` the choice to preselect (after a refused start: what the person
-    had chosen)."""
+    had chosen), `queue_note(team, accelerator)` the sentence for a choice that would wait in line (the GPU queue)."""
     page = cache_for(catalog).page(teams_of(catalog, person), is_admin(catalog, person), local_mode)
     previous = previous or {}
     parts = page.parts.copy()
@@ -233,12 +233,19 @@ def render(catalog, person, usage=None, previous=None, local_mode=False, budgets
         fill(("left", team, kind), str(max(most - used, 0)))
     for team in page.budgeted:
         fill(("budget", team), budget_text(budgets(team) if budgets else []))
+    if queue_note is not None:
+        for res in page.access.resources:
+            for kind in res.accelerators:
+                note = queue_note(page.access.charged_team.get(res.key), kind)
+                if note:
+                    fill(("queue", res.key, kind), f'<span class="th-queue">{html.escape(note)}</span>')
     return "".join(parts)
 
 
 async def options_form(spawner) -> str:
     """`c.Spawner.options_form`: called by JupyterHub whenever the launch page is shown."""
     from ..auth import person_for
+    from . import queueing
     from .launchhandler import hidden_fields
 
     rt = spawner.teamhub
@@ -251,5 +258,5 @@ async def options_form(spawner) -> str:
     from ..usage.record import budget_overview
 
     page = render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local",
-                  budgets=lambda team: budget_overview(rt, team))
+                  budgets=lambda team: budget_overview(rt, team), queue_note=queueing.note_for(rt.catalog))
     return page + str(hidden_fields(link)) if link else page  # str: Markup + str would escape the page

@@ -295,6 +295,54 @@ def throttle(spawner) -> None:
                                   "Try again in a minute (servers waiting in line for a GPU do not count).")
 
 
+def outlook(users) -> dict:
+    """(team, accelerator kind) -> [GPUs its admitted servers hold, servers waiting in its line], from the hub's own
+    spawners (the launch page asks at every view: no API call)."""
+    seen: dict = {}
+    for user in users:
+        for s in user.spawners.values():
+            info = getattr(s, "teamhub_info", None) or {}
+            if not s.active or not info.get("accelerator") or not info.get("team"):
+                continue
+            counts = seen.setdefault((info["team"], info["accelerator"]), [0, 0])
+            if getattr(getattr(s, "teamhub_line", None), "in_line", False):
+                counts[1] += 1
+            else:
+                counts[0] += int(info.get("gpus") or 0)
+    return seen
+
+
+def launch_note(catalog, team: str | None, kind: str, seen: dict) -> str:
+    """What the launch page says under an accelerator choice that would wait in line now; "" when it would not."""
+    acc = catalog.accelerators.get(kind)
+    if not catalog.queue.enabled or acc is None or team is None or team not in catalog.teams:
+        return ""
+    need = acc.gpu.count
+    used, waiting = seen.get((team, kind), (0, 0))
+    pool_used = sum(v[0] for (_, k), v in seen.items() if k == kind)
+    most = queue.team_share(catalog, team, kind)[1]
+    pool = acc.capacity or 0
+    if waiting == 0 and used + need <= most and pool_used + need <= pool:
+        return ""
+    if used + need > most:
+        why = f"team {catalog.teams[team].display_name} may use {most} {acc.display_name} GPUs and {used} are in use"
+    elif pool_used + need > pool:
+        why = f"all {pool} {acc.display_name} GPUs are in use"
+    else:
+        why = f"{waiting} {'person is' if waiting == 1 else 'people are'} already waiting for one"
+    return f"{why[0].upper()}{why[1:]}; you would be {ordinal(waiting + 1)} in line."
+
+
+def note_for(catalog):
+    """The launch page's `queue_note(team, kind)` for this view, or None with the queue off (nothing to look up)."""
+    if not catalog.queue.enabled:
+        return None
+    from jupyterhub.app import JupyterHub
+
+    seen = outlook(JupyterHub.instance().users.values()) if JupyterHub.initialized() else {}
+    return lambda team, kind: launch_note(catalog, team, kind, seen)
+
+
 def relaunch(spawner):
     """The launch of a server adopted after a hub restart (only its persisted state is left), for its usage record;
     None when the catalog no longer has it."""
@@ -326,4 +374,4 @@ def adopted(spawner, pod: dict) -> Line | None:
 
 
 __all__ = ["EXPORTED", "GATE", "Line", "QUEUED", "WAIT_SECONDS", "admitted", "adopted", "busy_starts", "check", "gated", "gpus_in_use",
-           "leave", "ordinal", "pending", "place_of", "queued", "relaunch", "status", "throttle", "waiting_message", "with_place"]
+           "launch_note", "leave", "note_for", "ordinal", "outlook", "pending", "place_of", "queued", "relaunch", "status", "throttle", "waiting_message", "with_place"]
