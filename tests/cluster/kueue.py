@@ -29,6 +29,9 @@ SERVICE = "kueue-webhook-service"
 WEBHOOKS = {"mclusterqueue.kb.io", "mresourceflavor.kb.io", "mworkload.kb.io", "mpod.kb.io",
             "vclusterqueue.kb.io", "vcohort.kb.io", "vresourceflavor.kb.io", "vworkload.kb.io", "vpod.kb.io"}
 MANAGED = {"teamhub-test/queue": "managed"}  # the label of the namespaces Kueue manages (user servers only)
+# Only pods with a queue label go through Kueue's pod webhooks (manageJobsWithoutQueueName is false, so Kueue ignores the
+# others anyway): with Kueue down, CPU servers in the same namespace still start.
+QUEUED_PODS = {"matchExpressions": [{"key": "kueue.x-k8s.io/queue-name", "operator": "Exists"}]}
 KEEP = {"CustomResourceDefinition", "Secret", "Service", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
 
 
@@ -68,6 +71,7 @@ def objects(cluster, webhook_port: int) -> list[dict]:
                 hook["clientConfig"]["service"]["port"] = webhook_port
                 if hook["name"] in ("mpod.kb.io", "vpod.kb.io"):
                     hook["namespaceSelector"] = {"matchLabels": dict(MANAGED)}
+                    hook["objectSelector"] = dict(QUEUED_PODS)  # CPU servers never wait on Kueue (README)
         conversion = doc.get("spec", {}).get("conversion", {}) if doc["kind"] == "CustomResourceDefinition" else {}
         service = conversion.get("webhook", {}).get("clientConfig", {}).get("service")
         if service:

@@ -225,3 +225,19 @@ def test_the_launch_page_says_before_start_when_a_choice_would_wait():
     page = launchpage.render(catalog, person, queue_note=lambda team, kind: queueing.launch_note(catalog, team, kind, full))
     assert "you would be 2nd in line" in page and page.count('class="th-queue"') == 1  # under Strix Halo only
     assert 'class="th-queue"' not in launchpage.render(catalog, person)  # the queue off: the page as before
+
+
+def test_kueue_down_is_a_sentence_for_the_gpu_start_only():
+    from kubernetes_asyncio.client.rest import ApiException
+
+    down = ApiException(status=500)
+    down.body = ('{"kind":"Status","message":"Internal error occurred: failed calling webhook \\"mpod.kb.io\\": failed to '
+                 'call webhook: Post \\"https://kueue-webhook-service.kueue-system.svc:9443/mutate--v1-pod\\": connect: '
+                 'connection refused","code":500}')
+    assert queueing.kueue_down(down) == queueing.KUEUE_DOWN
+    other = ApiException(status=500)
+    other.body = '{"message":"Internal error occurred: failed calling webhook \\"gate.example.org\\""}'
+    assert queueing.kueue_down(other) is None
+    refused = ApiException(status=403)
+    refused.body = "teamhub rule queue"
+    assert queueing.kueue_down(refused) is None

@@ -343,6 +343,19 @@ def note_for(catalog):
     return lambda team, kind: launch_note(catalog, team, kind, seen)
 
 
+KUEUE_DOWN = ("The GPU queue is not answering right now, so no GPU server can start (servers without a GPU can). "
+              "Try again in a few minutes; if it lasts, tell an admin that Kueue is down.")
+
+
+def kueue_down(exc) -> str | None:
+    """The sentence for a pod create that Kueue's webhook could not judge (it fails closed: the API server answers
+    500 "failed calling webhook" naming Kueue's mpod/vpod hooks), else None."""
+    body = str(getattr(exc, "body", "") or "")
+    if getattr(exc, "status", None) == 500 and "failed calling webhook" in body and ("mpod.kb.io" in body or "vpod.kb.io" in body):
+        return KUEUE_DOWN
+    return None
+
+
 def relaunch(spawner):
     """The launch of a server adopted after a hub restart (only its persisted state is left), for its usage record;
     None when the catalog no longer has it."""
@@ -373,5 +386,5 @@ def adopted(spawner, pod: dict) -> Line | None:
     return line
 
 
-__all__ = ["EXPORTED", "GATE", "Line", "QUEUED", "WAIT_SECONDS", "admitted", "adopted", "busy_starts", "check", "gated", "gpus_in_use",
+__all__ = ["EXPORTED", "GATE", "Line", "QUEUED", "WAIT_SECONDS", "admitted", "adopted", "busy_starts", "check", "gated", "gpus_in_use", "kueue_down",
            "launch_note", "leave", "note_for", "ordinal", "outlook", "pending", "place_of", "queued", "relaunch", "status", "throttle", "waiting_message", "with_place"]

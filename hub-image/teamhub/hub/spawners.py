@@ -440,6 +440,10 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
                 request_timeout,
             )
         except ApiException as exc:
+            down = queueing.kueue_down(exc)  # Kueue's webhook fails closed: GPU starts only, with a sentence
+            if down:
+                self.log.warning("Kueue's webhook did not answer for the pod of %s: %s", self.teamhub_key, down)
+                raise SpawnStopped(down) from None
             if exc.status not in ADMISSION_REFUSED:
                 raise
             reason = podrefusal.reason(exc)
@@ -533,7 +537,7 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
             if pod is None or pod["metadata"].get("deletionTimestamp") or pod["status"].get("phase") not in ("Pending", "Running"):
                 why = "gone" if pod is None else f"ending (phase {pod['status'].get('phase')})"
                 break
-            line = line or queueing.adopted(self, pod)  # waiting in line when the hub restarted: it keeps its place
+            line = self.teamhub_line = line or queueing.adopted(self, pod)  # in line when the hub restarted: keeps its place
             message = queueing.check(self, line, pod)
             if message:
                 why = message
