@@ -135,6 +135,24 @@ def usage_started(hub, person: str) -> float | None:
     return row[0] if row else None
 
 
+def place_shown(api, person: str, wanted: str) -> str:
+    """The progress stream's (what the progress page shows) first waiting sentence containing `wanted`."""
+    import json
+
+    deadline = time.monotonic() + WAIT
+    said = []
+    with api.stream("GET", f"/users/local:{person}/server/progress", timeout=WAIT) as r:
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                message = json.loads(line[5:]).get("message", "")
+                said.append(message)
+                if wanted in message:
+                    return message
+            if time.monotonic() > deadline:
+                break
+    raise AssertionError(f"{person}'s progress never said {wanted!r}: {said}")
+
+
 def stop(api, person: str) -> None:
     r = api.delete(f"/users/local:{person}/server", timeout=60)
     assert r.status_code in (202, 204), r.text[:500]
@@ -146,6 +164,9 @@ def test_two_gpus_four_students_two_run_two_wait_and_the_first_in_line_is_next(h
     wait_for(lambda: states(hub, apis) == expected, f"two running, two waiting: {expected}", WAIT)
     running = {p: pod_of(hub, p)["metadata"]["uid"] for p in ("ann", "ben")}
     ann = pod_of(hub, "ann")["metadata"]["name"]
+    # The progress page: the place from Kueue's visibility API, the team's GPUs in use from the hub's pods.
+    assert place_shown(apis["cat"], "cat", "in line") == "You are 1st in line for AMD Radeon 8060S (team cv-course: 2 of 2 in use)."
+    assert place_shown(apis["dan"], "dan", "in line") == "You are 2nd in line for AMD Radeon 8060S (team cv-course: 2 of 2 in use)."
     # Nothing of the wait is charged: the waiting have no usage record yet.
     assert usage_started(hub, "cat") is None and usage_started(hub, "dan") is None
 
@@ -154,6 +175,7 @@ def test_two_gpus_four_students_two_run_two_wait_and_the_first_in_line_is_next(h
     expected = {"ann": "stopped", "ben": "running", "cat": "running", "dan": "waiting"}
     wait_for(lambda: states(hub, apis) == expected, f"the first in line admitted and up: {expected}", WAIT)
     assert pod_of(hub, "ben")["metadata"]["uid"] == running["ben"]  # nobody was preempted to make room
+    assert place_shown(apis["dan"], "dan", "1st") == "You are 1st in line for AMD Radeon 8060S (team cv-course: 2 of 2 in use)."
     # cat's session and usage begin at admission, after ann's stop, not when cat joined the line
     assert usage_started(hub, "cat") >= stopped_at - 1
 
