@@ -26,6 +26,7 @@ from .hub import ClusterHub, people_overlay
 from .test_queue import EXAMPLE, KUEUE_API, OVERLAY, render_queue, teardown
 
 PEOPLE = {name: ["cv-course"] for name in ("ann", "ben", "cat", "dan")}
+ADMIN = {"admin": ["vision-lab"]}  # the example's admin, with a password the test knows
 GPU = {"resource": "pytorch", "accelerator": "strix-halo"}
 GATE = "kueue.x-k8s.io/admission"
 WAIT = 120  # seconds: generous, for a busy machine
@@ -36,7 +37,7 @@ def hub(cluster, kueue, shipped_venv, tmp_path_factory):
     ns = cluster.new_namespace("queue-hub")
     users = kueue.managed_namespace("queue-hub-users", restricted=True)
     state = tmp_path_factory.mktemp("queue-hub")
-    overlay = people_overlay(state / "overlay.yaml", PEOPLE, {**OVERLAY, "singleuser": {"namespace": users}})
+    overlay = people_overlay(state / "overlay.yaml", {**PEOPLE, **ADMIN}, {**OVERLAY, "singleuser": {"namespace": users}})
     applied: list = []
     h = None
     try:
@@ -167,6 +168,9 @@ def test_two_gpus_four_students_two_run_two_wait_and_the_first_in_line_is_next(h
     # The progress page: the place from Kueue's visibility API, the team's GPUs in use from the hub's pods.
     assert place_shown(apis["cat"], "cat", "in line") == "You are 1st in line for AMD Radeon 8060S (team cv-course: 2 of 2 in use)."
     assert place_shown(apis["dan"], "dan", "in line") == "You are 2nd in line for AMD Radeon 8060S (team cv-course: 2 of 2 in use)."
+    # The admins' usage page lists who waits, since when (beside the running servers).
+    page = hub.login("admin", "admin-demo-pass").get("/hub/usage").text
+    assert page.count("waiting in line for a GPU since") == 2, page[:3000]
     # Nothing of the wait is charged: the waiting have no usage record yet.
     assert usage_started(hub, "cat") is None and usage_started(hub, "dan") is None
 
