@@ -242,7 +242,7 @@ def _as_asked(pod: dict) -> dict:
 
 def test_a_hub_restart_while_two_wait_loses_neither_place(hub):
     """After the scenario above ben and cat run; ann and dan start again and wait; the hub restarts; then ben stops
-    and ann, first in line, comes up while dan still waits."""
+    and ann, first in line, comes up while dan still waits; cat stops and dan comes up: both on the pods they had."""
     apis = start_in_order(hub, ["ann", "dan"])
     apis |= {p: hub.api(hub.token(hub.login(p, f"{p}-demo-pass"), f"local:{p}")) for p in ("ben", "cat")}
     expected = {"ann": "waiting", "dan": "waiting", "ben": "running", "cat": "running"}
@@ -258,6 +258,9 @@ def test_a_hub_restart_while_two_wait_loses_neither_place(hub):
     wait_for(lambda: server(apis["ann"], "ann").get("ready") and not gated(pod_of(hub, "ann")), "ann admitted and up", WAIT)
     assert pod_of(hub, "ann")["metadata"]["uid"] == waiting["ann"]  # the same pod: its place was kept
     assert gated(pod_of(hub, "dan")) and pod_of(hub, "dan")["metadata"]["uid"] == waiting["dan"]
-    for person in ("ann", "cat", "dan"):
+    stop(apis["cat"], "cat")
+    wait_for(lambda: server(apis["dan"], "dan").get("ready") and not gated(pod_of(hub, "dan")), "dan admitted and up", WAIT)
+    assert pod_of(hub, "dan")["metadata"]["uid"] == waiting["dan"]
+    for person in ("ann", "dan"):
         stop(apis[person], person)
     wait_for(lambda: all(pod_of(hub, p) is None for p in PEOPLE), "every pod gone", WAIT)
