@@ -118,7 +118,9 @@ class Kueue:
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
         with open(self.log, "wb") as out:
             # cwd: the visibility server's certDir is relative (scripts/setup.sh sets it at build time)
-            self.proc = subprocess.Popen([str(binary), f"--config={config}", "--zap-log-level=info"], cwd=self.dir,
+            # --kubeconfig, not only the env: the visibility server reads the flag for its delegated authentication
+            self.proc = subprocess.Popen([str(binary), f"--config={config}", f"--kubeconfig={self.cluster.kubeconfig}",
+                                          "--zap-log-level=info"], cwd=self.dir,
                                          env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
         self.wait(self._certificate_copied, timeout, "Kueue's webhook certificate")
