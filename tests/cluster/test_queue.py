@@ -30,34 +30,31 @@ WAIT = 90  # seconds: generous, for a busy CI machine
 
 
 @pytest.fixture(scope="module")
-def queue(cluster, kueue, tmp_path_factory):
+def queue(cluster, tmp_path_factory):
     """Kueue managing a fresh namespace of user servers, and the chart's queue objects for it."""
-    users = kueue.managed_namespace("queue-users")
+    users = f"queue-users-{int(time.time() * 1000) % 100000:05d}"
+    cluster.api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": users}})
+    cluster.plane.wait_until(lambda: cluster.api.ok(f"/api/v1/namespaces/{users}/serviceaccounts/default"), 30, users)
+    kueue = Kueue(cluster, tmp_path_factory.mktemp("kueue"), users)
     applied: list = []
     try:
+        kueue.start()
         overlay = tmp_path_factory.mktemp("queue-values") / "overlay.yaml"
         overlay.write_text(yaml.safe_dump(OVERLAY), encoding="utf-8")
-        rendered = render_queue(cluster, users, overlay)
+        rendered = cluster.helm("helm3", "template", RELEASE, CHART, "-n", "teamhub", "-f", EXAMPLE, "-f", overlay,
+                                "--set", f"singleuser.namespace={users}", "--api-versions", KUEUE_API,
+                                "--show-only", "templates/queue/kueue.yaml").stdout
         applied = [d for d in yaml.safe_load_all(rendered) if d]
         cluster.kubectl("apply", "-f", "-", input=rendered)  # through Kueue's webhooks and the CRDs' schemas
         yield {"users": users, "objects": applied, "rendered": rendered, "kueue": kueue}
     finally:
-        problems = teardown(cluster, users, applied)
+        problems = _teardown(cluster, kueue, users, applied)
         assert not problems, problems
 
 
-def render_queue(cluster, users: str, *overlays) -> str:
-    """The chart's Kueue objects for the example with `overlays`, its LocalQueues in `users`."""
-    files = [a for f in (EXAMPLE, *overlays) for a in ("-f", f)]
-    return cluster.helm("helm3", "template", RELEASE, CHART, "-n", "teamhub", *files,
-                        "--set", f"singleuser.namespace={users}", "--api-versions", KUEUE_API,
-                        "--show-only", "templates/queue/kueue.yaml").stdout
-
-
-def teardown(cluster, users: str, applied: list) -> list:
-    """Pods and queues go while Kueue still runs (it removes its finalizers): the namespace, then the cluster-wide
-    queue objects (the next module applies its own under the same names). Every step is tried; the failures are
-    returned."""
+def _teardown(cluster, kueue: Kueue, users: str, applied: list) -> list:
+    """Pods and queues go while Kueue still runs (it removes its finalizers), then the webhooks, Kueue itself and
+    its CRDs. Every step is tried; the failures are returned."""
     cluster_wide = [(d["kind"].lower() + "s", d["metadata"]["name"]) for d in applied if "namespace" not in d["metadata"]]
 
     def queues_gone() -> bool:
@@ -74,7 +71,7 @@ def teardown(cluster, users: str, applied: list) -> list:
             step()
         except Exception as exc:  # the first failure does not hide the rest
             problems.append(repr(exc))
-    return problems
+    return problems + kueue.stop()
 
 
 def _pod(name: str, users: str, team: str = "cv-course") -> dict:
