@@ -27,6 +27,7 @@ from datetime import datetime
 
 from prometheus_client import Gauge, Histogram
 
+from .. import compat
 from ..catalog import queue
 from ..catalog.access import RequestRefused, access_of
 from ..catalog.placement import build_launch
@@ -235,7 +236,7 @@ def gpus_in_use(pods, team: str, kind: str, resource: str) -> int:
 async def status(spawner, line: Line) -> str:
     """The waiting sentence for this spawner's line now."""
     catalog = spawner.teamhub.catalog
-    reflector = spawner.pod_reflector
+    reflector = compat.pod_reflector(spawner)
     pod = reflector.pods.get(f"{spawner.namespace}/{spawner.pod_name}") if reflector else None
     items = await pending(spawner.api.api_client, spawner.namespace, queue.local_queue(line.team))
     kind = catalog.accelerators.get(line.kind)
