@@ -56,7 +56,7 @@ holds hub.db.password.
 - name: TEAMHUB_PROXY_PEERS  # the proxy pods' addresses (headless Service): see auth/clientaddr.py
   value: {{ include "teamhub.proxyPeers.name" $ctx }}
 - name: TEAMHUB_HUB_CONNECT_URL
-  value: http://{{ include "teamhub.hub.name" $ctx }}:8081
+  value: http://{{ include "teamhub.hub.name" $ctx }}{{ if include "teamhub.userNamespace.apart" $ctx }}.{{ $ctx.Release.Namespace }}{{ end }}:8081  # servers in singleuser.namespace: the hub's namespace
 - name: TEAMHUB_USER_POD_LABELS
   value: {{ include "teamhub.userPodLabels" $ctx | fromYaml | toJson | quote }}
 {{- range $method := list "github" "oidc" }}

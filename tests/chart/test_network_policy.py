@@ -4,8 +4,9 @@ user pods exactly as KubeSpawner builds them, the cluster DNS (a kube-dns pod in
 outside the cluster. The test only looks NCA's verdicts up (`--connectivity -o txt_no_fw_rules`, one line per
 allowed pair). Chart tier: it needs helm and NCA, no control plane.
 
-Rendered for config/values.yaml (user servers may reach the internet) and for the example that keeps them off
-it (config/examples/chart-postgres-loadbalancer.yaml)."""
+Rendered for config/values.yaml (user servers may reach the internet), for the example that keeps them off
+it (config/examples/chart-postgres-loadbalancer.yaml) and for user servers in their own namespace
+(singleuser.namespace, as the GPU queue needs: issue 26), where every peer across the two namespaces must say so."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ RELEASE = "teamhub"
 NCA = ROOT / ".venv-nca" / "bin" / "nca"
 NS = "hub"
 HUB, PROXY, AWAITER = f"{NS}/{RELEASE}-hub", f"{NS}/{RELEASE}-proxy", f"{NS}/{RELEASE}-prepull-awaiter"
-ALICE, BOB = f"{NS}/alice", f"{NS}/bob"
 DNS = "kube-system/coredns"  # the cluster DNS, labelled as kube-dns and CoreDNS run
 FAKE_DNS = f"{NS}/lookalike-dns"  # the same labels in another namespace: not the cluster DNS
 INTERNET_DNS = "8.8.8.8"  # a resolver on the internet: port 53 to it would tunnel out of a closed network
@@ -32,27 +32,35 @@ PERSON = "203.0.113.7"  # a browser somewhere on the internet
 METADATA = "169.254.169.254"  # the cloud's instance metadata (credentials of the node)
 PRIVATE = ("10.1.2.3", "172.16.5.4", "192.168.1.10")  # the campus / cloud VPC networks
 API_SERVICE, API_ENDPOINT = "10.96.0.1", "10.0.0.10"  # kubernetes.default:443, the API server's own :6443
+USERS_NS = "hub-users"
 VALUE_SETS = {"default": (CONFIG / "values.yaml",),
-              "no-internet": (CONFIG / "examples" / "chart-postgres-loadbalancer.yaml",)}
+              "no-internet": (CONFIG / "examples" / "chart-postgres-loadbalancer.yaml",),
+              "users-apart": (CONFIG / "values.yaml", {"singleuser": {"namespace": USERS_NS}})}
+INTERNET = ("default", "users-apart")  # the value sets whose servers may reach the internet
 
 
-def _rendered(values) -> list[dict]:
-    args = [a for v in values for a in ("-f", v)]
-    out = subprocess.run([str(TOOLS / "helm"), "template", RELEASE, str(CHART), "-n", NS, *map(str, args)],
+def _rendered(values, workdir) -> list[dict]:
+    args = []
+    for i, v in enumerate(values):
+        if isinstance(v, dict):  # an overlay
+            (workdir / f"overlay-{i}.yaml").write_text(yaml.safe_dump(v))
+            v = workdir / f"overlay-{i}.yaml"
+        args += ["-f", str(v)]
+    out = subprocess.run([str(TOOLS / "helm"), "template", RELEASE, str(CHART), "-n", NS, *args],
                          capture_output=True, text=True, check=True).stdout
     docs = [d for d in yaml.safe_load_all(out) if d]
-    for d in docs:  # helm template leaves metadata.namespace to the install
-        d["metadata"]["namespace"] = NS
+    for d in docs:  # helm template leaves metadata.namespace to the install (objects beside user servers say theirs)
+        d["metadata"].setdefault("namespace", NS)
     return docs
 
 
-def _user_pod(docs: list[dict], username: str) -> dict:
+def _user_pod(docs: list[dict], username: str, namespace: str = NS) -> dict:
     """A user pod as the hub builds it, with the labels the rendered hub Deployment passes to the hub."""
     (hub,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == f"{RELEASE}-hub"]
     env = {e["name"]: e.get("value") for e in hub["spec"]["template"]["spec"]["containers"][0]["env"]}
-    pod, _ = pod_manifests(NS, f"local:{username}", {"resource": "cpu-small"},
+    pod, _ = pod_manifests(namespace, f"local:{username}", {"resource": "cpu-small"},
                        environ={"TEAMHUB_USER_POD_LABELS": env["TEAMHUB_USER_POD_LABELS"]})
-    pod["metadata"].update(name=username, namespace=NS)
+    pod["metadata"].update(name=username, namespace=namespace)
     return pod
 
 
@@ -123,18 +131,20 @@ def _covers(conn: str, protocol: str, port: int) -> bool:
 @pytest.fixture(scope="module", params=list(VALUE_SETS))
 def net(request, tmp_path_factory):
     assert NCA.exists(), f"{NCA} is missing: `make .venv-nca/stamp` (make test and make test-chart build it)"
-    docs = _rendered(VALUE_SETS[request.param])
     workdir = tmp_path_factory.mktemp(f"nca-{request.param}")
+    docs = _rendered(VALUE_SETS[request.param], workdir)
+    users = USERS_NS if request.param == "users-apart" else NS
     resources = workdir / "resources.yaml"
     namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": {"kubernetes.io/metadata.name": n}}}
-                  for n in (NS, "kube-system")]
-    resources.write_text(yaml.safe_dump_all([*namespaces, *docs, _user_pod(docs, "alice"), _user_pod(docs, "bob"),
+                  for n in sorted({NS, users, "kube-system"})]
+    resources.write_text(yaml.safe_dump_all([*namespaces, *docs, _user_pod(docs, "alice", users), _user_pod(docs, "bob", users),
                                              _dns_pod("kube-system", "coredns"), _dns_pod(NS, "lookalike-dns")]))
     proc = subprocess.run([str(NCA), "--connectivity", "-r", str(resources), "-o", "txt_no_fw_rules"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "=>" in proc.stdout, f"nca failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     conn = Connectivity(proc.stdout)
-    assert {HUB, PROXY, ALICE, BOB, AWAITER, DNS} <= conn.endpoints(), proc.stdout  # NCA saw the workloads
+    conn.alice, conn.bob = f"{users}/alice", f"{users}/bob"
+    assert {HUB, PROXY, conn.alice, conn.bob, AWAITER, DNS} <= conn.endpoints(), proc.stdout  # NCA saw the workloads
     conn.values = request.param
     return conn
 
@@ -142,16 +152,16 @@ def net(request, tmp_path_factory):
 def test_person_reaches_the_proxy_and_through_it_the_hub_and_their_server(net):
     assert net.permits(PERSON, PROXY, 8000)
     assert not net.permits(PERSON, PROXY, 8001)  # the proxy's API is the hub's only
-    assert not net.permits(PERSON, HUB, 8081) and not net.permits(PERSON, ALICE, 8888)
-    assert net.permits(PROXY, HUB, 8081) and net.permits(PROXY, ALICE, 8888)
+    assert not net.permits(PERSON, HUB, 8081) and not net.permits(PERSON, net.alice, 8888)
+    assert net.permits(PROXY, HUB, 8081) and net.permits(PROXY, net.alice, 8888)
     assert net.permits(HUB, PROXY, 8001)
 
 
 def test_user_server_reaches_the_hub_api_and_no_other_server(net):
-    assert net.permits(ALICE, HUB, 8081)
-    assert net.permits(HUB, ALICE, 8888)  # the hub checks a starting server
-    assert not net.permits(ALICE, BOB, 8888) and not net.permits(BOB, ALICE, 8888)
-    assert not net.permits(ALICE, PROXY, 8001)
+    assert net.permits(net.alice, HUB, 8081)
+    assert net.permits(HUB, net.alice, 8888)  # the hub checks a starting server
+    assert not net.permits(net.alice, net.bob, 8888) and not net.permits(net.bob, net.alice, 8888)
+    assert not net.permits(net.alice, PROXY, 8001)
 
 
 def test_culler_needs_loopback_the_hub_service_is_closed_to_the_hub(net):
@@ -169,25 +179,25 @@ def test_hub_reaches_the_kubernetes_api(net):
 
 def test_user_server_never_reaches_metadata_nor_private_ranges(net):
     for port in (80, 443, 8888):
-        assert not net.permits(ALICE, METADATA, port), net.conns(ALICE, METADATA)
+        assert not net.permits(net.alice, METADATA, port), net.conns(net.alice, METADATA)
         for address in PRIVATE:
-            assert not net.permits(ALICE, address, port), (address, net.conns(ALICE, address))
-    assert net.permits(ALICE, DNS, 53, "UDP") and net.permits(ALICE, DNS, 53, "TCP")  # DNS still resolves
+            assert not net.permits(net.alice, address, port), (address, net.conns(net.alice, address))
+    assert net.permits(net.alice, DNS, 53, "UDP") and net.permits(net.alice, DNS, 53, "TCP")  # DNS still resolves
     # The internet (pip install, git clone) is reachable only where the values allow it.
-    assert net.permits(ALICE, "151.101.0.223", 443) == (net.values == "default")
+    assert net.permits(net.alice, "151.101.0.223", 443) == (net.values in INTERNET)
 
 
 def test_dns_goes_only_to_the_cluster_dns(net):
     """Issue 23 finding 7: port 53 was open to every address, a tunnel out even with internetEgress off."""
-    for pod in (ALICE, HUB, PROXY, AWAITER):
+    for pod in (net.alice, HUB, PROXY, AWAITER):
         assert net.permits(pod, DNS, 53, "UDP") and net.permits(pod, DNS, 53, "TCP"), pod
         for address in (INTERNET_DNS, PERSON, *PRIVATE):
             # a user server with internet egress reaches every public port anyway (that is the setting)
-            internet = pod == ALICE and net.values == "default" and address in (INTERNET_DNS, PERSON)
+            internet = pod == net.alice and net.values in INTERNET and address in (INTERNET_DNS, PERSON)
             for protocol in ("UDP", "TCP"):
                 assert net.permits(pod, address, 53, protocol) == internet, (pod, address, protocol, net.conns(pod, address))
         assert not net.permits(pod, FAKE_DNS, 53, "UDP"), pod  # the labels alone are not enough
-    assert not net.permits(ALICE, DNS, 80)  # only port 53 of the DNS pods
+    assert not net.permits(net.alice, DNS, 80)  # only port 53 of the DNS pods
 
 
 def test_pullers_talk_to_nothing(net):
@@ -202,7 +212,7 @@ def test_prepull_awaiter_reaches_only_dns_and_the_api(net):
         for port, protocol in ((53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP"), (80, "TCP"), (8081, "TCP"), (5432, "TCP")):
             expected = (port, protocol) in ((443, "TCP"), (6443, "TCP"))
             assert net.permits(AWAITER, address, port, protocol) == expected, (address, port, protocol, outbound)
-    assert not net.permits(AWAITER, HUB, 8081) and not net.permits(AWAITER, ALICE, 8888)
+    assert not net.permits(AWAITER, HUB, 8081) and not net.permits(AWAITER, net.alice, 8888)
 
 
 def test_reader_of_nca_output_fails_closed():

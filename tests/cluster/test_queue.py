@@ -176,7 +176,7 @@ def _two_run_two_wait(cluster, users: str, kueue: Kueue, names: list) -> None:
     assert _states(cluster, users, names[1:]) == expected  # still: nobody was preempted to make room
 
 
-def test_the_admission_policy_admits_exactly_the_queue_label_on_gpu_pods(cluster):
+def test_the_admission_policy_admits_exactly_the_queue_label_on_gpu_pods(cluster, tmp_path):
     """With the queue on, the chart's policy refuses a GPU pod of the hub without its team's queue label (it would
     hold a GPU Kueue does not count) and any other pod with one; the spawner's own pods pass."""
     import copy
@@ -188,7 +188,10 @@ def test_the_admission_policy_admits_exactly_the_queue_label_on_gpu_pods(cluster
     name = f"{ns}-{RELEASE}-user-pods"
     try:
         for template in ("templates/hub/rbac.yaml", "templates/admission/policy.yaml"):
-            cluster.kubectl("apply", "-n", ns, "-f", "-", input=render(cluster, ns, template, values=(EXAMPLE,)))
+            # user servers (singleuser.namespace) in this namespace: the Role and the policy follow them here
+            here = tmp_path / "here.yaml"
+            here.write_text(yaml.safe_dump({"singleuser": {"namespace": ns}}))
+            cluster.kubectl("apply", "-n", ns, "-f", "-", input=render(cluster, ns, template, values=(EXAMPLE, here)))
         hub = cluster.service_account_api(ns, HUB)
         gpu, _ = manifests(ns, "local:student1", {"resource": "pytorch", "accelerator": "strix-halo"}, values=EXAMPLE)
         cpu, _ = manifests(ns, "local:student1", {"resource": "cpu-small"}, values=EXAMPLE)

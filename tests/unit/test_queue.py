@@ -85,6 +85,13 @@ def test_queue_on_needs_a_namespace_for_user_servers():
     assert "queue.enabled needs singleuser.namespace" in problem
 
 
+def test_the_hubs_own_gpu_cap_is_refused_with_the_queue_on():
+    text = edit({"    cv-course:\n      resources: [pytorch]\n": "    cv-course:\n      resources: [pytorch]\n      quota: {maxGpus: 2}\n"})
+    (problem,) = errors(text)
+    assert problem.startswith(f"queue.yaml:{line_of(text, 'maxGpus')}: catalog.teams.cv-course.quota.maxGpus:"), problem
+    assert "queue.accelerators.<kind>.max" in problem
+
+
 def test_queue_on_needs_a_pool_per_accelerator():
     text = edit({"      capacity: 8\n": ""})
     assert errors(text) == [f"queue.yaml:{line_of(text, '    mi300x:')}: catalog.accelerators.mi300x: queue.enabled needs "

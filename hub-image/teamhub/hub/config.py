@@ -116,7 +116,11 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     named = values["sessions"]["namedServers"]  # filled values: the defaults are the schema's
     c.JupyterHub.allow_named_servers = named["enabled"]
     c.JupyterHub.named_server_limit_per_user = named["maxPerPerson"]
-    c.JupyterHub.concurrent_spawn_limit = values["sessions"]["concurrentStarts"]
+    # With the GPU queue, starts waiting in line would fill JupyterHub's limit and 429 everyone after them: the
+    # spawner counts concurrentStarts itself then, without them (hub/queueing.py throttle). active_server_limit
+    # stays unset: a waiting server would count as active.
+    queued = checked.catalog.queue.enabled
+    c.JupyterHub.concurrent_spawn_limit = 0 if queued else values["sessions"]["concurrentStarts"]
     # Per-user origins (values/origins.py): each server on <name>.<host>; JupyterHub then asks its proxy to
     # route by host (the chart's proxy runs with --host-routing, the demo's proxy is started with it).
     origin = origins.of_values(values)
@@ -250,8 +254,11 @@ def storage_settings(values: dict) -> dict:
 
 
 def configure_kubernetes(c, values: dict, environ=os.environ) -> None:
-    if environ.get("POD_NAMESPACE"):
-        c.KubeSpawner.namespace = environ["POD_NAMESPACE"]
+    # User servers (and their home PVCs) in singleuser.namespace when set (the GPU queue needs it: Kueue's pod
+    # webhook fails closed there), else beside the hub.
+    namespace = values["singleuser"]["namespace"] or environ.get("POD_NAMESPACE")
+    if namespace:
+        c.KubeSpawner.namespace = namespace
     c.KubeSpawner.start_timeout = 600
     c.KubeSpawner.http_timeout = 120
     c.KubeSpawner.pod_name_template = POD_NAME_TEMPLATE
@@ -260,10 +267,10 @@ def configure_kubernetes(c, values: dict, environ=os.environ) -> None:
     chart_labels = json.loads(environ.get("TEAMHUB_USER_POD_LABELS") or "{}")
     # (KubeSpawner itself sets app.kubernetes.io/component: singleuser-server, which the chart expects.)
     c.KubeSpawner.common_labels = {"app.kubernetes.io/part-of": "teamhub", **chart_labels}
-    if environ.get("POD_NAMESPACE") and "app.kubernetes.io/instance" in chart_labels:  # labels that are this release's alone
+    if namespace and "app.kubernetes.io/instance" in chart_labels:  # labels that are this release's alone
         from . import strays
 
-        strays.install(environ["POD_NAMESPACE"], c.KubeSpawner.common_labels)  # pods no server names (hub/strays.py)
+        strays.install(namespace, c.KubeSpawner.common_labels)  # pods no server names (hub/strays.py)
     c.KubeSpawner.delete_pvc = False  # home folders outlive user deletion; the hub's Role cannot delete PVCs anyway
     storage = storage_settings(values)
     if storage["enabled"]:

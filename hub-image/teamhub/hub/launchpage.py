@@ -216,10 +216,10 @@ def _budget_cell(lines: tuple) -> str:
         for unit, left, amount, days, minutes in lines) or "no limit"
 
 
-def render(catalog, person, usage=None, previous=None, local_mode=False, budgets=None) -> str:
+def render(catalog, person, usage=None, previous=None, local_mode=False, budgets=None, queue_note=None) -> str:
     """The page for `person`; `usage(team)` gives the quota figures, `budgets(team)` the budget lines
     (teamhub/usage/budget.py), `previous` the choice to preselect (after a refused start: what the person
-    had chosen)."""
+    had chosen), `queue_note(team, accelerator)` the sentence for a choice that would wait in line (the GPU queue)."""
     page = cache_for(catalog).page(teams_of(catalog, person), is_admin(catalog, person), local_mode)
     previous = previous or {}
     filled: list = []  # (index into page.parts, text)
@@ -254,6 +254,12 @@ def render(catalog, person, usage=None, previous=None, local_mode=False, budgets
         fill(("left", team, kind), str(max(most - used, 0)))
     for team in page.budgeted:
         fill(("budget", team), budget_text(budgets(team) if budgets else []))
+    if queue_note is not None:
+        for res in page.access.resources:
+            for kind in res.accelerators:
+                note = queue_note(page.access.charged_team.get(res.key), kind)
+                if note:
+                    fill(("queue", res.key, kind), f'<span class="th-queue">{html.escape(note)}</span>')
     filled_key = tuple(filled)
     if page.latest[0] == filled_key:
         return page.latest[1]
@@ -282,6 +288,7 @@ def options_form(spawner):
 
 def _form(spawner, person) -> str:
     from ..usage.record import budget_overview
+    from . import queueing
     from .launchhandler import hidden_fields
 
     rt = spawner.teamhub
@@ -292,5 +299,5 @@ def _form(spawner, person) -> str:
     previous = link or getattr(spawner, "teamhub_refused_request", None) or spawner.user_options or {}
     now = clock.now()  # one clock reading for every team's budget line
     page = render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local",
-                  budgets=lambda team: budget_overview(rt, team, now))
+                  budgets=lambda team: budget_overview(rt, team, now), queue_note=queueing.note_for(rt.catalog))
     return page + str(hidden_fields(link)) if link else page  # str: Markup + str would escape the page

@@ -8,7 +8,7 @@ import asyncio
 from kubernetes_asyncio.client.rest import ApiException
 from traitlets import HasTraits
 
-from . import podrefusal
+from . import podrefusal, queueing
 from .spawnerrors import spawn_failed
 
 # The API server's answers when admission (Pod Security, quotas, webhooks) or validation refuses a pod.
@@ -30,6 +30,10 @@ class DryRunAdmission(HasTraits):
                 request_timeout,
             )
         except ApiException as exc:
+            down = queueing.kueue_down(exc)  # Kueue's webhook fails closed: GPU starts only, with a sentence
+            if down:
+                self.log.warning("Kueue's webhook did not answer for the pod of %s: %s", self.teamhub_key, down)
+                raise spawn_failed(down, reason="failed") from None
             if exc.status not in ADMISSION_REFUSED:
                 raise
             reason = podrefusal.reason(exc)

@@ -15,7 +15,7 @@ from .. import compat
 from ..catalog import queue
 from ..catalog.placement import Launch
 from ..values.quantities import cpu_cores, format_cpu, memory_bytes
-from . import failfast
+from . import failfast, queueing
 from .podadmission import DryRunAdmission
 from .spawnerrors import spawn_failed
 from .teamhubmixin import TeamhubMixin
@@ -51,9 +51,10 @@ class TeamhubKubeSpawner(TeamhubMixin, DryRunAdmission, KubeSpawner):
         "mem_guarantee", "mem_limit", "extra_resource_limits", "extra_resource_guarantees", "node_selector",
         "tolerations", "volumes", "volume_mounts", "extra_labels", "extra_pod_config", "uid", "gid", "fs_gid",
         "pod_security_context", "container_security_context", "allow_privilege_escalation", "privileged",
-        "default_url", "priority_class_name",
+        "default_url", "priority_class_name", "start_timeout",
     )
     failfast_interval = 1.0
+    teamhub_line = None  # queueing.Line: this start's wait in its team's GPU queue
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -99,6 +100,12 @@ class TeamhubKubeSpawner(TeamhubMixin, DryRunAdmission, KubeSpawner):
         self.pod_security_context = copy.deepcopy(RESTRICTED_POD)
         self.container_security_context = copy.deepcopy(RESTRICTED_CONTAINER)
         self._teamhub_admitted, self._teamhub_pod = False, None
+        self.teamhub_line = queueing.Line.for_launch(self.teamhub.catalog, launch, self.start_timeout)
+        if self.teamhub_line is not None:  # JupyterHub's bound for the whole start: the wait plus the usual start
+            self.start_timeout = int(queueing.Line.timeout(self.teamhub.catalog, self.start_timeout))
+
+    def teamhub_queued(self, launch: Launch) -> bool:
+        return queueing.queued(self.teamhub.catalog, launch)
     async def load_user_options(self):
         """KubeSpawner's profile handling is replaced by `teamhub_apply` (run before start)."""
 
@@ -130,9 +137,13 @@ class TeamhubKubeSpawner(TeamhubMixin, DryRunAdmission, KubeSpawner):
         while True:
             await asyncio.sleep(self.failfast_interval)
             reflector = compat.pod_reflector(self)
-            verdict = failfast.classify_pod(reflector.pods.get(key) if reflector else None, ctx)
+            pod = reflector.pods.get(key) if reflector else None
+            verdict = failfast.classify_pod(pod, ctx)
             if verdict and verdict.fatal:
                 return verdict
+            message = queueing.check(self, self.teamhub_line, pod)  # waited too long in line, or admitted
+            if message:
+                return failfast.Verdict(True, message, "queue")
 
     async def get_url(self):
         """JupyterHub asks this of a server whose poll says running when it restarted: one whose start the previous hub
@@ -143,18 +154,28 @@ class TeamhubKubeSpawner(TeamhubMixin, DryRunAdmission, KubeSpawner):
         key, ctx = f"{self.namespace}/{self.pod_name}", self.teamhub_context()
         deadline = time.monotonic() + self.start_timeout
         why = f"not running within {self.start_timeout} s"
+        line = None
         while time.monotonic() < deadline:
             pod = compat.pod_reflector(self).pods.get(key)
             if pod is None or pod["metadata"].get("deletionTimestamp") or pod["status"].get("phase") not in ("Pending", "Running"):
                 why = "gone" if pod is None else f"ending (phase {pod['status'].get('phase')})"
                 break
+            line = self.teamhub_line = line or queueing.adopted(self, pod)  # in line when the hub restarted: keeps its place
+            message = queueing.check(self, line, pod)
+            if message:
+                why = message
+                break
+            if line is not None and line.waiting:
+                deadline = time.monotonic() + self.start_timeout  # the wait is bounded by the line itself
             verdict = failfast.classify_pod(pod, ctx)
             if verdict and verdict.fatal:
                 why = verdict.message
                 break
             if self.is_pod_running(pod):
+                queueing.leave(line)
                 return url_path_join(compat.pod_url(self, pod), self.server.base_url)
             await asyncio.sleep(self.failfast_interval)
+        queueing.leave(line)
         self.log.warning("Not adopting %s: its pod %s is %s", self.teamhub_key, key, why)
         return self.server.url
 
@@ -172,11 +193,12 @@ class TeamhubKubeSpawner(TeamhubMixin, DryRunAdmission, KubeSpawner):
             raise spawn_failed(verdict.message, reason=FAILFAST_REASONS.get(verdict.stage, "failed"))
         finally:
             watch.cancel()
+            queueing.leave(self.teamhub_line)  # up, failed or stopped: out of line
 
     async def progress(self):
         ctx = self.teamhub_context()
         yield {"progress": 5, "message": f"Requesting a server for '{ctx.resource_name}'"}
-        async for event in super().progress():
+        async for event in queueing.with_place(self, super().progress()):  # the place in line while it waits
             raw = event.get("raw_event")
             verdict = failfast.classify(raw, ctx) if raw else None
             if verdict:

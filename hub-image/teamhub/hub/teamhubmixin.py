@@ -16,7 +16,7 @@ from ..auth import person_for
 from ..catalog.access import RequestRefused, check_request
 from ..catalog.placement import Launch
 from ..usage import record as usage
-from . import launchlinks, refusals, sessions, stopper
+from . import launchlinks, queueing, refusals, sessions, stopper
 from .quota import Hold
 from .runtime import Runtime
 from .spawnerrors import refused
@@ -99,6 +99,7 @@ class TeamhubMixin(StartWatch):  # traits declared here are configurable on the 
         person = await person_for(self.user)
         stage = "refused-not-allowed"  # the reason of a refusal at each step (JupyterHub's spawn metric)
         try:
+            queueing.throttle(self)  # concurrentStarts without the starts waiting in line (the queue on)
             request, pull = launchlinks.split_request(user_options, launchlinks.allowed_repos(rt.values))
             launch = check_request(rt.catalog, person, request)
             stage = "refused-quota"
@@ -114,8 +115,11 @@ class TeamhubMixin(StartWatch):  # traits declared here are configurable on the 
             self.teamhub_refused_request = dict(user_options) if isinstance(user_options, dict) else None
             raise refused(exc, stage) from None
         try:
-            deadline = sessions.deadline_after(launch.minutes)
-            capped = cap is not None and cap < deadline
+            # A GPU server in line: its session, budget and usage start at admission (hub/queueing.py); until then its
+            # deadline is the latest it could be.
+            queued = self.teamhub_queued(launch)
+            deadline = sessions.deadline_after(launch.minutes + (rt.catalog.queue.max_wait_minutes if queued else 0))
+            capped = not queued and cap is not None and cap < deadline
             deadline = cap if capped else deadline
             self.teamhub_launch = launch
             self.teamhub_info = {
@@ -138,7 +142,8 @@ class TeamhubMixin(StartWatch):  # traits declared here are configurable on the 
                 self.teamhub_info["repo"] = pull.repo
             self.teamhub_apply_launch(launch, deadline)
             self._teamhub_started, self._teamhub_end_reason, self._teamhub_ended = False, None, False
-            usage.opened(self, launch)
+            if not queued:
+                usage.opened(self, launch)
             self._teamhub_applied_at = time.monotonic()
         except Exception:
             rt.quota.release(self.teamhub_key)
@@ -159,6 +164,10 @@ class TeamhubMixin(StartWatch):  # traits declared here are configurable on the 
 
     def teamhub_apply_launch(self, launch: Launch, deadline: float) -> None:
         """Mode-specific: turn the launch into spawner settings."""
+
+    def teamhub_queued(self, launch: Launch) -> bool:
+        """Mode-specific: whether this launch waits in Kueue's line (never in demo mode)."""
+        return False
 
     # --- persisted state: the deadline survives a hub restart -----------------------------------
 

@@ -64,6 +64,7 @@ def running_rows(handler) -> list[dict]:
         user = handler.users[orm_spawner.user]
         spawner = user.spawners.get(orm_spawner.name)
         info = (getattr(spawner, "teamhub_info", None) or {}) if spawner is not None else {}
+        line = getattr(spawner, "teamhub_line", None)  # a GPU server waiting in its team's Kueue line (queueing.py)
         name = orm_spawner.name
         api = url_path_join(handler.hub.base_url, "api/users", user.escaped_name, "servers", name) if name else \
             url_path_join(handler.hub.base_url, "api/users", user.escaped_name, "server")
@@ -72,7 +73,8 @@ def running_rows(handler) -> list[dict]:
                     "started": orm_spawner.started.replace(tzinfo=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
                     if orm_spawner.started else None,
                     "deadline": clock.iso(info["deadline"]) if info.get("deadline") else None,
-                    "ready": bool(spawner is not None and spawner.ready), "stop_url": api})
+                    "ready": bool(spawner is not None and spawner.ready), "stop_url": api,
+                    "waiting_since": clock.iso(line.entered) if line is not None and line.in_line else None})
     return out
 
 

@@ -411,6 +411,11 @@ def queue_problems(data: dict) -> list[Problem]:
     for team in teams:
         if len(team) > 58:
             err(("catalog", "teams", team), "with queue.enabled a team key has at most 58 characters (its LocalQueue team-<name> is a label value)")
+        if _map(_map(teams[team]).get("quota")).get("maxGpus") is not None:
+            # the hub would refuse at once what Kueue would queue: two caps, one of them never waits
+            err(("catalog", "teams", team, "quota", "maxGpus"),
+                "with queue.enabled a team's GPU cap is queue.accelerators.<kind>.max (Kueue holds the line); "
+                "quota.maxGpus would refuse people the queue would let wait")
 
     for key, res in resources.items():
         res = _map(res)
