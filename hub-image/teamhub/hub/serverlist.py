@@ -22,7 +22,7 @@ from markupsafe import Markup, escape
 from tornado import web
 
 from ..catalog.access import RequestRefused
-from . import sessions
+from . import gpuwatch, sessions
 from .launchhandler import LaunchLinkHandler, describe
 from .launchpage import duration
 
@@ -52,6 +52,7 @@ def row(catalog, spawner, at: float | None = None) -> dict:
         "stoppable": pending != "stop",  # JupyterHub refuses a second stop while one is pending
         "ready": bool(spawner.ready),
         "url": spawner.user.server_url(spawner.name),
+        "notice": gpuwatch.notice(spawner) if pending is None else "",  # its GPU is about to be taken back
     }
 
 
@@ -61,6 +62,12 @@ def rows(user) -> list[dict]:
     if not spawners:
         return []  # logged out, or a service
     return [row(s.teamhub.catalog, s) for _, s in sorted(spawners.items()) if s.active]  # teamhub: the hub's runtime
+
+
+def stopped(user) -> list[str]:
+    """`teamhub_stopped` in the templates: why the person's servers were stopped lately (hub/gpuwatch.py)."""
+    spawners = getattr(user, "spawners", None) or {}
+    return [text for _, s in sorted(spawners.items()) if (text := gpuwatch.ended(s))]
 
 
 RUNNING_FIELDS = ("running_resource", "running_accelerator", "running_started")
@@ -138,5 +145,5 @@ class StopAndStartHandler(LaunchLinkHandler):
 def configure(c) -> None:
     """Hook for hub/config.py (which also puts hub/templates first on the template path): the template
     variable and the stop-and-start handler."""
-    c.JupyterHub.template_vars.update({"teamhub_servers": rows})
+    c.JupyterHub.template_vars.update({"teamhub_servers": rows, "teamhub_stopped": stopped})
     c.JupyterHub.extra_handlers.append((r"/launch/stop-and-start", StopAndStartHandler))

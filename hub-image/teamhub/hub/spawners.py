@@ -28,7 +28,7 @@ from ..catalog.placement import Launch
 from ..usage import metrics
 from ..usage import record as usage
 from ..values.quantities import cpu_cores, format_cpu, memory_bytes
-from . import failfast, launchlinks, podrefusal, refusals, sessions, stopper
+from . import failfast, gpuwatch, launchlinks, podrefusal, refusals, sessions, stopper
 from .quota import Hold
 from .runtime import Runtime
 
@@ -331,7 +331,9 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
             return await super().stop(now=now)
         finally:
             if record is not None:  # a server with a record of its start in this database
-                usage.closed(self, self._teamhub_stop_reason(), record)
+                reason = self._teamhub_stop_reason()
+                gpuwatch.remember_end(self, reason)  # its owner's pages say why (hub/gpuwatch.py)
+                usage.closed(self, reason, record)
             self._teamhub_stopping = False
             self.teamhub.quota.release(self.teamhub_key)
 
@@ -343,7 +345,7 @@ class TeamhubMixin(HasTraits):  # traits declared here are configurable on the s
         if not self._teamhub_started:
             metrics.outcome("timeout")  # JupyterHub gave up waiting (start_timeout) and stops the start
             return "failed-start"
-        return "idle-cull" if stopper.by_culler(self) else "stopped"
+        return gpuwatch.stop_reason(self) if stopper.by_culler(self) else "stopped"  # gpu-idle or idle-cull
 
 
 def _cores(value):
