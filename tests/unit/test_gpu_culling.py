@@ -244,3 +244,28 @@ def test_the_pages_warn_then_say_why_and_the_end_reason_is_gpu_idle(monkeypatch)
     assert text.startswith("Your server was stopped at ") and text.endswith(": its GPU computed nothing for 30 min.")
     cpu = SimpleNamespace(teamhub_key="local:alice/cpu", teamhub_info={"resource": res, "accelerator": None})
     assert gpuwatch.stop_reason(cpu) == "idle-cull"  # no GPU rule
+
+
+def test_gpu_idle_reaches_the_records_the_metric_and_totals_by_reason(tmp_path):
+    """The end reason as `teamhub usage --by reason`, the admins' page (both totals.query) and the metric read it;
+    the metric's count comes back from the database after a hub restart (the ledger's restore)."""
+    from teamhub.usage import metrics, store, totals
+
+    url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+    store.migrate(url)
+    s = store.Store(url)
+    fields = {"server": "local:ann/", "person": "local:ann", "team": "gpu-lab", "resource": "gpu-lab", "accelerator": "strix-halo",
+              "gpus": 1, "cpu": 1.0}
+    s.close(s.open(NOW, **fields), NOW + 60, "gpu-idle")
+    s.close(s.open(NOW, **{**fields, "person": "local:eve", "server": "local:eve/"}), NOW + 90, "idle-cull")
+    s.open(NOW, **{**fields, "person": "local:dan", "server": "local:dan/"})
+    rows = s.totals(totals.Period(NOW - 10, NOW + 100, NOW + 100), ("reason",))
+    assert {r["reason"]: r["sessions"] for r in rows} == {"gpu-idle": 1, "idle-cull": 1, "running": 1}
+    assert "gpu-idle" in totals.render(rows, ("reason",), "table")
+    collector = metrics.RecordsCollector()
+    for ledger_store in (s, store.Store(url)):  # this hub's ledger, and a restarted hub's
+        collector.store = ledger_store
+        (ends,) = [m for m in collector.collect() if m.name == "teamhub_server_ends"]
+        counts = {x.labels["reason"]: x.value for x in ends.samples if x.name.endswith("_total")}
+        assert counts == {"gpu-idle": 1, "idle-cull": 1}
+    s.dispose()

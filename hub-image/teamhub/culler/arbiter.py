@@ -57,6 +57,9 @@ class Arbiter:
                 if verdict.cull:
                     self.log.info("GPU of %s idle for %s (below %g%%): culling it, whatever its browser does",
                                   name, gpu.minutes_text(verdict.idle_seconds), rule["belowPercent"])
+                elif self.activity_rule(inactive, inactive_limit):
+                    self.log.info("Keeping %s: no activity for %s, but its GPU computes", name,
+                                  gpu.minutes_text(inactive.total_seconds() + clock_offset(self.environ)))
                 return verdict.cull
         return self.activity_rule(inactive, inactive_limit)
 
