@@ -269,3 +269,22 @@ def test_gpu_idle_reaches_the_records_the_metric_and_totals_by_reason(tmp_path):
         counts = {x.labels["reason"]: x.value for x in ends.samples if x.name.endswith("_total")}
         assert counts == {"gpu-idle": 1, "idle-cull": 1}
     s.dispose()
+
+
+def test_a_refresh_keeps_the_verdict_of_a_server_being_stopped(monkeypatch):
+    """The culler's stop takes a while (the pod is deleted); a refresh meanwhile must not forget why."""
+    from types import SimpleNamespace
+
+    from teamhub.hub import gpuwatch
+
+    data, acc = values_with(prometheusUrl="http://127.0.0.1:9")  # nothing answers: the refresh is an outage
+    s = culler_settings.build(with_defaults(data), 60, "users")
+    watch = gpuwatch.GpuWatch(s)
+    info = {"resource": gpu_resource(data, acc), "accelerator": acc}
+    stopping = SimpleNamespace(teamhub_key="a/", teamhub_info=info, active=True, pending="stop", pod_name="pa")
+    running = SimpleNamespace(teamhub_key="b/", teamhub_info=info, active=True, pending=None, pod_name="pb")
+    watch.verdicts = {"a/": gpu.Verdict(True, 1800, 1800, 300), "b/": gpu.Verdict(True, 10, 1800, 300)}
+    asyncio.run(watch.refresh([stopping, running]))
+    assert watch.down and set(watch.verdicts) == {"a/"}  # b's use is unknown now; a keeps its verdict
+    monkeypatch.setattr(gpuwatch, "_watch", watch)
+    assert gpuwatch.stop_reason(stopping) == "gpu-idle" and gpuwatch.stop_reason(running) == "idle-cull"

@@ -48,7 +48,9 @@ class GpuWatch:
         by_exporter: dict = {}
         for s, r in watched:
             by_exporter.setdefault(r["exporter"], []).append((s, r))
-        verdicts = {}
+        # A server being stopped keeps its last verdict: its stop's end reason is decided when the stop ends.
+        stopping = {s.teamhub_key for s in spawners if s.pending == "stop"}
+        verdicts = {k: v for k, v in self.verdicts.items() if k in stopping}
         now = time.time()
         try:
             for name, items in by_exporter.items():
@@ -61,7 +63,7 @@ class GpuWatch:
             if self.down is None:
                 log.info("teamhub: GPU idle warnings paused: Prometheus does not answer (%s)", exc)
             self.down = str(exc)
-            self.verdicts = {}
+            self.verdicts = {k: v for k, v in verdicts.items() if k in stopping}
             return
         self.down = None
         self.verdicts = verdicts
