@@ -217,7 +217,7 @@ def test_the_pages_warn_then_say_why_and_the_end_reason_is_gpu_idle(monkeypatch)
     from types import SimpleNamespace
 
     from teamhub.hub import gpuwatch, serverlist
-    from teamhub.values.validation import load_or_raise
+    from teamhub.catalog.loader import load_or_raise
 
     data, acc = values_with(prometheusUrl="http://prometheus.monitoring.svc:9090")
     res = gpu_resource(data, acc)

@@ -19,23 +19,16 @@ import logging
 import os
 import time
 
+from .. import clock
 from . import gpu
 from .settings import rule_for
 
-STATE_KEY = "teamhub"  # hub/spawners.py STATE_KEY: the launch (resource, accelerator) in the spawner's state
-TEST_CLOCK_ENV = "TEAMHUB_TEST_CLOCK_FILE"  # hub/sessions.py: tests move the hub's clock; the culler follows it
+STATE_KEY = "teamhub"  # hub/teamhubmixin.py STATE_KEY: the launch (resource, accelerator) in the spawner's state
 
 
 def clock_offset(environ=os.environ) -> float:
-    """Seconds the tests' clock runs ahead of the real one (0 outside tests), as hub/sessions.now reads it."""
-    path = environ.get(TEST_CLOCK_ENV)
-    if not path:
-        return 0.0
-    try:
-        with open(path) as f:
-            return float(f.read() or 0)
-    except (OSError, ValueError):
-        return 0.0
+    """Seconds the tests' clock (teamhub.clock, the hub's) runs ahead of the real one: 0 outside tests."""
+    return clock.now(environ) - time.time() if clock.test_clock(environ) else 0.0
 
 
 class Arbiter:

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .store import TABLE
+from .tables import TABLE
 
 GROUPS = ("team", "person", "resource", "accelerator", "reason")
 # A group that is not a column of its own: why a record ended (`running` while it runs), e.g. gpu-idle.
