@@ -120,7 +120,7 @@ the schema marks something this list lacks.
 {{- define "teamhub.hub.inputs" -}}
 {{- $v := .Values -}}
 {{- toYaml (dict
-      "sections" (pick $v "auth" "branding" "catalog" "sessions" "launchLinks" "singleuser" "queue")
+      "sections" (pick $v "auth" "branding" "catalog" "sessions" "launchLinks" "singleuser" "queue" "gpuMetrics")
       "db" $v.hub.db
       "subdomainHost" $v.hub.subdomainHost
       "ingress" (pick $v.ingress "enabled" "hosts" "tls")) -}}

@@ -67,6 +67,7 @@ HUB_READS = {
     "singleuser": changed(singleuser__clusterAutoscaler=True),
     "hub.subdomainHost": changed(hub__subdomainHost="https://hub.example.org"),
     "queue": changed(queue__maxWaitMinutes=30),
+    "gpuMetrics": changed(gpuMetrics__prometheusUrl="http://prometheus-operated.monitoring.svc:9090"),
     "ingress hosts": changed(ingress={"enabled": True, "hosts": ["hub.example.org"]}),
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 
@@ -213,10 +214,21 @@ def test_failed_scheduling_stops_the_spawn_within_seconds(monkeypatch):
 
 # --- hub configuration ---------------------------------------------------------------------------------
 
+def culler_settings(service) -> dict:
+    """What the hub hands the culler (teamhub/culler/settings.py), read by its config file."""
+    from teamhub.culler.settings import ENV
+
+    return json.loads(service["environment"][ENV])
+
+
 def test_idle_culler_service_has_only_the_scopes_it_needs():
+    """Issue 28: the culler runs from its traitlets config file; without GPU rules it reads no server state."""
     c = configured()
     (service,) = c.JupyterHub.services.get_value([])
-    assert "--timeout=3600" in service["command"]
+    assert service["command"][1:3] == ["-m", "jupyterhub_idle_culler"]
+    assert service["command"][3].startswith("--config=") and service["command"][3].endswith("culler/idle_culler_config.py")
+    assert len(service["command"]) == 4  # everything else is in the config file
+    assert culler_settings(service)["idleSeconds"] == 3600 and culler_settings(service)["prometheus"] is None
     (role,) = c.JupyterHub.load_roles.get_value([])
     assert set(role["scopes"]) == {"list:users", "read:users:activity", "read:servers", "delete:servers"}
     assert role["services"] == ["idle-culler"]
@@ -227,10 +239,10 @@ def test_idle_culler_calls_the_hub_on_loopback_in_its_pod():
     NetworkPolicies do not open from the hub to itself (tests/chart/test_network_policy.py shows the denial)."""
     c = configured(environ={"TEAMHUB_HUB_CONNECT_URL": "http://teamhub-hub:8081"})
     (service,) = c.JupyterHub.services.get_value([])
-    assert "--url=http://127.0.0.1:8081/hub/api" in service["command"]
+    assert culler_settings(service)["hubApi"] == "http://127.0.0.1:8081/hub/api"
     assert c.JupyterHub.hub_ip == "0.0.0.0" and c.JupyterHub.hub_port == 8081  # so loopback reaches it
     (local,) = configured(mode="local").JupyterHub.services.get_value([])
-    assert not [a for a in local["command"] if a.startswith("--url")]  # local mode: the hub is on loopback anyway
+    assert culler_settings(local)["hubApi"] is None  # local mode: the hub is on loopback anyway
 
 
 def test_the_hub_binds_every_interface_not_the_services_address():
@@ -242,7 +254,7 @@ def test_the_hub_binds_every_interface_not_the_services_address():
     moved = configured(environ={"TEAMHUB_HUB_CONNECT_URL": "http://h:8081", "TEAMHUB_HUB_BIND_URL": "http://127.0.0.1:18081"})
     assert moved.JupyterHub.hub_bind_url == "http://127.0.0.1:18081"
     (service,) = moved.JupyterHub.services.get_value([])
-    assert "--url=http://127.0.0.1:18081/hub/api" in service["command"]  # the culler follows the hub
+    assert culler_settings(service)["hubApi"] == "http://127.0.0.1:18081/hub/api"  # the culler follows the hub
 
 
 def test_concurrent_starts_is_jupyterhubs_spawn_limit(tmp_path):

@@ -35,7 +35,7 @@ def test_a_row_names_the_environment_and_accelerator_from_the_spawner_state(cata
     row = serverlist.row(catalog, spawner("gpu", info), at=T0)
     assert row == {"name": "gpu", "label": "gpu", "resource": "Computer Vision course", "accelerator": "AMD Radeon 8060S",
                    "time_left": "1 h left (ends 1970-01-12T14:46:40Z)", "stoppable": True, "ready": True,
-                   "url": "/user/local:alice/gpu"}
+                   "url": "/user/local:alice/gpu", "notice": ""}
     cpu = serverlist.row(catalog, spawner("", {"resource": "cpu-large", "deadline": T0 + 60}), at=T0)
     assert (cpu["label"], cpu["resource"], cpu["accelerator"]) == ("Default server", "Python (8 CPUs)", "none")
 

@@ -24,12 +24,13 @@ from ..usage import metrics as usage_metrics
 from ..usage.store import Store
 from ..values import origins
 from ..values.source import YamlFileError
-from . import loadvalues, refusals, sessions, stopper
+from . import gpuwatch, loadvalues, refusals, sessions, stopper
 from .runtime import Runtime
 
 MODES = ("kubernetes", "local")
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 HUB_PORT = 8081
+CULLER_CONFIG = Path(__file__).resolve().parents[1] / "culler" / "idle_culler_config.py"
 PULLGUARD_CONFIG = Path(__file__).resolve().parents[1] / "pullguard" / "etc"  # its jupyter_server_config.d, for the demo's servers
 
 
@@ -196,7 +197,8 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     # the chart's NetworkPolicies rightly do not open from the hub to itself (and which needs hairpin NAT):
     # it calls the hub on loopback, a path that never leaves the pod. Local mode is loopback already.
     hub_api = f"{loopback(hub_bind_url(environ))}/hub/api" if mode == "kubernetes" else None
-    configure_culler(c, checked.catalog.sessions.idle_cull_minutes, hub_api)
+    culler = configure_culler(c, checked.catalog.sessions.idle_cull_minutes, hub_api, values, environ)
+    gpuwatch.install(rt, culler)  # the hub's side of GPU rules: warnings on its pages, end reason gpu-idle
     freeze_after_start()
     return rt
 
@@ -226,20 +228,36 @@ def freeze_gc() -> int:
     return count
 
 
-def configure_culler(c, idle_minutes: int, hub_api: str | None = None) -> None:
-    if idle_minutes <= 0:
-        return
-    command = [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={idle_minutes * 60}", "--cull-every=60"]
+def configure_culler(c, idle_minutes: int, hub_api: str | None = None, values: dict | None = None,
+                     environ=os.environ) -> dict | None:
+    """The idle culler as a hub service, started from its traitlets config file (teamhub/culler/idle_culler_config.py)
+    with the settings the hub computed (teamhub/culler/settings.py); None when it does not run (no activity
+    timeout and no GPU rule). It needs `admin:server_state` only for GPU rules: their pod and launch are in
+    the spawner's state."""
+    from ..culler import settings as culler_settings
+
+    # every minute; every second under the tests' clock, so a moved clock is acted on at once
+    every = sessions.poll_seconds(60, environ)
+    settings = culler_settings.build(values or {"catalog": {"accelerators": {}, "resources": {}}}, idle_minutes,
+                                     environ.get("POD_NAMESPACE"), every, hub_api)
+    gpu_rules = settings["prometheus"] is not None
+    if idle_minutes <= 0 and not gpu_rules:
+        return None
+    env = {culler_settings.ENV: culler_settings.dumps(settings)}
+    if clock.test_clock(environ):
+        env[clock.TEST_CLOCK_ENV] = str(clock.test_clock(environ))
     c.JupyterHub.services.append({
         "name": stopper.CULLER,
-        "command": command + ([f"--url={hub_api}"] if hub_api else []),
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--config={CULLER_CONFIG}"],
+        "environment": env,
     })
     c.JupyterHub.load_roles.append({
         "name": stopper.CULLER,
-        "description": "Stop servers idle longer than sessions.idleCullMinutes",
-        "scopes": list(CULLER_SCOPES),
+        "description": "Stop servers idle longer than sessions.idleCullMinutes, or whose GPU idles (catalog idle rules)",
+        "scopes": list(CULLER_SCOPES) + (["admin:server_state"] if gpu_rules else []),
         "services": [stopper.CULLER],
     })
+    return settings
 
 
 def storage_settings(values: dict) -> dict:

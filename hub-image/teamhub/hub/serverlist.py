@@ -12,6 +12,7 @@ The launch link's "stop it and start this" is stopandstart.py.
 from __future__ import annotations
 
 from .. import clock
+from . import gpuwatch
 from .launchpage import duration
 
 
@@ -40,6 +41,7 @@ def row(catalog, spawner, at: float | None = None) -> dict:
         "stoppable": pending != "stop",  # JupyterHub refuses a second stop while one is pending
         "ready": bool(spawner.ready),
         "url": spawner.user.server_url(spawner.name),
+        "notice": gpuwatch.notice(spawner) if pending is None else "",  # its GPU is about to be taken back
     }
 
 
@@ -51,6 +53,12 @@ def rows(user) -> list[dict]:
     return [row(s.teamhub.catalog, s) for _, s in sorted(spawners.items()) if s.active]  # teamhub: the hub's runtime
 
 
+def stopped(user) -> list[str]:
+    """`teamhub_stopped` in the templates: why the person's servers were stopped lately (hub/gpuwatch.py)."""
+    spawners = getattr(user, "spawners", None) or {}
+    return [text for _, s in sorted(spawners.items()) if (text := gpuwatch.ended(s))]
+
+
 def configure(c) -> None:
     """Hook for hub/config.py (which also puts hub/templates first on the template path): the template variable."""
-    c.JupyterHub.template_vars.update({"teamhub_servers": rows})
+    c.JupyterHub.template_vars.update({"teamhub_servers": rows, "teamhub_stopped": stopped})

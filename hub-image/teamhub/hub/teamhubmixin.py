@@ -16,7 +16,7 @@ from ..auth import person_for
 from ..catalog.access import RequestRefused, check_request
 from ..catalog.placement import Launch
 from ..usage import record as usage
-from . import launchlinks, queueing, refusals, sessions, stopper
+from . import gpuwatch, launchlinks, queueing, refusals, sessions, stopper
 from .quota import Hold
 from .runtime import Runtime
 from .spawnerrors import refused
@@ -239,7 +239,9 @@ class TeamhubMixin(StartWatch):  # traits declared here are configurable on the 
             return await super().stop(now=now)
         finally:
             if record is not None:  # a server with a record of its start in this database
-                usage.closed(self, self._teamhub_stop_reason(), record)
+                reason = self._teamhub_stop_reason()
+                gpuwatch.remember_end(self, reason)  # its owner's pages say why (hub/gpuwatch.py)
+                usage.closed(self, reason, record)
             self._teamhub_stopping = False
             self.teamhub.quota.release(self.teamhub_key)
 
@@ -250,4 +252,4 @@ class TeamhubMixin(StartWatch):  # traits declared here are configurable on the 
             return "admin"
         if not self._teamhub_started:  # JupyterHub gave up waiting (start_timeout; its metric says `timeout`)
             return "failed-start"
-        return "idle-cull" if stopper.by_culler(self) else "stopped"
+        return gpuwatch.stop_reason(self) if stopper.by_culler(self) else "stopped"  # gpu-idle or idle-cull

@@ -120,7 +120,7 @@ def query(con, period, by: tuple, longest: float) -> list[dict]:
 
     from . import totals
 
-    if "person" in by:
+    if "person" in by or "reason" in by:  # not in the summaries: from the records
         return totals.query(con, period, by)
     for g in by:
         if g not in totals.GROUPS:

@@ -70,6 +70,7 @@ class Ledger:
         self.open: dict[int, Rec] = {}
         self.recent: dict[int, Rec] = {}  # closed by this hub since a window's sum was taken
         self.counters: dict[tuple, list] = {}  # (team, resource) -> [server-seconds, GPU-seconds] of closed records
+        self.ends: dict[tuple, int] = {}  # (team, resource, end reason) -> closed records (teamhub_server_ends_total)
         self.windows: dict[tuple, Window] = {}
         self.max_id = 0
         self.longest = 0.0  # seconds: no closed record lasted longer (daily.query bounds its scans with it)
@@ -94,6 +95,9 @@ class Ledger:
                 if n:  # failed starts alone charge nothing and make no series
                     self.counters[(team or "", res)] = [float(sec or 0), float(gsec or 0)]
                 self.longest = max(self.longest, float(longest or 0))
+            for team, res, reason, n in con.execute(text(
+                    f"SELECT team, resource, end_reason, COUNT(*) FROM {TABLE} WHERE ended IS NOT NULL GROUP BY team, resource, end_reason")):
+                self.ends[(team or "", res, reason or "")] = int(n)
             self.max_id = int(con.execute(text(f"SELECT MAX(id) FROM {TABLE}")).scalar() or 0)
 
     # --- the store's writes ------------------------------------------------------------------------
@@ -119,6 +123,8 @@ class Ledger:
             c = self.counters.setdefault((rec.team or "", rec.resource), [0.0, 0.0])
             c[0] += rec.ended - rec.started
             c[1] += (rec.ended - rec.started) * rec.gpus
+        key = (rec.team or "", rec.resource, reason)
+        self.ends[key] = self.ends.get(key, 0) + 1
         self.recent[record] = rec
         self.changes += 1
 

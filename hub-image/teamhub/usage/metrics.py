@@ -22,7 +22,8 @@ START_SECONDS = Histogram("teamhub_start_duration_seconds", "From a checked star
 # Every metric name the Grafana dashboard may query: teamhub's, and JupyterHub's spawn outcomes (status, reason).
 EXPORTED = ("teamhub_servers_running", "teamhub_gpus_in_use", "teamhub_gpu_seconds_total", "teamhub_server_seconds_total",
             "teamhub_start_duration_seconds_bucket", "teamhub_start_duration_seconds_sum",
-            "teamhub_start_duration_seconds_count", "jupyterhub_server_spawn_duration_seconds_count")
+            "teamhub_start_duration_seconds_count", "jupyterhub_server_spawn_duration_seconds_count",
+            "teamhub_server_ends_total")
 
 
 class RecordsCollector:
@@ -37,6 +38,8 @@ class RecordsCollector:
         gpus = GaugeMetricFamily("teamhub_gpus_in_use", "GPUs held by running or starting servers", labels=LABELS)
         gpu_s = CounterMetricFamily("teamhub_gpu_seconds", "GPU-seconds used", labels=("team", "resource"))
         server_s = CounterMetricFamily("teamhub_server_seconds", "Server-seconds used", labels=("team", "resource"))
+        ends = CounterMetricFamily("teamhub_server_ends", "Servers ended, by why (end reason: deadline, idle-cull, gpu-idle, ...)",
+                                   labels=("team", "resource", "reason"))
         s = self.store
         if s is not None:
             ledger = s.ledger
@@ -46,7 +49,9 @@ class RecordsCollector:
             for labels, (sec, gsec) in sorted(ledger.seconds().items()):
                 server_s.add_metric(list(labels), sec)
                 gpu_s.add_metric(list(labels), gsec)
-        yield from (running, gpus, gpu_s, server_s)
+            for labels, n in sorted(ledger.ends.items()):
+                ends.add_metric(list(labels), n)
+        yield from (running, gpus, gpu_s, server_s, ends)
 
 
 _collector: RecordsCollector | None = None

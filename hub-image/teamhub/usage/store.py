@@ -18,7 +18,7 @@ from .tables import TABLE
 VERSION_TABLE = "teamhub_usage_version"
 # Why a server ended. "lost": found gone by a poll (crashed, or vanished while the hub was down); "hub": the
 # hub stopped it on its own shutdown (local mode); "stopped": by the person or an admin through the API.
-REASONS = ("stopped", "deadline", "idle-cull", "failed-start", "admin", "budget", "lost", "hub")
+REASONS = ("stopped", "deadline", "idle-cull", "gpu-idle", "failed-start", "admin", "budget", "lost", "hub")
 
 MIGRATIONS = [
     (1, [

@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 
 from .tables import TABLE
 
-GROUPS = ("team", "person", "resource", "accelerator")
+GROUPS = ("team", "person", "resource", "accelerator", "reason")
+# A group that is not a column of its own: why a record ended (`running` while it runs), e.g. gpu-idle.
+EXPRESSIONS = {"reason": "COALESCE(end_reason, 'running')"}
 FIELDS = ("gpu_hours", "server_hours", "cpu_core_hours", "sessions", "failed_starts")
 DAY = 86400
 
@@ -53,7 +55,7 @@ def query(con, period: Period, by: tuple = ("team",), where: str = "", params: d
             raise ValueError(f"cannot group by {g!r}; choose from {', '.join(GROUPS)}")
     ran = "CASE WHEN end_reason = 'failed-start' THEN 0 ELSE 1 END"
     secs = f"({overlap_sql()} * {ran})"
-    cols = ", ".join(by)
+    cols = ", ".join(EXPRESSIONS.get(g, g) for g in by)
     sql = (f"SELECT {cols + ', ' if cols else ''}"
            f"SUM({secs} * gpus) / 3600.0, SUM({secs}) / 3600.0, SUM({secs} * COALESCE(cpu, 0)) / 3600.0, "
            f"SUM({ran}), SUM(1 - {ran}) FROM {TABLE} "

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..pullguard import grammar
-from . import origins, secrets
+from . import gpumetrics, origins, secrets
 from .quantities import cpu_cores, memory_bytes, memory_hint
 from .schema import default_of, deref, inlined_schema, schema, validator, with_defaults
 from .source import Problem, Source, drop_locations, load_files, merge, nest, paused_gc, read_file
@@ -318,6 +318,7 @@ def semantic_problems(data) -> list[Problem]:
 
     out += digest_problems(data)
     out += origins.problems(data)  # hub.subdomainHost and the Ingress serving it
+    out += gpumetrics.problems(data)  # gpuMetrics and the catalog's GPU idle rules
     out += queue_problems(data)
     gh = _map(auth.get("github"))
     if gh.get("enabled") is True and not _list(gh.get("allowedOrganizations")):
