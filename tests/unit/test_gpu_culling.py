@@ -216,8 +216,8 @@ def test_the_pages_warn_then_say_why_and_the_end_reason_is_gpu_idle(monkeypatch)
     judged by its GPU (`idle-cull` when its GPU use is unknown), and the sentence after the stop."""
     from types import SimpleNamespace
 
-    from teamhub.hub import gpuwatch, serverlist
     from teamhub.catalog.loader import load_or_raise
+    from teamhub.hub import gpuwatch, serverlist
 
     data, acc = values_with(prometheusUrl="http://prometheus.monitoring.svc:9090")
     res = gpu_resource(data, acc)
