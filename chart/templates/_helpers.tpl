@@ -234,10 +234,10 @@ tests/chart/test_admission_params.py holds it equal to the Python for every valu
 {{- $ns := merge (deepCopy ($o.nodeSelector | default dict)) (deepCopy ($a.nodeSelector | default dict)) (deepCopy $rns) -}}
 {{- $tol := concat $rtol ($a.tolerations | default list) ($o.tolerations | default list) | uniq -}}
 {{- $env := merge (deepCopy ($o.env | default dict)) (deepCopy ($a.env | default dict)) (deepCopy ($r.env | default dict)) -}}
-{{- $out = append $out (dict "resource" $rkey "accelerator" $akey "image" ($o.image | default $r.image) "nodeSelector" $ns "tolerations" $tol "gpu" ($a.gpu | default dict) "env" $env) -}}
+{{- $out = append $out (dict "resource" $rkey "accelerator" $akey "image" ($o.image | default $r.image) "nodeSelector" $ns "tolerations" $tol "gpu" ($a.gpu | default dict) "devices" ($a.devices | default dict) "env" $env) -}}
 {{- end -}}
 {{- else -}}
-{{- $out = append $out (dict "resource" $rkey "accelerator" "" "image" $r.image "nodeSelector" $rns "tolerations" $rtol "gpu" ($r.gpu | default dict) "env" ($r.env | default dict)) -}}
+{{- $out = append $out (dict "resource" $rkey "accelerator" "" "image" $r.image "nodeSelector" $rns "tolerations" $rtol "gpu" ($r.gpu | default dict) "devices" dict "env" ($r.env | default dict)) -}}
 {{- end -}}
 {{- end -}}
 {{- toJson $out -}}
@@ -650,10 +650,13 @@ however large the catalog grows.
 {{- with $p.gpu -}}{{- $gpu = printf "%s=%s" .resource (include "teamhub.number" .count) -}}{{- end -}}
 {{- /* GPU visibility as teamhub.catalog.placement.visibility_env, the catalog's env on top */ -}}
 {{- $vendor := get (dict "amd.com" "AMD" "nvidia.com" "NVIDIA" "gpu.intel.com" "Intel") (splitList "/" ($p.gpu.resource | default "") | first) -}}
+{{- if $p.devices -}}{{- $vendor = include "teamhub.devices.vendor" (list $ (index $p "devices")) -}}{{- end -}}
 {{- $env := dict -}}
+{{- if or (not $p.devices) $vendor -}}{{- /* DRA with a driver of no known vendor: the driver decides what is visible */ -}}
 {{- if ne $vendor "NVIDIA" -}}{{- $_ := set $env "NVIDIA_VISIBLE_DEVICES" "none" -}}{{- end -}}
 {{- if ne $vendor "AMD" -}}{{- $_ := set $env "ROCR_VISIBLE_DEVICES" "-1" -}}{{- $_ := set $env "HIP_VISIBLE_DEVICES" "-1" -}}{{- end -}}
-{{- if not $p.gpu -}}{{- $_ := set $env "CUDA_VISIBLE_DEVICES" "" -}}{{- end -}}
+{{- if not (or $p.gpu $p.devices) -}}{{- $_ := set $env "CUDA_VISIBLE_DEVICES" "" -}}{{- end -}}
+{{- end -}}
 {{- $env = merge (deepCopy $p.env) $env -}}
 {{- $envLine := list -}}
 {{- range $k := keys $env | sortAlpha -}}

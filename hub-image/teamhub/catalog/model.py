@@ -70,11 +70,12 @@ class Accelerator:
     key: str
     display_name: str
     description: str
-    gpu: Gpu
+    gpu: Gpu | None  # an extended resource (device plugin); None when the kind asks by DRA (`devices`)
     node_selector: Mapping
     tolerations: tuple
     env: Mapping
     capacity: int | None = None  # devices of this kind in the cluster: the queue's pool (issue 26)
+    devices: object = None  # catalog.devices.Devices: the kind's devices by Dynamic Resource Allocation (issue 27)
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ class Catalog:
     admins: frozenset
     pod_user: PodUser = NO_OVERRIDE  # singleuser.securityContext: every server's uid/gid unless overridden
     queue: Queue = Queue()
+    device_classes: Mapping = field(default_factory=lambda: MappingProxyType({}))  # key -> devices.DeviceClass
     # Indexes so resolving a person costs O(their teams), not O(all teams).
     by_user: dict = field(default_factory=dict)
     by_github: dict = field(default_factory=dict)
@@ -221,6 +223,8 @@ def _pod_user(raw) -> PodUser:
 
 def build(values: dict) -> Catalog:
     """Typed catalog from validated values with defaults applied (see validation.load)."""
+    from . import devices  # here: catalog.devices names cluster objects with catalog.queue, which imports this module
+
     cat = values["catalog"]
     images = {
         k: Image(k, v["name"], v.get("tag"), v["pullPolicy"], tuple(v.get("pullSecrets", ())), v["prePull"],
@@ -229,8 +233,8 @@ def build(values: dict) -> Catalog:
     }
     accelerators = {
         k: Accelerator(
-            k, v["displayName"], v.get("description", ""), _gpu(v["gpu"]), _frozen(v.get("nodeSelector")),
-            tuple(v.get("tolerations", ())), _frozen(v.get("env")), v.get("capacity"),
+            k, v["displayName"], v.get("description", ""), _gpu(v.get("gpu")), _frozen(v.get("nodeSelector")),
+            tuple(v.get("tolerations", ())), _frozen(v.get("env")), v.get("capacity"), devices.build_devices(v.get("devices")),
         )
         for k, v in cat["accelerators"].items()
     }
@@ -296,6 +300,7 @@ def build(values: dict) -> Catalog:
         admins=frozenset(values["auth"].get("admins", ())),
         pod_user=_pod_user((values.get("singleuser") or {}).get("securityContext")),
         queue=_queue(values),
+        device_classes=_frozen(devices.build_classes(cat.get("deviceClasses"))),
     )
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from ..catalog import devices
 from ..catalog.access import access_of, is_admin, teams_of
 from ..values.quantities import format_cpu
 
@@ -50,6 +51,10 @@ def duration(minutes: int) -> str:
 
 def _gpu_text(gpu) -> str:
     return f"{gpu.count} × {gpu.resource}"
+
+
+def _accelerator_text(acc) -> str:
+    return _gpu_text(acc.gpu) if acc.gpu else devices.text(acc.devices)  # an extended resource, or DRA devices
 
 
 def _split(render) -> tuple[list, list]:
@@ -82,7 +87,7 @@ def card_view(catalog, res, team_key) -> dict:
         "gpu": _gpu_text(res.gpu) if res.gpu else None,
         "accelerators": [
             {"key": a, "name": catalog.accelerators[a].display_name, "description": catalog.accelerators[a].description,
-             "gpu": _gpu_text(catalog.accelerators[a].gpu),
+             "gpu": _accelerator_text(catalog.accelerators[a]),
              "image": catalog.images[res.overrides[a].image].ref if a in res.overrides and res.overrides[a].image else None}
             for a in res.accelerators
         ],

@@ -28,7 +28,7 @@ from ..catalog.placement import Launch
 from ..usage import metrics
 from ..usage import record as usage
 from ..values.quantities import cpu_cores, format_cpu, memory_bytes
-from . import failfast, launchlinks, podrefusal, refusals, sessions, stopper
+from . import devices, failfast, launchlinks, podrefusal, refusals, sessions, stopper
 from .quota import Hold
 from .runtime import Runtime
 
@@ -439,7 +439,7 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
         # deleting it afterwards would need the right to delete PVCs, which the hub deliberately lacks.
         if not self._teamhub_admitted:
             try:
-                self._teamhub_pod = await super().get_pod_manifest()
+                self._teamhub_pod = await self._teamhub_manifest()
                 await self._teamhub_create_pod(self._teamhub_pod, request_timeout, dry_run=True)
             except TimeoutError:
                 return False  # exponential_backoff tries again
@@ -449,7 +449,10 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
     async def get_pod_manifest(self):
         # KubeSpawner's _start asks for the manifest right after the PVC: the dry run built it already.
         pod, self._teamhub_pod = self._teamhub_pod, None
-        return pod or await super().get_pod_manifest()
+        return pod or await self._teamhub_manifest()
+
+    async def _teamhub_manifest(self):
+        return devices.with_claim(await super().get_pod_manifest(), self.teamhub_launch)  # a DRA kind's claim
 
     async def _make_create_pod_request(self, pod, request_timeout):
         try:
