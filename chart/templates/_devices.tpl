@@ -76,3 +76,13 @@ that vendor's, else "": teamhub.catalog.devices.vendor. include "teamhub.devices
 {{- end -}}
 {{- if eq (len ($found | uniq)) 1 -}}{{ first $found }}{{- end -}}
 {{- end -}}
+
+{{- /* The admission policy's parameters for DRA kinds: "devices.<kind>" = its ResourceClaimTemplate, the only
+claim its pods may make (teamhub.catalog.admission.params writes the same). Output: a JSON object. */ -}}
+{{- define "teamhub.devices.admissionParams" -}}
+{{- $out := dict -}}
+{{- range $kind, $a := (.Values.catalog | default dict).accelerators | default dict -}}
+{{- if $a.devices -}}{{- $_ := set $out (printf "devices.%s" $kind) (printf "teamhub-%s" $kind) -}}{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}

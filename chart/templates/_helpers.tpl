@@ -611,8 +611,8 @@ free), whose value is 15 lines, in this order:
   "runAsUser,runAsGroup,fsGroup" | teams granting the resource (sorted, ",") | priorityClassName ("" none) |
   env "NAME=VALUE" (sorted, ","; "\" "\n" "," in values escaped as \\ \n \x2c): GPU visibility, then the catalog's
 plus "volume.<key>" = "claim\nmountPath\nsubPath\nreadOnly" per catalog volume, "home" =
-"claimPrefix\npodPrefix\nmountPath" when servers get a home volume, and "_launch-env": the names the hub sets
-per start ("teamhub.admission.launchEnv"). Lookups by key keep the CEL cost flat
+"claimPrefix\npodPrefix\nmountPath" when servers get a home volume, "_launch-env": the names the hub sets
+per start ("teamhub.admission.launchEnv"), and "devices.<kind>" = the ResourceClaimTemplate of each DRA kind. Lookups by key keep the CEL cost flat
 however large the catalog grows.
 */}}
 {{- define "teamhub.admission.params" -}}
@@ -693,6 +693,7 @@ however large the catalog grows.
 {{- $_ := set $data "home" (join "\n" (list "home-" "teamhub-" ($storage.homeMountPath | default "/home/jovyan"))) -}}
 {{- end -}}
 {{- $_ := set $data "_launch-env" (include "teamhub.admission.launchEnv" . | fromJsonArray | sortAlpha | join ",") -}}
+{{- $data = merge $data (include "teamhub.devices.admissionParams" . | fromJson) -}}
 {{- toJson $data -}}
 {{- end -}}
 

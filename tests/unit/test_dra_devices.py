@@ -124,3 +124,27 @@ def test_every_generated_selector_compiles():
     for cls in classes.values():
         for expression in devices.expressions(cls):
             assert cel_problem(expression) is None, expression
+
+
+def _unschedulable(message: str) -> dict:
+    return {"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}]}}
+
+
+# kube-scheduler v1.37's words when no device of the claim can be allocated (controlplane notes, cluster tier)
+NO_DEVICE = ("0/7 nodes are available: 1 cannot allocate all claims, 6 node(s) didn't match Pod's node affinity/selector. "
+             "preemption: 0/7 nodes are available: 7 Preemption is not helpful for scheduling.")
+
+
+def test_no_free_device_fails_fast_with_the_kinds_count():
+    from teamhub.hub import failfast
+
+    ctx = failfast.Context(resource_name="PyTorch", accelerator_key="mi300x-quarter", accelerator_name="MI300X partition",
+                           dra=True, device_total=4)
+    verdict = failfast.classify_pod(_unschedulable(NO_DEVICE), ctx)
+    assert verdict.fatal and verdict.message == ("All 4 MI300X partition devices are in use right now, so 'PyTorch' cannot "
+                                                 "start with it. Try another accelerator or later.")
+    unknown = failfast.classify_pod(_unschedulable(NO_DEVICE), failfast.Context(accelerator_name="Shared GPU", dra=True))
+    assert unknown.message.startswith("Every Shared GPU device is in use right now")
+    # with an autoscaler a node may come: wait; an extended-resource kind is not judged by claims
+    assert failfast.classify_pod(_unschedulable(NO_DEVICE), failfast.Context(dra=True, autoscaler=True)) is None
+    assert failfast.classify_pod(_unschedulable(NO_DEVICE), failfast.Context(accelerator_name="Strix")) is None
