@@ -24,16 +24,22 @@ def ordered(objs: list) -> list:
     return sorted(objs, key=lambda o: (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]))
 
 
+def unlabelled(obj: dict) -> dict:
+    assert obj["metadata"].pop("labels")["app.kubernetes.io/component"] == "devices"
+    return obj
+
+
+def hub_catalog(tmp_path, docs: list):
+    """The catalog the hub builds from the values Secret the chart rendered."""
+    text = next(d["stringData"]["values.yaml"] for d in docs if d["kind"] == "Secret" and "values.yaml" in d.get("stringData", {}))
+    (tmp_path / "hub-values.yaml").write_text(text, encoding="utf-8")
+    return load_or_raise([tmp_path / "hub-values.yaml"]).catalog
+
+
 def rendered(tmp_path, *values_files) -> tuple[list, object]:
     """(the DRA objects without the chart's labels, the catalog the hub reads) as the chart renders them."""
     docs = render("helm3", *values_files)
-    secret = next(d for d in docs if d["kind"] == "Secret" and "values.yaml" in d.get("stringData", {}))
-    hub_values = tmp_path / "hub-values.yaml"
-    hub_values.write_text(secret["stringData"]["values.yaml"], encoding="utf-8")
-    objs = [d for d in docs if d["apiVersion"] == API]
-    for obj in objs:
-        assert obj["metadata"].pop("labels")["app.kubernetes.io/component"] == "devices"
-    return ordered(objs), load_or_raise([hub_values]).catalog
+    return ordered([unlabelled(d) for d in docs if d["apiVersion"] == API]), hub_catalog(tmp_path, docs)
 
 
 def test_there_is_an_example_with_whole_partition_and_shared_kinds():
@@ -66,19 +72,10 @@ def generated() -> dict:
                                                                     {"deviceClass": "gpu.amd.com"}]}},
         "plugin": {"displayName": "P", "gpu": {"resource": "amd.com/gpu", "count": 1}},
     }
-    return {
-        "fullnameOverride": "a-release-name-that-is-forty-characters",
-        "auth": {"admins": ["local:a"], "local": {"enabled": True, "users": {}}},
-        "catalog": {
-            "requireDigests": False,
-            "images": {"scipy": {"name": "quay.io/jupyter/scipy-notebook", "tag": "2026-11-02"}},
-            "deviceClasses": classes, "accelerators": accelerators,
-            "resources": {"gpu": {"displayName": "GPU", "image": "scipy", "cpu": {"request": 1}, "memory": {"request": "1Gi"},
-                                  "accelerators": sorted(accelerators)}},
-            "teams": {"everyone": {"resources": ["gpu"]}},
-        },
-        "singleuser": {"namespace": "lab-users"},
-    }
+    values = yaml.safe_load((CONFIG / "examples" / "dra-accelerators.yaml").read_text(encoding="utf-8"))
+    values["catalog"].update(deviceClasses=classes, accelerators=accelerators)
+    values["catalog"]["resources"]["pytorch"]["accelerators"] = sorted(accelerators)
+    return {**values, "fullnameOverride": "a-release-name-that-is-forty-characters", "singleuser": {"namespace": "lab-users"}}
 
 
 def test_chart_objects_equal_the_hubs_for_a_generated_catalog(tmp_path):
