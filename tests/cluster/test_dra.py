@@ -10,6 +10,7 @@ import html
 
 import pytest
 from support import wait_for
+from teamhub.values.quantities import cpu_cores, memory_bytes
 
 from . import dra
 from .chart import CHART, RELEASE, VALUES
@@ -119,7 +120,9 @@ def test_a_whole_gpu_is_allocated_to_the_server_and_goes_with_its_pod(hub):
     assert pod["spec"]["resourceClaims"] == [{"name": "teamhub-devices", "resourceClaimTemplateName": "teamhub-dra-w7900"}]
     resources = pod["spec"]["containers"][0]["resources"]
     assert resources["claims"] == [{"name": "teamhub-devices"}]
-    assert resources["requests"] == {"cpu": "1", "memory": "1Gi"} and resources["limits"] == {"memory": "2Gi"}
+    requests, limits = resources["requests"], resources["limits"]  # as the catalog says, beside the claim
+    assert set(requests) == {"cpu", "memory"} and cpu_cores(requests["cpu"]) == 1 and memory_bytes(requests["memory"]) == 2**30
+    assert set(limits) == {"memory"} and memory_bytes(limits["memory"]) == 2 * 2**30
     claim = claim_of(hub, "p1")
     assert [(o["kind"], o["name"]) for o in claim["metadata"]["ownerReferences"]] == [("Pod", pod["metadata"]["name"])]
     (device,) = devices_of(hub, "p1")
