@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 
 import pytest
-from support import wait_for
+from support import CONFIG, wait_for
 from teamhub.values.quantities import cpu_cores, memory_bytes
 
 from . import dra
@@ -161,3 +161,13 @@ def test_two_people_share_one_gpu_by_capacity(hub):
     stop(hub, "p1")
     running(hub, "p3", "dra-share")
     stop(hub, "p2", "p3")
+
+
+def test_the_examples_objects_are_accepted_by_the_api_server(hub):
+    """The API server compiles every DeviceClass selector (the catalog's equalities and the operator's `cel`) and
+    checks the claim templates: the example's objects pass a server-side dry run."""
+    example = CONFIG / "examples" / "dra-accelerators.yaml"
+    objects = hub.cluster.helm("helm3", "template", RELEASE, CHART, "-n", hub.namespace, "-f", example,
+                               "--show-only", DEVICES, "--kube-version", "1.37.2").stdout
+    out = hub.cluster.kubectl("apply", "--dry-run=server", "-n", hub.namespace, "-f", "-", input=objects).stdout
+    assert out.count("deviceclass.resource.k8s.io/") == 3 and out.count("resourceclaimtemplate.resource.k8s.io/") == 4, out
