@@ -11,7 +11,7 @@ import pytest
 import yaml
 from support import CONFIG
 from teamhub.catalog import devices
-from teamhub.values.validation import load, load_or_raise
+from teamhub.catalog.loader import load, load_or_raise
 from test_admission_params import files_for
 from test_chart import DRA_OLDEST, KUBE_VERSIONS, VALUES_FILES, helm, render
 

@@ -12,7 +12,7 @@ from hubhelpers import configured, kube_spawner
 from support import CONFIG
 from teamhub.catalog import devices
 from teamhub.values.devices import cel_problem
-from teamhub.values.validation import load
+from teamhub.catalog.loader import load
 from test_pod_manifest import container, env_of, manifest
 from tornado import web
 

@@ -10,9 +10,9 @@ import pytest
 import yaml
 from hubhelpers import VALUES, FakeUser, configured, kube_spawner, runtime
 from teamhub.catalog.access import Person
+from teamhub.catalog.loader import load_or_raise
 from teamhub.hub import launchpage
 from teamhub.hub.quota import Hold, QuotaBook
-from teamhub.values.validation import load_or_raise
 from tornado import web
 
 QUOTA_VALUES = """
@@ -85,6 +85,7 @@ def test_server_quota_and_release(quota_config):
     with pytest.raises(web.HTTPError) as info:
         asyncio.run(c3.teamhub_apply({"resource": "cpu"}))
     assert info.value.status_code == 403 and "2 of its 2 allowed servers" in info.value.jupyterhub_message
+    assert info.value.reason == "refused-quota"
     a.clear_state()  # what JupyterHub does after a server stops
     asyncio.run(c3.teamhub_apply({"resource": "cpu"}))
     assert runtime(quota_config).quota.usage("lab").servers == 2
@@ -169,7 +170,7 @@ def test_launch_page_session_lengths_and_preselection():
 
 
 def test_options_from_form():
-    from teamhub.hub.spawners import options_from_form
+    from teamhub.hub.teamhubmixin import options_from_form
 
     assert options_from_form({"resource": ["cpu-small"], "accelerator": [""], "sessionMinutes": ["30"], "_xsrf": ["x"]}) == \
         {"resource": "cpu-small", "sessionMinutes": "30"}
@@ -184,8 +185,9 @@ class FakeReflector:
 
 
 def test_failed_scheduling_stops_the_spawn_within_seconds(monkeypatch):
+    from jupyterhub.spawner import SpawnException
     from kubespawner import KubeSpawner
-    from teamhub.hub.spawners import SpawnStopped, TeamhubKubeSpawner
+    from teamhub.hub.podspawner import TeamhubKubeSpawner
 
     c = configured()
     sp = kube_spawner(c)
@@ -202,10 +204,11 @@ def test_failed_scheduling_stops_the_spawn_within_seconds(monkeypatch):
 
     monkeypatch.setattr(KubeSpawner, "_start", never_schedules)
     t0 = time.monotonic()
-    with pytest.raises(SpawnStopped) as info:
+    with pytest.raises(SpawnException) as info:
         asyncio.run(sp._start())
     assert time.monotonic() - t0 < 5
     assert info.value.jupyterhub_message.startswith("No free AMD GPU of kind strix-halo right now: 0 of 3 nodes")
+    assert (info.value.reason, info.value.status_code) == ("failed-unschedulable", 500)  # JupyterHub's spawn metric counts the reason
 
 
 # --- hub configuration ---------------------------------------------------------------------------------
@@ -323,7 +326,7 @@ def test_at_the_deadline_poll_deletes_the_pod_before_reporting_it_stopped(quota_
 def test_a_spawner_without_the_runtime_fails_loudly(quota_config):
     """The quota book comes from configuration (c.TeamhubKubeSpawner.teamhub_runtime). Without it, restoring
     or releasing a hold must fail, not silently skip the quota (spawners once swallowed the RuntimeError)."""
-    from teamhub.hub.spawners import TeamhubKubeSpawner
+    from teamhub.hub.podspawner import TeamhubKubeSpawner
 
     a = spawner_for(quota_config, "local:u1")
     asyncio.run(a.teamhub_apply({"resource": "gpu"}))
@@ -344,11 +347,11 @@ def test_a_start_still_pending_when_the_team_budget_runs_out_is_stopped(tmp_path
     runs out: a 403 with the budget's sentence, the pod deleted at once, the record ended as `budget`. The
     test clock moves past the 3 GPU-minutes while the start is pending."""
     from kubespawner import KubeSpawner
-    from teamhub.hub import sessions
+    from teamhub.clock import TEST_CLOCK_ENV
     from teamhub.usage import store
 
     clock = tmp_path / "clock"
-    monkeypatch.setenv(sessions.TEST_CLOCK_ENV, str(clock))
+    monkeypatch.setenv(TEST_CLOCK_ENV, str(clock))
     path = tmp_path / "values.yaml"
     path.write_text(QUOTA_VALUES.replace("quota: {maxServers: 2, maxGpus: 1}", "quota: {gpuHours: {amount: 0.05}}"))  # 180 GPU-s
     c = configured(path)
@@ -422,9 +425,9 @@ def test_a_local_server_that_exits_while_starting_fails_its_start_at_once(quota_
     import sys
     from types import SimpleNamespace
 
-    from jupyterhub.spawner import SimpleLocalProcessSpawner
+    from jupyterhub.spawner import SimpleLocalProcessSpawner, SpawnException
     from teamhub.cli.demo import free_port
-    from teamhub.hub.spawners import SpawnStopped, TeamhubLocalSpawner
+    from teamhub.hub.localspawner import TeamhubLocalSpawner
 
     async def exits(self):
         self.proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
@@ -438,7 +441,8 @@ def test_a_local_server_that_exits_while_starting_fails_its_start_at_once(quota_
     sp.http_timeout = 600
     asyncio.run(sp.teamhub_apply({"resource": "cpu"}))
     t0 = time.monotonic()
-    with pytest.raises(SpawnStopped) as info:
+    with pytest.raises(SpawnException) as info:
         asyncio.run(sp.start())
     assert time.monotonic() - t0 < 30
     assert info.value.jupyterhub_message == "The server exited while starting (exit status 3); the hub's log has its output."
+    assert info.value.reason == "failed-exited"

@@ -16,10 +16,12 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlencode
 
+from jupyterhub.scopes import needs_scope
 from jupyterhub.utils import url_path_join
 from markupsafe import Markup, escape
 from tornado import web
 
+from .. import compat
 from ..auth import person_for
 from ..catalog.access import REQUEST_FIELDS, RequestRefused, check_request
 from ..pullguard import grammar
@@ -57,6 +59,31 @@ PULL_INTO_RUNNING = """<div class="th-launch" id="teamhub-pull-running">
 </div>"""
 
 
+RUNNING_FIELDS = ("running_resource", "running_accelerator", "running_started")
+
+
+def running(spawner) -> tuple:
+    """What runs in this server, as the stop-and-start form carries it: a server that changed since the person
+    was asked (another start, another tab) is never stopped on that click."""
+    info = spawner.teamhub_info or {}
+    orm = spawner.orm_spawner
+    return (info.get("resource") or "", info.get("accelerator") or "", orm.started.isoformat() if orm and orm.started else "")
+
+
+def running_fields(spawner) -> Markup:
+    return Markup("".join(f'<input type="hidden" name="{k}" value="{escape(v)}">' for k, v in zip(RUNNING_FIELDS, running(spawner), strict=True)))
+
+
+def stop_and_start_form(handler, spawner, running: str, wanted: str) -> str:
+    """The 409 page's button: POST (with xsrf) to /hub/launch/stop-and-start (stopandstart.py) with the link's own query."""
+    action = url_path_join(handler.hub.base_url, "launch", "stop-and-start") + f"?{handler.request.query}"
+    return (f'<li><form method="post" id="teamhub-stop-and-start" action="{escape(action)}" style="display:inline">'
+            f'<input type="hidden" name="_xsrf" value="{escape(handler.xsrf_token.decode("ascii"))}">'
+            f'{running_fields(spawner)}'
+            f'<button type="submit" class="btn btn-sm btn-danger">Stop {escape(running)} and start {escape(wanted)}</button>'
+            "</form></li>\n")
+
+
 class LaunchLinkHandler(SpawnPageHandler):
     """GET judges the link; POST is SpawnHandler's (the launch page's Start), for the link's server."""
 
@@ -68,6 +95,11 @@ class LaunchLinkHandler(SpawnPageHandler):
         if name and not self.allow_named_servers:
             raise web.HTTPError(400, "This hub does not offer named servers.")
         return name
+
+    @needs_scope("servers")
+    def require_servers_scope(self, user_name: str, server_name: str) -> None:
+        """JupyterHub's `servers` scope on this server, as JupyterHub's own spawn handlers require it (403 without):
+        a session whose roles do not let it start or stop servers gets no further here than on /hub/spawn."""
 
     async def judge(self, user, rt) -> tuple:
         """This request's link, checked like a start against the hub's runtime `rt` (a spawner's `teamhub`):
@@ -91,11 +123,12 @@ class LaunchLinkHandler(SpawnPageHandler):
     async def get(self):
         user = self.current_user
         server = self.server_name()
+        self.require_servers_scope(user.name, server)
         if server:
-            await self._check_named_server_request(user, server, server)  # JupyterHub's limit: maxPerPerson
+            await compat.check_named_server_request(self, user, server, server)  # JupyterHub's limit: maxPerPerson
         # Viewing a link stores nothing: a named server that does not exist yet is drawn with the default
         # server's page and created by Start (the POST).
-        exists = not server or server in user.orm_spawners
+        exists = not server or server in compat.orm_spawners(user)
         spawner = user.get_or_create_spawner(server, server, replace_failed=True) if exists else user.spawner
         rt = spawner.teamhub  # the hub's runtime is the spawners' configuration (hub/runtime.py)
         try:
@@ -103,18 +136,18 @@ class LaunchLinkHandler(SpawnPageHandler):
         except RequestRefused as exc:
             self.log.info("Refused launch link for %s: %s %s", user.name, exc.status, exc.message)
             self.set_status(exc.status)
-            return self.finish(await self._render_form(user, await spawner.get_options_form(), message=exc.message))
+            return self.finish(await compat.render_spawn_form(self, user, await spawner.get_options_form(), message=exc.message))
         if exists and spawner.active:
             return await self._running(user, spawner, launch, pull, choose, server)
         if autostart and not choose and same_origin(self):
             spawner = user.get_or_create_spawner(server, server, replace_failed=True)
             pending = url_path_join(self.hub.base_url, "spawn-pending", user.escaped_name, server)
             self.log.info("Launch link for %s: autostart %s", user.name, launch.resource.key)
-            return await self._wrap_spawn_single_user(user, server, server, spawner, pending, link)
+            return await compat.wrap_spawn_single_user(self, user, server, server, spawner, pending, link)
         if autostart and not choose:
             self.log.info("Launch link for %s from another site: showing the page instead of autostart", user.name)
         spawner.teamhub_link = link  # read once by launchpage.options_form
-        self.finish(await self._render_form(user, await spawner.get_options_form()))
+        self.finish(await compat.render_spawn_form(self, user, await spawner.get_options_form()))
 
     async def _running(self, user, spawner, launch, pull, choose, server):
         rt = spawner.teamhub
@@ -145,8 +178,6 @@ class LaunchLinkHandler(SpawnPageHandler):
             query = urlencode([(k, v) for k, v in parse_qsl(self.request.query) if k != "server"] + [("server", name)])
             beside = url_path_join(self.hub.base_url, "launch") + f"?{query}"
             named = f'<li><a id="teamhub-open-named" href="{escape(beside)}">Open this link in a second server beside it</a></li>\n'
-        from .serverlist import stop_and_start_form  # the one-click "stop it and start this" (POST, xsrf)
-
         running = describe(rt.catalog, info.get("resource"), info.get("accelerator"))
         wanted = describe(rt.catalog, launch.resource.key, wanted_acc)
         html = QUESTION.format(running=escape(running), wanted=escape(wanted), server_url=escape(user.server_url(server)),
