@@ -11,8 +11,8 @@ import yaml
 from hubhelpers import configured, kube_spawner
 from support import CONFIG
 from teamhub.catalog import devices
-from teamhub.values.devices import cel_problem
 from teamhub.catalog.loader import load
+from teamhub.values.devices import cel_problem
 from test_pod_manifest import container, env_of, manifest
 from tornado import web
 

@@ -15,9 +15,7 @@ capacity, or alternatives in order (`firstAvailable`). From that:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-
+from .model import Alternative, DeviceClass, Devices
 from .queue import name as cluster_name
 
 API_VERSION = "resource.k8s.io/v1"
@@ -25,55 +23,6 @@ POD_CLAIM = "teamhub-devices"  # the claim's name inside the pod (pod.spec.resou
 REQUEST = "devices"  # the one request of every template
 TEMPLATE_PREFIX = "teamhub-"  # as the servers' pods ("teamhub-<user>"): the hub's objects in that namespace
 VENDORS = {"gpu.amd.com": "AMD", "gpu.nvidia.com": "NVIDIA", "mig.nvidia.com": "NVIDIA", "gpu.intel.com": "Intel"}
-
-
-@dataclass(frozen=True)
-class DeviceClass:
-    """catalog.deviceClasses.<key>: rendered by the chart."""
-
-    key: str
-    driver: str
-    selectors: Mapping  # attribute -> str | int | bool
-    cel: str | None = None
-
-
-@dataclass(frozen=True)
-class Alternative:
-    device_class: str  # a key of catalog.deviceClasses or a DeviceClass of the cluster
-    count: int = 1
-    capacity: Mapping = None  # capacity name -> quantity text, or None
-
-    def __post_init__(self):
-        object.__setattr__(self, "capacity", dict(self.capacity or {}))
-
-
-@dataclass(frozen=True)
-class Devices:
-    """An accelerator's `devices:`: one alternative (deviceClass), or several in order (firstAvailable)."""
-
-    alternatives: tuple  # of Alternative
-    first_available: bool = False
-
-    @property
-    def count(self) -> int:
-        """Devices a server holds, for quotas: the most any alternative takes (a share counts as a device)."""
-        return max(a.count for a in self.alternatives)
-
-
-def build_devices(raw) -> Devices | None:
-    if not raw:
-        return None
-    if raw.get("firstAvailable"):
-        return Devices(tuple(_alternative(a) for a in raw["firstAvailable"]), True)
-    return Devices((_alternative(raw),))
-
-
-def _alternative(raw) -> Alternative:
-    return Alternative(raw["deviceClass"], raw.get("count", 1), {k: str(v) for k, v in (raw.get("capacity") or {}).items()})
-
-
-def build_classes(raw) -> dict:
-    return {k: DeviceClass(k, v["driver"], dict(v.get("selectors") or {}), v.get("cel")) for k, v in (raw or {}).items()}
 
 
 def template_name(kind: str) -> str:
@@ -166,5 +115,5 @@ def objects(catalog, fullname: str, release_namespace: str) -> list:
     return out
 
 
-__all__ = ["API_VERSION", "POD_CLAIM", "Alternative", "DeviceClass", "Devices", "build_classes", "build_devices",
+__all__ = ["API_VERSION", "POD_CLAIM", "Alternative", "DeviceClass", "Devices",
            "claim_spec", "expressions", "objects", "template_name", "text", "vendor"]
