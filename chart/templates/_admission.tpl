@@ -50,10 +50,13 @@ however large the catalog grows.
 {{- with $p.gpu -}}{{- $gpu = printf "%s=%s" .resource (include "teamhub.number" .count) -}}{{- end -}}
 {{- /* GPU visibility as teamhub.catalog.placement.visibility_env, the catalog's env on top */ -}}
 {{- $vendor := get (dict "amd.com" "AMD" "nvidia.com" "NVIDIA" "gpu.intel.com" "Intel") (splitList "/" ($p.gpu.resource | default "") | first) -}}
+{{- if $p.devices -}}{{- $vendor = include "teamhub.devices.vendor" (list $ (index $p "devices")) -}}{{- end -}}
 {{- $env := dict -}}
+{{- if or (not $p.devices) $vendor -}}{{- /* DRA with a driver of no known vendor: the driver decides what is visible */ -}}
 {{- if ne $vendor "NVIDIA" -}}{{- $_ := set $env "NVIDIA_VISIBLE_DEVICES" "none" -}}{{- end -}}
 {{- if ne $vendor "AMD" -}}{{- $_ := set $env "ROCR_VISIBLE_DEVICES" "-1" -}}{{- $_ := set $env "HIP_VISIBLE_DEVICES" "-1" -}}{{- end -}}
-{{- if not $p.gpu -}}{{- $_ := set $env "CUDA_VISIBLE_DEVICES" "" -}}{{- end -}}
+{{- if not (or $p.gpu $p.devices) -}}{{- $_ := set $env "CUDA_VISIBLE_DEVICES" "" -}}{{- end -}}
+{{- end -}}
 {{- $env = merge (deepCopy $p.env) $env -}}
 {{- $envLine := list -}}
 {{- range $k := keys $env | sortAlpha -}}
@@ -90,6 +93,7 @@ however large the catalog grows.
 {{- $_ := set $data "home" (join "\n" (list "home-" "teamhub-" ($storage.homeMountPath | default "/home/jovyan"))) -}}
 {{- end -}}
 {{- $_ := set $data "_launch-env" (include "teamhub.admission.launchEnv" . | fromJsonArray | sortAlpha | join ",") -}}
+{{- $data = merge $data (include "teamhub.devices.admissionParams" . | fromJson) -}}
 {{- toJson $data -}}
 {{- end -}}
 

@@ -26,10 +26,10 @@ tests/chart/test_admission_params.py holds it equal to the Python for every valu
 {{- $ns := merge (deepCopy ($o.nodeSelector | default dict)) (deepCopy ($a.nodeSelector | default dict)) (deepCopy $rns) -}}
 {{- $tol := concat $rtol ($a.tolerations | default list) ($o.tolerations | default list) | uniq -}}
 {{- $env := merge (deepCopy ($o.env | default dict)) (deepCopy ($a.env | default dict)) (deepCopy ($r.env | default dict)) -}}
-{{- $out = append $out (dict "resource" $rkey "accelerator" $akey "image" ($o.image | default $r.image) "nodeSelector" $ns "tolerations" $tol "gpu" ($a.gpu | default dict) "env" $env) -}}
+{{- $out = append $out (dict "resource" $rkey "accelerator" $akey "image" ($o.image | default $r.image) "nodeSelector" $ns "tolerations" $tol "gpu" ($a.gpu | default dict) "devices" ($a.devices | default dict) "env" $env) -}}
 {{- end -}}
 {{- else -}}
-{{- $out = append $out (dict "resource" $rkey "accelerator" "" "image" $r.image "nodeSelector" $rns "tolerations" $rtol "gpu" ($r.gpu | default dict) "env" ($r.env | default dict)) -}}
+{{- $out = append $out (dict "resource" $rkey "accelerator" "" "image" $r.image "nodeSelector" $rns "tolerations" $rtol "gpu" ($r.gpu | default dict) "devices" dict "env" ($r.env | default dict)) -}}
 {{- end -}}
 {{- end -}}
 {{- toJson $out -}}

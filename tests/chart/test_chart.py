@@ -19,6 +19,7 @@ from support import CONFIG, ROOT, TOOLS, tree_env
 
 CHART = ROOT / "chart"
 KUBE_VERSIONS = ("1.28.0", "1.37.0")
+DRA_OLDEST = "1.34.0"  # resource.k8s.io/v1: accelerators by Dynamic Resource Allocation
 HELMS = {"helm3": TOOLS / "helm", "helm4": TOOLS / "helm4"}
 VALUES_FILES = sorted(CONFIG.glob("*.yaml")) + sorted((CONFIG / "examples").glob("*.yaml"))
 
@@ -84,10 +85,15 @@ def default_render(which: str) -> tuple:
     return tuple(render(which, CONFIG / "values.yaml"))
 
 
-def validate_all(docs: list[dict]) -> None:
+def kube_versions(values: Path) -> tuple:
+    """The oldest and newest Kubernetes a values file can run on: DRA examples (dra-*) need resource.k8s.io/v1 (1.34)."""
+    return (DRA_OLDEST, KUBE_VERSIONS[-1]) if values.name.startswith("dra-") else KUBE_VERSIONS
+
+
+def validate_all(docs: list[dict], versions: tuple = KUBE_VERSIONS) -> None:
     problems = []
     for doc in docs:
-        for version in KUBE_VERSIONS:
+        for version in versions:
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
             except kubernetes_validate.ValidationError as exc:
@@ -108,9 +114,9 @@ def pod_specs(docs):
 @pytest.mark.parametrize("which", HELMS)
 @pytest.mark.parametrize("values", VALUES_FILES, ids=lambda p: str(p.relative_to(CONFIG)))
 def test_lint_strict_and_render_every_config_file(which, values):
-    for version in KUBE_VERSIONS:
+    for version in kube_versions(values):
         helm(which, "lint", "--strict", CHART, "-f", values, "--kube-version", version)
-    validate_all(render(which, values))
+    validate_all(render(which, values), kube_versions(values))
 
 
 @pytest.mark.parametrize("which", HELMS)

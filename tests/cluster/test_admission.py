@@ -314,7 +314,7 @@ BROKEN = {
     "another scheduler": ("scheduling", _set("spec.schedulerName", "my-scheduler"), ["PodSpec.schedulerName"]),
     "another runtime": ("scheduling", _set("spec.runtimeClassName", "teamhub-test-runtime"), ["PodSpec.runtimeClassName"]),
     "pod-level resources": ("scheduling", _set("spec.resources", {"requests": {"cpu": "60"}}), ["PodSpec.resources"]),
-    "a resource claim": ("scheduling", _set("spec.resourceClaims", [{"name": "gpu", "resourceClaimName": "someone-gpu-x1"}]), ["PodSpec.resourceClaims"]),
+    "a resource claim": ("devices", _set("spec.resourceClaims", [{"name": "gpu", "resourceClaimName": "someone-gpu-x1"}]), ["PodSpec.resourceClaims"]),
     "host user namespace off": ("namespaces", _set("spec.hostUsers", False), ["PodSpec.hostUsers"]),
     "host aliases": ("namespaces", _set("spec.hostAliases", [{"ip": "10.0.0.66", "hostnames": ["github.com"]}]), ["PodSpec.hostAliases"]),
     "node's DNS": ("namespaces", _set("spec.dnsPolicy", "Default"), ["PodSpec.dnsPolicy"]),
@@ -436,6 +436,9 @@ def _one_field_changes(pod: dict, max_seconds: int) -> dict:
         "deadline": changed(lambda p: p["spec"].update(activeDeadlineSeconds=max_seconds + 1)),
         "priority": changed(lambda p: p["spec"].update(priorityClassName="system-cluster-critical")),
         "labels": changed(lambda p: p["metadata"]["labels"].update({"teamhub.dev/team": "no-such-team"})),
+        # another pod's generated claim, by name: it would share that person's device (issue 27)
+        "devices": changed(lambda p: p["spec"].update(resourceClaims=[{"name": "teamhub-devices",
+                                                                       "resourceClaimName": "teamhub-someone-teamhub-devices-x1"}])),
     }
 
 

@@ -13,6 +13,7 @@ The layout (one ConfigMap key per placement, 15 lines) is described next to the 
 
 from __future__ import annotations
 
+from . import devices
 from .access import access_of
 from .model import Catalog, Resource
 from .names import POD_NAME_TEMPLATE, PVC_NAME_TEMPLATE
@@ -104,6 +105,9 @@ def params(catalog: Catalog, home: dict | None) -> dict:
     data["_launch-env"] = ",".join(sorted(LAUNCH_ENV))  # "_": no catalog key starts with it
     for key, vol in catalog.volumes.items():
         data[f"volume.{key}"] = "\n".join((vol.pvc, vol.mount_path, vol.sub_path or "", str(vol.read_only).lower()))
+    for key, acc in catalog.accelerators.items():  # a DRA kind's pods claim from its template only
+        if acc.devices is not None:
+            data[f"devices.{key}"] = devices.template_name(key)
     if home and home["enabled"]:
         prefixes = [t.removesuffix("{user_server}") for t in (PVC_NAME_TEMPLATE, POD_NAME_TEMPLATE)]
         data["home"] = "\n".join((*prefixes, home["mountPath"]))

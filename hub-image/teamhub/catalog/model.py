@@ -68,11 +68,61 @@ class Accelerator:
     key: str
     display_name: str
     description: str
-    gpu: Gpu
+    gpu: Gpu | None  # an extended resource (device plugin); None when the kind asks by DRA (`devices`)
     node_selector: Mapping
     tolerations: tuple
     env: Mapping
     capacity: int | None = None  # devices of this kind in the cluster: the queue's pool (issue 26)
+    devices: Devices | None = None  # the kind's devices by Dynamic Resource Allocation (issue 27, catalog/devices.py)
+
+
+@dataclass(frozen=True)
+class DeviceClass:
+    """catalog.deviceClasses.<key>: a DeviceClass the chart renders (catalog/devices.py)."""
+
+    key: str
+    driver: str
+    selectors: Mapping  # attribute -> str | int | bool
+    cel: str | None = None
+
+
+@dataclass(frozen=True)
+class Alternative:
+    device_class: str  # a key of catalog.deviceClasses or a DeviceClass of the cluster
+    count: int = 1
+    capacity: Mapping = None  # capacity name -> quantity text, or None
+
+    def __post_init__(self):
+        object.__setattr__(self, "capacity", dict(self.capacity or {}))
+
+
+@dataclass(frozen=True)
+class Devices:
+    """An accelerator's `devices:`: one alternative (deviceClass), or several in order (firstAvailable)."""
+
+    alternatives: tuple  # of Alternative
+    first_available: bool = False
+
+    @property
+    def count(self) -> int:
+        """Devices a server holds, for quotas: the most any alternative takes (a share counts as a device)."""
+        return max(a.count for a in self.alternatives)
+
+
+def build_devices(raw) -> Devices | None:
+    if not raw:
+        return None
+    if raw.get("firstAvailable"):
+        return Devices(tuple(_alternative(a) for a in raw["firstAvailable"]), True)
+    return Devices((_alternative(raw),))
+
+
+def _alternative(raw) -> Alternative:
+    return Alternative(raw["deviceClass"], raw.get("count", 1), {k: str(v) for k, v in (raw.get("capacity") or {}).items()})
+
+
+def build_classes(raw) -> dict:
+    return {k: DeviceClass(k, v["driver"], dict(v.get("selectors") or {}), v.get("cel")) for k, v in (raw or {}).items()}
 
 
 @dataclass(frozen=True)
@@ -186,6 +236,7 @@ class Catalog:
     admins: frozenset
     pod_user: PodUser = NO_OVERRIDE  # singleuser.securityContext: every server's uid/gid unless overridden
     queue: Queue = Queue()
+    device_classes: Mapping = field(default_factory=lambda: MappingProxyType({}))  # key -> DeviceClass
     # Indexes so resolving a person costs O(their teams), not O(all teams).
     by_user: dict = field(default_factory=dict)
     by_github: dict = field(default_factory=dict)
@@ -227,8 +278,8 @@ def build(values: dict) -> Catalog:
     }
     accelerators = {
         k: Accelerator(
-            k, v["displayName"], v.get("description", ""), _gpu(v["gpu"]), _frozen(v.get("nodeSelector")),
-            tuple(v.get("tolerations", ())), _frozen(v.get("env")), v.get("capacity"),
+            k, v["displayName"], v.get("description", ""), _gpu(v.get("gpu")), _frozen(v.get("nodeSelector")),
+            tuple(v.get("tolerations", ())), _frozen(v.get("env")), v.get("capacity"), build_devices(v.get("devices")),
         )
         for k, v in cat["accelerators"].items()
     }
@@ -294,6 +345,7 @@ def build(values: dict) -> Catalog:
         admins=frozenset(values["auth"].get("admins", ())),
         pod_user=_pod_user((values.get("singleuser") or {}).get("securityContext")),
         queue=_queue(values),
+        device_classes=_frozen(build_classes(cat.get("deviceClasses"))),
     )
 
 

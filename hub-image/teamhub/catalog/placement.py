@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from . import devices
 from .model import Accelerator, Catalog, Gpu, Image, PodUser, Resource, image_ref
 
 if TYPE_CHECKING:
@@ -48,16 +49,24 @@ class Launch:
     volumes: tuple  # Volume objects: the person's teams' and the resource's
     teams: tuple = field(default=())
     pod_user: PodUser = PodUser()  # uid/gid/fsGroup: resource over image over singleuser.securityContext
+    device_vendor: str | None = None  # the vendor of the DRA driver(s) of the accelerator's `devices`, when known
+
+    @property
+    def devices(self):
+        """The accelerator's devices by Dynamic Resource Allocation (catalog.devices.Devices), or None."""
+        return self.accelerator.devices if self.accelerator else None
 
     @property
     def gpu_count(self) -> int:
-        return self.gpu.count if self.gpu else 0
+        if self.gpu:
+            return self.gpu.count
+        return self.devices.count if self.devices else 0
 
     @property
     def pod_env(self) -> dict:
         """The environment this placement fixes: GPU visibility, then the catalog's env on top. The admission
         policy admits exactly these values (catalog.admission), beside the hub's per-launch names."""
-        return {**visibility_env(self.gpu), **self.env}
+        return {**visibility_env(self.gpu, self.devices is not None, self.device_vendor), **self.env}
 
 
 def vendor(gpu_resource: str | None) -> str:
@@ -65,16 +74,20 @@ def vendor(gpu_resource: str | None) -> str:
     return {"amd.com": "AMD", "nvidia.com": "NVIDIA", "gpu.intel.com": "Intel"}.get(domain, "")
 
 
-def visibility_env(gpu) -> dict:
-    """Vendor visibility variables so a pod sees no GPU it was not given (on shared nodes)."""
-    kind = vendor(gpu.resource) if gpu else None
+def visibility_env(gpu, dra: bool = False, dra_vendor: str | None = None) -> dict:
+    """Vendor visibility variables so a pod sees no GPU it was not given (on shared nodes). With DRA the
+    driver makes only the allocated devices visible: other vendors' are hidden when the driver's vendor is
+    known, and nothing is set when it is not (a variable could hide the very device the claim got)."""
+    if dra and dra_vendor is None:
+        return {}
+    kind = dra_vendor if dra else (vendor(gpu.resource) if gpu else None)
     env = {}
     if kind != "NVIDIA":
         env["NVIDIA_VISIBLE_DEVICES"] = "none"
     if kind != "AMD":
         env["ROCR_VISIBLE_DEVICES"] = "-1"
         env["HIP_VISIBLE_DEVICES"] = "-1"
-    if gpu is None:
+    if gpu is None and not dra:
         env["CUDA_VISIBLE_DEVICES"] = ""
     return env
 
@@ -112,6 +125,7 @@ def build_launch(catalog: Catalog, resource: Resource, accelerator: Accelerator 
         volumes=volumes,
         teams=access.teams,
         pod_user=resource.pod_user.over(image.pod_user.over(catalog.pod_user)),
+        device_vendor=devices.vendor(catalog, accelerator.devices if accelerator else None),
     )
 
 

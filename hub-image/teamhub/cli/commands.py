@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from ..auth.passwords import PasswordError, hash_password, read_new_password
+from ..catalog import devices
 from ..catalog.access import Person, access_of, resolve
 from ..catalog.loader import load
 from ..ops import prepull
@@ -46,12 +47,16 @@ def cmd_hash_password(args) -> int:
     return 0
 
 
+def _kind_text(acc) -> str:
+    return f"{acc.gpu.count}x {acc.gpu.resource}" if acc.gpu else devices.text(acc.devices)
+
+
 def _accelerators_text(catalog, resource) -> str:
     if resource.gpu:
         return f"{resource.gpu.count}x {resource.gpu.resource}"
     if resource.accelerators:
         return " | ".join(
-            f"{catalog.accelerators[a].display_name} ({catalog.accelerators[a].gpu.count}x {catalog.accelerators[a].gpu.resource})"
+            f"{catalog.accelerators[a].display_name} ({_kind_text(catalog.accelerators[a])})"
             for a in resource.accelerators
         )
     return "-"

@@ -26,6 +26,7 @@ _REASON = re.compile(r"(\d+) ([^,]+?)(?=, \d+ |\.?\s*$)")
 _MISSING_PVC = re.compile(r'persistentvolumeclaim "([^"]+)" not found')
 _OTHER_KIND = ("node(s) didn't match Pod's node affinity/selector", "node(s) had untolerated taint")
 _NOT_HELPFUL = "Preemption is not helpful"
+_NO_DEVICES = "cannot allocate all claims"  # DRA: device taken, shared counters or capacity used up, none free
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Context:
     autoscaler: bool = False
     gpu_count: int = 1
     data_sets: tuple = ()  # (claim name, catalog volume key) of the launch's volumes
+    dra: bool = False  # the accelerator asks for its devices by DRA (a claim the scheduler allocates)
+    device_total: int | None = None  # the accelerator's `capacity`: how many such devices the cluster has
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,16 @@ def _gpus_short(ctx: Context, free: int, nodes: int, never: bool) -> Verdict:
                          f"{where} {count} free. Try another {other} or later.", "scheduling")
 
 
+def _devices_taken(ctx: Context) -> Verdict:
+    name = ctx.accelerator_name or "this accelerator"
+    if ctx.device_total:
+        what = f"All {ctx.device_total} {name} devices are in use"
+    else:
+        what = f"Every {name} device is in use"
+    return Verdict(True, f"{what} right now, so '{ctx.resource_name}' cannot start with it. Try another accelerator or later.",
+                   "scheduling")
+
+
 def _scheduling(message: str, ctx: Context) -> Verdict | None:
     missing = _MISSING_PVC.search(message)
     if missing:  # no autoscaler creates a data set's volume: final in every cluster
@@ -122,6 +135,8 @@ def _scheduling(message: str, ctx: Context) -> Verdict | None:
     never = _never_fits(preemption, total)
     if never and reasons and sum(n for n, _ in reasons) == total and all(why.startswith(_OTHER_KIND) for _, why in reasons):
         return _no_such_node(ctx)  # every node is of another kind: none of this kind exists (no autoscaler)
+    if ctx.dra and any(why.startswith(_NO_DEVICES) for _, why in reasons):
+        return _devices_taken(ctx)
     short = {name: int(count) for count, name in _INSUFFICIENT.findall(head)}
     if not short:
         return None

@@ -26,6 +26,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from .. import clock
+from ..catalog import devices
 from ..catalog.access import access_of, is_admin, teams_of
 from ..values.quantities import format_cpu
 
@@ -54,6 +55,10 @@ def _gpu_text(gpu) -> Markup:
     # "&times;", not the character itself: one character above ASCII makes the whole page a 2-byte-per-character
     # string, which every copy JupyterHub and tornado make of it (Markup, the template's join, utf-8) then pays.
     return Markup("{} &times; {}").format(gpu.count, gpu.resource)
+
+
+def _accelerator_text(acc) -> str:
+    return _gpu_text(acc.gpu) if acc.gpu else devices.text(acc.devices)  # an extended resource, or DRA devices
 
 
 def _split(render) -> tuple[list, list]:
@@ -93,7 +98,7 @@ def card_view(catalog, res, team_key) -> dict:
         "gpu": _gpu_text(res.gpu) if res.gpu else None,
         "accelerators": [
             {"key": a, "name": catalog.accelerators[a].display_name, "description": catalog.accelerators[a].description,
-             "gpu": _gpu_text(catalog.accelerators[a].gpu),
+             "gpu": _accelerator_text(catalog.accelerators[a]),
              "image": catalog.images[res.overrides[a].image].ref if a in res.overrides and res.overrides[a].image else None}
             for a in res.accelerators
         ],

@@ -8,7 +8,7 @@ import asyncio
 from kubernetes_asyncio.client.rest import ApiException
 from traitlets import HasTraits
 
-from . import podrefusal, queueing
+from . import devices, podrefusal, queueing
 from .spawnerrors import spawn_failed
 
 # The API server's answers when admission (Pod Security, quotas, webhooks) or validation refuses a pod.
@@ -49,7 +49,7 @@ class DryRunAdmission(HasTraits):
         # deleting it afterwards would need the right to delete PVCs, which the hub deliberately lacks.
         if not self._teamhub_admitted:
             try:
-                self._teamhub_pod = await super().get_pod_manifest()
+                self._teamhub_pod = await self._teamhub_manifest()
                 await self._teamhub_create_pod(self._teamhub_pod, request_timeout, dry_run=True)
             except TimeoutError:
                 return False  # exponential_backoff tries again
@@ -59,7 +59,10 @@ class DryRunAdmission(HasTraits):
     async def get_pod_manifest(self):
         # KubeSpawner's _start asks for the manifest right after the PVC: the dry run built it already.
         pod, self._teamhub_pod = self._teamhub_pod, None
-        return pod or await super().get_pod_manifest()
+        return pod or await self._teamhub_manifest()
+
+    async def _teamhub_manifest(self):
+        return devices.with_claim(await super().get_pod_manifest(), self.teamhub_launch)  # a DRA kind's claim
 
     async def _make_create_pod_request(self, pod, request_timeout):
         try:

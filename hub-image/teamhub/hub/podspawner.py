@@ -127,6 +127,8 @@ class TeamhubKubeSpawner(TeamhubMixin, DryRunAdmission, KubeSpawner):
             autoscaler=self.teamhub.autoscaler,
             gpu_count=launch.gpu_count,
             data_sets=tuple((v.pvc, v.key) for v in launch.volumes),
+            dra=launch.devices is not None,
+            device_total=launch.accelerator.capacity if launch.accelerator else None,
         )
 
     async def _teamhub_watch(self) -> failfast.Verdict:

@@ -1,0 +1,119 @@
+"""Accelerators requested by Dynamic Resource Allocation (issue 27): the catalog's DeviceClasses and claims.
+
+An accelerator kind either asks for an extended resource (`gpu: {resource: amd.com/gpu, count: 1}`, the device
+plugin's way, unchanged) or for devices by DRA (`devices:`): a DeviceClass (one the chart renders from
+`catalog.deviceClasses`, or one the cluster's driver installed), a count, an optional share of a device's
+capacity, or alternatives in order (`firstAvailable`). From that:
+  - `objects()` writes the DeviceClasses (cluster-wide, `<release fullname>-<key>`, the driver and the
+    attribute equalities as CEL selectors) and one ResourceClaimTemplate `teamhub-<kind>` per DRA kind in the
+    servers' namespace. Helm cannot call Python, so the chart writes the same objects itself
+    (chart/templates/_devices.tpl, "teamhub.devices.objects"); tests/chart/test_device_objects.py holds the
+    two equal for every values file;
+  - the hub adds a claim made from the kind's template to each server's pod (`hub/devices.py`): the control
+    plane creates it, owned by the pod, so nothing is left behind when the pod ends.
+"""
+
+from __future__ import annotations
+
+from .model import Alternative, DeviceClass, Devices
+from .queue import name as cluster_name
+
+API_VERSION = "resource.k8s.io/v1"
+POD_CLAIM = "teamhub-devices"  # the claim's name inside the pod (pod.spec.resourceClaims[].name)
+REQUEST = "devices"  # the one request of every template
+TEMPLATE_PREFIX = "teamhub-"  # as the servers' pods ("teamhub-<user>"): the hub's objects in that namespace
+VENDORS = {"gpu.amd.com": "AMD", "gpu.nvidia.com": "NVIDIA", "mig.nvidia.com": "NVIDIA", "gpu.intel.com": "Intel"}
+
+
+def template_name(kind: str) -> str:
+    return f"{TEMPLATE_PREFIX}{kind}"
+
+
+def class_name(catalog, fullname: str, ref: str) -> str:
+    """The DeviceClass a request names: the chart's for a key of catalog.deviceClasses, else `ref` as written."""
+    return cluster_name(fullname, ref) if ref in catalog.device_classes else ref
+
+
+def _literal(value) -> str:
+    """A selector value as a CEL literal (the schema keeps strings to characters needing no escape)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return f'"{value}"'
+
+
+def selector_expression(cls: DeviceClass) -> str:
+    """The class's driver and attribute equalities as one CEL expression. `has()` first: a device without the
+    attribute (a whole GPU has no partitionProfile) must not match, and a missing key would be a runtime error."""
+    attrs = f'device.attributes["{cls.driver}"]'
+    terms = [f'device.driver == "{cls.driver}"']
+    for attr in sorted(cls.selectors):
+        terms.append(f"has({attrs}.{attr}) && {attrs}.{attr} == {_literal(cls.selectors[attr])}")
+    return " && ".join(terms)
+
+
+def expressions(cls: DeviceClass) -> list:
+    """The DeviceClass's CEL selectors in order: the generated one, then the operator's own."""
+    return [selector_expression(cls)] + ([cls.cel] if cls.cel else [])
+
+
+def vendor(catalog, devices: Devices | None) -> str | None:
+    """"AMD", "NVIDIA", "Intel" when every alternative's driver is known to be that vendor's, else None."""
+    if devices is None:
+        return None
+    found = set()
+    for alt in devices.alternatives:
+        cls = catalog.device_classes.get(alt.device_class)
+        found.add(VENDORS.get(cls.driver if cls else alt.device_class))
+    return found.pop() if len(found) == 1 else None
+
+
+def text(devices: Devices) -> str:
+    """What a kind's devices are, for people: "1 × mi300x-cpx", "1 × shared-gpu (a share: 12Gi memory)",
+    "1 × mi300x-cpx, else 1 × gpu.amd.com"."""
+    def one(alt: Alternative) -> str:
+        share = ", ".join(f"{q} {n}" for n, q in sorted(alt.capacity.items()))
+        return f"{alt.count} × {alt.device_class}" + (f" (a share: {share})" if share else "")
+
+    return ", else ".join(one(a) for a in devices.alternatives)
+
+
+def _request(catalog, fullname: str, alt: Alternative) -> dict:
+    req = {"deviceClassName": class_name(catalog, fullname, alt.device_class), "allocationMode": "ExactCount", "count": alt.count}
+    if alt.capacity:
+        req["capacity"] = {"requests": dict(alt.capacity)}
+    return req
+
+
+def claim_spec(catalog, fullname: str, devices: Devices) -> dict:
+    if devices.first_available:
+        request = {"name": REQUEST, "firstAvailable": [{"name": f"alt-{i}", **_request(catalog, fullname, a)}
+                                                      for i, a in enumerate(devices.alternatives)]}
+    else:
+        request = {"name": REQUEST, "exactly": _request(catalog, fullname, devices.alternatives[0])}
+    return {"devices": {"requests": [request]}}
+
+
+def namespace(catalog, release_namespace: str) -> str:
+    """Where servers (and so their claim templates) live: singleuser.namespace, else the release's."""
+    return catalog.queue.namespace or release_namespace
+
+
+def objects(catalog, fullname: str, release_namespace: str) -> list:
+    """The DeviceClasses (key order) and ResourceClaimTemplates (kind order) for this catalog, without labels."""
+    out = [{"apiVersion": API_VERSION, "kind": "DeviceClass", "metadata": {"name": cluster_name(fullname, key)},
+            "spec": {"selectors": [{"cel": {"expression": e}} for e in expressions(catalog.device_classes[key])]}}
+           for key in sorted(catalog.device_classes)]
+    ns = namespace(catalog, release_namespace)
+    for kind in sorted(catalog.accelerators):
+        devices = catalog.accelerators[kind].devices
+        if devices is not None:
+            out.append({"apiVersion": API_VERSION, "kind": "ResourceClaimTemplate",
+                        "metadata": {"name": template_name(kind), "namespace": ns},
+                        "spec": {"spec": claim_spec(catalog, fullname, devices)}})
+    return out
+
+
+__all__ = ["API_VERSION", "POD_CLAIM", "Alternative", "DeviceClass", "Devices",
+           "claim_spec", "expressions", "objects", "template_name", "text", "vendor"]
