@@ -362,7 +362,7 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
         "mem_guarantee", "mem_limit", "extra_resource_limits", "extra_resource_guarantees", "node_selector",
         "tolerations", "volumes", "volume_mounts", "extra_labels", "extra_pod_config", "uid", "gid", "fs_gid",
         "pod_security_context", "container_security_context", "allow_privilege_escalation", "privileged",
-        "default_url", "priority_class_name",
+        "default_url", "priority_class_name", "scheduler_name",
     )
     failfast_interval = 1.0
     _teamhub_admitted = False  # this start's pod passed a dry-run admission before its PVC was created
@@ -406,6 +406,8 @@ class TeamhubKubeSpawner(TeamhubMixin, KubeSpawner):
         self.extra_pod_config = {**self.extra_pod_config, "activeDeadlineSeconds": launch.minutes * 60}
         # the resource's rank (catalog priorityClassName): a course's GPU servers may preempt others' CPU ones
         self.priority_class_name = res.priority_class
+        if res.user_scheduler and self.teamhub.user_scheduler:  # packed onto the fewest nodes (catalog userScheduler)
+            self.scheduler_name = self.teamhub.user_scheduler
         user = launch.pod_user
         self.uid, self.gid, self.fs_gid = user.run_as_user, user.run_as_group, user.fs_group
         self.privileged, self.allow_privilege_escalation = False, False

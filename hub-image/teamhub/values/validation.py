@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..catalog import model as catalog_mod
 from ..pullguard import grammar
-from . import origins, secrets
+from . import origins, scheduling, secrets
 from .quantities import cpu_cores, memory_bytes, memory_hint
 from .schema import default_of, deref, inlined_schema, schema, validator, with_defaults
 from .source import Problem, Source, drop_locations, load_files, merge, nest, paused_gc, read_file
@@ -325,6 +325,7 @@ def semantic_problems(data) -> list[Problem]:
     out += digest_problems(data)
     out += origins.problems(data)  # hub.subdomainHost and the Ingress serving it
     out += queue_problems(data)
+    out += scheduling.problems(data)  # user placeholders name catalog placements
     gh = _map(auth.get("github"))
     if gh.get("enabled") is True and not _list(gh.get("allowedOrganizations")):
         warn(("auth", "github", "allowedOrganizations"), "empty: every GitHub account may log in (each gets the team everyone)")
