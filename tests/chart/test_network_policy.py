@@ -33,7 +33,10 @@ METADATA = "169.254.169.254"  # the cloud's instance metadata (credentials of th
 PRIVATE = ("10.1.2.3", "172.16.5.4", "192.168.1.10")  # the campus / cloud VPC networks
 API_SERVICE, API_ENDPOINT = "10.96.0.1", "10.0.0.10"  # kubernetes.default:443, the API server's own :6443
 VALUE_SETS = {"default": (CONFIG / "values.yaml",),
-              "no-internet": (CONFIG / "examples" / "chart-postgres-loadbalancer.yaml",)}
+              "no-internet": (CONFIG / "examples" / "chart-postgres-loadbalancer.yaml",),
+              # the user scheduler and user placeholders (issue 30); servers may reach the internet there too
+              "packing": (CONFIG / "examples" / "packing-headroom.yaml",)}
+USER_SCHEDULER, PLACEHOLDER = f"{NS}/{RELEASE}-user-scheduler", f"{NS}/{RELEASE}-placeholder-cpu"
 
 
 def _rendered(values) -> list[dict]:
@@ -174,7 +177,7 @@ def test_user_server_never_reaches_metadata_nor_private_ranges(net):
             assert not net.permits(ALICE, address, port), (address, net.conns(ALICE, address))
     assert net.permits(ALICE, DNS, 53, "UDP") and net.permits(ALICE, DNS, 53, "TCP")  # DNS still resolves
     # The internet (pip install, git clone) is reachable only where the values allow it.
-    assert net.permits(ALICE, "151.101.0.223", 443) == (net.values == "default")
+    assert net.permits(ALICE, "151.101.0.223", 443) == (net.values != "no-internet")
 
 
 def test_dns_goes_only_to_the_cluster_dns(net):
@@ -183,7 +186,7 @@ def test_dns_goes_only_to_the_cluster_dns(net):
         assert net.permits(pod, DNS, 53, "UDP") and net.permits(pod, DNS, 53, "TCP"), pod
         for address in (INTERNET_DNS, PERSON, *PRIVATE):
             # a user server with internet egress reaches every public port anyway (that is the setting)
-            internet = pod == ALICE and net.values == "default" and address in (INTERNET_DNS, PERSON)
+            internet = pod == ALICE and net.values != "no-internet" and address in (INTERNET_DNS, PERSON)
             for protocol in ("UDP", "TCP"):
                 assert net.permits(pod, address, 53, protocol) == internet, (pod, address, protocol, net.conns(pod, address))
         assert not net.permits(pod, FAKE_DNS, 53, "UDP"), pod  # the labels alone are not enough
@@ -203,6 +206,19 @@ def test_prepull_awaiter_reaches_only_dns_and_the_api(net):
             expected = (port, protocol) in ((443, "TCP"), (6443, "TCP"))
             assert net.permits(AWAITER, address, port, protocol) == expected, (address, port, protocol, outbound)
     assert not net.permits(AWAITER, HUB, 8081) and not net.permits(AWAITER, ALICE, 8888)
+
+
+def test_user_scheduler_reaches_only_the_api_and_placeholders_nothing(net):
+    if net.values != "packing":
+        assert USER_SCHEDULER not in net.endpoints() and PLACEHOLDER not in net.endpoints()  # not rendered
+        return
+    assert {USER_SCHEDULER, PLACEHOLDER} <= net.endpoints()
+    assert not [pair for pair in net.allowed if pair[1] in (USER_SCHEDULER, PLACEHOLDER)]  # nothing connects to them
+    assert not [pair for pair in net.allowed if pair[0] == PLACEHOLDER]  # pause reaches nothing
+    assert net.permits(USER_SCHEDULER, API_SERVICE, 443) and net.permits(USER_SCHEDULER, API_ENDPOINT, 6443)
+    for address, port, protocol in ((API_SERVICE, 80, "TCP"), (PERSON, 8080, "TCP"), (METADATA, 80, "TCP"),
+                                    (DNS, 53, "UDP"), (HUB, 8081, "TCP"), (ALICE, 8888, "TCP")):
+        assert not net.permits(USER_SCHEDULER, address, port, protocol), (address, port, protocol)
 
 
 def test_reader_of_nca_output_fails_closed():

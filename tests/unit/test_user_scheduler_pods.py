@@ -4,27 +4,15 @@ never sticks to the spawner's next start, and the admission parameters say which
 
 from __future__ import annotations
 
-import asyncio
-
 import kubernetes_validate
 import yaml
 from hubhelpers import VALUES, configured, kube_spawner
-from kubernetes_asyncio.client import ApiClient
 from teamhub.catalog import admission
 from teamhub.values.validation import load_or_raise
+from test_pod_manifest import manifest
 
 ADMIN = "local:ada"
 SCHEDULER = "t-teamhub-user-scheduler"
-
-
-def manifest(sp, options):
-    async def go():
-        await sp.teamhub_apply(options)
-        pod = await sp.get_pod_manifest()
-        async with ApiClient() as api:
-            return api.sanitize_for_serialization(pod)
-
-    return asyncio.run(go())
 
 
 def packed_values(tmp_path):
