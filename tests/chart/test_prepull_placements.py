@@ -10,8 +10,8 @@ import json
 import pytest
 import yaml
 from support import CONFIG
+from teamhub.catalog.loader import load_or_raise
 from teamhub.catalog.placement import placements
-from teamhub.values.validation import load_or_raise
 from test_chart import CHART, VALUES_FILES, render
 
 HASH = "$2b$12$Xgnp62i4m6AkY2tuTo9bmuzSyf8FTrxbeRUIiQn9Lmoh/UsjXVrQe"

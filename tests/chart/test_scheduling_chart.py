@@ -14,8 +14,8 @@ import pytest
 import yaml
 from support import ROOT
 from teamhub.catalog.access import access_of
+from teamhub.catalog.loader import load_or_raise
 from teamhub.catalog.placement import build_launch
-from teamhub.values.validation import load_or_raise
 from test_chart import CONFIG, HELMS, KUBE_VERSIONS, helm, render, write_values
 
 VAP = ("--api-versions", "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy")

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 from support import CONFIG, run_teamhub
+from teamhub.catalog.loader import check, load
 from teamhub.values.source import Source
-from teamhub.values.validation import check, load
 
 BASE = load([CONFIG / "values.yaml"]).source.data
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 from support import CONFIG
+from teamhub.catalog import loader
 from teamhub.catalog.access import Person, RequestRefused, check_request, resolve, teams_of
-from teamhub.values import validation
 
 
 @pytest.fixture(scope="module")
 def catalog():
-    return validation.load_or_raise([CONFIG / "values.yaml"]).catalog
+    return loader.load_or_raise([CONFIG / "values.yaml"]).catalog
 
 
 def keys(access):
@@ -33,7 +33,7 @@ def variant(old: str, new: str):
 
     text = (CONFIG / "values.yaml").read_text()
     assert old in text
-    return validation.check(load_text(text.replace(old, new), "v.yaml")).catalog
+    return loader.check(load_text(text.replace(old, new), "v.yaml")).catalog
 
 
 def test_github_teams_map_case_insensitively_and_only_for_github():

@@ -8,7 +8,7 @@ import kubernetes_validate
 import yaml
 from hubhelpers import VALUES, configured, kube_spawner
 from teamhub.catalog import admission
-from teamhub.values.validation import load_or_raise
+from teamhub.catalog.loader import load_or_raise
 from test_pod_manifest import manifest
 
 ADMIN = "local:ada"
