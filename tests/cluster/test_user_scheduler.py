@@ -18,7 +18,7 @@ import yaml
 from support import CONFIG
 
 from .chart import CHART, RELEASE, VALUES
-from .controlplane import Component, free_port
+from .controlplane import ApiError, Component, free_port
 from .test_user_pod import data_volume, manifests
 
 VAP = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
@@ -65,14 +65,14 @@ def node_of(cluster, namespace: str, name: str, timeout: float = 60) -> str:
         time.sleep(0.2)
 
 
-def start_servers(cluster, namespace: str, hub, users: list, values, environ: dict) -> list[str]:
-    """Pods (and home claims) exactly as the hub builds them for cpu-small, created one after another by the hub's
-    ServiceAccount, each once the one before is placed (the order a class logging in makes)."""
+def start_servers(cluster, namespace: str, api, users: list, values, environ: dict) -> list[str]:
+    """Pods (and home claims) exactly as the hub builds them for cpu-small, created one after another through
+    `api`, each once the one before is placed (the order a class logging in makes)."""
     nodes = []
     for user in users:
         pod, pvc = manifests(namespace, user, {"resource": "cpu-small"}, values=values, environ=environ)
-        hub.create(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims", pvc)
-        hub.create(f"/api/v1/namespaces/{namespace}/pods", pod)
+        api.create(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims", pvc)
+        api.create(f"/api/v1/namespaces/{namespace}/pods", pod)
         nodes.append(node_of(cluster, namespace, pod["metadata"]["name"]))
     return nodes
 
@@ -113,10 +113,8 @@ def test_the_user_scheduler_packs_four_cpu_servers_on_one_node_where_the_default
                                                                                                    user_scheduler):
     cluster.top_up_volumes(free=10)
     hub = cluster.service_account_api(namespace, HUB)
-    for claim in ("imagenet-data", "course-materials"):
-        cluster.api.create(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims", data_volume(claim))
-    # the default scheduler, the catalog as shipped
-    spread = start_servers(cluster, namespace, hub, [f"local:spread{i}" for i in range(4)], VALUES[0], {})
+    # the default scheduler, the catalog as shipped (created by the admin: the policy here says cpu-small is packed)
+    spread = start_servers(cluster, namespace, cluster.api, [f"local:spread{i}" for i in range(4)], VALUES[0], {})
     assert len(set(spread)) > 1, spread
     cluster.kubectl("delete", "pods", "--all", "-n", namespace, "--grace-period=0", "--force", "--wait=true")
     # cpu-small with userScheduler: the hub names the chart's scheduler, the admission policy admits exactly that
@@ -140,7 +138,7 @@ def test_a_resource_without_user_scheduler_may_not_name_it(cluster, namespace, u
     while True:  # the policy's binding takes effect a moment after it is created
         try:
             hub.create(f"/api/v1/namespaces/{namespace}/pods?dryRun=All", pod)
-        except Exception as exc:  # noqa: BLE001 - ApiError: its message is what matters
+        except ApiError as exc:
             if "teamhub rule scheduling" in str(exc):
                 break
         assert time.monotonic() < deadline, "a cpu-large pod naming the user scheduler was admitted"
