@@ -95,9 +95,9 @@ def user_scheduler(cluster, namespace):
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"][0] == "kube-scheduler"
     flags = [f"--config={workdir / 'config.yaml'}" if f.startswith("--config=") else f for f in container["command"][1:]]
-    # on this machine: loopback and a free port instead of the pod's 10259, its certificate in the work dir
+    # on this machine: loopback and a free port instead of the pod's 10259
     proc = Component(f"user-scheduler-{namespace}", ["kube-scheduler", *flags, "--bind-address=127.0.0.1",
-                                                     f"--secure-port={free_port()}", f"--cert-dir={workdir / 'certs'}"], workdir)
+                                                     f"--secure-port={free_port()}"], workdir)
     try:
         yield {"docs": docs, "proc": proc, "config": config}
     finally:
