@@ -36,6 +36,9 @@ kube-scheduler's own.
 {{- range $gpus | uniq | sortAlpha -}}{{- $weights = append $weights (dict "name" . "weight" 1) -}}{{- end -}}
 apiVersion: kubescheduler.config.k8s.io/v1
 kind: KubeSchedulerConfiguration
+# with --config, the configuration decides (the --profiling flag is only what scanners look for)
+enableProfiling: false
+enableContentionProfiling: false
 leaderElection:
   leaderElect: true
   resourceLock: leases

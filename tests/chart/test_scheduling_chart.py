@@ -81,6 +81,7 @@ def test_its_configuration_packs_and_elects_a_leader_and_its_name_is_the_hubs_an
     docs = objects(tmp_path, PACKED)
     config = yaml.safe_load(docs["ConfigMap", NAME]["data"]["config.yaml"])
     assert config["kind"] == "KubeSchedulerConfiguration" and config["apiVersion"] == "kubescheduler.config.k8s.io/v1"
+    assert config["enableProfiling"] is False and config["enableContentionProfiling"] is False
     assert config["leaderElection"] == {"leaderElect": True, "resourceLock": "leases", "resourceName": NAME, "resourceNamespace": "lab"}
     [profile] = config["profiles"]
     assert profile["schedulerName"] == NAME == hub_env(docs)["TEAMHUB_USER_SCHEDULER"]
