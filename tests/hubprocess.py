@@ -49,6 +49,8 @@ class HubProcess:
         self.state = Path(state_dir).resolve()
         (self.state / "homes").mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        # hub.baseUrl ("/" or "/jupyter/"): `.url` carries its path, so "/hub/..." relative to it is the hub's page
+        self.base_url = ((yaml.safe_load(self.values.read_text()) or {}).get("hub") or {}).get("baseUrl") or "/"
         # Fixed across restarts, so a restarted hub finds its proxy and servers where they were.
         self.env = hub_environment(self.values, self.port, self.state, str(CHP), base={**os.environ, **(extra_env or {})})
         self.command = hub_command(self.state) if config is None else [sys.executable, "-m", "jupyterhub", "-f", str(config)]
@@ -72,7 +74,7 @@ class HubProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}{self.base_url.rstrip('/')}"
 
     def start(self, timeout: float = 90) -> HubProcess:
         log = open(self.log_path, "ab")

@@ -4,12 +4,13 @@
 The admission policy's parameters (templates/admission/policy.yaml reads them, teamhub.catalog.admission in Python
 writes the same from the hub's values; tests/chart/test_admission_params.py holds the two equal). One
 ConfigMap key per placement, "<resource>" or "<resource>.<accelerator>" (keys are DNS labels, so "." is
-free), whose value is 15 lines, in this order:
+free), whose value is 16 lines, in this order:
   image ref | pullPolicy | pullSecrets (sorted, ",") | cpu request | cpu limit ("" none) | memory request |
   memory limit | gpu "<resource>=<count>" ("" none) | nodeSelector "k=v" (sorted, ",") |
   tolerations "key|operator|value|effect|seconds" (",") | max activeDeadlineSeconds |
   "runAsUser,runAsGroup,fsGroup" | teams granting the resource (sorted, ",") | priorityClassName ("" none) |
-  env "NAME=VALUE" (sorted, ","; "\" "\n" "," in values escaped as \\ \n \x2c): GPU visibility, then the catalog's
+  env "NAME=VALUE" (sorted, ","; "\" "\n" "," in values escaped as \\ \n \x2c): GPU visibility, then the catalog's |
+  userScheduler "true"/"false" (true: the pod names exactly the chart's user scheduler; else the default one)
 plus "volume.<key>" = "claim\nmountPath\nsubPath\nreadOnly" per catalog volume, "home" =
 "claimPrefix\npodPrefix\nmountPath" when servers get a home volume, and "_launch-env": the names the hub sets
 per start ("teamhub.admission.launchEnv"). Lookups by key keep the CEL cost flat
@@ -77,7 +78,8 @@ however large the catalog grows.
       ($user | join ",")
       ($granting | sortAlpha | join ",")
       ($r.priorityClassName | default "")
-      ($envLine | join ",") -}}
+      ($envLine | join ",")
+      (toString ($r.userScheduler | default false)) -}}
 {{- $key := $p.resource -}}
 {{- if $p.accelerator -}}{{- $key = printf "%s.%s" $p.resource $p.accelerator -}}{{- end -}}
 {{- $_ := set $data $key (join "\n" $lines) -}}

@@ -59,6 +59,8 @@ holds hub.db.password.
   value: http://{{ include "teamhub.hub.name" $ctx }}{{ if include "teamhub.userNamespace.apart" $ctx }}.{{ $ctx.Release.Namespace }}{{ end }}:8081  # servers in singleuser.namespace: the hub's namespace
 - name: TEAMHUB_USER_POD_LABELS
   value: {{ include "teamhub.userPodLabels" $ctx | fromYaml | toJson | quote }}
+- name: TEAMHUB_USER_SCHEDULER  # for catalog resources with userScheduler (templates/user-scheduler/)
+  value: {{ include "teamhub.userScheduler.name" $ctx }}
 {{- range $method := list "github" "oidc" }}
 {{- with (index $ctx.Values.auth $method | default dict).existingSecret }}
 - name: TEAMHUB_{{ upper $method }}_CLIENT_SECRET
@@ -123,6 +125,7 @@ the schema marks something this list lacks.
       "sections" (pick $v "auth" "branding" "catalog" "sessions" "launchLinks" "singleuser" "queue" "gpuMetrics")
       "db" $v.hub.db
       "subdomainHost" $v.hub.subdomainHost
+      "baseUrl" $v.hub.baseUrl
       "ingress" (pick $v.ingress "enabled" "hosts" "tls")) -}}
 {{- end -}}
 

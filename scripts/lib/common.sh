@@ -110,9 +110,10 @@ hub_deployment() {
   echo "$name"
 }
 
-# check_hub NAMESPACE RELEASE [TIMEOUT]: the hub Deployment is rolled out and its /hub/health answers.
+# check_hub NAMESPACE RELEASE [TIMEOUT]: the hub Deployment is rolled out and its health endpoint answers
+# (<hub.baseUrl>hub/health: the path is read from the Deployment's own startup probe, so it follows the values).
 check_hub() {
-  local ns=$1 release=$2 timeout=${3:-5m} deploy
+  local ns=$1 release=$2 timeout=${3:-5m} deploy health
   if ! deploy=$(hub_deployment "$ns" "$release"); then
     warn "no hub Deployment with the labels $(hub_selector "$release") in namespace $ns"
     return 1
@@ -121,12 +122,15 @@ check_hub() {
     warn "the hub ($deploy) is not ready"
     return 1
   fi
+  health=$(kubectl --namespace "$ns" get "$deploy" \
+    -o jsonpath='{.spec.template.spec.containers[?(@.name=="hub")].startupProbe.httpGet.path}' 2>/dev/null)
+  health=${health:-/hub/health}
   if ! kubectl --namespace "$ns" exec "$deploy" -- python3 -c \
-      "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8081/hub/health', timeout=10).status == 200 else 1)"; then
-    warn "the hub does not answer on /hub/health"
+      "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8081$health', timeout=10).status == 200 else 1)"; then
+    warn "the hub does not answer on $health"
     return 1
   fi
-  say "the hub answers on /hub/health"
+  say "the hub answers on $health"
 }
 
 # hub_db_status NAMESPACE RELEASE FILE: the running hub's `teamhub db status --json` into FILE; false when

@@ -53,6 +53,11 @@ TOGGLES = {
                               "extraEnv": {"JUPYTERHUB_LOG_LEVEL": "DEBUG"}, "image": {"pullSecrets": ["regcred"]}},
                       "test": {"image": {"name": "docker.io/library/python", "tag": "3.12-slim"}}},
     "fullname-override": {"fullnameOverride": "lab-hub"},
+    "base-url": {"hub": {"baseUrl": "/jupyter/"}, "ingress": {"enabled": True, "hosts": ["apps.example.org"]}},
+    "packing-and-placeholders": {"catalog": {"resources": {"cpu-small": {"userScheduler": True}}},
+                                 "scheduling": {"userPlaceholders": {"nodeKinds": {
+                                     "cpu": {"resource": "cpu-small", "replicas": 2},
+                                     "strix": {"resource": "course-cv", "accelerator": "strix-halo", "replicas": 1}}}}},
 }
 
 

@@ -29,6 +29,7 @@ STRING_MARKERS = (
     "MARK_{i}_X",
     "https://mark-{i}.example.org",
     "/mark-{i}",
+    "/mark-{i}/",
     "10.{i}.0.0/16",
     "{n}Mi",
     "{n}m",
@@ -80,6 +81,8 @@ class Generator:
             i = self.unique()
             low, high = node.get("minimum", 0), node.get("maximum", 10**6)
             n = 40000 + i if low <= 40000 + i <= high else high - i
+            if n < low:  # a narrow range (a log level): a value inside it, unique only as far as the range allows
+                n = low + i % (high - low + 1)
             self.markers[path] = str(n)
             return n
         if kind == "string":
@@ -162,6 +165,21 @@ def dotted(path) -> str:
     return ".".join(map(str, path))
 
 
+# Keys whose value must name something of the shipped catalog (a marker would be refused by the chart): the
+# placeholders' resource and accelerator. Their "marker" is then that name.
+CATALOG_NAMES = {("resource",): "course-cv", ("accelerator",): "strix-halo"}
+PLACEHOLDER_KINDS = ("scheduling", "userPlaceholders", "nodeKinds")
+
+
+def use_catalog_names(gen: Generator, values: dict) -> None:
+    for kind, entry in values["scheduling"]["userPlaceholders"]["nodeKinds"].items():
+        for (key,), name in CATALOG_NAMES.items():
+            entry[key] = name
+            gen.markers[(*PLACEHOLDER_KINDS, kind, key)] = name
+    # the user scheduler runs only while a resource asks for it: one does, so its keys reach its objects
+    values["catalog"]["resources"]["course-cv"]["userScheduler"] = True
+
+
 @pytest.fixture(scope="module")
 def generated():
     gen = Generator()
@@ -170,6 +188,7 @@ def generated():
     # rules (e.g. at least one login method) must hold, and their keys are the hub's tests' business.
     shipped = yaml.safe_load((CHART.parent / "config" / "values.yaml").read_text())
     values.update({k: v for k, v in shipped.items() if k not in values and k in inlined_schema()["properties"]})
+    use_catalog_names(gen, values)
     return gen, values
 
 

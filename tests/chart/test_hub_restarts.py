@@ -48,6 +48,8 @@ NOT_THE_HUB = {
     "network policy egress": changed(networkPolicy__proxy={"extraEgress": [{"ports": [{"port": 443}]}]}),
     "admission actions": changed(admissionPolicy__validationActions=["Warn"]),
     "common annotations": changed(commonAnnotations={"example.org/owner": "ops"}),
+    "user placeholders": changed(scheduling__userPlaceholders={"priority": -5, "nodeKinds": {
+        "cpu": {"resource": "cpu-small", "replicas": 2}}}),
 }
 
 # One change per thing the schema says the hub reads (an `x-read-by: hub` node), plus what the hub reads
@@ -66,6 +68,7 @@ HUB_READS = {
     "hub.db.backupDir": changed(hub__db__backupDir="/srv/teamhub/data/elsewhere"),
     "singleuser": changed(singleuser__clusterAutoscaler=True),
     "hub.subdomainHost": changed(hub__subdomainHost="https://hub.example.org"),
+    "hub.baseUrl": changed(hub__baseUrl="/jupyter/"),
     "queue": changed(queue__maxWaitMinutes=30),
     "gpuMetrics": changed(gpuMetrics__prometheusUrl="http://prometheus-operated.monitoring.svc:9090"),
     "ingress hosts": changed(ingress={"enabled": True, "hosts": ["hub.example.org"]}),

@@ -35,8 +35,11 @@ API_SERVICE, API_ENDPOINT = "10.96.0.1", "10.0.0.10"  # kubernetes.default:443, 
 USERS_NS = "hub-users"
 VALUE_SETS = {"default": (CONFIG / "values.yaml",),
               "no-internet": (CONFIG / "examples" / "chart-postgres-loadbalancer.yaml",),
-              "users-apart": (CONFIG / "values.yaml", {"singleuser": {"namespace": USERS_NS}})}
-INTERNET = ("default", "users-apart")  # the value sets whose servers may reach the internet
+              "users-apart": (CONFIG / "values.yaml", {"singleuser": {"namespace": USERS_NS}}),
+              # the user scheduler and user placeholders (issue 30); servers may reach the internet there too
+              "packing": (CONFIG / "examples" / "packing-headroom.yaml",)}
+INTERNET = ("default", "users-apart", "packing")  # the value sets whose servers may reach the internet
+USER_SCHEDULER, PLACEHOLDER = f"{NS}/{RELEASE}-user-scheduler", f"{NS}/{RELEASE}-placeholder-cpu"
 
 
 def _rendered(values, workdir) -> list[dict]:
@@ -146,6 +149,7 @@ def net(request, tmp_path_factory):
     conn.alice, conn.bob = f"{users}/alice", f"{users}/bob"
     assert {HUB, PROXY, conn.alice, conn.bob, AWAITER, DNS} <= conn.endpoints(), proc.stdout  # NCA saw the workloads
     conn.values = request.param
+    conn.workloads = {f"{NS}/{d['metadata']['name']}" for d in docs if d["kind"] in ("Deployment", "DaemonSet", "Job")}
     return conn
 
 
@@ -213,6 +217,19 @@ def test_prepull_awaiter_reaches_only_dns_and_the_api(net):
             expected = (port, protocol) in ((443, "TCP"), (6443, "TCP"))
             assert net.permits(AWAITER, address, port, protocol) == expected, (address, port, protocol, outbound)
     assert not net.permits(AWAITER, HUB, 8081) and not net.permits(AWAITER, net.alice, 8888)
+
+
+def test_user_scheduler_reaches_only_the_api_and_placeholders_nothing(net):
+    if net.values != "packing":
+        assert not {USER_SCHEDULER, PLACEHOLDER} & net.workloads  # not rendered
+        return
+    assert {USER_SCHEDULER, PLACEHOLDER} <= net.workloads and USER_SCHEDULER in net.endpoints()
+    assert not [pair for pair in net.allowed if pair[1] == USER_SCHEDULER]  # nothing connects to it
+    assert PLACEHOLDER not in net.endpoints()  # pause: no connection in or out at all
+    assert net.permits(USER_SCHEDULER, API_SERVICE, 443) and net.permits(USER_SCHEDULER, API_ENDPOINT, 6443)
+    for address, port, protocol in ((API_SERVICE, 80, "TCP"), (PERSON, 8080, "TCP"), (METADATA, 80, "TCP"),
+                                    (DNS, 53, "UDP"), (HUB, 8081, "TCP"), (net.alice, 8888, "TCP")):
+        assert not net.permits(USER_SCHEDULER, address, port, protocol), (address, port, protocol)
 
 
 def test_reader_of_nca_output_fails_closed():

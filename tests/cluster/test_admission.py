@@ -457,7 +457,9 @@ def test_every_placement_of_every_values_file(cluster, values, monkeypatch):
         admin = sorted(checked.catalog.admins)[0]
         first = True
         for resource, accelerator in placements(values):
-            pod, _ = manifests(ns, admin, options(resource, accelerator), values=values)
+            # the hub's environment as the chart renders it: the user scheduler's name for resources with userScheduler
+            pod, _ = manifests(ns, admin, options(resource, accelerator), values=values,
+                               environ={"TEAMHUB_USER_SCHEDULER": f"{RELEASE}-user-scheduler"})
             if first:  # the policy takes effect a moment after it is created
                 wait_refused(hub, ns, _one_field_changes(pod, 0)["image"])
                 first = False

@@ -166,3 +166,13 @@ def test_unschedulable_pod_condition_reads_like_the_event(event):
     assert classify_pod(pod, STRIX).fatal
     waiting = {"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulerError", "message": message}]}}
     assert classify_pod(waiting, STRIX) is None  # only the scheduler's "does not fit" verdict
+
+
+def test_a_pod_preempting_a_placeholder_is_not_refused():
+    """scheduling.userPlaceholders: until the placeholder is gone the condition still says Unschedulable for lack of
+    CPU; the nominated node says the scheduler is making room, so the start goes on (issue 30)."""
+    short = "0/1 nodes are available: 1 Insufficient cpu."
+    unschedulable = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": short}
+    assert classify_pod({"status": {"conditions": [unschedulable]}}, CPU).fatal  # without a nomination: refused
+    v = classify_pod({"status": {"conditions": [unschedulable], "nominatedNodeName": "cpu-1"}}, CPU)
+    assert not v.fatal and "cpu-1" in v.message and v.stage == "scheduling"

@@ -8,7 +8,7 @@ the `Launch` the spawner turns into a pod), and tests/chart/test_admission_param
 for every values file, while the cluster tier shows the pods KubeSpawner builds are admitted. The hub never
 writes them: a compromised hub must not be able to widen what it may start.
 
-The layout (one ConfigMap key per placement, 15 lines) is described next to the template.
+The layout (one ConfigMap key per placement, 16 lines) is described next to the template.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .model import Catalog, Resource
 from .names import POD_NAME_TEMPLATE, PVC_NAME_TEMPLATE
 from .placement import build_launch
 
-SHAPE_LINES = 15
+SHAPE_LINES = 16
 
 # Environment names the hub sets per start, with values the policy cannot know (tokens, URLs, the person, the
 # session's end): admitted by name with a plain `value`, never `valueFrom`. Every other variable must be one of
@@ -93,6 +93,7 @@ def shape(catalog: Catalog, resource: Resource, accelerator_key: str | None) -> 
         ",".join(granting),
         resource.priority_class,
         ",".join(env_entry(k, str(v)) for k, v in sorted(launch.pod_env.items())),
+        str(resource.user_scheduler).lower(),  # "true": the chart's user scheduler, exactly; else the default one
     )
     assert len(lines) == SHAPE_LINES
     return "\n".join(lines)

@@ -163,6 +163,7 @@ class Resource:
     max_session_minutes: int | None
     pod_user: PodUser = NO_OVERRIDE
     priority_class: str = ""  # the servers' PriorityClass; "" the cluster's default
+    user_scheduler: bool = False  # packed onto the fewest nodes by the chart's user scheduler (userScheduler)
 
 
 @dataclass(frozen=True)
@@ -312,6 +313,7 @@ def build(values: dict) -> Catalog:
             max_session_minutes=v.get("maxSessionMinutes"),
             pod_user=_pod_user(v.get("securityContext")),
             priority_class=v.get("priorityClassName") or "",
+            user_scheduler=bool(v.get("userScheduler")),
         )
     teams = {
         k: Team(

@@ -118,7 +118,7 @@ def run(values: str, port: int, state_dir: str | None = None) -> int:
         print("teamhub demo: configurable-http-proxy not found (run make setup)", file=sys.stderr)
         return 2
     env = hub_environment(values_path, port, state, chp)
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}{(checked.values.get('hub') or {}).get('baseUrl') or '/'}"  # hub.baseUrl: served under it
     print(f"teamhub demo: {url}  (values: {values}, state: {state})")
     print("  LOCAL MODE: JupyterLab runs as local processes on this machine. CPU, memory and GPU limits are NOT")
     print("  enforced here; the catalog, launch page, team rules, quotas and session lengths are.")

@@ -48,6 +48,11 @@ def hub_bind_url(environ=os.environ) -> str:
     return environ.get("TEAMHUB_HUB_BIND_URL") or f"http://0.0.0.0:{HUB_PORT}"
 
 
+def base_url(values: dict) -> str:
+    """hub.baseUrl: "/" or "/a/b/" (the schema holds it to that form)."""
+    return (values.get("hub") or {}).get("baseUrl") or "/"
+
+
 def loopback(url: str) -> str:
     """The same port on loopback: processes in the hub's pod (the culler) reach the hub there."""
     from urllib.parse import urlsplit
@@ -167,13 +172,19 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
         if environ.get("TEAMHUB_HUB_CONNECT_URL"):
             c.JupyterHub.hub_connect_url = environ["TEAMHUB_HUB_CONNECT_URL"]
         c.ConfigurableHTTPProxy.should_start = False
+        # hub.baseUrl (e.g. /jupyter/ on a host name shared with other sites): the hub serves itself and routes
+        # servers under it; the chart's Ingress, probes and helm test use the same path.
+        c.JupyterHub.base_url = base_url(values)
         if environ.get("TEAMHUB_PROXY_API_URL"):
             c.ConfigurableHTTPProxy.api_url = environ["TEAMHUB_PROXY_API_URL"]
         configure_kubernetes(c, values, environ)
+        rt.user_scheduler = environ.get("TEAMHUB_USER_SCHEDULER", "")  # the chart names it (user-scheduler/)
     else:
         c.JupyterHub.spawner_class = TeamhubLocalSpawner
         c.JupyterHub.cleanup_servers = True  # Ctrl-C on `teamhub demo` stops everything
-        c.JupyterHub.bind_url = environ.get("TEAMHUB_BIND_URL", "http://127.0.0.1:8000")
+        # The base URL is the bind URL's path here: setting base_url beside bind_url would make JupyterHub
+        # rebuild the bind URL from its default ip and port.
+        c.JupyterHub.bind_url = environ.get("TEAMHUB_BIND_URL", "http://127.0.0.1:8000").rstrip("/") + base_url(values)
         c.JupyterHub.hub_ip = "127.0.0.1"
         if environ.get("TEAMHUB_HUB_PORT"):
             c.JupyterHub.hub_port = int(environ["TEAMHUB_HUB_PORT"])
@@ -196,7 +207,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     # The culler is a process in the hub's pod. JupyterHub hands it hub_connect_url (the hub Service), which
     # the chart's NetworkPolicies rightly do not open from the hub to itself (and which needs hairpin NAT):
     # it calls the hub on loopback, a path that never leaves the pod. Local mode is loopback already.
-    hub_api = f"{loopback(hub_bind_url(environ))}/hub/api" if mode == "kubernetes" else None
+    hub_api = f"{loopback(hub_bind_url(environ))}{base_url(values)}hub/api" if mode == "kubernetes" else None
     culler = configure_culler(c, checked.catalog.sessions.idle_cull_minutes, hub_api, values, environ)
     gpuwatch.install(rt, culler)  # the hub's side of GPU rules: warnings on its pages, end reason gpu-idle
     freeze_after_start()

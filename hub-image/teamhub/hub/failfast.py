@@ -207,6 +207,10 @@ def classify_pod(pod: dict | None, ctx: Context = Context()) -> Verdict | None:
     if not pod:
         return None
     status = pod.get("status") or {}
+    if status.get("nominatedNodeName"):
+        # The scheduler preempts lower-priority pods (a user placeholder) for it: the condition still says
+        # Unschedulable until they are gone, and the pod goes there next.
+        return Verdict(False, f"Making room on node {status['nominatedNodeName']} (a placeholder gives way)", "scheduling")
     for condition in status.get("conditions") or ():
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False" \
                 and condition.get("reason") == "Unschedulable":

@@ -101,8 +101,18 @@ def link_query(fields: dict) -> str:
 
 
 def public_url(values: dict) -> str | None:
-    """The hub's public address: `launchLinks.publicUrl`, else `hub.subdomainHost` (where the hub signs people
-    in when servers have their own origins), else the first Ingress host (https when TLS covers it)."""
+    """The hub's public address, without a trailing slash and with hub.baseUrl's path: `launchLinks.publicUrl`
+    (its path is kept when it already ends with the base URL, else the base URL is added), else
+    `hub.subdomainHost` (where the hub signs people in when servers have their own origins), else the first
+    Ingress host (https when TLS covers it)."""
+    site = _site_url(values)
+    if site is None:
+        return None
+    base = ((values.get("hub") or {}).get("baseUrl") or "/").rstrip("/")
+    return site if not base or site.endswith(base) else site + base
+
+
+def _site_url(values: dict) -> str | None:
     url = values["launchLinks"].get("publicUrl")  # no default: unset means the Ingress host
     if url:
         return url.rstrip("/")

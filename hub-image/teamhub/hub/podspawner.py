@@ -51,7 +51,7 @@ class TeamhubKubeSpawner(TeamhubMixin, DryRunAdmission, KubeSpawner):
         "mem_guarantee", "mem_limit", "extra_resource_limits", "extra_resource_guarantees", "node_selector",
         "tolerations", "volumes", "volume_mounts", "extra_labels", "extra_pod_config", "uid", "gid", "fs_gid",
         "pod_security_context", "container_security_context", "allow_privilege_escalation", "privileged",
-        "default_url", "priority_class_name", "start_timeout",
+        "default_url", "priority_class_name", "scheduler_name", "start_timeout",
     )
     failfast_interval = 1.0
     teamhub_line = None  # queueing.Line: this start's wait in its team's GPU queue
@@ -94,6 +94,8 @@ class TeamhubKubeSpawner(TeamhubMixin, DryRunAdmission, KubeSpawner):
         self.extra_pod_config = {**self.extra_pod_config, "activeDeadlineSeconds": launch.minutes * 60}
         # the resource's rank (catalog priorityClassName): a course's GPU servers may preempt others' CPU ones
         self.priority_class_name = res.priority_class
+        if res.user_scheduler and self.teamhub.user_scheduler:  # packed onto the fewest nodes (catalog userScheduler)
+            self.scheduler_name = self.teamhub.user_scheduler
         user = launch.pod_user
         self.uid, self.gid, self.fs_gid = user.run_as_user, user.run_as_group, user.fs_group
         self.privileged, self.allow_privilege_escalation = False, False

@@ -17,6 +17,8 @@ class Runtime:
     mode: str = "kubernetes"
     quota: QuotaBook = field(default_factory=QuotaBook)  # one per hub process: every spawner reserves in it
     usage: object = None  # usage.store.Store, set once the database is migrated; None: nothing is recorded
+    # the chart's user scheduler (TEAMHUB_USER_SCHEDULER) for resources with userScheduler; "": the default one
+    user_scheduler: str = ""
 
     def __deepcopy__(self, memo):
         return self  # traitlets deep-copies configuration values: every spawner must share this one

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..pullguard import grammar
-from . import devices, gpumetrics, origins, secrets
+from . import devices, gpumetrics, origins, scheduling, secrets
 from .quantities import cpu_cores, memory_bytes, memory_hint
 from .schema import default_of, deref, inlined_schema, schema, validator, with_defaults
 from .source import Problem, Source, drop_locations, load_files, merge, nest, paused_gc, read_file
@@ -321,6 +321,7 @@ def semantic_problems(data) -> list[Problem]:
     out += gpumetrics.problems(data)  # gpuMetrics and the catalog's GPU idle rules
     out += queue_problems(data)
     out += devices.problems(data)  # accelerators by Dynamic Resource Allocation: CEL, class references, the queue
+    out += scheduling.problems(data)  # user placeholders name catalog placements
     gh = _map(auth.get("github"))
     if gh.get("enabled") is True and not _list(gh.get("allowedOrganizations")):
         warn(("auth", "github", "allowedOrganizations"), "empty: every GitHub account may log in (each gets the team everyone)")
