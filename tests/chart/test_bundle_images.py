@@ -15,7 +15,7 @@ from test_admission_params import VAP, files_for
 from test_chart import HELMS, VALUES_FILES, render
 
 CHART = ROOT / "chart"
-PARAM_META = ("volume.", "home", "_launch-env")  # parameter keys that are not placements
+PARAM_META = ("volume.", "home", "_launch-env", "devices.")  # parameter keys that are not placements
 
 
 def every_image_field(node, out: set) -> set:
