@@ -128,7 +128,7 @@ def register(sub) -> None:
     p.add_argument("--group", action="append", default=[], help="with --user: a provider group, e.g. org:team")
     p.set_defaults(func=cmd_catalog)
 
-    p = sub.add_parser("schema", help="generate chart/values.schema.json from the schema source")
+    p = sub.add_parser("schema", help="generate chart/values.schema.json, chart/values.yaml and docs/values-reference.md from the schema source")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--write", action="store_true", help="write the generated files (default)")
     g.add_argument("--check", action="store_true", help="fail when a generated file is stale")
