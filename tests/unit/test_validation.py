@@ -10,7 +10,7 @@ from support import CONFIG
 from teamhub.values import validation
 from teamhub.values.source import format_path, load_text, merge
 
-HASH = "$2b$12$Xgnp62i4m6AkY2tuTo9bmuzSyf8FTrxbeRUIiQn9Lmoh/UsjXVrQe"
+HASH = "$2b$04$GVq.ooAxIQMhVKs0//inyOP7irRfBb0OYg0PjS6gvPkrOuxfhTLIa"  # bcrypt of "test-pass" (not a demo account's published hash, which validation refuses)
 
 BASE = f"""\
 auth:
@@ -94,8 +94,10 @@ def test_base_document_is_valid():
     assert list(result.catalog.resources) == ["cpu-small", "gpu-large"]
 
 
-@pytest.mark.parametrize("path", sorted(CONFIG.rglob("*.yaml")), ids=lambda p: p.relative_to(CONFIG).as_posix())
+@pytest.mark.parametrize("path", sorted(p for p in CONFIG.rglob("*.yaml") if "demo" not in p.relative_to(CONFIG).parts),
+                         ids=lambda p: p.relative_to(CONFIG).as_posix())
 def test_shipped_values_files_are_valid(path):
+    """Every file an operator may install is valid on its own (the demo overlay is not one: test_demo_hashes.py)."""
     result = validation.load([path])
     assert result.ok, "\n".join(str(p) for p in result.errors)
 

@@ -18,12 +18,12 @@ from ..values.source import Source
 from ..values.validation import Checked, load
 
 
-def load_forked(paths, accounts_file=None) -> Checked:
-    """Like `validation.load(paths, accounts_file)` (YamlFileError included), minus the source's line map."""
+def load_forked(paths, accounts_file=None, demo: bool = False) -> Checked:
+    """Like `validation.load(paths, accounts_file, demo)` (YamlFileError included), minus the source's line map."""
     paths = [str(p) for p in paths]
-    outcome = _in_child(paths, accounts_file) if hasattr(os, "fork") else None
+    outcome = _in_child(paths, accounts_file, demo) if hasattr(os, "fork") else None
     if outcome is None:
-        return load(paths, accounts_file)
+        return load(paths, accounts_file, demo)
     kind, payload = outcome
     if kind == "error":
         raise payload
@@ -34,7 +34,7 @@ def load_forked(paths, accounts_file=None) -> Checked:
     return checked
 
 
-def _in_child(paths, accounts_file=None):
+def _in_child(paths, accounts_file=None, demo: bool = False):
     """("ok", (problems, values)) or ("error", exception) from a forked child; None if it gave nothing."""
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -43,7 +43,7 @@ def _in_child(paths, accounts_file=None):
         try:
             os.close(read_end)
             try:
-                checked = load(paths, accounts_file)
+                checked = load(paths, accounts_file, demo)
                 outcome = ("ok", (checked.problems, checked.values))
             except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
                 outcome = ("error", exc)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..catalog import model as catalog_mod
 from ..pullguard import grammar
-from . import origins, secrets
+from . import demohashes, origins, secrets
 from .quantities import cpu_cores, memory_bytes, memory_hint
 from .schema import default_of, deref, inlined_schema, schema, validator, with_defaults
 from .source import Problem, Source, drop_locations, load_files, merge, nest, paused_gc, read_file
@@ -51,16 +51,19 @@ class Checked:
         return not self.errors
 
 
-def check(source: Source) -> Checked:
+def check(source: Source, demo: bool = False) -> Checked:
+    """`demo`: the values run as `teamhub demo` (its published demo accounts allowed; values/demohashes.py)."""
     with paused_gc():
-        return _check(source)
+        return _check(source, demo)
 
 
-def _check(source: Source) -> Checked:
+def _check(source: Source, demo: bool) -> Checked:
     problems = list(source.problems)
     if not source.unparsed:  # checking half a document would only add confusing follow-on errors
         problems += schema_problems(source.data)
         problems += semantic_problems(source.data)
+        if not demo:
+            problems += demohashes.problems(source.data)
     for p in problems:
         if p.location is None:
             p.location = source.locate(p.path)
@@ -77,17 +80,17 @@ def _check(source: Source) -> Checked:
     return result
 
 
-def load(paths, accounts_file: str | Path | None = None) -> Checked:
+def load(paths, accounts_file: str | Path | None = None, demo: bool = False) -> Checked:
     """Read, merge (like helm -f) and check values files. Unreadable files raise YamlFileError.
 
     `accounts_file`: where the hub finds the Secret of `auth.local.existingSecret` (paths.local_users_file).
     With it, and when the values name such a Secret, the file's accounts are read as values under
     `auth.local.users` (an account in the file replaces a same-named one in values) and checked with
-    everything else, so the catalog is built once, from all accounts."""
+    everything else, so the catalog is built once, from all accounts. `demo`: see check()."""
     source = load_files(list(paths))
     if accounts_file is not None:
         source = with_secret_accounts(source, Path(accounts_file))
-    return check(source)
+    return check(source, demo)
 
 
 def with_secret_accounts(source: Source, accounts_file: Path) -> Source:
@@ -106,8 +109,8 @@ def with_secret_accounts(source: Source, accounts_file: Path) -> Source:
     return merge([source, nest(accounts, ("auth", "local", "users"))])
 
 
-def load_or_raise(paths, accounts_file: str | Path | None = None) -> Checked:
-    result = load(paths, accounts_file)
+def load_or_raise(paths, accounts_file: str | Path | None = None, demo: bool = False) -> Checked:
+    result = load(paths, accounts_file, demo)
     if not result.ok:
         raise InvalidValues(result.errors)
     return result
