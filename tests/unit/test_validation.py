@@ -346,7 +346,7 @@ DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 def test_images_without_digest_warn_unless_required_or_silenced():
     """Tags move, digests do not: unset requireDigests warns per unpinned image, true refuses, false is quiet."""
-    chart_images = f"hub:\n  image: {{name: ghcr.io/teamhub/hub, tag: '1.0'}}\nproxy:\n  image: {{name: quay.io/x/chp, digest: {DIGEST}}}\n"
+    chart_images = f"hub:\n  image: {{name: ghcr.io/example-university/teamhub-hub, tag: '1.0'}}\nproxy:\n  image: {{name: quay.io/x/chp, digest: {DIGEST}}}\n"
     unset = check(edit({"  requireDigests: false\n": ""}) + chart_images)
     assert unset.ok
     warned = {format_path(p.path): p.message for p in unset.warnings}
