@@ -132,12 +132,13 @@ def test_validate_names_the_replacement_of_a_retired_key(retired_schema, tmp_pat
     assert f"| `hub.oldImage` | {RENAMED} |" in reference and f"| `sessions.cullIdle` | {REMOVED} |" in reference
 
 
-def test_helm_names_the_replacement_of_a_retired_key(retired_schema, tmp_path):
+@pytest.mark.parametrize("which", ["helm3", "helm4"])
+def test_helm_names_the_replacement_of_a_retired_key(which, retired_schema, tmp_path):
     chart = tmp_path / "chart"
     shutil.copytree(CHART, chart)
     (chart / "values.schema.json").write_text(generate.render_chart_schema())
     old = tmp_path / "old.yaml"
     old.write_text("hub:\n  oldImage: {name: example.org/hub, tag: '1'}\n")
-    r = helm("helm3", "template", "t", chart, "-f", CONFIG / "values.yaml", "-f", old, check=False)
+    r = helm(which, "template", "t", chart, "-f", CONFIG / "values.yaml", "-f", old, check=False)
     assert r.returncode != 0 and "oldImage" in r.stderr and RENAMED in r.stderr, r.stderr
     assert "additional properties" not in r.stderr.lower()
