@@ -22,6 +22,7 @@ test: setup lint .venv-nca/stamp
 
 lint: .venv-checkov/stamp
 	$(VENV)/ruff check hub-image tests scripts benchmarks
+	$(VENV)/lint-imports --no-cache  # the package's layers (pyproject.toml [tool.importlinter]): an upward import fails
 	$(VENV)/yamllint -s config chart/values.yaml chart/Chart.yaml hub-image/teamhub/schema
 	$(VENV)/shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
 	$(VENV)/hadolint hub-image/Dockerfile dockerfiles/*/Dockerfile

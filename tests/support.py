@@ -49,7 +49,7 @@ def demo_values_text() -> str:
 
 def load_demo(*extra, **kwargs):
     """The demo's values (plus `extra` files on top) checked as `teamhub demo` checks them."""
-    from teamhub.values.validation import load
+    from teamhub.catalog.loader import load
 
     return load([*DEMO_VALUES, *extra], demo=True, **kwargs)
 

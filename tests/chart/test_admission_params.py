@@ -13,8 +13,8 @@ import pytest
 import yaml
 from support import CONFIG
 from teamhub.catalog import admission
+from teamhub.catalog.loader import load_or_raise
 from teamhub.hub.config import storage_settings
-from teamhub.values.validation import load_or_raise
 from test_chart import KUBE_VERSIONS, VALUES_FILES, render
 
 VAP = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"

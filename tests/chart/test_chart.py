@@ -317,12 +317,13 @@ def test_data_folder_is_a_kept_volume_in_every_database_mode(which, db, tmp_path
 def test_prepuller_and_spawner_name_images_identically(tmp_path):
     """A digest-pinned image is pulled by exactly the reference the spawner gives the user pod; any difference
     (`:latest` added, digest dropped) makes the node pull again when a person starts."""
-    from teamhub.values import validation
+
+    from teamhub.catalog import loader
 
     overlay = write_values(tmp_path, "digest", {"catalog": {"images": {"scipy": {"digest": DIGEST}}}})
     docs = render("helm3", CONFIG / "values.yaml", overlay)
     pulled = {c["image"] for d in docs if d["kind"] == "DaemonSet" and "continuous-puller" in d["metadata"]["name"]
               for c in d["spec"]["template"]["spec"]["initContainers"]}
-    catalog = validation.load_or_raise([CONFIG / "values.yaml", overlay]).catalog
+    catalog = loader.load_or_raise([CONFIG / "values.yaml", overlay]).catalog
     assert pulled == {img.ref for img in catalog.images.values()}
     assert f"quay.io/jupyter/scipy-notebook:2026-11-02@{DIGEST}" in pulled

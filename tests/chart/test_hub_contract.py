@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 from support import CONFIG, ROOT, TOOLS, tree_env
+from teamhub.catalog.loader import load
 from teamhub.cli.demo import free_port
-from teamhub.values.validation import load
 
 CHART = ROOT / "chart"
 HUB_CONFIG = ROOT / "hub-image" / "jupyterhub_config.py"

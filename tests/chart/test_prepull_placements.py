@@ -10,8 +10,8 @@ import json
 import pytest
 import yaml
 from support import CONFIG
+from teamhub.catalog.loader import load_or_raise
 from teamhub.catalog.placement import placements
-from teamhub.values.validation import load_or_raise
 from test_chart import CHART, VALUES_FILES, render
 
 HASH = "$2b$04$GVq.ooAxIQMhVKs0//inyOP7irRfBb0OYg0PjS6gvPkrOuxfhTLIa"  # bcrypt of "test-pass" (not a demo account's published hash, which validation refuses)

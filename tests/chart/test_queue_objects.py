@@ -10,7 +10,7 @@ import pytest
 import yaml
 from support import CONFIG, TOOLS
 from teamhub.catalog import queue
-from teamhub.values.validation import load, load_or_raise
+from teamhub.catalog.loader import load, load_or_raise
 from test_admission_params import files_for
 from test_chart import VALUES_FILES, helm, render
 

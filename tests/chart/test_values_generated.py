@@ -142,3 +142,32 @@ def test_helm_names_the_replacement_of_a_retired_key(which, retired_schema, tmp_
     r = helm(which, "template", "t", chart, "-f", CONFIG / "values.yaml", "-f", old, check=False)
     assert r.returncode != 0 and "oldImage" in r.stderr and RENAMED in r.stderr, r.stderr
     assert "additional properties" not in r.stderr.lower()
+
+
+# --- templates read values directly --------------------------------------------------------------------
+
+RESTATED = re.compile(r"Values\.([A-Za-z][\w.]*)\s*\|\s*default\s+(\"[^\"]*\"|[\w.]+)")
+
+
+def _literal(text: str):
+    """A template's default as data ("x" a string, dict/list empty ones); None for an expression (.Chart.Name)."""
+    if text.startswith('"'):
+        return text[1:-1]
+    return {"dict": {}, "list": []}.get(text, int(text) if text.isdigit() else None)
+
+
+def test_templates_do_not_restate_the_schema_defaults():
+    """chart/values.yaml gives every default, so `.Values.x | default <the same value>` only hides a value the
+    operator emptied on purpose; a default that means something else (nameOverride "" -> the chart's name) stays."""
+    restated = []
+    for template in sorted((CHART / "templates").rglob("*")):
+        if template.suffix not in (".yaml", ".tpl", ".txt"):
+            continue
+        for n, line in enumerate(template.read_text(encoding="utf-8").splitlines(), 1):
+            for path, fallback in RESTATED.findall(line):
+                node = inlined_schema()
+                for key in path.split("."):
+                    node = node.get("properties", {}).get(key, {})
+                if "default" in node and (node["default"] or _literal(fallback) == node["default"]):
+                    restated.append(f"{template.relative_to(CHART)}:{n}: .Values.{path} | default {fallback}")
+    assert restated == []

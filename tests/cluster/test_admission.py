@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 from support import CONFIG
+from teamhub.catalog.loader import load_or_raise
 from teamhub.hub import podrefusal
-from teamhub.values.validation import load_or_raise
 
 from .chart import CHART, RELEASE, VALUES, install
 from .controlplane import ApiError

@@ -9,8 +9,8 @@ import time
 
 import pytest
 from teamhub.catalog.access import access_of
+from teamhub.catalog.loader import load_or_raise
 from teamhub.catalog.placement import build_launch
-from teamhub.values.validation import load_or_raise
 
 from .chart import RELEASE, VALUES, install, status
 from .watch import Recorder

@@ -20,7 +20,7 @@ from teamhub.cli.demo import free_port
 CONFIG_TEMPLATE = '''
 import teamhub.auth
 from teamhub import paths
-from teamhub.values.validation import load_or_raise
+from teamhub.catalog.loader import load_or_raise
 
 checked = load_or_raise([{values!r}], accounts_file=paths.local_users_file())
 teamhub.auth.configure(c, checked)

@@ -14,9 +14,9 @@ from fakeproviders import FakeGitHub, FakeOIDC
 from support import wait_for
 from teamhub.auth.passwords import hash_password
 from teamhub.catalog.access import Person, resolve
+from teamhub.catalog.loader import check
 from teamhub.cli.demo import free_port
 from teamhub.values.source import Source
-from teamhub.values.validation import check
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -184,7 +184,7 @@ def stop_as_the_page_does(client, page: str, name: str):
 
 
 def stop_and_start_form(page: str) -> tuple:
-    """The 409 question's one-click form (serverlist.stop_and_start_form): (action, hidden fields, button text)."""
+    """The 409 question's one-click form (launchhandler.stop_and_start_form): (action, hidden fields, button text)."""
     form = re.search(r'<form method="post" id="teamhub-stop-and-start" action="([^"]+)"(.*?)</form>', page, re.S)
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.group(2)))
     button = re.search(r"<button[^>]*>(.*?)</button>", form.group(2), re.S).group(1)

@@ -289,7 +289,7 @@ def test_budget_sentences_count_only_the_budgets_kind_and_straddling_records_in_
     import asyncio
 
     from teamhub.catalog.model import Budget, Team
-    from teamhub.hub.sessions import iso
+    from teamhub.clock import iso
     from teamhub.usage import budget
 
     url = migrate.prepare({}, tmp_path).url

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from support import DEMO_VALUES
+from teamhub.catalog.loader import load_or_raise
 from teamhub.hub import config as hub_config
-from teamhub.values.validation import load_or_raise
 from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +48,7 @@ def _no_cluster():
 
 
 def kube_spawner(c, username="local:alice", admin=False, groups=()):
-    from teamhub.hub.spawners import TeamhubKubeSpawner
+    from teamhub.hub.podspawner import TeamhubKubeSpawner
 
     _no_cluster()
     sp = TeamhubKubeSpawner(_mock=True, config=c, user=FakeUser(username, admin, groups))

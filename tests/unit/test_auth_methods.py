@@ -16,8 +16,8 @@ from teamhub.auth.methods import Shared, TeamhubGitHubAuthenticator, TeamhubLoca
 from teamhub.auth.multi import TeamhubMultiAuthenticator
 from teamhub.auth.passwords import hash_password
 from teamhub.auth.throttle import LoginThrottle, ThrottleSettings
+from teamhub.catalog.loader import load
 from teamhub.values.schema import with_defaults
-from teamhub.values.validation import load
 from tornado import web
 from tornado.httputil import HTTPHeaders
 

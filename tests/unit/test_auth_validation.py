@@ -6,8 +6,8 @@ import copy
 
 import pytest
 from support import CONFIG, load_demo, run_teamhub
+from teamhub.catalog.loader import check
 from teamhub.values.source import Source
-from teamhub.values.validation import check
 
 BASE = load_demo().source.data
 

@@ -6,8 +6,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import CONFIG
+from teamhub.catalog import loader
 from teamhub.catalog.access import Person, RequestRefused, check_request, resolve
-from teamhub.values import validation
 from teamhub.values.source import load_text
 
 KEYS = ["auth", "catalog", "sessions", "images", "resources", "teams", "accelerators", "volumes", "cpu", "memory",
@@ -26,7 +26,7 @@ BASE = yaml.safe_load((CONFIG / "values.yaml").read_text())
 
 
 def _check_text(text: str):
-    result = validation.check(load_text(text, "fuzz.yaml"))
+    result = loader.check(load_text(text, "fuzz.yaml"))
     for problem in result.problems:  # every problem points into the document, in words
         assert problem.level in ("error", "warning") and problem.message.strip()
         assert problem.location is not None and problem.location.file == "fuzz.yaml", problem

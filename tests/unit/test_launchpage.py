@@ -11,12 +11,12 @@ import pytest
 from hubhelpers import VALUES
 from support import DEMO_OVERLAY, DEMO_VALUES
 from teamhub.catalog.access import Person
+from teamhub.catalog.loader import load, load_or_raise
 from teamhub.hub import config as hub_config
 from teamhub.hub import launchpage
 from teamhub.hub.loadvalues import load_forked
 from teamhub.hub.quota import Usage
 from teamhub.values.source import YamlFileError
-from teamhub.values.validation import load, load_or_raise
 
 
 @pytest.fixture

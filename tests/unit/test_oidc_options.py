@@ -12,9 +12,9 @@ from teamhub.auth import setup
 from teamhub.auth.discovery import Discovery
 from teamhub.auth.identity import GroupsNotice, refuse_other_subject
 from teamhub.auth.methods import TeamhubOIDCAuthenticator
+from teamhub.catalog.loader import check, load
 from teamhub.values.schema import with_defaults
 from teamhub.values.source import Source
-from teamhub.values.validation import check, load
 from tornado import web
 
 BASE = load(["config/values.yaml"]).source.data

@@ -7,14 +7,15 @@ import textwrap
 
 import pytest
 from hubhelpers import VALUES, configured
+from teamhub.catalog import loader
 from teamhub.hub import launchlinks
-from teamhub.values import origins, validation
+from teamhub.values import origins
 from teamhub.values.source import format_path, load_text, merge, read_file
 
 
 def check(extra: str):
     """config/values.yaml with `extra` merged on top, checked like `teamhub validate`."""
-    return validation.check(merge([read_file(VALUES), load_text(textwrap.dedent(extra), "extra.yaml")]))
+    return loader.check(merge([read_file(VALUES), load_text(textwrap.dedent(extra), "extra.yaml")]))
 
 
 @pytest.mark.parametrize(("value", "url", "host"), [

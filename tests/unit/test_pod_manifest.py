@@ -141,7 +141,7 @@ REFUSED = [
 
 @pytest.mark.parametrize(("options", "status"), REFUSED)
 def test_refused_requests_build_no_pod(c, monkeypatch, options, status):
-    from teamhub.hub.spawners import TeamhubKubeSpawner
+    from teamhub.hub.podspawner import TeamhubKubeSpawner
 
     built = []
 
@@ -235,7 +235,7 @@ def test_with_the_queue_on_gpu_pods_wait_in_their_teams_line_and_impossible_ones
     other = manifest(kube_spawner(c, "local:researcher1"), {"resource": "pytorch", "accelerator": "mi300x"})
     assert other["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-vision-lab"
 
-    from teamhub.hub.spawners import TeamhubKubeSpawner
+    from teamhub.hub.podspawner import TeamhubKubeSpawner
 
     built = []
 

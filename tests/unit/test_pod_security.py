@@ -22,7 +22,7 @@ from podsecurity import restricted_violations
 from support import demo_values
 from teamhub.auth import setup as auth_setup
 from teamhub.auth.setup import SECRET_ENV
-from teamhub.values.validation import load_or_raise
+from teamhub.catalog.loader import load_or_raise
 
 KUBERNETES = "1.37"
 VALUES_FILES = sorted((ROOT / "config").glob("*.yaml")) + sorted((ROOT / "config" / "examples").glob("*.yaml"))
@@ -130,7 +130,7 @@ def test_resource_over_image_over_chart(tmp_path):
 
 
 def test_root_uid_is_refused_by_the_schema(tmp_path):
-    from teamhub.values.validation import load
+    from teamhub.catalog.loader import load
 
     checked = load([with_ids(tmp_path, resource={"runAsUser": 0})], demo=True)
     assert [(p.path, p.message) for p in checked.errors] == [
@@ -162,7 +162,7 @@ class RefusingApi:
 
 
 def start_refused(status, pvc_known: bool, caplog, message=PSA_MESSAGE, api=None):
-    from teamhub.hub.spawners import SpawnStopped
+    from teamhub.hub.spawnerrors import SpawnStopped
 
     sp = kube_spawner(configured(), "local:alice")
     sp.api = api or RefusingApi(status, message)

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import pytest
 from support import CONFIG
-from teamhub.catalog import queue
+from teamhub.catalog import loader, queue
 from teamhub.catalog.access import access_of
 from teamhub.catalog.placement import build_launch
-from teamhub.values import validation
 from teamhub.values.source import load_text
 
 EXAMPLE = (CONFIG / "examples" / "gpu-queue.yaml").read_text(encoding="utf-8")
 
 
 def check(text: str):
-    return validation.check(load_text(text, "queue.yaml"))
+    return loader.check(load_text(text, "queue.yaml"))
 
 
 def edit(replacements: dict) -> str:

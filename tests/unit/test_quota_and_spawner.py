@@ -11,9 +11,9 @@ import yaml
 from hubhelpers import VALUES, FakeUser, configured, kube_spawner, runtime
 from support import DEMO_VALUES
 from teamhub.catalog.access import Person
+from teamhub.catalog.loader import load_or_raise
 from teamhub.hub import launchpage
 from teamhub.hub.quota import Hold, QuotaBook
-from teamhub.values.validation import load_or_raise
 from tornado import web
 
 QUOTA_VALUES = """
@@ -170,7 +170,7 @@ def test_launch_page_session_lengths_and_preselection():
 
 
 def test_options_from_form():
-    from teamhub.hub.spawners import options_from_form
+    from teamhub.hub.teamhubmixin import options_from_form
 
     assert options_from_form({"resource": ["cpu-small"], "accelerator": [""], "sessionMinutes": ["30"], "_xsrf": ["x"]}) == \
         {"resource": "cpu-small", "sessionMinutes": "30"}
@@ -186,7 +186,8 @@ class FakeReflector:
 
 def test_failed_scheduling_stops_the_spawn_within_seconds(monkeypatch):
     from kubespawner import KubeSpawner
-    from teamhub.hub.spawners import SpawnStopped, TeamhubKubeSpawner
+    from teamhub.hub.podspawner import TeamhubKubeSpawner
+    from teamhub.hub.spawnerrors import SpawnStopped
 
     c = configured()
     sp = kube_spawner(c)
@@ -324,7 +325,7 @@ def test_at_the_deadline_poll_deletes_the_pod_before_reporting_it_stopped(quota_
 def test_a_spawner_without_the_runtime_fails_loudly(quota_config):
     """The quota book comes from configuration (c.TeamhubKubeSpawner.teamhub_runtime). Without it, restoring
     or releasing a hold must fail, not silently skip the quota (spawners once swallowed the RuntimeError)."""
-    from teamhub.hub.spawners import TeamhubKubeSpawner
+    from teamhub.hub.podspawner import TeamhubKubeSpawner
 
     a = spawner_for(quota_config, "local:u1")
     asyncio.run(a.teamhub_apply({"resource": "gpu"}))
@@ -345,11 +346,11 @@ def test_a_start_still_pending_when_the_team_budget_runs_out_is_stopped(tmp_path
     runs out: a 403 with the budget's sentence, the pod deleted at once, the record ended as `budget`. The
     test clock moves past the 3 GPU-minutes while the start is pending."""
     from kubespawner import KubeSpawner
-    from teamhub.hub import sessions
+    from teamhub.clock import TEST_CLOCK_ENV
     from teamhub.usage import store
 
     clock = tmp_path / "clock"
-    monkeypatch.setenv(sessions.TEST_CLOCK_ENV, str(clock))
+    monkeypatch.setenv(TEST_CLOCK_ENV, str(clock))
     path = tmp_path / "values.yaml"
     path.write_text(QUOTA_VALUES.replace("quota: {maxServers: 2, maxGpus: 1}", "quota: {gpuHours: {amount: 0.05}}"))  # 180 GPU-s
     c = configured(path)
@@ -425,7 +426,8 @@ def test_a_local_server_that_exits_while_starting_fails_its_start_at_once(quota_
 
     from jupyterhub.spawner import SimpleLocalProcessSpawner
     from teamhub.cli.demo import free_port
-    from teamhub.hub.spawners import SpawnStopped, TeamhubLocalSpawner
+    from teamhub.hub.localspawner import TeamhubLocalSpawner
+    from teamhub.hub.spawnerrors import SpawnStopped
 
     async def exits(self):
         self.proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from support import CONFIG, DEMO_OVERLAY, load_demo
+from teamhub.catalog import loader
 from teamhub.catalog.access import Person, RequestRefused, check_request, resolve, teams_of
-from teamhub.values import validation
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def variant(old: str, new: str):
 
     text = (CONFIG / "values.yaml").read_text()
     assert old in text
-    return validation.check(merge([load_text(text.replace(old, new), "v.yaml"), read_file(DEMO_OVERLAY)]), demo=True).catalog
+    return loader.check(merge([load_text(text.replace(old, new), "v.yaml"), read_file(DEMO_OVERLAY)]), demo=True).catalog
 
 
 def test_github_teams_map_case_insensitively_and_only_for_github():

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 from hubhelpers import VALUES, configured
-from teamhub.hub import launchpage, serverlist
-from teamhub.values.validation import load_or_raise
+from teamhub.catalog.loader import load_or_raise
+from teamhub.hub import launchpage, serverlist, stopandstart
 
 T0 = 1_000_000
 
@@ -55,6 +55,6 @@ def test_the_hub_serves_the_list_and_the_stop_and_start():
     paths = c.JupyterHub.template_paths.get_value([])
     assert paths[0] == str(launchpage.TEMPLATES) and paths.count(paths[0]) == 1  # before JupyterHub's home.html and spawn.html
     routes = {route[0]: route[1] for route in c.JupyterHub.extra_handlers.get_value([])}
-    assert routes["/launch/stop-and-start"] is serverlist.StopAndStartHandler
+    assert routes["/launch/stop-and-start"] is stopandstart.StopAndStartHandler
     assert "/stop-server" not in routes  # Stop is JupyterHub's own API, not a handler of ours
     assert serverlist.rows(None) == []  # logged-out pages

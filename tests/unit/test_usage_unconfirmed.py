@@ -5,7 +5,7 @@ state stay open for JupyterHub's check of that server. JupyterHub's own tables (
 from __future__ import annotations
 
 from jupyterhub import orm
-from teamhub.hub.spawners import STATE_KEY, records_held
+from teamhub.hub.teamhubmixin import STATE_KEY, records_held
 from teamhub.usage import store
 from teamhub.usage.record import KEY
 

@@ -69,7 +69,7 @@ def test_csv_import_generates_strong_passwords_into_a_private_file(tmp_path):
 
 
 def test_secret_manifest_is_created_private_and_readable_by_the_hub(tmp_path):
-    from teamhub.values.validation import load
+    from teamhub.catalog.loader import load
 
     manifest = tmp_path / "accounts-secret.yaml"
     r = run_teamhub("users", "add", manifest, "zed", "--create-secret", "lab-accounts", "--rounds", "4", "--generate")

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 import yaml
 from support import CONFIG
-from teamhub.values import validation
+from teamhub.catalog import loader
 from teamhub.values.source import format_path, load_text, merge
 
 HASH = "$2b$04$GVq.ooAxIQMhVKs0//inyOP7irRfBb0OYg0PjS6gvPkrOuxfhTLIa"  # bcrypt of "test-pass" (not a demo account's published hash, which validation refuses)
@@ -61,7 +61,7 @@ sessions:
 
 
 def check(text: str, *, fname: str = "values.yaml"):
-    return validation.check(load_text(textwrap.dedent(text), fname))
+    return loader.check(load_text(textwrap.dedent(text), fname))
 
 
 def edit(replacements: dict[str, str]) -> str:
@@ -98,7 +98,7 @@ def test_base_document_is_valid():
                          ids=lambda p: p.relative_to(CONFIG).as_posix())
 def test_shipped_values_files_are_valid(path):
     """Every file an operator may install is valid on its own (the demo overlay is not one: test_demo_hashes.py)."""
-    result = validation.load([path])
+    result = loader.load([path])
     assert result.ok, "\n".join(str(p) for p in result.errors)
 
 
@@ -322,11 +322,11 @@ def test_warnings_do_not_fail():
 def test_merge_like_helm_reports_the_overriding_file():
     base = load_text(BASE, "values.yaml")
     override = load_text("sessions:\n  defaultMinutes: 900\n", "prod.yaml")
-    result = validation.check(merge([base, override]))
+    result = loader.check(merge([base, override]))
     problem = only_error(result)
     assert (problem.location.file, problem.location.line) == ("prod.yaml", 2)
     # null removes a key, as with helm
-    removed = validation.check(merge([base, load_text("catalog:\n  accelerators: null\n", "x.yaml")]))
+    removed = loader.check(merge([base, load_text("catalog:\n  accelerators: null\n", "x.yaml")]))
     assert "unknown accelerator 'strix-halo'" in only_error(removed).message
 
 

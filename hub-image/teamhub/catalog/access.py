@@ -11,8 +11,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..values.validation import EVERYONE
 from . import queue
-from .model import EVERYONE, Catalog
+from .model import Catalog
 from .placement import Launch, build_launch
 
 METHODS = ("local", "github", "oidc", "dummy")

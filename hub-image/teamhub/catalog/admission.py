@@ -2,7 +2,7 @@
 
 The chart's ValidatingAdmissionPolicy (chart/templates/admission/policy.yaml) refuses any pod the hub's
 ServiceAccount creates that is not one of these shapes. Helm cannot call Python, so the chart renders the
-parameters itself ("teamhub.admission.params" in chart/templates/_helpers.tpl, on the placement helper the
+parameters itself ("teamhub.admission.params" in chart/templates/_admission.tpl, on the placement helper the
 prepuller uses); `params` here writes them from the hub's own placement code (`catalog.placement.build_launch`,
 the `Launch` the spawner turns into a pod), and tests/chart/test_admission_params.py holds the two equal
 for every values file, while the cluster tier shows the pods KubeSpawner builds are admitted. The hub never
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from .access import access_of
 from .model import Catalog, Resource
+from .names import POD_NAME_TEMPLATE, PVC_NAME_TEMPLATE
 from .placement import build_launch
 
 SHAPE_LINES = 15
@@ -34,7 +35,7 @@ LAUNCH_ENV = (
     "JUPYTERHUB_SERVICE_URL", "JUPYTERHUB_USER",
     # KubeSpawner's
     "CPU_GUARANTEE", "CPU_LIMIT", "JUPYTER_IMAGE", "JUPYTER_IMAGE_SPEC", "MEM_GUARANTEE", "MEM_LIMIT",
-    # teamhub's (hub.spawners, hub.sessions; the pull guard's allow-list)
+    # teamhub's (hub.teamhubmixin, hub.sessions; the pull guard's allow-list)
     "TEAMHUB_ALLOWED_REPOS", "TEAMHUB_RESOURCE", "TEAMHUB_SESSION_END", "TEAMHUB_SESSION_END_EPOCH",
     "TEAMHUB_SESSION_MINUTES",
 )
@@ -98,8 +99,6 @@ def shape(catalog: Catalog, resource: Resource, accelerator_key: str | None) -> 
 
 def params(catalog: Catalog, home: dict | None) -> dict:
     """The ConfigMap's data. `home`: the hub's storage settings (`hub.config.storage_settings`)."""
-    from ..hub.config import POD_NAME_TEMPLATE, PVC_NAME_TEMPLATE
-
     data = {placement_key(r.key, a): shape(catalog, r, a)
             for r in catalog.resources.values() for a in (r.accelerators or (None,))}
     data["_launch-env"] = ",".join(sorted(LAUNCH_ENV))  # "_": no catalog key starts with it

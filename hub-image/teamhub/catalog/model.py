@@ -10,8 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
-EVERYONE = "everyone"
-
 
 def image_ref(name: str, tag: str | None = None, digest: str | None = None) -> str:
     """The one way an image is referenced: `name[:tag][@digest]` (the tag kept for people; with a digest the

@@ -5,7 +5,7 @@ accelerator and that accelerator's override layered on top (the override wins, t
 the resource). The spawner uses it through `build_launch`; `placements()` applies it to every way a resource
 can be launched, so the prepuller's node targeting follows what the spawner does.
 
-Helm cannot call Python, so `chart/templates/_helpers.tpl` ("teamhub.prepull.plan") writes the rule again for
+Helm cannot call Python, so `chart/templates/_prepull.tpl` ("teamhub.prepull.plan") writes the rule again for
 the puller DaemonSets; tests/chart/test_prepull_placements.py renders the chart for every values file and
 asserts that its DaemonSets carry exactly the groups `placements()` returns.
 """

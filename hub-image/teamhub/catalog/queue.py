@@ -12,7 +12,7 @@ Kueue is the queue; teamhub only describes it. From the same catalog the pods ar
     `singleuser.namespace`, named by the label the spawner puts on the team's GPU pods.
 
 Helm cannot call Python, so the chart writes the objects itself ("teamhub.queue.objects" in
-chart/templates/_helpers.tpl, rendered by chart/templates/queue/kueue.yaml); tests/chart/test_queue_objects.py
+chart/templates/_queue.tpl, rendered by chart/templates/queue/kueue.yaml); tests/chart/test_queue_objects.py
 holds the two equal for every values file with the queue on.
 """
 

@@ -10,12 +10,12 @@ import sys
 
 from ..auth.passwords import PasswordError, hash_password, read_new_password
 from ..catalog.access import Person, access_of, resolve
-from ..catalog.model import EVERYONE
+from ..catalog.loader import load
 from ..ops import prepull
 from ..values import generate
 from ..values.quantities import format_cpu
 from ..values.source import YamlFileError
-from ..values.validation import load
+from ..values.validation import EVERYONE
 from . import check, link, ops, usage, users
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import psutil
 
 from ..auth.passwords import verify_password
-from ..values.validation import load
+from ..catalog.loader import load
 
 PACKAGE = Path(__file__).resolve().parents[1]  # the teamhub package
 CONFIG_FILE = PACKAGE.parent / "jupyterhub_config.py"

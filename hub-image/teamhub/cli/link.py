@@ -13,8 +13,8 @@ from __future__ import annotations
 import sys
 
 from ..catalog.access import RequestRefused, access_of, check_request
+from ..catalog.loader import load
 from ..hub import launchlinks
-from ..values.validation import load
 
 
 def check_link(checked, fields: dict):

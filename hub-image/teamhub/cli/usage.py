@@ -33,10 +33,10 @@ def db_url(args) -> str:
 def cmd_usage(args) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from ..hub import sessions
+    from .. import clock
     from ..usage.store import make_engine, migrate
 
-    now = sessions.now()
+    now = clock.now()
     try:
         by = tuple(g.strip() for g in args.by.split(",") if g.strip())
         bad = [g for g in by if g not in totals.GROUPS]

@@ -16,8 +16,9 @@ import os
 import sys
 from pathlib import Path
 
-from .. import auth, paths
+from .. import auth, clock, paths
 from ..auth.clientaddr import LOOPBACK
+from ..catalog.names import POD_NAME_TEMPLATE, PVC_NAME_TEMPLATE
 from ..db import migrate, settings
 from ..usage import budget as usage_budget
 from ..usage import metrics as usage_metrics
@@ -28,10 +29,6 @@ from . import loadvalues, refusals, sessions, stopper
 from .runtime import Runtime
 
 MODES = ("kubernetes", "local")
-# A server's pod and home volume: the chart's admission policy lets a pod mount only the home volume named
-# like the pod (teamhub.admission), so another person's home cannot be mounted.
-POD_NAME_TEMPLATE = "teamhub-{user_server}"
-PVC_NAME_TEMPLATE = "home-{user_server}"
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 HUB_PORT = 8081
 PULLGUARD_CONFIG = Path(__file__).resolve().parents[1] / "pullguard" / "etc"  # its jupyter_server_config.d, for the demo's servers
@@ -77,8 +74,8 @@ def load_checked(environ=os.environ, out=sys.stderr):
         print(problem, file=out)
     if not checked.ok:
         raise ConfigError(f"{path}: invalid: {len(checked.errors)} error(s); the hub does not start", 1)
-    if sessions.test_clock(environ):
-        print(f"teamhub: {sessions.TEST_CLOCK_ENV} is set: session deadlines follow a test clock", file=out)
+    if clock.test_clock(environ):
+        print(f"teamhub: {clock.TEST_CLOCK_ENV} is set: session deadlines follow a test clock", file=out)
     return checked, mode
 
 
@@ -93,20 +90,22 @@ def load_from_environment(c, environ=os.environ):
     migrate.prepare_or_exit(checked.values, paths.data_dir(environ))
     rt = configure(c, checked, mode, environ)
     rt.usage = Store(c.JupyterHub.db_url)  # usage records (teamhub/usage/), in the database JupyterHub uses
-    from .spawners import records_held
+    from .teamhubmixin import records_held
 
     rt.usage.close_unconfirmed(records_held(rt.usage.server_states()))
     rt.usage.restore()  # the in-memory ledger metrics and budgets read (teamhub/usage/ledger.py), before serving
-    usage_budget.warm(rt.usage, rt.catalog, sessions.now())
+    usage_budget.warm(rt.usage, rt.catalog, clock.now())
     usage_metrics.install(rt.usage)  # and the metrics read from them on /hub/metrics
     return rt
 
 
 def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runtime:
-    from . import getsafe, scrape, serverlist, usagepage
+    from . import getsafe, scrape, serverlist, stopandstart, usagepage
     from .launchhandler import LaunchLinkHandler
     from .launchpage import TEMPLATES, options_form
-    from .spawners import TeamhubKubeSpawner, TeamhubLocalSpawner, apply_user_options, options_from_form
+    from .localspawner import TeamhubLocalSpawner
+    from .podspawner import TeamhubKubeSpawner
+    from .teamhubmixin import apply_user_options, options_from_form
 
     rt = Runtime(checked, mode)
     refusals.install()  # a refused start is one INFO line, not ERRORs with tracebacks
@@ -147,6 +146,7 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     # so first on JupyterHub's template path.
     c.JupyterHub.template_paths.prepend([str(TEMPLATES)])
     serverlist.configure(c)  # the person's servers with Stop on the home and launch pages (serverlist.py)
+    stopandstart.configure(c)  # the launch link's "stop it and start this" (stopandstart.py)
     usagepage.register(c, rt)  # the admins' usage page, /hub/usage (hub/usagepage.py)
     stopper.install()  # a stop asked by an admin ends its usage record as `admin` (hub/stopper.py)
     scrape.configure(c, environ)  # the ServiceMonitor's read:metrics token (hub/scrape.py)

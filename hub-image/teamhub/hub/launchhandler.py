@@ -57,6 +57,31 @@ PULL_INTO_RUNNING = """<div class="th-launch" id="teamhub-pull-running">
 </div>"""
 
 
+RUNNING_FIELDS = ("running_resource", "running_accelerator", "running_started")
+
+
+def running(spawner) -> tuple:
+    """What runs in this server, as the stop-and-start form carries it: a server that changed since the person
+    was asked (another start, another tab) is never stopped on that click."""
+    info = spawner.teamhub_info or {}
+    orm = spawner.orm_spawner
+    return (info.get("resource") or "", info.get("accelerator") or "", orm.started.isoformat() if orm and orm.started else "")
+
+
+def running_fields(spawner) -> Markup:
+    return Markup("".join(f'<input type="hidden" name="{k}" value="{escape(v)}">' for k, v in zip(RUNNING_FIELDS, running(spawner), strict=True)))
+
+
+def stop_and_start_form(handler, spawner, running: str, wanted: str) -> str:
+    """The 409 page's button: POST (with xsrf) to /hub/launch/stop-and-start (stopandstart.py) with the link's own query."""
+    action = url_path_join(handler.hub.base_url, "launch", "stop-and-start") + f"?{handler.request.query}"
+    return (f'<li><form method="post" id="teamhub-stop-and-start" action="{escape(action)}" style="display:inline">'
+            f'<input type="hidden" name="_xsrf" value="{escape(handler.xsrf_token.decode("ascii"))}">'
+            f'{running_fields(spawner)}'
+            f'<button type="submit" class="btn btn-sm btn-danger">Stop {escape(running)} and start {escape(wanted)}</button>'
+            "</form></li>\n")
+
+
 class LaunchLinkHandler(SpawnPageHandler):
     """GET judges the link; POST is SpawnHandler's (the launch page's Start), for the link's server."""
 
@@ -145,8 +170,6 @@ class LaunchLinkHandler(SpawnPageHandler):
             query = urlencode([(k, v) for k, v in parse_qsl(self.request.query) if k != "server"] + [("server", name)])
             beside = url_path_join(self.hub.base_url, "launch") + f"?{query}"
             named = f'<li><a id="teamhub-open-named" href="{escape(beside)}">Open this link in a second server beside it</a></li>\n'
-        from .serverlist import stop_and_start_form  # the one-click "stop it and start this" (POST, xsrf)
-
         running = describe(rt.catalog, info.get("resource"), info.get("accelerator"))
         wanted = describe(rt.catalog, launch.resource.key, wanted_acc)
         html = QUESTION.format(running=escape(running), wanted=escape(wanted), server_url=escape(user.server_url(server)),

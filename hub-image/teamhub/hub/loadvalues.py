@@ -4,7 +4,7 @@ Checking a large catalog builds a YAML node graph, a line-number map and a schem
 and 2,000 teams some 40 MiB at the peak. Freed in the hub itself, most of it stays in the hub's resident
 memory for good (Python keeps the partly used memory pools), so the hub grew by ~40 MiB over a hub with
 a small catalog (issue 12). The child does the same `validation.load` and hands back only what the hub
-keeps (the problems and the values with defaults); the hub builds its catalog from those. Where fork is
+keeps (the problems and the values with defaults); the hub builds its catalog from those (catalog/loader.py). Where fork is
 not available, or the child dies, the hub loads in-process: same result, more memory.
 """
 
@@ -13,25 +13,22 @@ from __future__ import annotations
 import os
 import pickle
 
-from ..catalog import model as catalog_mod
+from ..catalog import loader
+from ..values import validation
 from ..values.source import Source
-from ..values.validation import Checked, load
 
 
-def load_forked(paths, accounts_file=None, demo: bool = False) -> Checked:
-    """Like `validation.load(paths, accounts_file, demo)` (YamlFileError included), minus the source's line map."""
+def load_forked(paths, accounts_file=None, demo: bool = False) -> loader.Checked:
+    """Like `loader.load(paths, accounts_file, demo)` (YamlFileError included), minus the source's line map."""
     paths = [str(p) for p in paths]
     outcome = _in_child(paths, accounts_file, demo) if hasattr(os, "fork") else None
     if outcome is None:
-        return load(paths, accounts_file, demo)
+        return loader.load(paths, accounts_file, demo)
     kind, payload = outcome
     if kind == "error":
         raise payload
     problems, values = payload
-    checked = Checked(Source(data={}, files=paths), problems, values)
-    if checked.ok:
-        checked.catalog = catalog_mod.build(values)
-    return checked
+    return loader.with_catalog(validation.Checked(Source(data={}, files=paths), problems, values))
 
 
 def _in_child(paths, accounts_file=None, demo: bool = False):
@@ -43,7 +40,7 @@ def _in_child(paths, accounts_file=None, demo: bool = False):
         try:
             os.close(read_end)
             try:
-                checked = load(paths, accounts_file, demo)
+                checked = validation.load(paths, accounts_file, demo)  # the catalog is built in the hub
                 outcome = ("ok", (checked.problems, checked.values))
             except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
                 outcome = ("error", exc)

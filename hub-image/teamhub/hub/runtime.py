@@ -13,7 +13,7 @@ from .quota import QuotaBook
 
 @dataclass
 class Runtime:
-    checked: object  # values.validation.Checked
+    checked: object  # catalog.loader.Checked
     mode: str = "kubernetes"
     quota: QuotaBook = field(default_factory=QuotaBook)  # one per hub process: every spawner reserves in it
     usage: object = None  # usage.store.Store, set once the database is migrated; None: nothing is recorded

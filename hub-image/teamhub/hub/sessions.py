@@ -1,29 +1,10 @@
-"""Session deadlines: start + chosen minutes, kept in the spawner's persisted state."""
+"""Session deadlines: start + chosen minutes, kept in the spawner's persisted state (time from teamhub/clock.py)."""
 
 from __future__ import annotations
 
 import os
-import time
-from datetime import UTC, datetime
-from pathlib import Path
 
-# Tests only (the chart never sets it): a file holding seconds to add to the clock, so a test moves a
-# running session past its deadline without waiting and without shortening what people may choose.
-TEST_CLOCK_ENV = "TEAMHUB_TEST_CLOCK_FILE"
-
-
-def test_clock(environ=os.environ) -> Path | None:
-    return Path(environ[TEST_CLOCK_ENV]) if environ.get(TEST_CLOCK_ENV) else None
-
-
-def now(environ=os.environ) -> float:
-    clock = test_clock(environ)
-    if clock is None:
-        return time.time()
-    try:
-        return time.time() + float(clock.read_text() or 0)
-    except FileNotFoundError:
-        return time.time()
+from ..clock import iso, now, test_clock
 
 
 def poll_seconds(check_seconds: int, environ=os.environ) -> int:
@@ -34,10 +15,6 @@ def poll_seconds(check_seconds: int, environ=os.environ) -> int:
 
 def deadline_after(minutes: int, at: float | None = None) -> float:
     return (now() if at is None else at) + minutes * 60
-
-
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def env_for(deadline: float, minutes: int) -> dict:

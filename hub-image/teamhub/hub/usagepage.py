@@ -19,9 +19,9 @@ from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
 
+from .. import clock
 from ..usage import budget, totals
 from ..usage.totals import DAY, parse_time
-from . import sessions
 from .runtime import Runtime
 
 PATH = r"/usage"
@@ -71,7 +71,7 @@ def running_rows(handler) -> list[dict]:
                     "accelerator": info.get("accelerator"), "gpus": info.get("gpus") or 0,
                     "started": orm_spawner.started.replace(tzinfo=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
                     if orm_spawner.started else None,
-                    "deadline": sessions.iso(info["deadline"]) if info.get("deadline") else None,
+                    "deadline": clock.iso(info["deadline"]) if info.get("deadline") else None,
                     "ready": bool(spawner is not None and spawner.ready), "stop_url": api})
     return out
 
@@ -92,7 +92,7 @@ class UsageAdminHandler(BaseHandler):
             self.set_status(403)
             return self.finish(await self.render_template("error.html", status_code=403, status_message="Forbidden",
                                                           message=NOT_ADMIN))
-        rt, now = self.teamhub, sessions.now()
+        rt, now = self.teamhub, clock.now()
         store = rt.usage
         args = {k: self.get_argument(k, "").strip() for k in ("from", "to", "by", "format")}
         error = None
@@ -110,7 +110,7 @@ class UsageAdminHandler(BaseHandler):
             return self.finish(totals.render(rows, by, "csv") + "\n")
         html = await self.render_off_loop(
             TEMPLATE, teams=team_rows(rt, store, self.db, now), running=running_rows(self), rows=rows, by=by,
-            groups=totals.GROUPS, fields=totals.FIELDS, error=error, now=sessions.iso(now),
+            groups=totals.GROUPS, fields=totals.FIELDS, error=error, now=clock.iso(now),
             period={"from": args["from"] or day(period.start), "to": args["to"] or day(period.end - 1)},
             csv_query=f"?from={day(period.start)}&to={day(period.end - 1)}&by={','.join(by)}&format=csv")
         self.finish(html)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ..catalog.access import RequestRefused
 from .ledger import amount
-from .store import TABLE
+from .tables import TABLE
 
 DAY = 86400
 MIN_SECONDS = 60  # a start the budget cannot give this long is refused: it would be stopped before it is up
@@ -102,7 +102,7 @@ _returns: dict = {}
 async def explain(s, exc: Exhausted) -> RequestRefused:
     """The refusal with when the budget returns (computed in a worker thread: it reads the team's records; shared
     by the refusals that follow while no record opened or closed, for up to a minute)."""
-    from ..hub.sessions import iso
+    from ..clock import iso
 
     b, loop = exc.standing.budget, asyncio.get_running_loop()
     key, changes = (id(s), exc.team.key, b.kind, b.window_days, exc.need), s.ledger.changes

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from .store import TABLE
+from .tables import TABLE
 
 # Without the person: a few rows a day, whatever the number of records. Totals grouped by person are as many
 # rows as records, nearly, so those come from the records themselves (totals.query: measured faster).

@@ -24,7 +24,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from .store import TABLE
+from .tables import TABLE
 from .totals import overlap_sql
 
 # How long a window's sum over closed records is reused before a refresh starts. Records leaving the window

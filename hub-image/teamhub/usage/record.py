@@ -1,4 +1,4 @@
-"""The spawner's hooks that write usage records (`teamhub.hub.spawners.TeamhubMixin` calls these).
+"""The spawner's hooks that write usage records (`teamhub.hub.teamhubmixin.TeamhubMixin` calls these).
 
 The record's id lives in the spawner's persisted state (`teamhub_info["usage"]`), so a hub restarted after a
 crash finds the open record of a server that still runs, and its first poll closes the record of one that
@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 import logging
 
+from .. import clock
 from ..catalog.access import RequestRefused
-from ..hub import sessions
 from ..values.quantities import cpu_cores, memory_bytes
 from . import budget
 
@@ -47,7 +47,7 @@ def opened(spawner, launch) -> None:
     cpu = cpu_cores(res.cpu_request)
     mem = memory_bytes(res.memory_request)
     spawner.teamhub_info[KEY] = s.open(
-        sessions.now(), server=spawner.teamhub_key, person=spawner.user.name, team=launch.team, resource=res.key,
+        clock.now(), server=spawner.teamhub_key, person=spawner.user.name, team=launch.team, resource=res.key,
         accelerator=launch.accelerator.key if launch.accelerator else None, gpus=launch.gpu_count,
         gpu_kind=launch.gpu.resource if launch.gpu else None, cpu=float(cpu) if cpu is not None else None,
         memory=int(mem) if mem is not None else None)
@@ -66,14 +66,14 @@ def _target(spawner, record: int | None):
 def seen(spawner, record: int | None = None) -> None:
     s, record = _target(spawner, record)
     if s is not None and record is not None:
-        s.seen(record, sessions.now())
+        s.seen(record, clock.now())
 
 
 @_tolerant(None)
 def lost(spawner, record: int | None = None) -> None:
     """A poll found the server gone: end its record at the last time it was seen alive."""
     s, record = _target(spawner, record)
-    if s is not None and record is not None and s.close(record, sessions.now(), "lost", at_last_seen=True):
+    if s is not None and record is not None and s.close(record, clock.now(), "lost", at_last_seen=True):
         spawner.log.warning("%s was found gone; its usage record ends when it was last seen alive", spawner.teamhub_key)
 
 
@@ -81,7 +81,7 @@ def lost(spawner, record: int | None = None) -> None:
 def closed(spawner, reason: str, record: int | None = None) -> None:
     s, record = _target(spawner, record)
     if s is not None and record is not None:
-        s.close(record, sessions.now(), reason)
+        s.close(record, clock.now(), reason)
 
 
 def _team(catalog, name: str | None):
@@ -106,7 +106,7 @@ def budget_cap(spawner, launch) -> float | None:
     cpu = cpu_cores(launch.resource.cpu_request)
     try:
         return budget.check(s, team, launch.gpu_count, float(cpu) if cpu is not None else None,
-                            spawner.teamhub_key, sessions.now())
+                            spawner.teamhub_key, clock.now())
     except SQLAlchemyError as exc:
         log.warning("usage records: the budget check of %s failed: %s", spawner.teamhub_key, str(exc).splitlines()[0])
         raise RequestRefused(503, UNREADABLE) from None
@@ -132,7 +132,7 @@ def over_budget(spawner) -> str | None:
     s, team = spawner.teamhub.usage, _team(spawner.teamhub.catalog, (spawner.teamhub_info or {}).get("team"))
     if s is None or team is None:
         return None
-    st = budget.over(s, team, sessions.now())
+    st = budget.over(s, team, clock.now())
     if st is None:
         return None
     spawner.log.info("The team %s used %s of its %g %s: stopping %s", team.key, budget.hours(st.used), st.budget.amount,
@@ -145,4 +145,4 @@ def over_budget(spawner) -> str | None:
 def budget_overview(rt, team_key: str) -> list[dict]:
     """The launch page's budget lines for a team (empty without a store or budgets)."""
     s, team = rt.usage, _team(rt.catalog, team_key)
-    return budget.overview(s, team, sessions.now()) if s is not None and team is not None else []
+    return budget.overview(s, team, clock.now()) if s is not None and team is not None else []

@@ -1,6 +1,6 @@
 """The table `teamhub_usage`: one row per server start, written by the hub, read by `teamhub usage`.
 
-Times are seconds since the epoch (floats) from `sessions.now()`, so the test clock moves them too. A row is
+Times are seconds since the epoch (floats) from `clock.now()` (teamhub/clock.py), so the test clock moves them too. A row is
 opened when a checked start begins (`ended` NULL), confirmed with `last_seen` by the polls that find the
 server alive, and closed with `ended` and `end_reason` (REASONS). A server found gone by a poll (it died, or
 vanished while the hub was down) is closed at `last_seen`, the last moment it was known alive, as `lost`.
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TABLE = "teamhub_usage"
+from .tables import TABLE
+
 VERSION_TABLE = "teamhub_usage_version"
 # Why a server ended. "lost": found gone by a poll (crashed, or vanished while the hub was down); "hub": the
 # hub stopped it on its own shutdown (local mode); "stopped": by the person or an admin through the API.

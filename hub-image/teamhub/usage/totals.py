@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .store import TABLE
+from .tables import TABLE
 
 GROUPS = ("team", "person", "resource", "accelerator")
 FIELDS = ("gpu_hours", "server_hours", "cpu_core_hours", "sessions", "failed_starts")

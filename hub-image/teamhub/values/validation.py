@@ -13,14 +13,16 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalog import model as catalog_mod
 from ..pullguard import grammar
 from . import demohashes, origins, secrets
 from .quantities import cpu_cores, memory_bytes, memory_hint
 from .schema import default_of, deref, inlined_schema, schema, validator, with_defaults
 from .source import Problem, Source, drop_locations, load_files, merge, nest, paused_gc, read_file
 
-__all__ = ["Checked", "InvalidValues", "check", "inlined_schema", "load", "load_or_raise", "schema", "with_defaults"]
+__all__ = ["EVERYONE", "Checked", "InvalidValues", "check", "inlined_schema", "load", "schema", "with_defaults"]
+
+# The team every person belongs to (catalog.teams.everyone); the catalog (catalog/model.py) reads it from here.
+EVERYONE = "everyone"
 
 
 class InvalidValues(Exception):
@@ -31,12 +33,12 @@ class InvalidValues(Exception):
 
 @dataclass
 class Checked:
-    """The outcome of checking values: problems, and when there are no errors, the catalog."""
+    """The outcome of checking values: problems, and when there are no errors, the values with defaults
+    (catalog/loader.py adds the catalog built from them)."""
 
     source: Source
     problems: list
     values: dict | None = None  # with defaults applied
-    catalog: catalog_mod.Catalog | None = None
 
     @property
     def errors(self) -> list:
@@ -76,7 +78,6 @@ def _check(source: Source, demo: bool) -> Checked:
     result = Checked(source, problems)
     if result.ok:
         result.values = with_defaults(source.data)
-        result.catalog = catalog_mod.build(result.values)
     return result
 
 
@@ -86,7 +87,7 @@ def load(paths, accounts_file: str | Path | None = None, demo: bool = False) -> 
     `accounts_file`: where the hub finds the Secret of `auth.local.existingSecret` (paths.local_users_file).
     With it, and when the values name such a Secret, the file's accounts are read as values under
     `auth.local.users` (an account in the file replaces a same-named one in values) and checked with
-    everything else, so the catalog is built once, from all accounts. `demo`: see check()."""
+    everything else, so the catalog (catalog/loader.py) is built once, from all accounts. `demo`: see check()."""
     source = load_files(list(paths))
     if accounts_file is not None:
         source = with_secret_accounts(source, Path(accounts_file))
@@ -107,13 +108,6 @@ def with_secret_accounts(source: Source, accounts_file: Path) -> Source:
             if users.pop(name, None) is not None:
                 drop_locations(source.locations, ("auth", "local", "users", name))
     return merge([source, nest(accounts, ("auth", "local", "users"))])
-
-
-def load_or_raise(paths, accounts_file: str | Path | None = None, demo: bool = False) -> Checked:
-    result = load(paths, accounts_file, demo)
-    if not result.ok:
-        raise InvalidValues(result.errors)
-    return result
 
 
 def _dedupe(problems):
@@ -302,7 +296,7 @@ def semantic_problems(data) -> list[Problem]:
                 warn(base + ("users", i), f"'{user}' is not a local account in auth.local.users{_suggest(user[6:], local_users)}")
         members = any(_list(team.get(k)) for k in ("users", "githubTeams", "oidcGroups"))
         members = members or any(key in _list(_map(u).get("teams")) for u in local_users.values())
-        if key != catalog_mod.EVERYONE and not members:
+        if key != EVERYONE and not members:
             warn(base, "nobody can belong to this team: it has no users, githubTeams or oidcGroups, and no local account lists it")
     for key in resources:
         if key not in reachable:
