@@ -221,9 +221,12 @@ def test_metrics_from_the_records_and_start_outcomes(budget_hub):
     gpu_seconds = metric(samples, "teamhub_gpu_seconds_total", team="cv-course", resource="course-cv")
     assert 2 * HOUR <= gpu_seconds < 2 * HOUR + 300
     assert metric(samples, "teamhub_server_seconds_total", resource="course-cv") == gpu_seconds
-    assert metric(samples, "teamhub_start_outcomes_total", reason="refused-not-allowed") == 1
-    assert metric(samples, "teamhub_start_outcomes_total", reason="refused-budget") == 1
-    assert metric(samples, "teamhub_start_outcomes_total", reason="started") == 4
+    # start outcomes: JupyterHub's spawn metric, with the SpawnException's reason for a refusal
+    spawns = "jupyterhub_server_spawn_duration_seconds_count"
+    assert metric(samples, spawns, status="failure", reason="refused-not-allowed") == 1
+    assert metric(samples, spawns, status="failure", reason="refused-budget") == 1
+    assert metric(samples, spawns, status="success") == 4
+    assert metric(samples, spawns, status="error") == 0  # a refusal is not a hub fault
     assert metric(samples, "teamhub_start_duration_seconds_count", resource="course-cv") == 2
     assert metric(samples, "teamhub_start_duration_seconds_bucket", resource="cpu-small", le="+Inf") == 2
     assert apis["bob"].delete("/users/local:bob/server").status_code in (202, 204)

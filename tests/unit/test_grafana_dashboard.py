@@ -1,4 +1,5 @@
-"""The Grafana dashboard in docs/ (issue 14) only queries metrics the hub exports (teamhub/usage/metrics.py)."""
+"""The Grafana dashboard in docs/ (issue 14) only queries metrics the hub exports (teamhub/usage/metrics.py; JupyterHub's
+spawn metric for start outcomes)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from teamhub.usage import metrics
 DASHBOARD = ROOT / "docs" / "grafana-dashboard.json"
 # PromQL words that are not metric names: functions, aggregation keywords, and label names after by/without.
 PROMQL = {"sum", "by", "increase", "rate", "histogram_quantile", "le", "team", "resource", "accelerator", "reason",
-          "label_values", "without", "avg", "max", "min"}
+          "label_values", "without", "avg", "max", "min", "status"}
 
 
 def queries() -> list[str]:

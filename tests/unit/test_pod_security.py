@@ -162,7 +162,7 @@ class RefusingApi:
 
 
 def start_refused(status, pvc_known: bool, caplog, message=PSA_MESSAGE, api=None):
-    from teamhub.hub.spawnerrors import SpawnStopped
+    from jupyterhub.spawner import SpawnException
 
     sp = kube_spawner(configured(), "local:alice")
     sp.api = api or RefusingApi(status, message)
@@ -178,7 +178,7 @@ def start_refused(status, pvc_known: bool, caplog, message=PSA_MESSAGE, api=None
         await sp._run_apply_user_options({"resource": "cpu-small"})
         await sp._start()
 
-    with caplog.at_level(logging.DEBUG), pytest.raises(SpawnStopped) as info:
+    with caplog.at_level(logging.DEBUG), pytest.raises(SpawnException) as info:
         asyncio.run(go())
     return sp, info.value
 

@@ -86,6 +86,7 @@ def test_server_quota_and_release(quota_config):
     with pytest.raises(web.HTTPError) as info:
         asyncio.run(c3.teamhub_apply({"resource": "cpu"}))
     assert info.value.status_code == 403 and "2 of its 2 allowed servers" in info.value.jupyterhub_message
+    assert info.value.reason == "refused-quota"
     a.clear_state()  # what JupyterHub does after a server stops
     asyncio.run(c3.teamhub_apply({"resource": "cpu"}))
     assert runtime(quota_config).quota.usage("lab").servers == 2
@@ -185,9 +186,9 @@ class FakeReflector:
 
 
 def test_failed_scheduling_stops_the_spawn_within_seconds(monkeypatch):
+    from jupyterhub.spawner import SpawnException
     from kubespawner import KubeSpawner
     from teamhub.hub.podspawner import TeamhubKubeSpawner
-    from teamhub.hub.spawnerrors import SpawnStopped
 
     c = configured()
     sp = kube_spawner(c)
@@ -204,10 +205,11 @@ def test_failed_scheduling_stops_the_spawn_within_seconds(monkeypatch):
 
     monkeypatch.setattr(KubeSpawner, "_start", never_schedules)
     t0 = time.monotonic()
-    with pytest.raises(SpawnStopped) as info:
+    with pytest.raises(SpawnException) as info:
         asyncio.run(sp._start())
     assert time.monotonic() - t0 < 5
     assert info.value.jupyterhub_message.startswith("No free AMD GPU of kind strix-halo right now: 0 of 3 nodes")
+    assert (info.value.reason, info.value.status_code) == ("failed-unschedulable", 500)  # JupyterHub's spawn metric counts the reason
 
 
 # --- hub configuration ---------------------------------------------------------------------------------
@@ -424,10 +426,9 @@ def test_a_local_server_that_exits_while_starting_fails_its_start_at_once(quota_
     import sys
     from types import SimpleNamespace
 
-    from jupyterhub.spawner import SimpleLocalProcessSpawner
+    from jupyterhub.spawner import SimpleLocalProcessSpawner, SpawnException
     from teamhub.cli.demo import free_port
     from teamhub.hub.localspawner import TeamhubLocalSpawner
-    from teamhub.hub.spawnerrors import SpawnStopped
 
     async def exits(self):
         self.proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
@@ -441,7 +442,8 @@ def test_a_local_server_that_exits_while_starting_fails_its_start_at_once(quota_
     sp.http_timeout = 600
     asyncio.run(sp.teamhub_apply({"resource": "cpu"}))
     t0 = time.monotonic()
-    with pytest.raises(SpawnStopped) as info:
+    with pytest.raises(SpawnException) as info:
         asyncio.run(sp.start())
     assert time.monotonic() - t0 < 30
     assert info.value.jupyterhub_message == "The server exited while starting (exit status 3); the hub's log has its output."
+    assert info.value.reason == "failed-exited"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from jupyterhub.handlers.login import LogoutHandler
 from multiauthenticator import MultiAuthenticator
 
+from .. import compat
 from .oidcflow import REAUTH_COOKIE, TeamhubLoginHandler
 
 
@@ -28,7 +29,7 @@ class TeamhubLogoutHandler(LogoutHandler):
         self.clear_cookie(REAUTH_COOKIE, path=self.hub.base_url)  # no silent sign-in after a logout
         await self.default_handle_logout()
         await self.handle_logout()
-        self._jupyterhub_user = None
+        compat.forget_current_user(self)
         if target:
             self.redirect(target, permanent=False)
         else:
@@ -39,7 +40,7 @@ class TeamhubMultiAuthenticator(MultiAuthenticator):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         seen = set()
-        for sub in self._authenticators:
+        for sub in compat.sub_authenticators(self):
             method = getattr(sub, "teamhub_method", "")
             if not method or method in seen:
                 raise ValueError(f"every login method needs its own non-empty username prefix, not {method!r}")
@@ -48,7 +49,7 @@ class TeamhubMultiAuthenticator(MultiAuthenticator):
 
     @property
     def methods(self) -> dict:
-        return {sub.teamhub_method: sub for sub in self._authenticators}
+        return {sub.teamhub_method: sub for sub in compat.sub_authenticators(self)}
 
     def method_for(self, username: str):
         prefix, sep, _ = username.partition(":")
@@ -66,8 +67,6 @@ class TeamhubMultiAuthenticator(MultiAuthenticator):
             self.log.info("%s: login method not enabled any more; sign in again", user.name)
             return False
         model = await sub.refresh_user(user, handler, **kwargs)
-        if model is False and handler is not None and not hasattr(handler, "_token_authenticated"):
-            # JupyterHub 6.1.1 sets this only for token requests, then reads it after a failed refresh of a
-            # cookie session: AttributeError, a traceback per page load. Unset means cookie-authenticated.
-            handler._token_authenticated = False
+        if model is False and handler is not None:
+            compat.mark_cookie_authenticated(handler)  # else a traceback per page load (compat.py says why)
         return model

@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import compat
 from .backend import Backend, DatabaseError, now
 from .backups import RESTORE_REQUEST, matching_backup, restore
 from .log import write_log, writer_version
@@ -116,9 +117,8 @@ def _prepare_jupyterhub(values: dict | None = None, data_dir: str | Path | None 
 def _upgrade(s: Backend) -> None:
     import alembic.command
     import alembic.config
-    from jupyterhub import dbutil
 
-    with dbutil._temp_alembic_ini(s.url) as ini:
+    with compat.temp_alembic_ini(s.url) as ini:
         cfg = alembic.config.Config(ini)
         try:
             alembic.command.upgrade(cfg, "head")

@@ -17,10 +17,11 @@ an auto-submitted GET form, a link. So no GET may start a server, create a named
 
 from __future__ import annotations
 
-import jupyterhub.handlers
 from jupyterhub.handlers.pages import SpawnHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
+
+from .. import compat
 
 COOKIE_OPTIONS = {"samesite": "Lax"}
 RESERVED = ("next",)  # query arguments JupyterHub reads on GET that are not start options
@@ -48,21 +49,21 @@ class SpawnPageHandler(SpawnHandler):
         # Start options in the query are not acted on (JupyterHub would start with them): the page, no options.
         for key in [k for k in self.request.query_arguments if k not in RESERVED]:
             del self.request.query_arguments[key]
-        if not server_name or server_name in user.orm_spawners:
+        if not server_name or server_name in compat.orm_spawners(user):
             # An existing server: JupyterHub's GET, which without query options shows the form (teamhub's
             # launch page is never empty) or sends a running server's person to it.
-            return await super()._get(user_name=user_name, server_name=server_name, display_name=server_name)
-        await self._check_named_server_request(user, server_name, server_name)
+            return await compat.spawn_page(self, user_name=user_name, server_name=server_name, display_name=server_name)
+        await compat.check_named_server_request(self, user, server_name, server_name)
         # A named server that does not exist yet: the page, drawn with the default server's form; the server
         # is created only by the page's Start (POST to this same address).
-        self.finish(await self._render_form(user, await user.spawner.get_options_form()))
+        self.finish(await compat.render_spawn_form(self, user, await user.spawner.get_options_form()))
         return None
 
 
 def install(c) -> None:
     """Hook for hub/config.py: SpawnPageHandler in place of JupyterHub's SpawnHandler (its routes come before
     `extra_handlers`, so the list itself is changed), and the SameSite cookie option."""
-    handlers = jupyterhub.handlers.default_handlers
+    handlers = compat.default_handlers()
     for i, (route, handler, *rest) in enumerate(handlers):
         if handler is SpawnHandler:
             handlers[i] = (route, SpawnPageHandler, *rest)

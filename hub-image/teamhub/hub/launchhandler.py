@@ -16,10 +16,12 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlencode
 
+from jupyterhub.scopes import needs_scope
 from jupyterhub.utils import url_path_join
 from markupsafe import Markup, escape
 from tornado import web
 
+from .. import compat
 from ..auth import person_for
 from ..catalog.access import REQUEST_FIELDS, RequestRefused, check_request
 from ..pullguard import grammar
@@ -94,6 +96,11 @@ class LaunchLinkHandler(SpawnPageHandler):
             raise web.HTTPError(400, "This hub does not offer named servers.")
         return name
 
+    @needs_scope("servers")
+    def require_servers_scope(self, user_name: str, server_name: str) -> None:
+        """JupyterHub's `servers` scope on this server, as JupyterHub's own spawn handlers require it (403 without):
+        a session whose roles do not let it start or stop servers gets no further here than on /hub/spawn."""
+
     async def judge(self, user, rt) -> tuple:
         """This request's link, checked like a start against the hub's runtime `rt` (a spawner's `teamhub`):
         (link, autostart, launch, pull, choose); RequestRefused."""
@@ -116,11 +123,12 @@ class LaunchLinkHandler(SpawnPageHandler):
     async def get(self):
         user = self.current_user
         server = self.server_name()
+        self.require_servers_scope(user.name, server)
         if server:
-            await self._check_named_server_request(user, server, server)  # JupyterHub's limit: maxPerPerson
+            await compat.check_named_server_request(self, user, server, server)  # JupyterHub's limit: maxPerPerson
         # Viewing a link stores nothing: a named server that does not exist yet is drawn with the default
         # server's page and created by Start (the POST).
-        exists = not server or server in user.orm_spawners
+        exists = not server or server in compat.orm_spawners(user)
         spawner = user.get_or_create_spawner(server, server, replace_failed=True) if exists else user.spawner
         rt = spawner.teamhub  # the hub's runtime is the spawners' configuration (hub/runtime.py)
         try:
@@ -128,18 +136,18 @@ class LaunchLinkHandler(SpawnPageHandler):
         except RequestRefused as exc:
             self.log.info("Refused launch link for %s: %s %s", user.name, exc.status, exc.message)
             self.set_status(exc.status)
-            return self.finish(await self._render_form(user, await spawner.get_options_form(), message=exc.message))
+            return self.finish(await compat.render_spawn_form(self, user, await spawner.get_options_form(), message=exc.message))
         if exists and spawner.active:
             return await self._running(user, spawner, launch, pull, choose, server)
         if autostart and not choose and same_origin(self):
             spawner = user.get_or_create_spawner(server, server, replace_failed=True)
             pending = url_path_join(self.hub.base_url, "spawn-pending", user.escaped_name, server)
             self.log.info("Launch link for %s: autostart %s", user.name, launch.resource.key)
-            return await self._wrap_spawn_single_user(user, server, server, spawner, pending, link)
+            return await compat.wrap_spawn_single_user(self, user, server, server, spawner, pending, link)
         if autostart and not choose:
             self.log.info("Launch link for %s from another site: showing the page instead of autostart", user.name)
         spawner.teamhub_link = link  # read once by launchpage.options_form
-        self.finish(await self._render_form(user, await spawner.get_options_form()))
+        self.finish(await compat.render_spawn_form(self, user, await spawner.get_options_form()))
 
     async def _running(self, user, spawner, launch, pull, choose, server):
         rt = spawner.teamhub

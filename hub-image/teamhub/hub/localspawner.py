@@ -7,7 +7,7 @@ import asyncio
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from jupyterhub.utils import wait_for_http_server
 
-from .spawnerrors import SpawnStopped
+from .spawnerrors import spawn_failed
 from .teamhubmixin import TeamhubMixin
 
 
@@ -28,7 +28,8 @@ class TeamhubLocalSpawner(TeamhubMixin, SimpleLocalProcessSpawner):
             while not (await asyncio.wait({up}, timeout=0.5))[0]:
                 code = self.proc.poll()  # the process, not self.poll(): that would clear the state holding the record
                 if code is not None:  # JupyterHub would wait http_timeout for it: say so now
-                    raise SpawnStopped(f"The server exited while starting (exit status {code}); the hub's log has its output.")
+                    raise spawn_failed(f"The server exited while starting (exit status {code}); the hub's log has its output.",
+                                       reason="failed-exited")
             up.result()
         finally:
             up.cancel()

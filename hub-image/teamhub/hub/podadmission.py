@@ -9,7 +9,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from traitlets import HasTraits
 
 from . import podrefusal
-from .spawnerrors import SpawnStopped
+from .spawnerrors import spawn_failed
 
 # The API server's answers when admission (Pod Security, quotas, webhooks) or validation refuses a pod.
 ADMISSION_REFUSED = (403, 422)
@@ -36,7 +36,7 @@ class DryRunAdmission(HasTraits):
             self.log.warning("The API server refused the pod of %s (HTTP %s%s): %s", self.teamhub_key, exc.status,
                              ", dry run before creating the home volume" if dry_run else "", reason)
             name = self.teamhub_launch.resource.display_name if self.teamhub_launch else "this server"
-            raise SpawnStopped(podrefusal.sentence(name, reason)) from None
+            raise spawn_failed(podrefusal.sentence(name, reason), reason="failed-admission") from None
 
     async def _make_create_pvc_request(self, pvc, request_timeout):
         # KubeSpawner calls this only when the start is about to create the person's home volume (once the

@@ -11,15 +11,18 @@ import time
 from jupyterhub.utils import url_path_join
 from kubespawner import KubeSpawner
 
+from .. import compat
 from ..catalog import queue
 from ..catalog.placement import Launch
 from ..values.quantities import cpu_cores, format_cpu, memory_bytes
 from . import failfast
 from .podadmission import DryRunAdmission
-from .spawnerrors import SpawnStopped
+from .spawnerrors import spawn_failed
 from .teamhubmixin import TeamhubMixin
 
 LABEL_PREFIX = "teamhub.dev"
+# A fail-fast verdict's stage -> the reason in JupyterHub's spawn metric (spawnerrors.REASONS).
+FAILFAST_REASONS = {"scheduling": "failed-unschedulable", "pulling": "failed-image"}
 
 # Pod Security "restricted" (the README asks namespaces to enforce it): fixed for every server. Only the
 # uid/gid/fsGroup vary, per launch (resource over image over singleuser.securityContext).
@@ -126,7 +129,7 @@ class TeamhubKubeSpawner(TeamhubMixin, DryRunAdmission, KubeSpawner):
         key = f"{self.namespace}/{self.pod_name}"
         while True:
             await asyncio.sleep(self.failfast_interval)
-            reflector = self.pod_reflector
+            reflector = compat.pod_reflector(self)
             verdict = failfast.classify_pod(reflector.pods.get(key) if reflector else None, ctx)
             if verdict and verdict.fatal:
                 return verdict
@@ -136,12 +139,12 @@ class TeamhubKubeSpawner(TeamhubMixin, DryRunAdmission, KubeSpawner):
         never finished has no address in the database. Adopt it: wait (up to start_timeout) for its pod to run and
         answer with the pod's address; a pod that never runs (gone, or failing as fail-fast judges) keeps the old one,
         so JupyterHub's check finds nothing answering and stops the server."""
-        await self._start_watching_pods()
+        await compat.start_watching_pods(self)
         key, ctx = f"{self.namespace}/{self.pod_name}", self.teamhub_context()
         deadline = time.monotonic() + self.start_timeout
         why = f"not running within {self.start_timeout} s"
         while time.monotonic() < deadline:
-            pod = self.pod_reflector.pods.get(key)
+            pod = compat.pod_reflector(self).pods.get(key)
             if pod is None or pod["metadata"].get("deletionTimestamp") or pod["status"].get("phase") not in ("Pending", "Running"):
                 why = "gone" if pod is None else f"ending (phase {pod['status'].get('phase')})"
                 break
@@ -150,7 +153,7 @@ class TeamhubKubeSpawner(TeamhubMixin, DryRunAdmission, KubeSpawner):
                 why = verdict.message
                 break
             if self.is_pod_running(pod):
-                return url_path_join(self._get_pod_url(pod), self.server.base_url)
+                return url_path_join(compat.pod_url(self, pod), self.server.base_url)
             await asyncio.sleep(self.failfast_interval)
         self.log.warning("Not adopting %s: its pod %s is %s", self.teamhub_key, key, why)
         return self.server.url
@@ -166,9 +169,7 @@ class TeamhubKubeSpawner(TeamhubMixin, DryRunAdmission, KubeSpawner):
             verdict = watch.result()
             start.cancel()
             self.log.warning("Stopping the spawn of %s early: %s", self.teamhub_key, verdict.message)
-            stopped = SpawnStopped(verdict.message)
-            stopped.teamhub_stage = verdict.stage  # for the start-outcome metric
-            raise stopped
+            raise spawn_failed(verdict.message, reason=FAILFAST_REASONS.get(verdict.stage, "failed"))
         finally:
             watch.cancel()
 

@@ -16,7 +16,7 @@ from ..catalog.access import RequestRefused
 from ..usage import metrics
 from ..usage import record as usage
 from . import sessions
-from .spawnerrors import SpawnStopped, refused
+from .spawnerrors import refused, spawn_failed
 
 
 class StartWatch(HasTraits):
@@ -57,19 +57,19 @@ class StartWatch(HasTraits):
         reason, message = due
         self._teamhub_end_reason = reason
         await self.stop(now=True)  # nobody uses it yet: no graceful shutdown; the record ends here, with `reason`
-        # The budget: a 403 with the sentence, as a start refused by it (JupyterHub passes an HTTPError through).
-        raise refused(RequestRefused(403, message)) if reason == "budget" else SpawnStopped(message)
+        # The budget: a 403 with the sentence, as a start refused by it.
+        if reason == "budget":
+            raise refused(RequestRefused(403, message), "refused-budget")
+        raise spawn_failed(message, reason="failed-deadline")
 
     async def start(self):
         try:
             result = await self._teamhub_start_watched()
-        except BaseException as exc:
+        except BaseException:  # counted by JupyterHub's spawn metric, with the SpawnException's reason
             self._teamhub_end_reason = self._teamhub_end_reason or "failed-start"
-            metrics.outcome(metrics.failure_reason(exc))
             usage.closed(self, self._teamhub_end_reason)
             raise
         self._teamhub_started = True
-        metrics.outcome("started")
         if self.teamhub_launch is not None:
             metrics.START_SECONDS.labels(self.teamhub_launch.resource.key).observe(time.monotonic() - self._teamhub_applied_at)
         usage.seen(self)

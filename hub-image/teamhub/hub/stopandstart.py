@@ -45,6 +45,7 @@ class StopAndStartHandler(LaunchLinkHandler):
     async def post(self):
         user = self.current_user
         server = self.server_name()
+        self.require_servers_scope(user.name, server)  # it stops a server: JupyterHub's `servers` scope
         spawner = user.spawners.get(server)
         if spawner is not None and spawner.active:
             rt, info = spawner.teamhub, spawner.teamhub_info or {}

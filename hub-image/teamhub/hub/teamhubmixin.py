@@ -15,7 +15,6 @@ from .. import clock
 from ..auth import person_for
 from ..catalog.access import RequestRefused, check_request
 from ..catalog.placement import Launch
-from ..usage import metrics
 from ..usage import record as usage
 from . import launchlinks, refusals, sessions, stopper
 from .quota import Hold
@@ -98,7 +97,7 @@ class TeamhubMixin(StartWatch):  # traits declared here are configurable on the 
         rt.quota.release(self.teamhub_key)
         self._teamhub_refused = True
         person = await person_for(self.user)
-        stage = "refused-not-allowed"  # the start-outcome metric of a refusal at each step
+        stage = "refused-not-allowed"  # the reason of a refusal at each step (JupyterHub's spawn metric)
         try:
             request, pull = launchlinks.split_request(user_options, launchlinks.allowed_repos(rt.values))
             launch = check_request(rt.catalog, person, request)
@@ -107,14 +106,13 @@ class TeamhubMixin(StartWatch):  # traits declared here are configurable on the 
             stage = "refused-budget"
             cap = usage.budget_cap(self, launch)  # no await from here to usage.opened: starts see each other
         except RequestRefused as exc:
-            metrics.outcome(stage)
             rt.quota.release(self.teamhub_key)
             exc = await usage.explain(self, exc)  # when a used-up budget returns, read off the event loop
             self.log.info("Refused start for %s: request %s: %s %s", self.teamhub_key,
                           refusals.describe_request(user_options), exc.status, exc.message)
             self._forget_options()
             self.teamhub_refused_request = dict(user_options) if isinstance(user_options, dict) else None
-            raise refusals.FILTER.refused(refused(exc)) from None
+            raise refused(exc, stage) from None
         try:
             deadline = sessions.deadline_after(launch.minutes)
             capped = cap is not None and cap < deadline
@@ -241,7 +239,6 @@ class TeamhubMixin(StartWatch):  # traits declared here are configurable on the 
             return self._teamhub_end_reason
         if stopper.by_admin(self):  # through the REST API by someone else: an admin (usage page, admin panel)
             return "admin"
-        if not self._teamhub_started:
-            metrics.outcome("timeout")  # JupyterHub gave up waiting (start_timeout) and stops the start
+        if not self._teamhub_started:  # JupyterHub gave up waiting (start_timeout; its metric says `timeout`)
             return "failed-start"
         return "idle-cull" if stopper.by_culler(self) else "stopped"

@@ -6,38 +6,23 @@ store's in-memory ledger (usage/ledger.py: restored from the database at hub sta
 writes), so they are right after a hub restart, never count twice, and a scrape costs the same at ten
 records and ten million (it read the whole table on the event loop: 2.8 s at 10^6). The counters sum each
 record up to its end, or, while it runs, up to when it was last seen alive: closing a record never takes
-seconds back, so they only grow. Start outcomes and start durations are this process's counters.
+seconds back, so they only grow. Start durations per resource are this process's histogram; start outcomes are
+JupyterHub's own spawn metric (its `reason` label: hub/spawnerrors.py).
 """
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-OUTCOMES = ("started", "refused-not-allowed", "refused-quota", "refused-budget", "failed-unschedulable", "failed-image",
-            "failed", "timeout")
 LABELS = ("team", "resource", "accelerator")
 
-START_OUTCOMES = Counter("teamhub_start_outcomes", "Server starts by outcome", ["reason"])
 START_SECONDS = Histogram("teamhub_start_duration_seconds", "From a checked start to a running server", ["resource"],
                           buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, float("inf")))
-# Every metric name the hub exports (the Grafana dashboard test checks its queries against these).
+# Every metric name the Grafana dashboard may query: teamhub's, and JupyterHub's spawn outcomes (status, reason).
 EXPORTED = ("teamhub_servers_running", "teamhub_gpus_in_use", "teamhub_gpu_seconds_total", "teamhub_server_seconds_total",
-            "teamhub_start_outcomes_total", "teamhub_start_duration_seconds_bucket", "teamhub_start_duration_seconds_sum",
-            "teamhub_start_duration_seconds_count")
-
-
-def outcome(reason: str) -> None:
-    assert reason in OUTCOMES, reason
-    START_OUTCOMES.labels(reason).inc()
-
-
-def failure_reason(exc: BaseException) -> str:
-    """The outcome a start that raised `exc` counts as (the fail-fast verdict's stage, when there is one)."""
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    stage = getattr(exc, "teamhub_stage", "")
-    return {"scheduling": "failed-unschedulable", "pulling": "failed-image"}.get(stage, "failed")
+            "teamhub_start_duration_seconds_bucket", "teamhub_start_duration_seconds_sum",
+            "teamhub_start_duration_seconds_count", "jupyterhub_server_spawn_duration_seconds_count")
 
 
 class RecordsCollector:
