@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV):$(CURDIR)/node_modules/.bin:$(PATH)
 PYTEST := $(VENV)/python -m pytest
-VALUES ?= config/values.yaml
+# The demo runs the operator's starting point plus the demo accounts (whose passwords README publishes).
+VALUES ?= config/values.yaml config/demo/values.yaml
 PORT ?= 8000
 
 .PHONY: setup setup-demo test lint test-unit test-chart test-integration test-browser test-cluster test-containers test-bundle screenshots demo schema bench

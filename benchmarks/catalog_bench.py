@@ -28,7 +28,7 @@ from teamhub.catalog.access import Person, check_request, resolve  # noqa: E402
 from teamhub.values import validation  # noqa: E402
 from teamhub.values.source import load_text  # noqa: E402
 
-HASH = "$2b$12$Xgnp62i4m6AkY2tuTo9bmuzSyf8FTrxbeRUIiQn9Lmoh/UsjXVrQe"
+HASH = "$2b$04$GVq.ooAxIQMhVKs0//inyOP7irRfBb0OYg0PjS6gvPkrOuxfhTLIa"  # bcrypt of "test-pass" (not a demo account's published hash, which validation refuses)
 
 
 def generate(n_resources: int, n_images: int, n_teams: int) -> str:

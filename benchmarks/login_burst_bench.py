@@ -27,7 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from hubprocess import HubProcess, demo_passwords  # noqa: E402
+from hubprocess import HubProcess, demo_passwords, demo_values  # noqa: E402
 
 
 def login_form(hub: HubProcess, address: str) -> tuple:
@@ -73,7 +73,7 @@ def summary(results: list) -> str:
 def main() -> int:
     passwords = demo_passwords()
     with tempfile.TemporaryDirectory(prefix="login-burst-") as tmp:
-        values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
+        values = demo_values()
         values["auth"]["local"]["trustedProxies"] = ["127.0.0.1/32"]
         path = Path(tmp) / "values.yaml"
         path.write_text(yaml.safe_dump(values))

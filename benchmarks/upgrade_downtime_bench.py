@@ -26,7 +26,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "hub-image")]
 from cluster.access import Cluster  # noqa: E402
 from cluster.operator import FAILED_UPGRADES, HubAvailability, base_values, helm_update, overlay, run_script  # noqa: E402
 
-NEW_TAG = {"hub": {"image": {"name": "ghcr.io/teamhub/hub", "tag": "0.1.1-bench"}}}
+NEW_TAG = {"hub": {"image": {"name": "ghcr.io/example-university/teamhub-hub", "tag": "0.1.1-bench"}}}
 
 
 def measure(cluster, ns, label, run) -> tuple[str, float, float, int]:

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hub-image"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from hubprocess import HubProcess  # noqa: E402
+from hubprocess import HubProcess, demo_values  # noqa: E402
 from teamhub.catalog.model import Budget, Team  # noqa: E402
 from teamhub.usage import budget, daily, store, totals  # noqa: E402
 
@@ -74,7 +74,7 @@ def values(state: Path) -> Path:
     import yaml
     from teamhub.auth.passwords import hash_password
 
-    v = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
+    v = demo_values()
     for user in v["auth"]["local"]["users"].values():
         user["passwordHash"] = hash_password(PASSWORD, 4)
     v["catalog"]["teams"]["cv-course"]["quota"] = {"gpuHours": {"amount": 10**6, "window": "30d"}}

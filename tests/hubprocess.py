@@ -23,18 +23,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hub-image"))
 
+from support import DEMO_VALUES, demo_passwords, demo_values  # noqa: E402,F401 -- the tiers import them from here too
 from teamhub.cli.demo import free_port, hub_command, hub_environment  # noqa: E402
 
 CHP = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
-
-
-def demo_passwords() -> dict:
-    out = {}
-    for line in (ROOT / "config" / "demo-accounts.txt").read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 2 and not line.startswith("#"):
-            out[parts[0]] = parts[1]
-    return out
 
 
 class HubProcess:
@@ -45,14 +37,18 @@ class HubProcess:
 
     def __init__(self, values, state_dir, port: int | None = None, extra_env: dict | None = None, venv: Path | None = None,
                  config: Path | None = None):
-        self.values = Path(values).resolve()
+        """`values`: a values file, or several merged in order (DEMO_VALUES: what `make demo` runs). The hub runs
+        in demo mode, as `teamhub demo` runs it (the demo accounts' published hashes are accepted)."""
+        files = [values] if isinstance(values, (str, Path)) else list(values)
+        self.values = Path(files[-1]).resolve()  # the file a test rewrites (the last one wins on a clash)
+        self.values_files = [Path(v).resolve() for v in files]
         self.state = Path(state_dir).resolve()
         (self.state / "homes").mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         # hub.baseUrl ("/" or "/jupyter/"): `.url` carries its path, so "/hub/..." relative to it is the hub's page
         self.base_url = ((yaml.safe_load(self.values.read_text()) or {}).get("hub") or {}).get("baseUrl") or "/"
         # Fixed across restarts, so a restarted hub finds its proxy and servers where they were.
-        self.env = hub_environment(self.values, self.port, self.state, str(CHP), base={**os.environ, **(extra_env or {})})
+        self.env = hub_environment(self.values_files, self.port, self.state, str(CHP), base={**os.environ, **(extra_env or {})})
         self.command = hub_command(self.state) if config is None else [sys.executable, "-m", "jupyterhub", "-f", str(config)]
         if venv is not None:
             self._use_venv(Path(venv))
@@ -173,12 +169,12 @@ class HubProcess:
 
 
 def clock_hub(state: Path, password: str, teams: dict | None = None, edit=None, clock: bool = True) -> HubProcess:
-    """A started hub on config/values.yaml with the test clock (TEAMHUB_TEST_CLOCK_FILE, its file at `.clock_file`;
+    """A started hub on the demo's values with the test clock (TEAMHUB_TEST_CLOCK_FILE, its file at `.clock_file`;
     `clock=False`: the real clock and the real poll interval): every local account's password is `password`,
     `teams` adds accounts ({name: [team, ...]}), `edit(values)` changes the rest. The caller stops it."""
     from teamhub.auth.passwords import hash_password
 
-    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
+    values = demo_values()
     users = values["auth"]["local"]["users"]
     users.update({name: {"teams": list(t)} for name, t in (teams or {}).items()})
     for user in users.values():
@@ -193,8 +189,8 @@ def clock_hub(state: Path, password: str, teams: dict | None = None, edit=None, 
 
 @contextlib.contextmanager
 def edited_hub(state: Path, edit):
-    """A hub on config/values.yaml changed by `edit(values)`, started for the `with` block."""
-    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
+    """A hub on the demo's values changed by `edit(values)`, started for the `with` block."""
+    values = demo_values()
     edit(values)
     (state / "values.yaml").write_text(yaml.safe_dump(values))
     h = HubProcess(state / "values.yaml", state)

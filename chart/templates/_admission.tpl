@@ -17,12 +17,12 @@ per start ("teamhub.admission.launchEnv"). Lookups by key keep the CEL cost flat
 however large the catalog grows.
 */}}
 {{- define "teamhub.admission.params" -}}
-{{- $cat := .Values.catalog | default dict -}}
-{{- $images := $cat.images | default dict -}}
-{{- $resources := $cat.resources | default dict -}}
-{{- $teams := $cat.teams | default dict -}}
-{{- $sessions := .Values.sessions | default dict -}}
-{{- $base := .Values.singleuser.securityContext | default dict -}}
+{{- $cat := .Values.catalog -}}
+{{- $images := $cat.images -}}
+{{- $resources := $cat.resources -}}
+{{- $teams := $cat.teams -}}
+{{- $sessions := .Values.sessions -}}
+{{- $base := .Values.singleuser.securityContext -}}
 {{- $data := dict -}}
 {{- range $p := include "teamhub.catalog.placements" . | fromJsonArray -}}
 {{- $r := index $resources $p.resource -}}
@@ -84,15 +84,15 @@ however large the catalog grows.
 {{- if $p.accelerator -}}{{- $key = printf "%s.%s" $p.resource $p.accelerator -}}{{- end -}}
 {{- $_ := set $data $key (join "\n" $lines) -}}
 {{- end -}}
-{{- range $vkey, $v := $cat.volumes | default dict -}}
+{{- range $vkey, $v := $cat.volumes -}}
 {{- $ro := true -}}
 {{- if hasKey $v "readOnly" -}}{{- $ro = $v.readOnly -}}{{- end -}}
 {{- $_ := set $data (printf "volume.%s" $vkey) (join "\n" (list $v.pvc $v.mountPath ($v.subPath | default "") (toString $ro))) -}}
 {{- end -}}
-{{- $storage := .Values.singleuser.storage | default dict -}}
-{{- if ne ($storage.type | default "dynamic") "none" -}}
+{{- $storage := .Values.singleuser.storage -}}
+{{- if ne $storage.type "none" -}}
 {{- /* the hub's KubeSpawner.pvc_name_template and pod_name_template (teamhub.catalog.names) without "{user_server}" */ -}}
-{{- $_ := set $data "home" (join "\n" (list "home-" "teamhub-" ($storage.homeMountPath | default "/home/jovyan"))) -}}
+{{- $_ := set $data "home" (join "\n" (list "home-" "teamhub-" $storage.homeMountPath)) -}}
 {{- end -}}
 {{- $_ := set $data "_launch-env" (include "teamhub.admission.launchEnv" . | fromJsonArray | sortAlpha | join ",") -}}
 {{- $data = merge $data (include "teamhub.devices.admissionParams" . | fromJson) -}}

@@ -11,7 +11,7 @@
 {{- if eq $db.type "sqlite-pvc" -}}
 {{- include "teamhub.hub.name" . }}-db
 {{- else -}}
-{{- ($db.backupVolume | default dict).existingClaim | default (printf "%s-data" (include "teamhub.hub.name" .)) -}}
+{{- $db.backupVolume.existingClaim | default (printf "%s-data" (include "teamhub.hub.name" .)) -}}
 {{- end -}}
 {{- end -}}
 
@@ -62,7 +62,7 @@ holds hub.db.password.
 - name: TEAMHUB_USER_SCHEDULER  # for catalog resources with userScheduler (templates/user-scheduler/)
   value: {{ include "teamhub.userScheduler.name" $ctx }}
 {{- range $method := list "github" "oidc" }}
-{{- with (index $ctx.Values.auth $method | default dict).existingSecret }}
+{{- with (index $ctx.Values.auth $method).existingSecret }}
 - name: TEAMHUB_{{ upper $method }}_CLIENT_SECRET
   valueFrom:
     secretKeyRef: {name: {{ .name }}, key: {{ .key | quote }}}

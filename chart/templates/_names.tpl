@@ -34,7 +34,7 @@ are empty. Every object of the chart uses it: include "teamhub.annotations" (lis
 */}}
 {{- define "teamhub.annotations" -}}
 {{- $ctx := index . 0 -}}
-{{- $all := merge (deepCopy (index . 1 | default dict)) (deepCopy ($ctx.Values.commonAnnotations | default dict)) -}}
+{{- $all := merge (deepCopy (index . 1 | default dict)) (deepCopy $ctx.Values.commonAnnotations) -}}
 {{- with $all -}}
 annotations:
   {{- toYaml . | nindent 2 }}

@@ -11,9 +11,9 @@ tests/chart/test_admission_params.py holds it equal to the Python for every valu
     "env": {...} (merged like the node selector)}]
 */}}
 {{- define "teamhub.catalog.placements" -}}
-{{- $cat := .Values.catalog | default dict -}}
-{{- $accs := $cat.accelerators | default dict -}}
-{{- $resources := $cat.resources | default dict -}}
+{{- $cat := .Values.catalog -}}
+{{- $accs := $cat.accelerators -}}
+{{- $resources := $cat.resources -}}
 {{- $out := list -}}
 {{- range $rkey := keys $resources | sortAlpha -}}
 {{- $r := index $resources $rkey -}}

@@ -20,7 +20,7 @@ uses it: include "teamhub.imagePullSecrets" (dict "ctx" . "lists" (list $a $b))
 {{- define "teamhub.imagePullSecrets" -}}
 {{- $names := list -}}
 {{- range $list := .lists -}}{{- $names = concat $names ($list | default list) -}}{{- end -}}
-{{- if (.ctx.Values.imagePullSecret | default dict).create -}}
+{{- if .ctx.Values.imagePullSecret.create -}}
 {{- $names = append $names (include "teamhub.imagePullSecret.name" .ctx) -}}
 {{- end -}}
 {{- with $names | uniq }}

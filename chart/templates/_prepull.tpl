@@ -14,7 +14,7 @@ same targeting share one puller DaemonSet. Output (JSON):
                   "images": [{"key": "scipy", "ref": "quay.io/...:tag", "pullPolicy": "IfNotPresent"}]}}
 */}}
 {{- define "teamhub.prepull.plan" -}}
-{{- $images := (.Values.catalog | default dict).images | default dict -}}
+{{- $images := .Values.catalog.images -}}
 {{- $uses := dict -}}
 {{- range $p := include "teamhub.catalog.placements" . | fromJsonArray -}}
 {{- $img := index $images $p.image | default dict -}}
@@ -28,7 +28,7 @@ same targeting share one puller DaemonSet. Output (JSON):
 {{- $img := index $images $ikey -}}
 {{- $all = append $all (dict "key" $ikey "img" $img "placements" (index $uses $ikey)) -}}
 {{- end -}}
-{{- $extra := .Values.prePuller.extraImages | default dict -}}
+{{- $extra := .Values.prePuller.extraImages -}}
 {{- range $ikey := keys $extra | sortAlpha -}}
 {{- $img := index $extra $ikey -}}
 {{- $p := dict "nodeSelector" ($img.nodeSelector | default dict) "tolerations" ($img.tolerations | default list) -}}
@@ -110,7 +110,7 @@ include "teamhub.prepull.placement" (dict "ctx" . "group" $group)
 */}}
 {{- define "teamhub.prepull.placement" -}}
 {{- $pp := .ctx.Values.prePuller -}}
-{{- $op := deepCopy ($pp.affinity | default dict) -}}
+{{- $op := deepCopy $pp.affinity -}}
 {{- $nodeAffinity := $op.nodeAffinity | default dict -}}
 {{- $opTerms := (($nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution | default dict).nodeSelectorTerms) | default list -}}
 {{- $groupTerms := list -}}
@@ -139,7 +139,7 @@ include "teamhub.prepull.placement" (dict "ctx" . "group" $group)
 {{- end -}}
 {{- if $nodeAffinity -}}{{- $_ := set $op "nodeAffinity" $nodeAffinity -}}{{- end -}}
 {{- $placement := dict "nodeSelector" $pp.nodeSelector "affinity" $op "priorityClassName" $pp.priorityClassName
-      "tolerations" (concat (.group.tolerations | default list) ($pp.tolerations | default list) | uniq) -}}
+      "tolerations" (concat (.group.tolerations | default list) $pp.tolerations | uniq) -}}
 {{- include "teamhub.placement" $placement -}}
 {{- end -}}
 
@@ -194,7 +194,7 @@ spec:
       containers:
         - name: pause
           image: {{ include "teamhub.image.ref" $ctx.Values.prePuller.pause }}
-          imagePullPolicy: {{ $ctx.Values.prePuller.pause.pullPolicy | default "IfNotPresent" }}
+          imagePullPolicy: {{ $ctx.Values.prePuller.pause.pullPolicy }}
           resources:
             {{- toYaml $ctx.Values.prePuller.resources | nindent 12 }}
           securityContext:

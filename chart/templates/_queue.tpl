@@ -17,10 +17,10 @@ Never everywhere) and a LocalQueue team-<name> in singleuser.namespace. Output (
 */}}
 {{- define "teamhub.queue.objects" -}}
 {{- $full := include "teamhub.fullname" . -}}
-{{- $cat := .Values.catalog | default dict -}}
-{{- $accs := $cat.accelerators | default dict -}}
-{{- $teams := $cat.teams | default dict -}}
-{{- $ns := .Values.singleuser.namespace | default "" -}}
+{{- $cat := .Values.catalog -}}
+{{- $accs := $cat.accelerators -}}
+{{- $teams := $cat.teams -}}
+{{- $ns := .Values.singleuser.namespace -}}
 {{- $api := "kueue.x-k8s.io/v1beta2" -}}
 {{- $never := dict "reclaimWithinCohort" "Never" "borrowWithinCohort" (dict "policy" "Never") "withinClusterQueue" "Never" -}}
 {{- /* device resource -> its kinds (one resource group each: a flavor belongs to one group only) */ -}}
@@ -69,7 +69,7 @@ Never everywhere) and a LocalQueue team-<name> in singleuser.namespace. Output (
 {{- $groups = append $groups (dict "coveredResources" (list $r) "flavors" $flavors) -}}
 {{- end -}}
 {{- $cq := include "teamhub.queue.name" (list $full $t) -}}
-{{- $spec := dict "cohortName" (include "teamhub.queue.name" (list $full "")) "namespaceSelector" (dict "matchLabels" (dict "kubernetes.io/metadata.name" $ns)) "queueingStrategy" ($.Values.queue.queueingStrategy | default "BestEffortFIFO") "fairSharing" (dict "weight" (include "teamhub.number" (((index $teams $t).queue | default dict).weight | default 1))) "preemption" $never "resourceGroups" $groups -}}
+{{- $spec := dict "cohortName" (include "teamhub.queue.name" (list $full "")) "namespaceSelector" (dict "matchLabels" (dict "kubernetes.io/metadata.name" $ns)) "queueingStrategy" $.Values.queue.queueingStrategy "fairSharing" (dict "weight" (include "teamhub.number" (((index $teams $t).queue | default dict).weight | default 1))) "preemption" $never "resourceGroups" $groups -}}
 {{- $out = append $out (dict "apiVersion" $api "kind" "ClusterQueue" "metadata" (dict "name" $cq) "spec" $spec) -}}
 {{- $locals = append $locals (dict "apiVersion" $api "kind" "LocalQueue" "metadata" (dict "name" (printf "team-%s" $t) "namespace" $ns) "spec" (dict "clusterQueue" $cq)) -}}
 {{- end -}}

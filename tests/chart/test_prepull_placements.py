@@ -14,7 +14,7 @@ from teamhub.catalog.loader import load_or_raise
 from teamhub.catalog.placement import placements
 from test_chart import CHART, VALUES_FILES, render
 
-HASH = "$2b$12$Xgnp62i4m6AkY2tuTo9bmuzSyf8FTrxbeRUIiQn9Lmoh/UsjXVrQe"
+HASH = "$2b$04$GVq.ooAxIQMhVKs0//inyOP7irRfBb0OYg0PjS6gvPkrOuxfhTLIa"  # bcrypt of "test-pass" (not a demo account's published hash, which validation refuses)
 
 
 def _term(term: dict) -> dict:

@@ -105,13 +105,15 @@ class ClusterHub(HubProcess):
             self.proxy.wait(10)
 
 
-def people_overlay(path: Path, users: dict, extra: dict | None = None) -> Path:
-    """A values overlay adding local accounts (name -> teams) with the password "<name>-demo-pass"."""
+def people_overlay(path: Path, users: dict, extra: dict | None = None, admins=()) -> Path:
+    """A values overlay adding local accounts (name -> teams) with the password "<name>-demo-pass". The hashes
+    are made here (not the demo overlay's published ones, which a hub in kubernetes mode refuses)."""
     import bcrypt
 
     accounts = {name: {"passwordHash": bcrypt.hashpw(f"{name}-demo-pass".encode(), bcrypt.gensalt(4)).decode(), "teams": teams}
                 for name, teams in users.items()}
-    path.write_text(yaml.safe_dump({"auth": {"local": {"users": accounts}}, **(extra or {})}))
+    auth = {"local": {"users": accounts}, **({"admins": [f"local:{a}" for a in admins]} if admins else {})}
+    path.write_text(yaml.safe_dump({"auth": auth, **(extra or {})}))
     return path
 
 

@@ -18,7 +18,8 @@ from .hub import ClusterHub, people_overlay
 from .test_user_pod import data_volume
 
 # dave shares alice's team so that the team's GPU quota (1 in the overlay) is counted over two people.
-PEOPLE = {"dave": ["cv-course"], "erin": [], "frank": [], "gina": []}
+# ada (admin, staff) and bob (nlp-course) as in the demo overlay, with this tier's own hashes (a chart's hub refuses the demo's)
+PEOPLE = {"dave": ["cv-course"], "erin": [], "frank": [], "gina": [], "ada": ["staff"], "bob": ["nlp-course"]}
 # An image the registry does not have: the tier's kwok stage pod-image-missing (tests/cluster/kwok-stages/)
 # keeps a pod whose image repository starts with "missing-" waiting in ErrImagePull.
 MISSING_IMAGE = "ghcr.io/example-university/missing-notebook:1.0"
@@ -38,7 +39,7 @@ def hub(cluster, shipped_venv, tmp_path_factory):
     state = tmp_path_factory.mktemp("hub-starts")
     clock = state / "clock"
     clock.write_text("0")
-    overlay = people_overlay(state / "overlay.yaml", PEOPLE, OVERLAY)
+    overlay = people_overlay(state / "overlay.yaml", PEOPLE, OVERLAY, admins=["ada"])
     h = ClusterHub(cluster, ns, shipped_venv, state, overlays=(overlay,), extra_env={"TEAMHUB_TEST_CLOCK_FILE": str(clock)})
     h.clock = clock
     # course-materials exists (the admin made it); imagenet-data is created by the full-start test, after

@@ -22,7 +22,7 @@ from .watch import Recorder
 
 HUB = f"{RELEASE}-hub"
 NEW_TAG = "0.1.1-test"
-HUB_IMAGE = "ghcr.io/teamhub/hub"  # chart/values.yaml's; validate wants the name beside a tag
+HUB_IMAGE = "ghcr.io/example-university/teamhub-hub"  # chart/values.yaml's; validate wants the name beside a tag
 
 
 class Release:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from hubprocess import ROOT, HubProcess, demo_passwords
+from hubprocess import DEMO_VALUES, HubProcess, demo_passwords
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    h = HubProcess(ROOT / "config" / "values.yaml", tmp_path_factory.mktemp("hub"))
+    h = HubProcess(DEMO_VALUES, tmp_path_factory.mktemp("hub"))
     h.start()
     yield h
     h.stop()

@@ -14,11 +14,11 @@ import time
 import httpx
 import psutil
 import pytest
-from hubprocess import ROOT, HubProcess, demo_passwords
+from hubprocess import DEMO_VALUES, ROOT, HubProcess, demo_passwords
 from support import tree_env
 from teamhub.cli.demo import PROCESS_FILE, free_port
 
-VALUES = ROOT / "config" / "values.yaml"
+VALUES = DEMO_VALUES  # what `make demo` runs
 
 
 class Demo:
@@ -32,7 +32,7 @@ class Demo:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
         self.log = open(self.state / "demo.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "teamhub", "demo", "--values", str(VALUES), "--port", str(self.port),
+        self.proc = subprocess.Popen([sys.executable, "-m", "teamhub", "demo", "--values", *map(str, VALUES), "--port", str(self.port),
                                       "--state", str(self.state)], env=tree_env(), cwd=ROOT, stdout=self.log,
                                      stderr=subprocess.STDOUT, preexec_fn=ignore_sigint)
         end = time.monotonic() + timeout

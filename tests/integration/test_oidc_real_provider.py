@@ -22,7 +22,7 @@ import pytest
 import requests
 import yaml
 from authhub import AuthHub
-from hubprocess import ROOT, HubProcess
+from hubprocess import HubProcess, demo_values
 from realprovider import RealOIDC, cancel, confirm_logout, sign_in
 from teamhub.auth.passwords import hash_password
 from teamhub.catalog.access import resolve
@@ -43,7 +43,7 @@ UNAVAILABLE = "Lab SSO is unavailable right now: the hub cannot reach the identi
 
 
 def full_values(folder, provider, port) -> str:
-    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
+    values = demo_values()
     values["auth"]["refreshSeconds"] = 1
     values["auth"]["local"]["users"]["ada"]["passwordHash"] = hash_password(ADMIN_PASSWORD, 4)
     values["auth"]["oidc"] = {

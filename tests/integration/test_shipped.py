@@ -11,7 +11,7 @@ import httpx
 import pytest
 import yaml
 from fakeproviders import FakeGitHub
-from hubprocess import ROOT, HubProcess
+from hubprocess import ROOT, HubProcess, demo_values
 from shipped import installed_files
 from teamhub.auth.passwords import hash_password
 
@@ -41,7 +41,7 @@ def github():
 @pytest.fixture(scope="module")
 def shipped_hub(shipped_venv, github, tmp_path_factory):
     state = tmp_path_factory.mktemp("shipped-hub")
-    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
+    values = demo_values()
     values["auth"]["local"]["users"]["alice"]["passwordHash"] = hash_password("alice-shipped-pass", 4)
     values["branding"] = {"title": TITLE, "subtitle": SUBTITLE, "colors": {"primary": "#0b5394"}}
     values_file = state / "values.yaml"

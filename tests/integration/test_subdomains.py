@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
-from hubprocess import ROOT, HubProcess, demo_passwords
+from hubprocess import HubProcess, demo_passwords, demo_values
 from teamhub.cli.demo import free_port
 
 USER = "alice"
@@ -89,7 +89,7 @@ def set_cookies(response: httpx.Response) -> list[str]:
 def hub(tmp_path_factory):
     state = tmp_path_factory.mktemp("subdomains")
     port = free_port()
-    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
+    values = demo_values()
     values.setdefault("hub", {})["subdomainHost"] = f"http://hub.localhost:{port}"
     (state / "values.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
     h = HubProcess(state / "values.yaml", state, port=port)

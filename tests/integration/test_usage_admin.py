@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 import yaml
-from hubprocess import ROOT, HubProcess
+from hubprocess import HubProcess, demo_values
 from teamhub.auth.passwords import hash_password
 
 PASSWORD = "usage-admin-pass"
@@ -25,7 +25,7 @@ METRICS_TOKEN = "metrics-scrape-token-for-tests-0123456789abcdef"
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     state = tmp_path_factory.mktemp("usage-admin-hub")
-    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
+    values = demo_values()
     for user in values["auth"]["local"]["users"].values():
         user["passwordHash"] = hash_password(PASSWORD, 4)
     values["catalog"]["teams"]["cv-course"]["quota"]["gpuHours"] = {"amount": 40, "window": "30d"}

@@ -10,7 +10,7 @@ import time
 
 import pytest
 import yaml
-from hubprocess import ROOT, HubProcess
+from hubprocess import HubProcess, demo_values
 from support import run_teamhub, tree_env
 from teamhub.auth.passwords import hash_password
 from teamhub.db import backups, migrate, settings, sqlite
@@ -110,7 +110,7 @@ def test_cli_reads_a_file_and_explains_bad_input(tmp_path):
 
 def test_a_real_hub_on_postgres_records_a_session(pg, tmp_path):  # noqa: F811
     pg.createdb("usagehub")
-    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
+    values = demo_values()
     values["hub"] = pg_values(pg, "usagehub")["hub"]
     values["auth"]["local"]["users"]["bob"]["passwordHash"] = hash_password("usage-pg-pass", 4)
     (tmp_path / "values.yaml").write_text(yaml.safe_dump(values, sort_keys=False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from support import DEMO_VALUES
 from teamhub.catalog.loader import load_or_raise
 from teamhub.hub import config as hub_config
 from traitlets.config import Config
@@ -26,10 +27,12 @@ class FakeUser:
         return {"groups": self._groups}
 
 
-def configured(values=VALUES, mode="kubernetes", environ=None):
-    """A traitlets Config exactly as the hub builds it (its runtime has a fresh quota book)."""
+def configured(values=DEMO_VALUES, mode="kubernetes", environ=None):
+    """A traitlets Config exactly as the hub builds it (its runtime has a fresh quota book). `values`: a file
+    or several (default: the demo's, whose accounts the tests use; checked in demo mode)."""
     c = Config()
-    hub_config.configure(c, load_or_raise([values]), mode, environ or {})
+    files = [values] if isinstance(values, (str, Path)) else list(values)
+    hub_config.configure(c, load_or_raise(files, demo=True), mode, environ or {})
     return c
 
 

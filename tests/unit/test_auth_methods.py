@@ -10,6 +10,7 @@ from dataclasses import asdict
 from types import SimpleNamespace
 
 import pytest
+from support import DEMO_VALUES, load_demo
 from teamhub.auth.accounts import Account
 from teamhub.auth.methods import Shared, TeamhubGitHubAuthenticator, TeamhubLocalAuthenticator
 from teamhub.auth.multi import TeamhubMultiAuthenticator
@@ -20,7 +21,7 @@ from teamhub.values.schema import with_defaults
 from tornado import web
 from tornado.httputil import HTTPHeaders
 
-CATALOG = load(["config/values.yaml"]).catalog
+CATALOG = load_demo().catalog
 DEFAULTS = ThrottleSettings.from_values(with_defaults({})["auth"]["local"]["throttle"])  # the schema's
 
 
@@ -163,22 +164,22 @@ def test_accounts_file_is_checked_by_the_one_loader(tmp_path):
     overlay = tmp_path / "secret.yaml"
     overlay.write_text("auth:\n  local:\n    enabled: true\n    existingSecret: {name: lab-accounts, key: users.yaml}\n"
                        "    users:\n      dave: {passwordHash: '" + hash_password("old", 4) + "', teams: [nlp-course]}\n")
-    files = ["config/values.yaml", overlay]
+    files = [*DEMO_VALUES, overlay]
     good = tmp_path / "ok.yaml"
     good.write_text(f"dave:\n  passwordHash: '{hash_password('x', 4)}'\n  teams: [cv-course]\n")
-    checked = load(files, accounts_file=good)
+    checked = load(files, accounts_file=good, demo=True)
     assert checked.ok, checked.problems
     assert checked.values["auth"]["local"]["users"]["dave"]["teams"] == ["cv-course"]  # the Secret wins whole
     assert checked.catalog.local_users["dave"] == ("cv-course",)
-    assert load(files).catalog.local_users["dave"] == ("nlp-course",)  # no accounts file: values only
+    assert load(files, demo=True).catalog.local_users["dave"] == ("nlp-course",)  # no accounts file: values only
     bad = tmp_path / "bad.yaml"
     bad.write_text("Dave:\n  passwordHash: hunter2\n")
-    problems = [str(p) for p in load(files, accounts_file=bad).errors]
+    problems = [str(p) for p in load(files, accounts_file=bad, demo=True).errors]
     assert any(p.startswith(f"{bad}:1") and "auth.local.users" in p and "Dave" in p for p in problems), problems
     assert any(p.startswith(f"{bad}:2: auth.local.users.Dave.passwordHash") and "bcrypt" in p for p in problems), problems
     unknown_team = tmp_path / "team.yaml"
     unknown_team.write_text(f"dave:\n  passwordHash: '{hash_password('x', 4)}'\n  teams: [nope]\n")
-    problems = [str(p) for p in load(files, accounts_file=unknown_team).errors]
+    problems = [str(p) for p in load(files, accounts_file=unknown_team, demo=True).errors]
     assert any(p.startswith(f"{unknown_team}:3") and "unknown team 'nope'" in p for p in problems), problems
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import copy
 
 import pytest
-from support import CONFIG, run_teamhub
-from teamhub.catalog.loader import check, load
+from support import CONFIG, load_demo, run_teamhub
+from teamhub.catalog.loader import check
 from teamhub.values.source import Source
 
-BASE = load([CONFIG / "values.yaml"]).source.data
+BASE = load_demo().source.data
 
 
 def problems(patch):
     data = copy.deepcopy(BASE)
     patch(data)
-    return [(p.level, ".".join(map(str, p.path)), p.message) for p in check(Source(data=data)).problems]
+    return [(p.level, ".".join(map(str, p.path)), p.message) for p in check(Source(data=data), demo=True).problems]
 
 
 def test_callback_url_must_be_the_hubs_route():

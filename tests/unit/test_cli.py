@@ -7,13 +7,18 @@ import re
 
 import bcrypt
 import pytest
-from support import CONFIG, run_teamhub
+from support import CONFIG, DEMO_VALUES, demo_values_text, run_teamhub
 
 
 def test_validate_ok(tmp_path):
+    demo = run_teamhub("validate", "--demo", *DEMO_VALUES)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "valid (5 resources, 4 teams, 0 warning(s))" in demo.stdout
+    # The operator's starting point alone is valid; it has no accounts yet, which its teams' warnings say.
     result = run_teamhub("validate", CONFIG / "values.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "valid (5 resources, 4 teams, 0 warning(s))" in result.stdout
+    warnings = [line for line in result.stdout.splitlines() if ": warning: " in line]
+    assert len(warnings) == 3 and all("nobody can belong to this team" in w for w in warnings), result.stdout
 
 
 def test_validate_merges_files_in_order_and_reports_the_later_file(tmp_path):
@@ -58,10 +63,10 @@ def test_hash_password_and_users_refuse_the_same_short_passwords(password, tmp_p
     hashed = run_teamhub("hash-password", "--rounds", "4", input=f"{password}\n")
     assert hashed.returncode == 2 and "at least 8 characters" in hashed.stderr and "$2b$" not in hashed.stdout
     values = tmp_path / "values.yaml"
-    values.write_text((CONFIG / "values.yaml").read_text())
+    values.write_text(demo_values_text())
     changed = run_teamhub("users", "passwd", values, "alice", "--rounds", "4", input=f"{password}\n")
     assert changed.returncode == 2 and "at least 8 characters" in changed.stderr
-    assert values.read_text() == (CONFIG / "values.yaml").read_text()
+    assert values.read_text() == demo_values_text()
 
 
 def test_the_package_docstring_names_only_modules_that_exist():
@@ -74,7 +79,7 @@ def test_the_package_docstring_names_only_modules_that_exist():
 
 
 def test_catalog_for_a_user_and_for_teams():
-    result = run_teamhub("catalog", CONFIG / "values.yaml", "--user", "local:bob")
+    result = run_teamhub("catalog", *DEMO_VALUES, "--user", "local:bob")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "teams: everyone, nlp-course"
@@ -90,7 +95,7 @@ def test_catalog_for_a_user_and_for_teams():
 
 def test_catalog_for_a_user_lowercases_the_name_like_the_hub():
     """`--user local:Bob` is the person the hub calls local:bob (JupyterHub lowercases every login name)."""
-    result = run_teamhub("catalog", CONFIG / "values.yaml", "--user", "Local:Bob")
+    result = run_teamhub("catalog", *DEMO_VALUES, "--user", "Local:Bob")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "teams: everyone, nlp-course"
 

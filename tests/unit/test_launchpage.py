@@ -9,6 +9,7 @@ import re
 
 import pytest
 from hubhelpers import VALUES
+from support import DEMO_OVERLAY, DEMO_VALUES
 from teamhub.catalog.access import Person
 from teamhub.catalog.loader import load, load_or_raise
 from teamhub.hub import config as hub_config
@@ -20,7 +21,7 @@ from teamhub.values.source import YamlFileError
 
 @pytest.fixture
 def catalog():
-    return load_or_raise([VALUES]).catalog
+    return load_or_raise(DEMO_VALUES, demo=True).catalog
 
 
 def checked_values(html: str, name: str) -> list:
@@ -45,7 +46,7 @@ def test_the_page_is_built_once_per_set_of_teams_and_cards_once_per_catalog(cata
     assert calls == {"page": 1, "card": 3}  # another request, another choice: nothing rendered again
     launchpage.render(catalog, Person("github:stranger"))  # only cpu-small, which alice's page rendered already
     assert calls == {"page": 2, "card": 3}
-    launchpage.render(load_or_raise([VALUES]).catalog, Person("local:alice"))  # new values: a new catalog
+    launchpage.render(load_or_raise(DEMO_VALUES, demo=True).catalog, Person("local:alice"))  # new values: a new catalog
     assert calls == {"page": 3, "card": 6}
 
 
@@ -69,7 +70,7 @@ def test_catalog_text_cannot_pose_as_a_slot(tmp_path):
     assert text != VALUES.read_text()
     path = tmp_path / "values.yaml"
     path.write_text(text)
-    html = launchpage.render(load_or_raise([path]).catalog, Person("local:alice"))
+    html = launchpage.render(load_or_raise([path, DEMO_OVERLAY], demo=True).catalog, Person("local:alice"))
     assert "&lt;teamhub-slot 0&gt; &amp; co" in html and "<teamhub-slot" not in html
 
 
@@ -79,7 +80,7 @@ def test_a_card_is_kept_per_team_it_counts_for_not_per_team_name(tmp_path):
     assert text != VALUES.read_text()
     path = tmp_path / "values.yaml"
     path.write_text(text)
-    catalog = load_or_raise([path]).catalog
+    catalog = load_or_raise([path, DEMO_OVERLAY], demo=True).catalog
     alice = launchpage.render(catalog, Person("local:alice"))  # cv-course: cpu-large counts for "Winter term"
     bob = launchpage.render(catalog, Person("local:bob"))  # nlp-course: the same cpu-large counts for "Summer term"
     assert "Summer term" not in alice
@@ -106,7 +107,7 @@ def test_the_hub_loads_values_in_a_child_with_the_same_outcome(tmp_path):
 
 
 def test_without_a_child_the_hub_loads_in_process(monkeypatch):
-    monkeypatch.setattr("teamhub.hub.loadvalues._in_child", lambda paths, accounts_file=None: None)
+    monkeypatch.setattr("teamhub.hub.loadvalues._in_child", lambda paths, accounts_file=None, demo=False: None)
     assert load_forked([VALUES]).values == load([VALUES]).values
 
 

@@ -19,6 +19,7 @@ from hubhelpers import ROOT, configured, kube_spawner
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.rest import ApiException
 from podsecurity import restricted_violations
+from support import demo_values
 from teamhub.auth import setup as auth_setup
 from teamhub.auth.setup import SECRET_ENV
 from teamhub.catalog.loader import load_or_raise
@@ -98,7 +99,7 @@ def test_the_restricted_check_catches_what_admission_refuses():
 
 
 def with_ids(tmp_path, chart=None, image=None, resource=None) -> Path:
-    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
+    values = demo_values()
     if chart is not None:
         values.setdefault("singleuser", {})["securityContext"] = chart
     if image is not None:
@@ -131,7 +132,7 @@ def test_resource_over_image_over_chart(tmp_path):
 def test_root_uid_is_refused_by_the_schema(tmp_path):
     from teamhub.catalog.loader import load
 
-    checked = load([with_ids(tmp_path, resource={"runAsUser": 0})])
+    checked = load([with_ids(tmp_path, resource={"runAsUser": 0})], demo=True)
     assert [(p.path, p.message) for p in checked.errors] == [
         (("catalog", "resources", "cpu-small", "securityContext", "runAsUser"), "must be at least 1, not 0")]
 

@@ -10,6 +10,7 @@ import time
 import pytest
 import yaml
 from hubhelpers import VALUES, FakeUser, configured, kube_spawner, runtime
+from support import DEMO_VALUES
 from teamhub.catalog.access import Person
 from teamhub.catalog.loader import load_or_raise
 from teamhub.hub import launchpage
@@ -21,9 +22,9 @@ auth:
   local:
     enabled: true
     users:
-      u1: {passwordHash: "$2b$12$Xgnp62i4m6AkY2tuTo9bmuzSyf8FTrxbeRUIiQn9Lmoh/UsjXVrQe", teams: [lab]}
-      u2: {passwordHash: "$2b$12$Xgnp62i4m6AkY2tuTo9bmuzSyf8FTrxbeRUIiQn9Lmoh/UsjXVrQe", teams: [lab]}
-      u3: {passwordHash: "$2b$12$Xgnp62i4m6AkY2tuTo9bmuzSyf8FTrxbeRUIiQn9Lmoh/UsjXVrQe", teams: [lab]}
+      u1: {passwordHash: "$2b$04$GVq.ooAxIQMhVKs0//inyOP7irRfBb0OYg0PjS6gvPkrOuxfhTLIa", teams: [lab]}
+      u2: {passwordHash: "$2b$04$GVq.ooAxIQMhVKs0//inyOP7irRfBb0OYg0PjS6gvPkrOuxfhTLIa", teams: [lab]}
+      u3: {passwordHash: "$2b$04$GVq.ooAxIQMhVKs0//inyOP7irRfBb0OYg0PjS6gvPkrOuxfhTLIa", teams: [lab]}
 catalog:
   images:
     img: {name: example.org/img, tag: "1"}
@@ -150,7 +151,7 @@ def offered(html):
 
 
 def test_launch_page_shows_only_allowed_grouped_with_details():
-    catalog = load_or_raise([VALUES]).catalog
+    catalog = load_or_raise(DEMO_VALUES, demo=True).catalog
     html = launchpage.render(catalog, Person("local:alice"))
     assert offered(html) == {"cpu-small", "course-cv", "cpu-large"}
     assert "<legend>Basics</legend>" in html and "<legend>Courses</legend>" in html

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from support import CONFIG
+from support import CONFIG, DEMO_OVERLAY, load_demo
 from teamhub.catalog import loader
 from teamhub.catalog.access import Person, RequestRefused, check_request, resolve, teams_of
 
 
 @pytest.fixture(scope="module")
 def catalog():
-    return loader.load_or_raise([CONFIG / "values.yaml"]).catalog
+    return load_demo().catalog
 
 
 def keys(access):
@@ -29,11 +29,11 @@ def test_everyone_applies_to_all(catalog):
 
 
 def variant(old: str, new: str):
-    from teamhub.values.source import load_text
+    from teamhub.values.source import load_text, merge, read_file
 
     text = (CONFIG / "values.yaml").read_text()
     assert old in text
-    return loader.check(load_text(text.replace(old, new), "v.yaml")).catalog
+    return loader.check(merge([load_text(text.replace(old, new), "v.yaml"), read_file(DEMO_OVERLAY)]), demo=True).catalog
 
 
 def test_github_teams_map_case_insensitively_and_only_for_github():

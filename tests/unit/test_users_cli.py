@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import csv
 import difflib
-import shutil
 import stat
 
 import yaml
-from support import CONFIG, run_teamhub
+from support import CONFIG, demo_values_text, run_teamhub
 from teamhub.auth.passwords import verify_password
 
 
 def _values(tmp_path):
     path = tmp_path / "values.yaml"
-    shutil.copy(CONFIG / "values.yaml", path)
+    path.write_text(demo_values_text())  # the demo's accounts to change
     return path
 
 
@@ -30,7 +29,7 @@ def test_add_keeps_comments_and_order_and_stores_only_a_hash(tmp_path):
     assert [d[:1] for d in diff] == ["+", "+", "+"] and diff[0] == "+       dan:"
     dan = yaml.safe_load(after)["auth"]["local"]["users"]["dan"]
     assert dan["teams"] == ["cv-course"] and verify_password("dans-secret-pass", dan["passwordHash"])
-    assert run_teamhub("validate", path).returncode == 0
+    assert run_teamhub("validate", "--demo", path).returncode == 0
 
 
 def test_passwd_set_teams_remove(tmp_path):

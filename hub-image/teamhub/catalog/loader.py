@@ -32,17 +32,18 @@ def with_catalog(result: validation.Checked) -> Checked:
         return Checked(result.source, result.problems, result.values, model.build(result.values))
 
 
-def check(source: Source) -> Checked:
-    return with_catalog(validation.check(source))
+def check(source: Source, demo: bool = False) -> Checked:
+    """`demo`: as `teamhub demo` checks (the demo accounts' published hashes allowed; values/demohashes.py)."""
+    return with_catalog(validation.check(source, demo))
 
 
-def load(paths, accounts_file: str | Path | None = None) -> Checked:
+def load(paths, accounts_file: str | Path | None = None, demo: bool = False) -> Checked:
     """`validation.load` (read, merge like helm -f, check; YamlFileError for unreadable files) plus the catalog."""
-    return with_catalog(validation.load(paths, accounts_file))
+    return with_catalog(validation.load(paths, accounts_file, demo))
 
 
-def load_or_raise(paths, accounts_file: str | Path | None = None) -> Checked:
-    result = load(paths, accounts_file)
+def load_or_raise(paths, accounts_file: str | Path | None = None, demo: bool = False) -> Checked:
+    result = load(paths, accounts_file, demo)
     if not result.ok:
         raise InvalidValues(result.errors)
     return result

@@ -26,7 +26,7 @@ def _print_problems(result, out=sys.stdout) -> None:
 
 
 def cmd_validate(args) -> int:
-    result = load(args.files)
+    result = load(args.files, demo=args.demo)
     _print_problems(result)
     n_err, n_warn = len(result.errors), len(result.warnings)
     files = ", ".join(args.files)
@@ -69,7 +69,7 @@ def _hub_name(user: str) -> str:
 
 
 def cmd_catalog(args) -> int:
-    result = load(args.files)
+    result = load(args.files, demo=True)  # shows who gets what and deploys nothing: the demo's accounts may be asked about
     if not result.ok:
         _print_problems(result, sys.stderr)
         return 1
@@ -111,6 +111,9 @@ def cmd_schema(args) -> int:
     return 0
 
 
+DEMO_VALUES = ("config/values.yaml", "config/demo/values.yaml")
+
+
 def cmd_demo(args) -> int:
     from .demo import run
 
@@ -120,6 +123,8 @@ def cmd_demo(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("validate", help="check values files (merged in order, like helm -f)")
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--demo", action="store_true",
+                   help="check them as `teamhub demo` runs them: the demo accounts' published password hashes are allowed")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("hash-password", help="read a password (not echoed) and print its bcrypt hash")
@@ -133,14 +138,15 @@ def register(sub) -> None:
     p.add_argument("--group", action="append", default=[], help="with --user: a provider group, e.g. org:team")
     p.set_defaults(func=cmd_catalog)
 
-    p = sub.add_parser("schema", help="generate chart/values.schema.json from the schema source")
+    p = sub.add_parser("schema", help="generate chart/values.schema.json, chart/values.yaml and docs/values-reference.md from the schema source")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--write", action="store_true", help="write the generated files (default)")
     g.add_argument("--check", action="store_true", help="fail when a generated file is stale")
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("demo", help="run the hub on this machine (JupyterLab as local processes, no cluster)")
-    p.add_argument("--values", default="config/values.yaml", metavar="FILE")
+    p.add_argument("--values", nargs="+", default=list(DEMO_VALUES), metavar="FILE",
+                   help="values files merged in order (default: %(default)s: the operator's values and the demo accounts)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--state", default=None, help="folder for the hub database and homes (default ./.demo)")
     p.set_defaults(func=cmd_demo)

@@ -46,11 +46,12 @@ def find_chp(start: Path) -> str | None:
     return shutil.which("configurable-http-proxy")
 
 
-def demo_passwords(values_path: Path, checked) -> list[tuple[str, str]]:
-    """(name, password) for demo accounts whose password really matches the values' hash."""
+def demo_passwords(values_paths, checked) -> list[tuple[str, str]]:
+    """(name, password) for demo accounts whose password really matches the values' hash, from the
+    demo-accounts.txt beside a values file (config/demo/)."""
     users = ((checked.values["auth"].get("local") or {}).get("users")) or {}
     out = []
-    for path in (values_path.parent / "demo-accounts.txt",):
+    for path in dict.fromkeys(Path(v).parent / "demo-accounts.txt" for v in values_paths):
         if not path.exists():
             continue
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -73,15 +74,18 @@ def crypt_key(state: Path) -> str:
     return path.read_text().strip()
 
 
-def hub_environment(values: Path, port: int, state: Path, chp: str | None, base=None) -> dict:
+def hub_environment(values, port: int, state: Path, chp: str | None, base=None) -> dict:
+    """The hub's environment in demo mode; `values`: a values file or a list of them (merged in order)."""
     env = dict(base if base is not None else os.environ)
+    files = [values] if isinstance(values, (str, Path)) else list(values)
     if not env.get("JUPYTERHUB_CRYPT_KEY"):
         # Without it, a demo with GitHub or OIDC enabled stops at start ("auth_state is enabled, but
         # encryption is not available").
         env["JUPYTERHUB_CRYPT_KEY"] = crypt_key(state)
     env.update({
         "TEAMHUB_MODE": "local",
-        "TEAMHUB_VALUES": str(values),
+        "TEAMHUB_DEMO": "1",  # the demo accounts' published hashes are accepted (values/demohashes.py)
+        "TEAMHUB_VALUES": os.pathsep.join(str(Path(v)) for v in files),
         "TEAMHUB_DATA_DIR": str(state),
         "TEAMHUB_BIND_URL": f"http://127.0.0.1:{port}",
         "TEAMHUB_HUB_PORT": str(free_port()),
@@ -103,13 +107,15 @@ def hub_command(state: Path) -> list[str]:
     return [sys.executable, "-m", "jupyterhub", "-f", str(config)]
 
 
-def run(values: str, port: int, state_dir: str | None = None) -> int:
-    values_path = Path(values).resolve()
-    checked = load([values_path])
+def run(values, port: int, state_dir: str | None = None) -> int:
+    """`values`: the values files, merged in order (default: config/values.yaml and the demo overlay)."""
+    values = [values] if isinstance(values, (str, Path)) else list(values)
+    values_paths = [Path(v).resolve() for v in values]
+    checked = load(values_paths, demo=True)
     for problem in checked.problems:
         print(problem, file=sys.stderr)
     if not checked.ok:
-        print(f"teamhub demo: {values}: invalid, not starting", file=sys.stderr)
+        print(f"teamhub demo: {', '.join(map(str, values))}: invalid, not starting", file=sys.stderr)
         return 1
     state = Path(state_dir or Path.cwd() / ".demo").resolve()
     (state / "homes").mkdir(parents=True, exist_ok=True)
@@ -117,12 +123,12 @@ def run(values: str, port: int, state_dir: str | None = None) -> int:
     if not chp:
         print("teamhub demo: configurable-http-proxy not found (run make setup)", file=sys.stderr)
         return 2
-    env = hub_environment(values_path, port, state, chp)
+    env = hub_environment(values_paths, port, state, chp)
     url = f"http://127.0.0.1:{port}{(checked.values.get('hub') or {}).get('baseUrl') or '/'}"  # hub.baseUrl: served under it
-    print(f"teamhub demo: {url}  (values: {values}, state: {state})")
+    print(f"teamhub demo: {url}  (values: {' + '.join(map(str, values))}, state: {state})")
     print("  LOCAL MODE: JupyterLab runs as local processes on this machine. CPU, memory and GPU limits are NOT")
     print("  enforced here; the catalog, launch page, team rules, quotas and session lengths are.")
-    accounts = demo_passwords(values_path, checked)
+    accounts = demo_passwords(values_paths, checked)
     if accounts:
         print("  Demo accounts (log in with the name, e.g. alice):")
         for name, password in accounts:

@@ -3,7 +3,8 @@
 Environment (see docs/architecture.md): TEAMHUB_VALUES, TEAMHUB_MODE (kubernetes | local),
 TEAMHUB_DATA_DIR, TEAMHUB_PROXY_API_URL, TEAMHUB_PROXY_PEERS, TEAMHUB_HUB_CONNECT_URL, TEAMHUB_HUB_BIND_URL
 (default http://0.0.0.0:8081), POD_NAMESPACE;
-local mode (teamhub demo) also reads TEAMHUB_BIND_URL, TEAMHUB_HUB_PORT, TEAMHUB_PROXY_API_PORT.
+local mode (teamhub demo) also reads TEAMHUB_BIND_URL, TEAMHUB_HUB_PORT, TEAMHUB_PROXY_API_PORT, and
+TEAMHUB_DEMO=1 (set by `teamhub demo`: the demo accounts' published hashes are accepted; never in kubernetes mode).
 """
 
 from __future__ import annotations
@@ -64,12 +65,15 @@ def load_checked(environ=os.environ, out=sys.stderr):
     """The values as the hub reads them (TEAMHUB_VALUES, TEAMHUB_MODE), checked like `teamhub validate`:
     (checked, mode). Problems are printed to `out`; raises ConfigError when the hub must not start.
     Shared by the hub and `teamhub check-config` (the pre-upgrade check), so both judge alike."""
-    path = str(paths.values_file(environ))
+    files = [str(p) for p in paths.values_files(environ)]
+    path = ", ".join(files)
     mode = environ.get("TEAMHUB_MODE", "kubernetes")
     if mode not in MODES:
         raise ConfigError(f"TEAMHUB_MODE must be one of {', '.join(MODES)}, not {mode!r}", 2)
+    # Demo mode only on a laptop: a chart's hub (and its pre-upgrade check) refuses the demo's hashes whatever its env says.
+    demo = mode == "local" and environ.get("TEAMHUB_DEMO") == "1"
     try:
-        checked = loadvalues.load_forked([path], paths.local_users_file(environ))
+        checked = loadvalues.load_forked(files, paths.local_users_file(environ), demo)
     except YamlFileError as exc:
         raise ConfigError(str(exc), 2) from None
     for problem in checked.problems:

@@ -18,12 +18,12 @@ from ..values import validation
 from ..values.source import Source
 
 
-def load_forked(paths, accounts_file=None) -> loader.Checked:
-    """Like `loader.load(paths, accounts_file)` (YamlFileError included), minus the source's line map."""
+def load_forked(paths, accounts_file=None, demo: bool = False) -> loader.Checked:
+    """Like `loader.load(paths, accounts_file, demo)` (YamlFileError included), minus the source's line map."""
     paths = [str(p) for p in paths]
-    outcome = _in_child(paths, accounts_file) if hasattr(os, "fork") else None
+    outcome = _in_child(paths, accounts_file, demo) if hasattr(os, "fork") else None
     if outcome is None:
-        return loader.load(paths, accounts_file)
+        return loader.load(paths, accounts_file, demo)
     kind, payload = outcome
     if kind == "error":
         raise payload
@@ -31,7 +31,7 @@ def load_forked(paths, accounts_file=None) -> loader.Checked:
     return loader.with_catalog(validation.Checked(Source(data={}, files=paths), problems, values))
 
 
-def _in_child(paths, accounts_file=None):
+def _in_child(paths, accounts_file=None, demo: bool = False):
     """("ok", (problems, values)) or ("error", exception) from a forked child; None if it gave nothing."""
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -40,7 +40,7 @@ def _in_child(paths, accounts_file=None):
         try:
             os.close(read_end)
             try:
-                checked = validation.load(paths, accounts_file)  # the catalog is built in the hub
+                checked = validation.load(paths, accounts_file, demo)  # the catalog is built in the hub
                 outcome = ("ok", (checked.problems, checked.values))
             except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
                 outcome = ("error", exc)

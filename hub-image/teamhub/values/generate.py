@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .chartvalues import render_chart_values
+from .renames import retired, retired_keys
 from .schema import deref, schema
 
 # The repository layout: hub-image/teamhub/values/generate.py -> repository root.
 ROOT = Path(__file__).resolve().parents[3]
 CHART_SCHEMA = ROOT / "chart" / "values.schema.json"
+CHART_VALUES = ROOT / "chart" / "values.yaml"
 VALUES_REFERENCE = ROOT / "docs" / "values-reference.md"
 
 
@@ -48,7 +51,8 @@ def _rows(node: dict, path: str, root: dict, out: list) -> None:
         desc = " ".join(str(node.get("description", "")).split()).replace("|", "\\|")
         out.append((path, _type_text(node, root), default, desc))
     for key, sub in node.get("properties", {}).items():
-        _rows(sub, f"{path}.{key}" if path else key, root, out)
+        if not retired(sub):  # listed in their own section
+            _rows(sub, f"{path}.{key}" if path else key, root, out)
     extra = node.get("additionalProperties")
     if isinstance(extra, dict) and not node.get("properties"):
         sub = deref(extra, root)
@@ -58,7 +62,8 @@ def _rows(node: dict, path: str, root: dict, out: list) -> None:
 
 def _rows_children(node: dict, path: str, root: dict, out: list) -> None:
     for key, sub in node.get("properties", {}).items():
-        _rows(sub, f"{path}.{key}", root, out)
+        if not retired(sub):
+            _rows(sub, f"{path}.{key}", root, out)
 
 
 def render_values_reference() -> str:
@@ -82,12 +87,17 @@ def render_values_reference() -> str:
             section = top
             lines += ["", f"## `{top}`", "", "| key | type | default | description |", "| --- | --- | --- | --- |"]
         lines.append(f"| `{path}` | {kind} | {default} | {desc} |")
+    gone = retired_keys(root)
+    if gone:
+        lines += ["", "## Renamed and removed keys", "", "Values that still use one of these are refused with this sentence.", "",
+                  "| key | what to do |", "| --- | --- |"]
+        lines += [f"| `{path}` | {node['const']} |" for path, node in gone]
     return "\n".join(lines) + "\n"
 
 
 def outputs() -> dict:
     """Path -> expected content of every generated file."""
-    return {CHART_SCHEMA: render_chart_schema(), VALUES_REFERENCE: render_values_reference()}
+    return {CHART_SCHEMA: render_chart_schema(), CHART_VALUES: render_chart_values(), VALUES_REFERENCE: render_values_reference()}
 
 
 def write_outputs() -> list:

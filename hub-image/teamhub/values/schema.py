@@ -14,12 +14,14 @@ from pathlib import Path
 
 import yaml
 
+from . import renames
+
 SCHEMA_FILE = Path(__file__).parents[1] / "schema" / "values.schema.yaml"
 
 
 @functools.cache
 def schema() -> dict:
-    return yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))
+    return renames.expand(yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8")))
 
 
 def deref(node: dict, root: dict | None = None) -> dict:

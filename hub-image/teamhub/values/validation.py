@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..pullguard import grammar
-from . import devices, gpumetrics, origins, scheduling, secrets
+from . import demohashes, devices, gpumetrics, origins, scheduling, secrets
 from .quantities import cpu_cores, memory_bytes, memory_hint
 from .schema import default_of, deref, inlined_schema, schema, validator, with_defaults
 from .source import Problem, Source, drop_locations, load_files, merge, nest, paused_gc, read_file
@@ -53,16 +53,19 @@ class Checked:
         return not self.errors
 
 
-def check(source: Source) -> Checked:
+def check(source: Source, demo: bool = False) -> Checked:
+    """`demo`: the values run as `teamhub demo` (its published demo accounts allowed; values/demohashes.py)."""
     with paused_gc():
-        return _check(source)
+        return _check(source, demo)
 
 
-def _check(source: Source) -> Checked:
+def _check(source: Source, demo: bool) -> Checked:
     problems = list(source.problems)
     if not source.unparsed:  # checking half a document would only add confusing follow-on errors
         problems += schema_problems(source.data)
         problems += semantic_problems(source.data)
+        if not demo:
+            problems += demohashes.problems(source.data)
     for p in problems:
         if p.location is None:
             p.location = source.locate(p.path)
@@ -78,17 +81,17 @@ def _check(source: Source) -> Checked:
     return result
 
 
-def load(paths, accounts_file: str | Path | None = None) -> Checked:
+def load(paths, accounts_file: str | Path | None = None, demo: bool = False) -> Checked:
     """Read, merge (like helm -f) and check values files. Unreadable files raise YamlFileError.
 
     `accounts_file`: where the hub finds the Secret of `auth.local.existingSecret` (paths.local_users_file).
     With it, and when the values name such a Secret, the file's accounts are read as values under
     `auth.local.users` (an account in the file replaces a same-named one in values) and checked with
-    everything else, so the catalog (catalog/loader.py) is built once, from all accounts."""
+    everything else, so the catalog (catalog/loader.py) is built once, from all accounts. `demo`: see check()."""
     source = load_files(list(paths))
     if accounts_file is not None:
         source = with_secret_accounts(source, Path(accounts_file))
-    return check(source)
+    return check(source, demo)
 
 
 def with_secret_accounts(source: Source, accounts_file: Path) -> Source:
