@@ -4,7 +4,7 @@ Where the hub lives on its host (hub.baseUrl, JupyterHub's base_url; the hub rea
 names a hub path (probes, the proxy's error page, helm test, the ServiceMonitor, NOTES) goes through these.
 */}}
 {{- define "teamhub.baseUrl" -}}
-{{- .Values.hub.baseUrl | default "/" -}}
+{{- .Values.hub.baseUrl -}}
 {{- end -}}
 
 {{/* A path of the hub's own pages: include "teamhub.hubPath" (list . "health") -> /jupyter/hub/health */}}
