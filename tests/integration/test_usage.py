@@ -236,10 +236,10 @@ def test_metrics_from_the_records_and_start_outcomes(budget_hub):
 
 # --- 50 simultaneous starts against a team budget (issue 14's acceptance) ---------------------------------
 RUSH = 50
-# GPU-seconds: 150 give two starts their minute each (a start the budget cannot give a minute is refused,
-# issue 24), so two of the 50 are accepted while the burst arrives and the rest are refused; the two run out
-# of it together about 75 s later, on the real clock and the hub's real check interval
-# (sessions.budgetCheckSeconds, 5 s): what they used beyond the budget is the overrun README states.
+# GPU-seconds: a start the budget cannot give MIN_SECONDS (a minute) with the team's servers (booting ones too)
+# and itself drawing on it is refused (issue 24), so however the burst interleaves on this machine at most
+# RUSH_BUDGET_SECONDS // MIN_SECONDS = 2 of the 50 are accepted and the first always is; the accepted run out of it
+# on the real clock and are stopped at the hub's real check interval (sessions.budgetCheckSeconds, 5 s).
 RUSH_BUDGET_SECONDS = 150
 RUSH_SENTENCE = re.compile(r"The team 'Computer Vision 2026' has used [0-9.e-]+ of its 0\.0416667 GPU-hours in the last 30 days\. "
                            r"Budget returns at \d{4}-\d\d-\d\dT")
@@ -272,11 +272,38 @@ def run_out(recs: list[dict], amount: float) -> float:
     return hi
 
 
+def left_at_check(recs: list[dict], rec: dict) -> tuple[float, int]:
+    """What the budget check of `rec`'s start saw, from the records alone (a record starts at its check's instant):
+    (GPU-seconds left, GPUs the team's other servers, booting or running, drew then)."""
+    t = rec["started"]
+    others = [r for r in recs if r is not rec and r["started"] < t]
+    return RUSH_BUDGET_SECONDS - used_at(others, t), sum(r["gpus"] for r in others if r["ended"] > t)
+
+
+def outcome(api: httpx.Client, name: str, answer: tuple[int, str]) -> tuple[str, str]:
+    """How a start ended for the person: ("refused", sentence) or ("accepted", ""). JupyterHub answers 202 when the
+    start is still pending after its slow-spawn timeout (on a loaded machine even the budget check may come after
+    it): its progress stream then says how it ended."""
+    code, text = answer
+    if code == 403:
+        return "refused", json.loads(text)["message"]
+    assert code in (201, 202), answer
+    with api.stream("GET", f"/users/{name}/server/progress", timeout=300) as r:
+        if r.status_code == 400:  # not starting any more and not failed: it came up (the budget stopped it later)
+            return "accepted", ""
+        events = [json.loads(line[len("data:"):]) for line in r.iter_lines() if line.startswith("data:")]
+    last = events[-1]
+    return ("refused", last["message"]) if last.get("failed") else ("accepted", "")
+
+
 def test_fifty_simultaneous_starts_never_overrun_the_budget(rush_hub):
-    """The budget runs out in real seconds while the accepted servers run (or still boot); counts are asserted,
-    the overrun is printed (README states it)."""
+    """The budget runs out in real seconds while the accepted servers run (or still boot). Asserted: what holds on
+    any machine (each accepted start's check saw a minute left for every GPU drawing on it, recomputed from the
+    records; how many that lets through; how each start ended); the overrun is printed (README states it)."""
     from concurrent.futures import ThreadPoolExecutor
     from threading import Barrier
+
+    from teamhub.usage.budget import MIN_SECONDS
 
     hub = rush_hub
     admin = hub.api(hub.token(hub.login("ada", PASSWORD), "local:ada"))
@@ -301,27 +328,43 @@ def test_fifty_simultaneous_starts_never_overrun_the_budget(rush_hub):
         answers = dict(zip(names, pool.map(rush, names), strict=True))
     codes = sorted(code for code, _ in answers.values())
     print("answers:", {c: codes.count(c) for c in set(codes)})
+    assert not [code for code in codes if code >= 500], answers
+    with ThreadPoolExecutor(RUSH) as pool:
+        ends = dict(zip(names, pool.map(lambda n: outcome(people[n], n, answers[n]), names), strict=True))
 
-    # (2) every server of the team ends, by the budget, without anyone asking
+    # (1) every server of the team ends, by the budget, without anyone asking
     recs = wait_for(lambda: (rs := [r for r in records(hub) if r["team"] == "cv-course"]) and all(r["ended"] for r in rs) and rs,
                     "every accepted server to be stopped by the budget", 300)
     wait_for(lambda: all(stopped(admin, n.removeprefix("local:")) for n in names), "JupyterHub to list no server of the team", 150)
+    assert {r["end_reason"] for r in recs} == {"budget"}, recs  # all charged: none ended as a failed start
     accepted = {r["person"] for r in recs}  # a start the budget check let through opened a record
-    assert 0 < len(accepted) < RUSH and len(recs) == len(accepted)  # the budget was sized so that only some fit
-    # (3) the refused got the budget sentence and nothing was created for them; a start the budget ended while
-    # its server was still booting fails with the budget too; none is a 500
-    assert not [code for code in codes if code >= 500], answers
-    for name in set(names) - accepted:
-        assert answers[name][0] == 403 and RUSH_SENTENCE.search(json.loads(answers[name][1])["message"]), answers[name]
-    for name in accepted:
-        code, text = answers[name]
-        assert code in (201, 202) or (code == 403 and "team budget" in json.loads(text)["message"]), answers[name]
-    assert {r["end_reason"] for r in recs} == {"budget"}, recs
+    assert len(recs) == len(accepted)
+    # (2) no start was accepted after the budget was spent: each accepted check saw a minute left for every GPU
+    # drawing on it (the others' booting or running servers and its own). So the first start is always accepted
+    # and at most RUSH_BUDGET_SECONDS // MIN_SECONDS are, however fast this machine answers.
+    for rec in recs:
+        left, drawing = left_at_check(recs, rec)
+        assert left >= MIN_SECONDS * (drawing + rec["gpus"]) - 1e-6, (rec, left, drawing)
+    assert 1 <= len(accepted) <= RUSH_BUDGET_SECONDS // MIN_SECONDS
+    # (3) the refused got the budget sentence (at once with a 403, or through the progress of a start JupyterHub
+    # had answered 202 while it waited) and nothing was created for them; an accepted start the budget ended while
+    # its server was still booting fails with the budget too
+    for name in names:
+        how, message = ends[name]
+        if name in accepted:
+            assert how == "accepted" or re.search(r"team budget|has used its .* so this server was stopped", message), \
+                (name, answers[name], ends[name])
+        else:
+            assert how == "refused" and RUSH_SENTENCE.search(message), (name, answers[name], ends[name])
+    # no start was a hub fault (a 500): JupyterHub's spawn metric counts only budget refusals and successes
+    samples = scrape(hub, admin)
+    spawns = "jupyterhub_server_spawn_duration_seconds_count"
+    assert metric(samples, spawns, status="error") == 0
+    failures = {dict(ls).get("reason") for (n, ls), v in samples.items() if n == spawns and dict(ls).get("status") == "failure" and v}
+    assert failures == {"refused-budget"}, failures
 
-    # (1) the overrun: what the team used beyond its budget. Every accepted start began before the budget ran out
-    # (its check saw a minute left), so all were running then; figures only, the machine's load decides them.
+    # figures: what the team used beyond its budget, and how long after it ran out its servers were stopped
     t_out = run_out(recs, RUSH_BUDGET_SECONDS)
-    assert all(r["started"] < t_out for r in recs)
     overrun = used_at(recs, max(r["ended"] for r in recs)) - RUSH_BUDGET_SECONDS
     delays = sorted(r["ended"] - t_out for r in recs)
     print(f"accepted {len(recs)}: overrun {overrun:.1f} GPU-s ({overrun / len(recs):.1f} s a server; checks every "

@@ -105,7 +105,11 @@ class TeamhubMixin(StartWatch):  # traits declared here are configurable on the 
             stage = "refused-quota"
             await rt.quota.reserve(rt.catalog, Hold(self.teamhub_key, launch.team, launch.gpu_count))
             stage = "refused-budget"
-            cap = usage.budget_cap(self, launch)  # no await from here to usage.opened: starts see each other
+            # One instant for the check, the deadline and the record's start: the record says what the check saw
+            # (tests recompute every accepted check from the records). No await from here to usage.opened:
+            # simultaneous starts see each other.
+            now = clock.now()
+            cap = usage.budget_cap(self, launch, now)
         except RequestRefused as exc:
             rt.quota.release(self.teamhub_key)
             exc = await usage.explain(self, exc)  # when a used-up budget returns, read off the event loop
@@ -118,7 +122,7 @@ class TeamhubMixin(StartWatch):  # traits declared here are configurable on the 
             # A GPU server in line: its session, budget and usage start at admission (hub/queueing.py); until then its
             # deadline is the latest it could be.
             queued = self.teamhub_queued(launch)
-            deadline = sessions.deadline_after(launch.minutes + (rt.catalog.queue.max_wait_minutes if queued else 0))
+            deadline = sessions.deadline_after(launch.minutes + (rt.catalog.queue.max_wait_minutes if queued else 0), now)
             capped = not queued and cap is not None and cap < deadline
             deadline = cap if capped else deadline
             self.teamhub_launch = launch
@@ -133,7 +137,7 @@ class TeamhubMixin(StartWatch):  # traits declared here are configurable on the 
             }
             env = dict(self.environment)
             env.update(launch.pod_env)
-            env.update(sessions.env_for(deadline, int((deadline - clock.now()) // 60) if capped else launch.minutes))
+            env.update(sessions.env_for(deadline, int((deadline - now) // 60) if capped else launch.minutes))
             env["TEAMHUB_RESOURCE"] = launch.resource.key
             env.update(launchlinks.pullguard_env(rt.values))  # the pull guard inside the server (teamhub.pullguard)
             self.environment = env
@@ -143,7 +147,7 @@ class TeamhubMixin(StartWatch):  # traits declared here are configurable on the 
             self.teamhub_apply_launch(launch, deadline)
             self._teamhub_started, self._teamhub_end_reason, self._teamhub_ended = False, None, False
             if not queued:
-                usage.opened(self, launch)
+                usage.opened(self, launch, now)
             self._teamhub_applied_at = time.monotonic()
         except Exception:
             rt.quota.release(self.teamhub_key)

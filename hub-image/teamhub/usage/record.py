@@ -38,8 +38,8 @@ def _tolerant(default):
 
 
 @_tolerant(None)
-def opened(spawner, launch) -> None:
-    """A checked start begins: open its record."""
+def opened(spawner, launch, now: float | None = None) -> None:
+    """A checked start begins: open its record, started at `now` (the budget check's instant) or the clock's now."""
     s = spawner.teamhub.usage
     if s is None or spawner.teamhub_info is None:
         return
@@ -47,7 +47,7 @@ def opened(spawner, launch) -> None:
     cpu = cpu_cores(res.cpu_request)
     mem = memory_bytes(res.memory_request)
     spawner.teamhub_info[KEY] = s.open(
-        clock.now(), server=spawner.teamhub_key, person=spawner.user.name, team=launch.team, resource=res.key,
+        clock.now() if now is None else now, server=spawner.teamhub_key, person=spawner.user.name, team=launch.team, resource=res.key,
         accelerator=launch.accelerator.key if launch.accelerator else None, gpus=launch.gpu_count,
         gpu_kind=launch.gpu.resource if launch.gpu else None, cpu=float(cpu) if cpu is not None else None,
         memory=int(mem) if mem is not None else None)
@@ -95,9 +95,9 @@ UNREADABLE = ("The hub cannot read the team's budget right now (its database is 
               "start a server that draws on it. Try again in a minute.")
 
 
-def budget_cap(spawner, launch) -> float | None:
-    """The deadline a team budget allows this start (None: no limit); RequestRefused when it is used up
-    (budget.Exhausted: `explain` it) or cannot be read (503)."""
+def budget_cap(spawner, launch, now: float | None = None) -> float | None:
+    """The deadline a team budget allows this start checked at `now` (default: the clock's now; None: no limit);
+    RequestRefused when it is used up (budget.Exhausted: `explain` it) or cannot be read (503)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     s, team = spawner.teamhub.usage, _team(spawner.teamhub.catalog, launch.team)
@@ -106,7 +106,7 @@ def budget_cap(spawner, launch) -> float | None:
     cpu = cpu_cores(launch.resource.cpu_request)
     try:
         return budget.check(s, team, launch.gpu_count, float(cpu) if cpu is not None else None,
-                            spawner.teamhub_key, clock.now())
+                            spawner.teamhub_key, clock.now() if now is None else now)
     except SQLAlchemyError as exc:
         log.warning("usage records: the budget check of %s failed: %s", spawner.teamhub_key, str(exc).splitlines()[0])
         raise RequestRefused(503, UNREADABLE) from None
