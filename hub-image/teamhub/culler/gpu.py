@@ -111,7 +111,7 @@ def _error_text(exc) -> str:
 
 
 def judge(points: list, now: float, rule: dict, step: float) -> Verdict:
-    """The verdict on one pod's points ([(t, percent)], sorted) under `rule` (settings._rule)."""
+    """The verdict on one pod's points ([(t, percent)], sorted) under `rule` (`settings._rule`)."""
     window, warn = rule["seconds"], rule["warnSeconds"]
     if not points or now - points[-1][0] > 3 * step + STALE_SLACK:
         return UNKNOWN
