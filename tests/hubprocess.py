@@ -45,8 +45,6 @@ class HubProcess:
         self.state = Path(state_dir).resolve()
         (self.state / "homes").mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
-        # hub.baseUrl ("/" or "/jupyter/"): `.url` carries its path, so "/hub/..." relative to it is the hub's page
-        self.base_url = ((yaml.safe_load(self.values.read_text()) or {}).get("hub") or {}).get("baseUrl") or "/"
         # Fixed across restarts, so a restarted hub finds its proxy and servers where they were.
         self.env = hub_environment(self.values_files, self.port, self.state, str(CHP), base={**os.environ, **(extra_env or {})})
         self.command = hub_command(self.state) if config is None else [sys.executable, "-m", "jupyterhub", "-f", str(config)]
@@ -67,6 +65,16 @@ class HubProcess:
         self.env.pop("PYTHONPATH", None)  # nothing from the source tree
         self.env["PATH"] = os.pathsep.join([str(user_image), str(venv / "bin"), os.environ.get("PATH", "")])
         self.command = [str(venv / "bin" / "python"), "-m", "jupyterhub", "-f", str(shipped_config(venv))]
+
+    @property
+    def base_url(self) -> str:
+        """hub.baseUrl ("/" or "/jupyter/") of the values as they are now (a test may write its file after
+        making the hub): `.url` carries its path, so "/hub/..." relative to it is the hub's page."""
+        base = "/"
+        for path in self.values_files:
+            if path.exists():
+                base = ((yaml.safe_load(path.read_text()) or {}).get("hub") or {}).get("baseUrl") or base
+        return base
 
     @property
     def url(self) -> str:

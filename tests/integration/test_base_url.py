@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 import yaml
-from hubprocess import ROOT, HubProcess, demo_passwords
+from hubprocess import DEMO_VALUES, HubProcess, demo_passwords
 
 BASE = "/jupyter/"
 USER = "alice"
@@ -19,10 +19,8 @@ HUB_NAME = f"local:{USER}"
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     state = tmp_path_factory.mktemp("base-url")
-    values = yaml.safe_load((ROOT / "config" / "values.yaml").read_text())
-    values.setdefault("hub", {})["baseUrl"] = BASE
-    (state / "values.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
-    h = HubProcess(state / "values.yaml", state)
+    (state / "base-url.yaml").write_text(yaml.safe_dump({"hub": {"baseUrl": BASE}}))  # over the demo's values
+    h = HubProcess([*DEMO_VALUES, state / "base-url.yaml"], state)
     h.start()  # polls <url>/hub/api/, which is under the base URL
     yield h
     h.stop()
