@@ -72,7 +72,7 @@ def _pod(namespace, name, labels, port=9090) -> dict:
 
 
 def connectivity(tmp_path, name, values) -> Connectivity:
-    docs = _rendered([write_values(tmp_path, name, values)])
+    docs = _rendered([write_values(tmp_path, name, values)], tmp_path)
     namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": {"kubernetes.io/metadata.name": n}}}
                   for n in (NS, "kube-system", "monitoring", "other")]
     extra = [_user_pod(docs, "alice"), _dns_pod("kube-system", "coredns"), _pod("monitoring", "prometheus", {"app": "prometheus"}),
