@@ -127,7 +127,7 @@ def test_hub_starts_from_the_rendered_deployment(tmp_path):
     # No cluster here: local mode (JupyterLab as processes) and a local proxy; everything else as rendered.
     # Free ports only: a fixed 8081 or 8000 could answer from `make demo` or another test's hub.
     proxy_port, hub_port, public_port = free_port(), free_port(), free_port()
-    env.update(TEAMHUB_MODE="local", TEAMHUB_PROXY_API_URL=f"http://127.0.0.1:{proxy_port}",
+    env.update(TEAMHUB_MODE="local", TEAMHUB_PROXY_API_PORT=str(proxy_port),
                TEAMHUB_HUB_PORT=str(hub_port), TEAMHUB_BIND_URL=f"http://127.0.0.1:{public_port}")
     full_env = tree_env(**env)
     exe = shutil.which(command[0], path=full_env["PATH"]) or str(Path(sys.executable).parent / command[0])
