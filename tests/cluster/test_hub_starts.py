@@ -18,8 +18,8 @@ from .hub import ClusterHub, people_overlay
 from .test_user_pod import data_volume
 
 # dave shares alice's team so that the team's GPU quota (1 in the overlay) is counted over two people.
-# ada (admin, staff) and bob (nlp-course) as in the demo overlay, with this tier's own hashes (a chart's hub refuses the demo's)
-PEOPLE = {"dave": ["cv-course"], "erin": [], "frank": [], "gina": [], "ada": ["staff"], "bob": ["nlp-course"]}
+# alice (cv-course), ada (admin, staff) and bob (nlp-course) as in the demo overlay, with this tier's own hashes (a chart's hub refuses the demo's)
+PEOPLE = {"alice": ["cv-course"], "dave": ["cv-course"], "erin": [], "frank": [], "gina": [], "ada": ["staff"], "bob": ["nlp-course"]}
 # An image the registry does not have: the tier's kwok stage pod-image-missing (tests/cluster/kwok-stages/)
 # keeps a pod whose image repository starts with "missing-" waiting in ErrImagePull.
 MISSING_IMAGE = "ghcr.io/example-university/missing-notebook:1.0"
