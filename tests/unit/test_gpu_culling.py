@@ -159,11 +159,13 @@ def test_an_outage_is_one_warning_and_its_end_one_info(caplog):
     assert arbiter.outage is not None
 
 
-def test_the_activity_rule_follows_the_tests_clock(tmp_path):
+def test_the_activity_rule_is_the_cullers_own_and_ignores_the_tests_clock(tmp_path):
+    """A test moving the hub's clock an hour must not make every server idle (test_usage's hour on a GPU)."""
     clock = tmp_path / "clock"
     clock.write_text("3600")
     arbiter = Arbiter({"idleSeconds": 3600, "prometheus": None}, environ={"TEAMHUB_TEST_CLOCK_FILE": str(clock)})
-    assert asyncio.run(arbiter(inactive=timedelta(seconds=1), inactive_limit=3600, server={})) is True
+    assert asyncio.run(arbiter(inactive=timedelta(seconds=1), inactive_limit=3600, server={})) is False
+    assert asyncio.run(arbiter(inactive=timedelta(seconds=3600), inactive_limit=3600, server={})) is True
     off = Arbiter({"idleSeconds": 0, "prometheus": None}, environ={})
     assert asyncio.run(off(inactive=timedelta(days=3), inactive_limit=86400, server={})) is False
 

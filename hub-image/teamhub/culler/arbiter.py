@@ -19,16 +19,10 @@ import logging
 import os
 import time
 
-from .. import clock
 from . import gpu
 from .settings import rule_for
 
 STATE_KEY = "teamhub"  # hub/teamhubmixin.py STATE_KEY: the launch (resource, accelerator) in the spawner's state
-
-
-def clock_offset(environ=os.environ) -> float:
-    """Seconds the tests' clock (teamhub.clock, the hub's) runs ahead of the real one: 0 outside tests."""
-    return clock.now(environ) - time.time() if clock.test_clock(environ) else 0.0
 
 
 class Arbiter:
@@ -52,7 +46,7 @@ class Arbiter:
                                   name, gpu.minutes_text(verdict.idle_seconds), rule["belowPercent"])
                 elif self.activity_rule(inactive, inactive_limit):
                     self.log.info("Keeping %s: no activity for %s, but its GPU computes", name,
-                                  gpu.minutes_text(inactive.total_seconds() + clock_offset(self.environ)))
+                                  gpu.minutes_text(inactive.total_seconds()))
                 return verdict.cull
         return self.activity_rule(inactive, inactive_limit)
 
@@ -73,7 +67,8 @@ class Arbiter:
         return gpu.judge(points.get(pod, []), time.time(), rule, step)
 
     def activity_rule(self, inactive, inactive_limit) -> bool:
-        """Today's rule (the culler's default arbiter), on the tests' clock when they move it."""
+        """Today's rule (the culler's default arbiter). On the culler's own clock, like JupyterHub's activity
+        times: adding the tests' clock offset made every server idle at once when a test moved the hub's clock."""
         if self.settings["idleSeconds"] <= 0:
             return False  # sessions.idleCullMinutes: 0, the culler runs only for GPU rules
-        return inactive.total_seconds() + clock_offset(self.environ) >= inactive_limit
+        return inactive.total_seconds() >= inactive_limit
