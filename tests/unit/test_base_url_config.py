@@ -4,6 +4,8 @@ JupyterHub rebuild the bind URL from its default address."""
 
 from __future__ import annotations
 
+import json
+
 import yaml
 from hubhelpers import VALUES, configured
 
@@ -20,7 +22,8 @@ def test_on_kubernetes_the_hub_and_its_culler_live_under_the_base_url(tmp_path):
     c = configured(with_base(tmp_path, "/jupyter/"), environ={"TEAMHUB_HUB_CONNECT_URL": "http://teamhub-hub:8081"})
     assert c.JupyterHub.base_url == "/jupyter/"
     (service,) = c.JupyterHub.services.get_value([])
-    assert "--url=http://127.0.0.1:8081/jupyter/hub/api" in service["command"]
+    settings = json.loads(service["environment"]["TEAMHUB_CULLER_SETTINGS"])  # the culler's, from its config file
+    assert settings["hubApi"] == "http://127.0.0.1:8081/jupyter/hub/api"
     assert "base_url" not in configured(environ={}).JupyterHub or configured(environ={}).JupyterHub.base_url == "/"
 
 
