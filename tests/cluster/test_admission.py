@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support import CONFIG
+from support import CONFIG, TEST_HASH
 from teamhub.catalog.loader import load_or_raise
 from teamhub.hub import podrefusal
 
@@ -443,10 +443,11 @@ def _one_field_changes(pod: dict, max_seconds: int) -> dict:
 
 
 @pytest.mark.parametrize("values", CATALOG_FILES, ids=lambda p: str(p.relative_to(CONFIG)))
-def test_every_placement_of_every_values_file(cluster, values, monkeypatch):
+def test_every_placement_of_every_values_file(cluster, values, monkeypatch, tmp_path):
     for method in ("GITHUB", "OIDC"):  # as the chart passes a client secret from an existingSecret
         monkeypatch.setenv(f"TEAMHUB_{method}_CLIENT_SECRET", "from-the-secret")
     ns = plain_namespace(cluster, "admission-" + values.stem)
+    values = with_admin_in(values, ns, tmp_path)
     name = f"{ns}-{RELEASE}-user-pods"
     try:
         cluster.kubectl("apply", "-n", ns, "-f", "-", input=render(cluster, ns, "templates/hub/rbac.yaml", values=(values,)))
@@ -471,6 +472,21 @@ def test_every_placement_of_every_values_file(cluster, values, monkeypatch):
         cluster.delete_namespace(ns)
         for kind in ("validatingadmissionpolicybinding", "validatingadmissionpolicy"):
             cluster.kubectl("delete", kind, name, "--ignore-not-found")
+
+
+def with_admin_in(values: Path, namespace: str, tmp_path: Path) -> Path:
+    """The values file as the test needs it: an admin who may start every placement (config/values.yaml ships
+    with no accounts), and the servers' namespace the test's own (singleuser.namespace names another)."""
+    data = yaml.safe_load(values.read_text())
+    auth = data.setdefault("auth", {})
+    if not auth.get("admins"):
+        auth["admins"] = ["local:admin"]
+        auth.setdefault("local", {}).setdefault("users", {})["admin"] = {"passwordHash": TEST_HASH}
+    if (data.get("singleuser") or {}).get("namespace"):
+        data["singleuser"]["namespace"] = namespace
+    out = tmp_path / values.name
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
 
 
 def test_the_api_server_type_checks_every_expression_without_warnings(cluster, guarded):
