@@ -135,11 +135,13 @@ def _proxy(work: Path) -> str:
 
 
 def archive(ref: str, work: Path) -> Path:
-    """A docker-archive of the image, which containerd's `ctr images import` reads; cached per image ID."""
+    """A docker-archive of the image, which containerd's `ctr images import` reads; cached per image ID and name:
+    the archive carries the name it is imported under, and one image ID can get a new tag (a tag follows the
+    sources, and a change that leaves an image's layers alone still moves its tag)."""
     image_id = buildah("inspect", "--type", "image", "--format", "{{.FromImageID}}", ref).stdout.strip()
     cache = CONTAINERS / "archives"
     cache.mkdir(exist_ok=True)
-    path = cache / f"{image_id[:24]}.tar"
+    path = cache / f"{image_id[:24]}-{_digest(ref.encode())}.tar"
     if not path.exists():
         partial = path.with_suffix(".partial")
         partial.unlink(missing_ok=True)
