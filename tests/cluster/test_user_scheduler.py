@@ -11,14 +11,13 @@ server of that kind preempts one and runs at once, and the evicted placeholder w
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import yaml
-from support import CONFIG
+from support import CONFIG, wait_for
 
 from .chart import CHART, RELEASE, VALUES
-from .controlplane import ApiError, Component, free_port
+from .controlplane import Component, free_port
+from .test_admission import wait_refused
 from .test_user_pod import data_volume, manifests
 
 VAP = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
@@ -54,15 +53,9 @@ def values_file(cluster, name: str, overlay: dict):
 
 
 def node_of(cluster, namespace: str, name: str, timeout: float = 60) -> str:
-    """The node a pod is bound to, once it is (polled; fails with the pod's status)."""
+    """The node a pod is bound to, once it is (polled)."""
     path = f"/api/v1/namespaces/{namespace}/pods/{name}"
-    deadline = time.monotonic() + timeout
-    while True:
-        pod = cluster.api.get(path)
-        if pod["spec"].get("nodeName"):
-            return pod["spec"]["nodeName"]
-        assert time.monotonic() < deadline, f"{name} never scheduled: {pod.get('status')}"
-        time.sleep(0.2)
+    return wait_for(lambda: cluster.api.get(path)["spec"].get("nodeName"), f"{name} to be scheduled", timeout)
 
 
 def start_servers(cluster, namespace: str, api, users: list, values, environ: dict) -> list[str]:
@@ -134,15 +127,8 @@ def test_a_resource_without_user_scheduler_may_not_name_it(cluster, namespace, u
     hub = cluster.service_account_api(namespace, HUB)
     pod, _ = manifests(namespace, "local:ada", {"resource": "cpu-large"})
     pod["spec"]["schedulerName"] = SCHEDULER
-    deadline = time.monotonic() + 30
-    while True:  # the policy's binding takes effect a moment after it is created
-        try:
-            hub.create(f"/api/v1/namespaces/{namespace}/pods?dryRun=All", pod)
-        except ApiError as exc:
-            if "teamhub rule scheduling" in str(exc):
-                break
-        assert time.monotonic() < deadline, "a cpu-large pod naming the user scheduler was admitted"
-        time.sleep(0.3)
+    # the policy's binding takes effect a moment after it is created (wait_refused polls until it does)
+    assert "teamhub rule scheduling" in wait_refused(hub, namespace, pod)
 
 
 def _grants(rules) -> set:
