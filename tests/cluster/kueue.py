@@ -32,7 +32,7 @@ KEEP = {"CustomResourceDefinition", "Secret", "Service", "MutatingWebhookConfigu
 
 def manager_config(managed: str, certs: Path, webhook_port: int, health_port: int) -> dict:
     """Kueue's Configuration: only pods in the namespace `managed` are queued, and only with a queue label;
-    CPU and memory are not Kueue's to count (the queues hold GPUs only: README, "GPU queue")."""
+    CPU and memory are not Kueue's to count (the queues hold GPUs only: docs/queue.md)."""
     return {
         "apiVersion": "config.kueue.x-k8s.io/v1beta2", "kind": "Configuration",
         "namespace": NAMESPACE,

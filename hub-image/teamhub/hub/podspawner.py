@@ -24,7 +24,7 @@ LABEL_PREFIX = "teamhub.dev"
 # A fail-fast verdict's stage -> the reason in JupyterHub's spawn metric (spawnerrors.REASONS).
 FAILFAST_REASONS = {"scheduling": "failed-unschedulable", "pulling": "failed-image"}
 
-# Pod Security "restricted" (the README asks namespaces to enforce it): fixed for every server. Only the
+# Pod Security "restricted" (docs/chart.md asks namespaces to enforce it): fixed for every server. Only the
 # uid/gid/fsGroup vary, per launch (resource over image over singleuser.securityContext).
 RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 RESTRICTED_CONTAINER = {
