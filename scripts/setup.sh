@@ -276,5 +276,12 @@ if fresh crane <(echo "$CRANE_VERSION") || missing crane; then
   GOBIN=$TOOLS/bin go install -trimpath -ldflags "-s -w" "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
   [ -f "$STAMPS/crane.new" ] && stamp crane
 fi
+# bundle push: tools/bundle-push, the same library at the same version (tools/bundle-push/go.mod), sends each
+# blob once and has the registry mount it into the other repositories (crane pushes a layout image by image)
+if fresh bundle-push tools/bundle-push/go.mod tools/bundle-push/go.sum tools/bundle-push/main.go || missing bundle-push; then
+  say "building bundle-push (tools/bundle-push)"
+  (cd tools/bundle-push && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$TOOLS/bin/bundle-push" .)
+  [ -f "$STAMPS/bundle-push.new" ] && stamp bundle-push
+fi
 
 say "setup complete"

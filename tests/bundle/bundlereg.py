@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-from support import CONFIG, ROOT, tree_env
+from support import CONFIG, ROOT, run_teamhub, tree_env
 
 REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 CRANE = shutil.which("crane", path=tree_env()["PATH"]) or "crane (not installed: run `make setup`)"
@@ -121,7 +121,8 @@ def layer(path: Path, seed: str, size: int) -> Path:
     return path
 
 
-def seed_image(workdir: Path, ref: str, base: str | None = None, size: int = 200_000, oci: bool = False) -> str:
+def seed_image(workdir: Path, ref: str, base: str | None = None, size: int = 200_000, oci: bool = False,
+               env=None) -> str:
     """Push `ref` (a layer of its own on top of `base`, or on an empty image) and return its digest."""
     tar = layer(workdir / (re.sub(r"[^a-z0-9]+", "-", ref) + ".tar"), ref, size)
     args = ["append", "--insecure", "-f", tar, "-t", ref]
@@ -129,10 +130,11 @@ def seed_image(workdir: Path, ref: str, base: str | None = None, size: int = 200
         args += ["-b", base]
     elif oci:
         args += ["--oci-empty-base"]
-    crane(*args)
-    return crane("digest", "--insecure", ref)
+    crane(*args, env=env)
+    return crane("digest", "--insecure", ref, env=env)
 
 
+PASSWORD = "s3cret-site-pw"  # of the TLS registry's login (conftest.secure_site)
 MULTI_PLATFORM = "/configurable-http-proxy:"  # seeded as an index: a bundle keeps every platform, digest unchanged
 APP_VERSION = yaml.safe_load((ROOT / "chart" / "Chart.yaml").read_text(encoding="utf-8"))["appVersion"]
 
@@ -152,6 +154,13 @@ def image_values(host: str) -> dict:
     }
 
 
+def write_values(host: str, path: Path) -> list[str]:
+    """image_values(host) written to `path` (the create's second values file); returns the refs it names."""
+    values = image_values(host)
+    path.write_text(yaml.safe_dump(values), encoding="utf-8")
+    return refs_of(values)
+
+
 def refs_of(values: dict) -> list[str]:
     out = [f"{values['hub']['image']['name']}:{APP_VERSION}"]
     for img in (values["proxy"]["image"], values["prePuller"]["pause"], values["prePuller"]["extraImages"]["r"],
@@ -160,21 +169,41 @@ def refs_of(values: dict) -> list[str]:
     return out
 
 
-def seed(public: Registry, workdir, refs, held_back=(), size: int = 50_000) -> dict:
+PLATFORMS = ("linux/amd64", "linux/arm64")  # of the multi-platform image
+
+
+def seed(public: Registry, workdir, refs, held_back=(), size: int = 50_000, env=None) -> dict:
     """Push a small image for each ref: every catalog image on one shared base (its layers stored once in
-    the bundle), the rest on an empty OCI or Docker base. Returns ref -> digest."""
+    the bundle), the rest on an empty OCI or Docker base. Returns ref -> digest (and, for the multi-platform
+    image, "ref platform" -> each platform's manifest digest)."""
     base = f"{public.host}/lab/base:1"
-    digests = {base: seed_image(workdir, base, size=6 * size, oci=True)}
+    digests = {base: seed_image(workdir, base, size=6 * size, oci=True, env=env)}
     for i, ref in enumerate(refs):
         if ref in held_back:
             continue
         if MULTI_PLATFORM in ref:  # an index of two images, as multi-platform images are published
-            parts = [seed_image(workdir, f"{ref}-{arch}", size=size + arch_i, oci=True)
-                     for arch_i, arch in enumerate(("amd64", "arm64"))]
             name = ref.rsplit(":", 1)[0]
-            crane("index", "append", "--insecure", *(a for d in parts for a in ("-m", f"{name}@{d}")), "-t", ref)
-            digests[ref] = crane("digest", "--insecure", ref)
+            parts = []
+            for arch_i, platform in enumerate(PLATFORMS):
+                part = f"{ref}-{platform.split('/')[1]}"
+                seed_image(workdir, part, size=size + arch_i, oci=True, env=env)
+                parts.append(crane("mutate", "--insecure", part, "--set-platform", platform, "-t", part, env=env).rsplit("@", 1)[1])
+                digests[f"{ref} {platform}"] = parts[-1]
+            crane("index", "append", "--insecure", *(a for d in parts for a in ("-m", f"{name}@{d}")), "-t", ref, env=env)
+            digests[ref] = crane("digest", "--insecure", ref, env=env)
             continue
         shared = "/lab/" in ref
-        digests[ref] = seed_image(workdir, ref, base=base if shared else None, size=size + 1000 * i, oci=i % 2 == 0)
+        digests[ref] = seed_image(workdir, ref, base=base if shared else None, size=size + 1000 * i, oci=i % 2 == 0, env=env)
     return digests
+
+
+def refused(tmp: Path, bundle: Path, site: Registry, sentence: str, overlay: Path) -> None:
+    """verify and push both refuse a damaged bundle saying `sentence`; nothing reaches the site, no overlay."""
+    env = tree_env(DOCKER_CONFIG=str(tmp / "docker-config"))
+    checked = run_teamhub("bundle", "verify", bundle, env=env)
+    assert checked.returncode == 1 and sentence in checked.stderr, checked.stderr
+    mark = site.mark()
+    pushed = run_teamhub("bundle", "push", bundle, "--registry", site.host, "--plain-http", "--overlay", overlay, env=env)
+    assert pushed.returncode == 1 and sentence in pushed.stdout, pushed.stdout
+    assert f"{bundle} failed verification: nothing was pushed" in pushed.stdout
+    assert site.requests(mark) == [] and not overlay.exists()

@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 import yaml
-from bundlereg import CRANE, MULTI_PLATFORM, Registry, crane, image_values, refs_of, seed
+from bundlereg import CRANE, MULTI_PLATFORM, PASSWORD, crane, refused, seed
 from support import CONFIG, ROOT, run_teamhub, tree_env
 from teamhub.bundle.layout import INDEX_TYPES
 
@@ -31,14 +31,10 @@ def fetched(requests) -> Counter:
 
 
 @pytest.fixture(scope="module")
-def made(registries, tmp_path_factory):
+def made(workspace):
     """The bundle, made in two runs: the first stops on a missing image, the second resumes."""
-    public, site = registries
-    tmp = tmp_path_factory.mktemp("made")
-    values = image_values(public.host)
-    values_file = tmp / "test-values.yaml"
-    values_file.write_text(yaml.safe_dump(values), encoding="utf-8")
-    refs = refs_of(values)
+    public, site, tmp, values_file, refs = (workspace.public, workspace.site, workspace.tmp, workspace.values_file,
+                                            workspace.refs)
     held = next(r for r in refs if f"/lab/{HELD_BACK}:" in r)
     digests = seed(public, tmp, refs, held_back=(held,))
     out = tmp / "bundle"
@@ -171,14 +167,7 @@ def test_verify_and_push_refuse_a_damaged_blob(made, pushed, damage, tmp_path):
     else:
         blob.unlink()
         sentence = f"blob {blob} is missing (used by "
-    checked = teamhub(made["tmp"], "bundle", "verify", copy)
-    assert checked.returncode == 1 and sentence in checked.stderr, checked.stderr
-    mark = made["site"].mark()
-    refused = teamhub(made["tmp"], "bundle", "push", copy, "--registry", made["site"].host, "--plain-http",
-                      "--overlay", tmp_path / "o.yaml")
-    assert refused.returncode == 1 and sentence in refused.stdout
-    assert "failed verification: nothing was pushed" in refused.stdout
-    assert made["site"].requests(mark) == [] and not (tmp_path / "o.yaml").exists()
+    refused(made["tmp"], copy, made["site"], sentence, tmp_path / "o.yaml")
 
 
 @pytest.mark.parametrize("which", ["helm", "helm4"])
@@ -213,23 +202,6 @@ def helm(which: str, home, *args):
     return proc
 
 
-@pytest.fixture(scope="module")
-def secure_site(tmp_path_factory):
-    """A site registry as a campus runs one: TLS (a test CA the tools trust through SSL_CERT_FILE) and a login."""
-    import bcrypt
-    from cluster.pki import Pki
-
-    root = tmp_path_factory.mktemp("secure")
-    pki = Pki(root / "pki")
-    pair = pki.server("registry", ("IP:127.0.0.1",))
-    htpasswd = root / "htpasswd"
-    htpasswd.write_text("ops:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode() + "\n")
-    site = Registry(root, "secure", tls=(pair.cert, pair.key), htpasswd=htpasswd).start(ca=pki.ca.cert)
-    yield site, pki.ca.cert
-    site.stop()
-
-
-PASSWORD = "s3cret-site-pw"
 
 
 def test_push_to_a_tls_registry_with_a_login_never_shows_the_password(made, secure_site, tmp_path):

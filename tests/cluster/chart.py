@@ -17,9 +17,10 @@ RELEASE = "teamhub"  # contains the chart's name, so objects are called teamhub-
 
 
 def install(cluster: Cluster, which: str, namespace: str, *extra, release: str = RELEASE,
-            timeout: str = "3m") -> subprocess.CompletedProcess:
+            timeout: str = "3m", chart: Path = CHART) -> subprocess.CompletedProcess:
+    """`extra` after the tier's values: more `-f` files (they win) or flags; `chart` a folder or a packaged .tgz."""
     values = [a for v in VALUES for a in ("-f", v)]
-    return cluster.helm(which, "upgrade", "--install", release, CHART, "-n", namespace, *values, "--wait",
+    return cluster.helm(which, "upgrade", "--install", release, chart, "-n", namespace, *values, "--wait",
                         f"--timeout={timeout}", *extra)
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import tarfile
 import threading
 
 import pytest
+from teamhub.bundle import archive, create, push, refs, tools, verify
 from teamhub.bundle import layout as bl
-from teamhub.bundle import push, refs, tools, verify
 
 DIGEST = "sha256:" + "0f" * 32
 
@@ -127,3 +128,68 @@ def test_credentials_go_to_a_private_config_never_to_argv(tmp_path, monkeypatch)
         assert set(auths) == {"other.example.org", "site.example.org"}
     assert not tools.Path(private).exists()
     assert "s3cret" not in " ".join(regs.flags("site.example.org"))
+
+
+def test_a_tar_bundle_is_verified_where_it_lies_and_names_its_members(tmp_path):
+    folder = tmp_path / "b"
+    doc, lay, layer = small_bundle(folder)
+    tar = tmp_path / "b.tar"
+    archive.write_tar(folder, doc, tar)
+    assert verify.problems(tar) == [] and verify.load_manifest(tar) == doc
+    again = tmp_path / "again.tar"
+    archive.write_tar(folder, doc, again)
+    assert again.read_bytes() == tar.read_bytes()  # the same bundle, the same tar
+    member = f"images/blobs/sha256/{layer[7:]}"
+    data = bytearray(tar.read_bytes())
+    at = data.find(b"layer bytes")
+    data[at] ^= 0xFF
+    tar.write_bytes(bytes(data))
+    [problem] = verify.problems(tar)
+    assert problem.startswith(f"blob {member} in {tar} was tampered with or damaged: its content's digest is sha256:")
+    assert problem.endswith("(used by reg.example.org/lab/scipy:1).")
+    lay.path(layer).unlink()
+    doc_without = {**doc, "blobs": {d: s for d, s in doc["blobs"].items() if d != layer}}
+    with tarfile.open(tar, "w") as t:  # the layer left out of the tar
+        for rel in archive.members(doc_without):
+            t.add(folder / rel, arcname=rel)
+    assert verify.problems(tar) == [f"blob {member} in {tar} is missing (used by reg.example.org/lab/scipy:1)."]
+    tar.write_bytes(b"not a tar at all" * 100)
+    assert verify.problems(tar)[0].startswith(f"{tar} is not a readable tar file")
+
+
+def test_unpack_takes_only_the_listed_files(tmp_path):
+    folder = tmp_path / "b"
+    doc, _, _ = small_bundle(folder)
+    tar = tmp_path / "b.tar"
+    archive.write_tar(folder, doc, tar)
+    with tarfile.open(tar, "a") as t:  # something bundle.json does not list: never unpacked
+        info = tarfile.TarInfo("../outside.txt")
+        info.size = 2
+        t.addfile(info, io.BytesIO(b"hi"))
+    archive.unpack(tar, doc, tmp_path / "u")
+    assert sorted(str(p.relative_to(tmp_path / "u")) for p in (tmp_path / "u").rglob("*") if p.is_file()) == \
+        sorted(archive.members(doc))
+    assert not (tmp_path / "outside.txt").exists()
+
+
+@pytest.mark.parametrize(("wanted", "kept"), [
+    (("linux/amd64",), ["linux/amd64"]),
+    (("linux/arm64",), ["linux/arm64/v8"]),
+    (("linux/arm64/v8", "linux/amd64"), ["linux/amd64", "linux/arm64/v8"]),
+    (("windows/amd64",), []),
+])
+def test_platforms_kept_of_an_index(wanted, kept):
+    entries = [{"digest": DIGEST, "platform": {"os": "linux", "architecture": "amd64"}},
+               {"digest": DIGEST, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+               {"digest": DIGEST, "platform": {"os": "unknown", "architecture": "unknown"}}]
+    assert [create.platform_of(e) for e in entries if create._wanted(e, wanted)] == kept
+
+
+def test_bundle_push_builds_on_the_same_library_version_as_crane():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    crane_version = re.search(r"^CRANE_VERSION=(\S+)$", (root / "scripts" / "setup.sh").read_text(), re.M).group(1)
+    go_mod = (root / "tools" / "bundle-push" / "go.mod").read_text()
+    assert re.search(rf"github.com/google/go-containerregistry {re.escape(crane_version)}\b", go_mod), go_mod

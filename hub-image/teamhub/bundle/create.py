@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import imagelist, refs
+from . import archive, imagelist, refs
 from .layout import IMAGE_TYPES, INDEX_TYPES, MANIFEST, REF_NAME, Layout, LayoutError, children, media_type, sha256_file
-from .tools import Registries, ToolError, crane, crane_stream, interrupted, stop_streams
+from .tools import ANY_REGISTRY, Registries, ToolError, crane, crane_stream, interrupted, stop_streams
 
 STATE = ".create-state.json"
 
@@ -46,6 +46,8 @@ class Resolved:
     manifest_size: int = 0
     blobs: dict = field(default_factory=dict)  # digest -> size: config and layers (all platforms)
     manifests: dict = field(default_factory=dict)  # digest -> size: the top manifest and an index's children
+    source_digest: str = ""  # with --platform: the registry's index, when what is kept has another digest
+    platforms: list = field(default_factory=list)  # with --platform: the platforms kept of an index
 
     @property
     def size(self) -> int:
@@ -110,10 +112,45 @@ def _fetch_manifest(registries: Registries, layout: Layout, state: dict, ref: re
     return got, raw
 
 
-def resolve(registries: Registries, layout: Layout, state: dict, image: imagelist.BundleImage) -> Resolved:
+def platform_of(desc: dict) -> str:
+    """An index entry's platform as `os/arch[/variant]` ("unknown/unknown" for attestations and the like)."""
+    p = desc.get("platform") or {}
+    text = f"{p.get('os') or 'unknown'}/{p.get('architecture') or 'unknown'}"
+    return text + (f"/{p['variant']}" if p.get("variant") else "")
+
+
+def _wanted(desc: dict, platforms) -> bool:
+    have = platform_of(desc)
+    return any(have == want or (want.count("/") == 1 and have.startswith(want + "/")) for want in platforms)
+
+
+def _only_platforms(registries, layout, state, r: Resolved, raw: bytes, platforms) -> bytes:
+    """An index cut down to `platforms`: one left is kept as that image's own manifest (its registry digest),
+    several as a new index of those entries (a new digest; bundle.json keeps the registry's as sourceDigest)."""
+    doc = json.loads(raw)
+    kept = [d for d in doc["manifests"] if _wanted(d, platforms)]
+    if not kept:
+        have = ", ".join(sorted({platform_of(d) for d in doc["manifests"]}))
+        raise CreateError(f"it has no image for {', '.join(platforms)} (its platforms: {have})")
+    r.source_digest, r.platforms = r.digest, [platform_of(d) for d in kept]
+    if len(kept) == 1:
+        r.digest, raw = _fetch_manifest(registries, layout, state, r.ref, kept[0]["digest"])
+    elif len(kept) < len(doc["manifests"]):
+        doc["manifests"] = kept
+        raw = (json.dumps(doc, indent=3) + "\n").encode()
+        r.digest = layout.put(raw)
+    else:
+        r.source_digest = ""  # every platform wanted: the registry's index as it is
+    return raw
+
+
+def resolve(registries: Registries, layout: Layout, state: dict, image: imagelist.BundleImage,
+            platforms=()) -> Resolved:
     ref = refs.parse(image.ref)
     r = Resolved(image, ref)
     r.digest, raw = _fetch_manifest(registries, layout, state, ref, ref.digest)
+    if platforms and media_type(raw) in INDEX_TYPES:
+        raw = _only_platforms(registries, layout, state, r, raw, platforms)
     r.media_type, r.manifest_size = media_type(raw), len(raw)
     r.manifests[r.digest] = len(raw)
     pending = [raw]
@@ -158,13 +195,29 @@ def _copy_values(values_files, out: Path) -> list[Path]:
     return copies
 
 
+def _login_host(registries: Registries, wanted) -> None:
+    """Credentials given by flag without --login-registry: for the one registry every image comes from, else
+    refused (a password is never sent to a registry nobody named)."""
+    if ANY_REGISTRY not in registries.logins:
+        return
+    hosts = sorted({refs.parse(i.ref).registry for i in wanted})
+    if len(hosts) != 1:
+        raise CreateError(f"the images come from {len(hosts)} registries ({', '.join(hosts)}): name the one "
+                          "the --username is for with --login-registry HOST")
+    registries.logins[hosts[0]] = registries.logins.pop(ANY_REGISTRY)
+
+
 def create(values_files, out: Path, chart: Path, helm: str, registries: Registries, jobs: int = 4,
-           stdout=sys.stdout) -> int:
+           stdout=sys.stdout, platforms=()) -> int:
+    """`out`: the bundle folder, or FILE.tar (made in FILE.tar.partial/, where an interrupted create resumes)."""
     say = lambda text: print(text, file=stdout, flush=True)  # noqa: E731
     plan = imagelist.plan(chart, values_files, helm)  # before anything is written: bad values leave no folder
     wanted = plan.images
+    _login_host(registries, wanted)
+    tar, out = (Path(out), Path(f"{out}.partial")) if archive.is_tar(out) else (None, Path(out))
     out.mkdir(parents=True, exist_ok=True)
-    say(f"{len(wanted)} images from the chart rendered with {', '.join(map(str, values_files))}")
+    say(f"{len(wanted)} images from the chart rendered with {', '.join(map(str, values_files))}"
+        + (f", only {', '.join(platforms)} of multi-platform images" if platforms else ""))
     layout = Layout(out / "images")
     layout.init()
     state_path = out / STATE
@@ -172,7 +225,7 @@ def create(values_files, out: Path, chart: Path, helm: str, registries: Registri
     resolved, failed = [], []
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # manifests: one small request each, at once
-            answers = [(image, pool.submit(resolve, registries, layout, state, image)) for image in wanted]
+            answers = [(image, pool.submit(resolve, registries, layout, state, image, platforms)) for image in wanted]
         for image, answer in answers:
             exc = answer.exception()
             if exc is None:
@@ -214,12 +267,16 @@ def create(values_files, out: Path, chart: Path, helm: str, registries: Registri
             say(f"teamhub: not bundled: {line}")
         say(f"teamhub: {len(failed)} problem(s); what was fetched is kept in {out}: run the same command again to resume")
         return 1
-    _write_manifest(out, layout, resolved, plan, values_files, package.result())
+    doc = _write_manifest(out, layout, resolved, plan, values_files, package.result(), platforms)
     elapsed = time.monotonic() - progress.started
     say(f"total: {len(resolved)} images, {human(sum(r.size for r in resolved))} "
         f"({human(_blob_bytes(layout, resolved))} stored, shared blobs once); downloaded {human(progress.fetched)} "
         f"in {elapsed:.1f} s ({human(progress.fetched / max(elapsed, 1e-6))}/s)")
     say(f"bundle.json {sha256_file(out / MANIFEST)}: compare it at the site before trusting the copy")
+    if tar is not None:
+        archive.write_tar(out, doc, tar)
+        shutil.rmtree(out)
+        say(f"wrote {tar} ({human(tar.stat().st_size)}): verify and push read it as it is")
     return 0
 
 
@@ -228,7 +285,7 @@ def _blob_bytes(layout: Layout, resolved) -> int:
     return sum(every.values())
 
 
-def _write_manifest(out: Path, layout: Layout, resolved, plan, values_files, packaged: Path) -> None:
+def _write_manifest(out: Path, layout: Layout, resolved, plan, values_files, packaged: Path, platforms=()) -> dict:
     shutil.rmtree(out / "chart", ignore_errors=True)
     (out / "chart").mkdir()
     package = out / "chart" / packaged.name
@@ -246,9 +303,13 @@ def _write_manifest(out: Path, layout: Layout, resolved, plan, values_files, pac
         "values": [str(c.relative_to(out)) for c in copies],
         "images": [{"ref": r.image.ref, "registry": r.ref.registry, "repository": r.ref.repository,
                     "tag": r.ref.tag, "digest": r.digest, "mediaType": r.media_type, "size": r.size,
-                    "paths": r.image.paths} for r in resolved],
+                    "paths": r.image.paths,
+                    **({"platforms": r.platforms} if r.platforms else {}),
+                    **({"sourceDigest": r.source_digest} if r.source_digest else {})} for r in resolved],
         "lists": plan.lists,
+        "platforms": list(platforms) or "all",  # of multi-platform images; a single-platform image is kept as it is
         "blobs": dict(sorted({d: s for r in resolved for d, s in {**r.blobs, **r.manifests}.items()}.items())),
         "files": {str(f.relative_to(out)): sha256_file(f) for f in files},
     }
     (out / MANIFEST).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return doc

@@ -1,5 +1,6 @@
 """Every registry request goes through crane (go-containerregistry's CLI, built at a pinned version by
-scripts/setup.sh): no registry client of our own.
+scripts/setup.sh) or, for a push, tools/bundle-push (the same library at the same version, built by setup: each
+blob sent once and mounted into the other repositories): no registry client of our own.
 
 What this module adds around it:
 - Plain HTTP only when asked. crane quietly falls back to plain HTTP for loopback and private addresses;
@@ -36,6 +37,14 @@ def crane_binary() -> str:
     found = os.environ.get("TEAMHUB_CRANE") or shutil.which("crane")
     if not found:
         raise ToolError("crane is not installed: run `make setup` (it builds crane into .tools/bin) or put crane on PATH")
+    return found
+
+
+def bundle_push_binary() -> str:
+    """tools/bundle-push (go-containerregistry, like crane): pushes a layout's images, each blob once."""
+    found = os.environ.get("TEAMHUB_BUNDLE_PUSH") or shutil.which("bundle-push")
+    if not found:
+        raise ToolError("bundle-push is not installed: run `make setup` (it builds tools/bundle-push into .tools/bin)")
     return found
 
 
@@ -76,6 +85,9 @@ def require_tls(host: str, timeout: float = 5.0) -> None:
                         "to use plain HTTP with it (only for a registry on this machine or a network you trust)") from exc
     except OSError as exc:
         raise ToolError(f"registry {host} cannot be reached: {exc}") from exc
+
+
+ANY_REGISTRY = "*"  # credentials given by flag before the registry is known (create: the images' one registry)
 
 
 @dataclass
@@ -122,7 +134,7 @@ def crane(registries: Registries, host: str, *args, stdout=subprocess.PIPE, time
         proc = subprocess.run([crane_binary(), *registries.flags(host), *args], stdout=stdout,
                               stderr=subprocess.PIPE, env=env, timeout=timeout)
     if proc.returncode != 0:
-        raise ToolError(_crane_error(proc.stderr))
+        raise ToolError(tool_error(proc.stderr))
     return proc
 
 
@@ -160,7 +172,7 @@ def crane_stream(registries: Registries, host: str, *args):
             yield proc.stdout
             err = proc.stderr.read()
             if proc.wait() != 0:
-                raise ToolError(_crane_error(err))
+                raise ToolError(tool_error(err))
         finally:
             with _running_lock:
                 _running.discard(proc)
@@ -175,7 +187,8 @@ def crane_stream(registries: Registries, host: str, *args):
             proc.stderr.close()
 
 
-def _crane_error(stderr: bytes) -> str:
+def tool_error(stderr: bytes) -> str:
+    """The last error line of crane or bundle-push, with a hint when the registry wants a login."""
     text = stderr.decode(errors="replace").strip()
     lines = [line.split("Error: ", 1)[-1] for line in text.splitlines() if line.strip()]
     message = lines[-1] if lines else "crane failed without a message"
