@@ -75,6 +75,7 @@ class Ledger:
         self.max_id = 0
         self.longest = 0.0  # seconds: no closed record lasted longer (daily.query bounds its scans with it)
         self.changes = 0  # grows at every open and close (callers cache on it)
+        self._moving: tuple = (None, frozenset())  # (what it was computed at, teams with an open or a recent record)
         self._refreshing = False
         self._lock = threading.Lock()  # the sync first sum of a window vs. a refresh thread's apply
 
@@ -154,6 +155,8 @@ class Ledger:
         """(unit-hours used in the `days` before now, running servers counted up to now; units the team's open
         records draw now, leaving out server `exclude`'s: a start about to replace it)."""
         window = self._window((team, kind, days), now)
+        if team not in self._moving_teams():
+            return window.base / 3600, 0.0  # what the loops below add for a team with no such record: nothing
         start = now - days * 86400
         used = window.base
         for record, rec in list(self.recent.items()):
@@ -168,6 +171,21 @@ class Ledger:
             if rec.server != exclude:
                 rate += a
         return used / 3600, rate
+
+    def still(self, team: str, budgets, now: float) -> tuple | None:
+        """For a team whose use does not move (see `_moving_teams`): the window sums of its budgets (catalog.Budget),
+        which are then all that its budget figures depend on; None for the others."""
+        if team in self._moving_teams():
+            return None
+        return tuple(self._window((team, b.kind, b.window_days), now).base for b in budgets)
+
+    def _moving_teams(self) -> frozenset:
+        """The teams whose use moves with the clock or is counted from memory: those with an open record or one in
+        `recent`. Every other team's use is its window's sum (the launch page asks for 20 teams' on every view)."""
+        at = (self.changes, len(self.open), len(self.recent))
+        if self._moving[0] != at:
+            self._moving = (at, frozenset(r.team for r in list(self.open.values()) + list(self.recent.values())))
+        return self._moving[1]
 
     def _window(self, key: tuple, now: float) -> Window:
         window = self.windows.get(key)

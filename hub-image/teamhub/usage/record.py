@@ -26,11 +26,13 @@ def _tolerant(default):
     def wrap(fn):
         @functools.wraps(fn)
         def inner(*args, **kwargs):
-            from sqlalchemy.exc import SQLAlchemyError
-
             try:
                 return fn(*args, **kwargs)
-            except SQLAlchemyError as exc:
+            except Exception as exc:
+                from sqlalchemy.exc import SQLAlchemyError  # imported only then: the launch page calls this 20 times a view
+
+                if not isinstance(exc, SQLAlchemyError):
+                    raise
                 log.warning("usage records: %s failed: %s", fn.__name__, str(exc).splitlines()[0])
                 return default
         return inner
