@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import re
+import types
 
 import pytest
 from hubhelpers import VALUES
@@ -190,3 +191,51 @@ def test_a_person_with_auth_state_has_it_read_and_one_without_gets_the_page_at_o
     pending = launchpage.options_form(grouped)
     assert asyncio.iscoroutine(pending)
     assert asyncio.run(pending) == asyncio.run(grouped.get_options_form())  # the groups come from the auth state
+
+
+def test_budget_figures_of_a_team_that_runs_nothing_are_shared_and_move_when_it_starts_or_stops(tmp_path):
+    """Ledger.still: a team with no open or recently closed record uses only its window's sum, so its overview is
+    kept for those sums; a record opening or closing moves it back to the computed figures (issue 25)."""
+    from teamhub.catalog.model import Budget
+    from teamhub.usage import budget, store
+
+    url = f"sqlite:///{tmp_path / 'usage.sqlite'}"
+    store.migrate(url)
+    s = store.Store(url)
+    team = types.SimpleNamespace(key="lab", budgets=(Budget("gpu", 4.0, 30), Budget("cpu", 40.0, 30)))
+    now = 1_000_000.0
+    first = budget.overview(s, team, now)
+    assert s.ledger.still("lab", team.budgets, now) == (0.0, 0.0)
+    assert budget.overview(s, team, now + 600) is first  # nothing runs: the same figures ten minutes later
+    assert first == budget._overview(s, team, now + 600)
+    record = s.open(now, server="local:a/", person="local:a", team="lab", resource="gpu", accelerator=None, gpus=1,
+                    gpu_kind="nvidia.com/gpu", cpu=2.0, memory=None)
+    assert s.ledger.still("lab", team.budgets, now) is None and s.ledger.still("other", team.budgets, now) == (0.0, 0.0)
+    running = budget.overview(s, team, now + 3600)
+    assert running[0]["used"] == 1.0 and running[1]["used"] == 2.0 and running == budget._overview(s, team, now + 3600)
+    assert budget.overview(s, team, now + 7200)[0]["used"] == 2.0  # a running server's use moves with the clock
+    s.close(record, now + 3600, "stopped")
+    assert s.ledger.still("lab", team.budgets, now + 7200) is None  # closed since the window's sum: counted from memory
+    assert budget.overview(s, team, now + 7200)[0]["used"] == 1.0
+    s.dispose()
+
+
+def test_quota_figures_for_every_team_in_one_pass():
+    from teamhub.hub.quota import Hold, QuotaBook
+
+    book = QuotaBook()
+    for hold in (Hold("a/", "lab", 1), Hold("b/", "lab", 2), Hold("c/", "course", 0), Hold("d/", None, 1)):
+        book.restore(hold)
+    assert book.by_team() == {team: book.usage(team) for team in ("lab", "course", None)}
+    assert book.usage("nobody") == launchpage.NONE_HELD
+
+
+def test_a_persons_teams_are_resolved_once_per_catalog(catalog, monkeypatch):
+    calls = []
+    real = launchpage.teams_of
+    monkeypatch.setattr(launchpage, "teams_of", lambda *args: calls.append(args) or real(*args))
+    alice = Person("local:alice")
+    page = launchpage.render(catalog, alice)
+    assert launchpage.render(catalog, Person("local:alice"), usage=lambda team: Usage(1, 1)) != page  # new figures
+    assert launchpage.render(catalog, Person("github:octo", frozenset({"physics-lab:cv"}))) != page
+    assert len(calls) == 2  # alice once, octo once

@@ -29,14 +29,17 @@ from .. import clock
 from ..catalog import devices
 from ..catalog.access import access_of, is_admin, teams_of
 from ..values.quantities import format_cpu
+from .quota import Usage
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 LENGTHS = (15, 30, 60, 90, 120, 180, 240, 300, 360, 420, 480, 600, 720, 960, 1440)
 MAX_TEAM_SETS = 128  # pages kept per catalog; each is a list of references to shared card strings
+MAX_PEOPLE = 4096  # people whose set of teams is kept per catalog (then forgotten all at once)
 # What a slot marker renders as. Autoescaping turns every "<" of catalog text into "&lt;", so this can
 # only come from slot() itself.
 MARKER = re.compile(r"<teamhub-slot (\d+)>")
 INDENT = re.compile(r"\n[ \t]+")
+NONE_HELD = Usage(0, 0)
 
 
 @functools.cache
@@ -138,8 +141,8 @@ class Page:
     access: object  # catalog.access.Access
     parts: list
     slots: dict  # ("res", resource) / ("acc", resource, accelerator) / ("minutes", m) / ("used"|"left", team, kind) -> index
-    quotas: tuple  # (team key, kind, max) for every quota figure on the page
-    budgeted: tuple  # keys of the page's teams with a GPU- or CPU-hour budget (its cell is filled per request)
+    quotas: tuple  # (team key, ((kind, max, index of "used", index of "left"), ...)) for each team with a quota figure
+    budgeted: tuple  # (team key, index of its cell) for the page's teams with a GPU- or CPU-hour budget (filled per request)
     lengths: frozenset
     default_minutes: int
     # The latest request's filled slots and the HTML they gave: the next request with the same choice and figures
@@ -154,6 +157,10 @@ class PageCache:
         self.catalog = catalog
         self.cards: dict = {}  # (resource key, charged team key or None) -> (texts, specs)
         self.pages: OrderedDict = OrderedDict()  # (teams, admin, local_mode) -> Page, least recently used first
+        self.people: dict = {}  # Person -> (teams, admin): what access.teams_of and is_admin say (pure functions of both)
+        # team -> (budget lines, their cell): `budgets(team)` gives the very same list while the team's figures stay
+        # (usage/budget.py overview of a team that runs nothing), and that list gets its cell without another look.
+        self.budget_cells: dict = {}
 
     def card(self, res, team_key) -> tuple:
         key = (res.key, team_key)
@@ -161,6 +168,14 @@ class PageCache:
             macro = _env().get_template("launch_card.html").module.card
             self.cards[key] = _split(lambda slot: macro(card_view(self.catalog, res, team_key), slot))
         return self.cards[key]
+
+    def page_for(self, person, local_mode: bool) -> Page:
+        who = self.people.get(person)
+        if who is None:
+            if len(self.people) >= MAX_PEOPLE:
+                self.people.clear()
+            who = self.people[person] = (teams_of(self.catalog, person), is_admin(self.catalog, person))
+        return self.page(*who, local_mode)
 
     def page(self, teams: tuple, admin: bool, local_mode: bool) -> Page:
         key = (teams, admin, local_mode)
@@ -190,9 +205,11 @@ class PageCache:
             else:
                 slots[spec] = len(parts)
                 parts += ("", text)
-        quotas = tuple((q["key"], kind, q[kind]) for q in view["quotas"] for kind in ("servers", "gpus") if q[kind] is not None)
+        quotas = tuple((q["key"], cells) for q in view["quotas"] if (cells := tuple(
+            (kind, q[kind], slots[("used", q["key"], kind)], slots[("left", q["key"], kind)])
+            for kind in ("servers", "gpus") if q[kind] is not None)))
         lengths = frozenset(length["minutes"] for length in view["lengths"])
-        budgeted = tuple(q["key"] for q in view["quotas"] if q["budgeted"])
+        budgeted = tuple((q["key"], slots[("budget", q["key"])]) for q in view["quotas"] if q["budgeted"])
         return Page(access, parts, slots, quotas, budgeted, lengths, view["default_minutes"])
 
 
@@ -225,7 +242,7 @@ def render(catalog, person, usage=None, previous=None, local_mode=False, budgets
     """The page for `person`; `usage(team)` gives the quota figures, `budgets(team)` the budget lines
     (teamhub/usage/budget.py), `previous` the choice to preselect (after a refused start: what the person
     had chosen), `queue_note(team, accelerator)` the sentence for a choice that would wait in line (the GPU queue)."""
-    page = cache_for(catalog).page(teams_of(catalog, person), is_admin(catalog, person), local_mode)
+    page = cache_for(catalog).page_for(person, local_mode)
     previous = previous or {}
     filled: list = []  # (index into page.parts, text)
 
@@ -250,15 +267,20 @@ def render(catalog, person, usage=None, previous=None, local_mode=False, budgets
     except (TypeError, ValueError):
         minutes = page.default_minutes
     fill(("minutes", minutes if minutes in page.lengths else page.default_minutes), " selected")
-    used_by: dict = {}
-    for team, kind, most in page.quotas:
-        if team not in used_by:
-            used_by[team] = usage(team) if usage else None
-        used = getattr(used_by[team], kind) if used_by[team] else 0
-        fill(("used", team, kind), str(used))
-        fill(("left", team, kind), str(max(most - used, 0)))
-    for team in page.budgeted:
-        fill(("budget", team), budget_text(budgets(team) if budgets else []))
+    add = filled.append
+    for team, cells in page.quotas:
+        counts = usage(team) if usage else None
+        for kind, most, used_at, left_at in cells:
+            used = getattr(counts, kind) if counts else 0
+            add((used_at, str(used)))
+            add((left_at, str(max(most - used, 0))))
+    cells = cache_for(catalog).budget_cells
+    for team, at in page.budgeted:
+        lines = budgets(team) if budgets else []
+        cell = cells.get(team)
+        if cell is None or cell[0] is not lines:
+            cell = cells[team] = (lines, budget_text(lines))
+        add((at, cell[1]))
     if queue_note is not None:
         for res in page.access.resources:
             for kind in res.accelerators:
@@ -303,6 +325,7 @@ def _form(spawner, person) -> str:
     link, spawner.teamhub_link = getattr(spawner, "teamhub_link", None), None
     previous = link or getattr(spawner, "teamhub_refused_request", None) or spawner.user_options or {}
     now = clock.now()  # one clock reading for every team's budget line
-    page = render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local",
+    counts = rt.quota.by_team()  # one pass over the holds for every team's figures
+    page = render(rt.catalog, person, lambda team: counts.get(team, NONE_HELD), previous, local_mode=rt.mode == "local",
                   budgets=lambda team: budget_overview(rt, team, now), queue_note=queueing.note_for(rt.catalog))
     return page + str(hidden_fields(link)) if link else page  # str: Markup + str would escape the page

@@ -35,6 +35,14 @@ class QuotaBook:
         holds = [h for h in self._holds.values() if h.team == team]
         return Usage(len(holds), sum(h.gpus for h in holds))
 
+    def by_team(self) -> dict:
+        """team -> Usage of every team that holds anything, in one pass (the launch page shows 20 teams' figures)."""
+        counts: dict = {}
+        for h in self._holds.values():
+            servers, gpus = counts.get(h.team, (0, 0))
+            counts[h.team] = (servers + 1, gpus + h.gpus)
+        return {team: Usage(*c) for team, c in counts.items()}
+
     def holds(self) -> dict:
         return dict(self._holds)
 
