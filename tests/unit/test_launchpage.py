@@ -228,6 +228,13 @@ def test_quota_figures_for_every_team_in_one_pass():
         book.restore(hold)
     assert book.by_team() == {team: book.usage(team) for team in ("lab", "course", None)}
     assert book.usage("nobody") == launchpage.NONE_HELD
+    assert book.by_team() is book.by_team()  # kept while no hold changes
+    book.release("b/")
+    assert book.by_team()["lab"] == book.usage("lab") == Usage(1, 1)
+    book.restore(Hold("e/", "course", 1))
+    assert book.by_team()["course"] == Usage(2, 1)
+    book.reserve_now(types.SimpleNamespace(teams={}), Hold("f/", "course", 2))  # no quota of that team to check
+    assert book.by_team()["course"] == Usage(3, 3)
 
 
 def test_a_persons_teams_are_resolved_once_per_catalog(catalog, monkeypatch):

@@ -141,7 +141,9 @@ class Page:
     access: object  # catalog.access.Access
     parts: list
     slots: dict  # ("res", resource) / ("acc", resource, accelerator) / ("minutes", m) / ("used"|"left", team, kind) -> index
-    quotas: tuple  # (team key, ((kind, max, index of "used", index of "left"), ...)) for each team with a quota figure
+    # (team key, ((kind, max, index of "used", index of "left"), ...), the fills when it holds nothing) for each team
+    # with a quota figure
+    quotas: tuple
     budgeted: tuple  # (team key, index of its cell) for the page's teams with a GPU- or CPU-hour budget (filled per request)
     lengths: frozenset
     default_minutes: int
@@ -205,12 +207,21 @@ class PageCache:
             else:
                 slots[spec] = len(parts)
                 parts += ("", text)
-        quotas = tuple((q["key"], cells) for q in view["quotas"] if (cells := tuple(
+        quotas = tuple((q["key"], cells, _quota_fills(cells, NONE_HELD)) for q in view["quotas"] if (cells := tuple(
             (kind, q[kind], slots[("used", q["key"], kind)], slots[("left", q["key"], kind)])
             for kind in ("servers", "gpus") if q[kind] is not None)))
         lengths = frozenset(length["minutes"] for length in view["lengths"])
         budgeted = tuple((q["key"], slots[("budget", q["key"])]) for q in view["quotas"] if q["budgeted"])
         return Page(access, parts, slots, quotas, budgeted, lengths, view["default_minutes"])
+
+
+def _quota_fills(cells: tuple, counts) -> tuple:
+    """A team's quota figures as (index, text) fills: used and left of each kind."""
+    out: list = []
+    for kind, most, used_at, left_at in cells:
+        used = getattr(counts, kind) if counts else 0
+        out += ((used_at, str(used)), (left_at, str(max(most - used, 0))))
+    return tuple(out)
 
 
 _cache: PageCache | None = None
@@ -267,13 +278,10 @@ def render(catalog, person, usage=None, previous=None, local_mode=False, budgets
     except (TypeError, ValueError):
         minutes = page.default_minutes
     fill(("minutes", minutes if minutes in page.lengths else page.default_minutes), " selected")
-    add = filled.append
-    for team, cells in page.quotas:
+    for team, cells, idle in page.quotas:
         counts = usage(team) if usage else None
-        for kind, most, used_at, left_at in cells:
-            used = getattr(counts, kind) if counts else 0
-            add((used_at, str(used)))
-            add((left_at, str(max(most - used, 0))))
+        filled += idle if counts is None or counts is NONE_HELD else _quota_fills(cells, counts)
+    add = filled.append
     cells = cache_for(catalog).budget_cells
     for team, at in page.budgeted:
         lines = budgets(team) if budgets else []
