@@ -246,3 +246,52 @@ def test_a_persons_teams_are_resolved_once_per_catalog(catalog, monkeypatch):
     assert launchpage.render(catalog, Person("local:alice"), usage=lambda team: Usage(1, 1)) != page  # new figures
     assert launchpage.render(catalog, Person("github:octo", frozenset({"physics-lab:cv"}))) != page
     assert len(calls) == 2  # alice once, octo once
+
+
+def test_a_still_teams_budget_cell_is_kept_while_the_ledgers_stamp_stays(tmp_path):
+    """Ledger.stamp: while no record opens or closes and no window is summed or due for its refresh, a team with no
+    open or recent record keeps its cell and the page asks nothing about its budget; a team that runs something
+    (in the stamp's moving set) is asked on every view (issue 25)."""
+    from teamhub.catalog.model import Budget
+    from teamhub.usage import budget, store
+
+    text = VALUES.read_text().replace("quota: {maxServers: 30, maxGpus: 8}", "quota: {maxServers: 30, maxGpus: 8, gpuHours: {amount: 4}}")
+    assert text != VALUES.read_text()
+    path = tmp_path / "values.yaml"
+    path.write_text(text)
+    catalog = load_or_raise([path, DEMO_OVERLAY], demo=True).catalog
+    asked = []
+    line = {"unit": "GPU-hours", "used": 1.0, "amount": 4, "left": 3.0, "days": 30, "minutes_for_one": 180}
+
+    def budgets(team):
+        asked.append(team)
+        return [line]
+
+    alice = Person("local:alice")  # in cv-course, whose GPU-hours the page shows
+    version = (object(), 1, 1)
+    first = launchpage.render(catalog, alice, budgets=budgets, budget_stamp=(version, frozenset()))
+    assert asked == ["cv-course"] and "3.0 of 4 GPU-hours left" in first
+    again = launchpage.render(catalog, alice, budgets=lambda team: [{**line, "left": 2.0}], budget_stamp=(version, frozenset()))
+    assert again is first  # kept: the budget was not asked
+    moved = launchpage.render(catalog, alice, budgets=budgets, budget_stamp=((version[0], 2, 1), frozenset()))
+    assert asked == ["cv-course"] * 2 and moved == first
+    launchpage.render(catalog, alice, budgets=budgets, budget_stamp=((version[0], 2, 1), frozenset({"cv-course"})))
+    launchpage.render(catalog, alice, budgets=budgets, budget_stamp=None)
+    assert asked == ["cv-course"] * 4  # running something, or a window due for its refresh: asked every time
+
+    url = f"sqlite:///{tmp_path / 'usage.sqlite'}"
+    store.migrate(url)
+    s = store.Store(url)
+    team = types.SimpleNamespace(key="lab", budgets=(Budget("gpu", 4.0, 30),))
+    now = 1_000_000.0
+    budget.overview(s, team, now)  # the window's first sum
+    stamp = s.ledger.stamp(now + 30)
+    assert stamp is not None and stamp == s.ledger.stamp(now + 59) and "lab" not in stamp[1]
+    assert s.ledger.stamp(now + 60) is None  # due for its refresh: the figures are read (which starts it)
+    s.open(now + 30, server="local:a/", person="local:a", team="lab", resource="gpu", accelerator=None, gpus=1,
+           gpu_kind="nvidia.com/gpu", cpu=2.0, memory=None)
+    moved = s.ledger.stamp(now + 30)
+    assert moved[0] != stamp[0] and "lab" in moved[1]
+    budget.overview(s, team, now + 120)  # no event loop here: the refresh is applied at once
+    assert s.ledger.stamp(now + 120)[0] != moved[0] and s.ledger.stamp(now + 120) is not None
+    s.dispose()

@@ -163,6 +163,9 @@ class PageCache:
         # team -> (budget lines, their cell): `budgets(team)` gives the very same list while the team's figures stay
         # (usage/budget.py overview of a team that runs nothing), and that list gets its cell without another look.
         self.budget_cells: dict = {}
+        # team -> (the ledger's version, the cell) of a team with no open or recent record (usage/ledger.py stamp): while
+        # the version stays, its cell stays, and the page asks nothing about its budget.
+        self.still_cells: dict = {}
 
     def card(self, res, team_key) -> tuple:
         key = (res.key, team_key)
@@ -249,10 +252,11 @@ def _budget_cell(lines: tuple) -> str:
         for unit, left, amount, days, minutes in lines) or "no limit"
 
 
-def render(catalog, person, usage=None, previous=None, local_mode=False, budgets=None, queue_note=None) -> str:
+def render(catalog, person, usage=None, previous=None, local_mode=False, budgets=None, queue_note=None, budget_stamp=None) -> str:
     """The page for `person`; `usage(team)` gives the quota figures, `budgets(team)` the budget lines
     (teamhub/usage/budget.py), `previous` the choice to preselect (after a refused start: what the person
-    had chosen), `queue_note(team, accelerator)` the sentence for a choice that would wait in line (the GPU queue)."""
+    had chosen), `queue_note(team, accelerator)` the sentence for a choice that would wait in line (the GPU queue),
+    `budget_stamp` the usage ledger's stamp (usage/ledger.py; None: every budget is asked)."""
     page = cache_for(catalog).page_for(person, local_mode)
     previous = previous or {}
     filled: list = []  # (index into page.parts, text)
@@ -282,12 +286,19 @@ def render(catalog, person, usage=None, previous=None, local_mode=False, budgets
         counts = usage(team) if usage else None
         filled += idle if counts is None or counts is NONE_HELD else _quota_fills(cells, counts)
     add = filled.append
-    cells = cache_for(catalog).budget_cells
+    cells, still = cache_for(catalog).budget_cells, cache_for(catalog).still_cells
+    version, moving = budget_stamp if budget_stamp is not None else (None, ())
     for team, at in page.budgeted:
+        kept = still.get(team) if version is not None and team not in moving else None
+        if kept is not None and kept[0] == version:
+            add((at, kept[1]))
+            continue
         lines = budgets(team) if budgets else []
         cell = cells.get(team)
         if cell is None or cell[0] is not lines:
             cell = cells[team] = (lines, budget_text(lines))
+        if version is not None and team not in moving:
+            still[team] = (version, cell[1])
         add((at, cell[1]))
     if queue_note is not None:
         for res in page.access.resources:
@@ -322,7 +333,7 @@ def options_form(spawner):
 
 
 def _form(spawner, person) -> str:
-    from ..usage.record import budget_overview
+    from ..usage.record import budget_overview, budget_stamp
     from . import queueing
     from .launchhandler import hidden_fields
 
@@ -335,5 +346,6 @@ def _form(spawner, person) -> str:
     now = clock.now()  # one clock reading for every team's budget line
     counts = rt.quota.by_team()  # one pass over the holds for every team's figures
     page = render(rt.catalog, person, lambda team: counts.get(team, NONE_HELD), previous, local_mode=rt.mode == "local",
-                  budgets=lambda team: budget_overview(rt, team, now), queue_note=queueing.note_for(rt.catalog))
+                  budgets=lambda team: budget_overview(rt, team, now), queue_note=queueing.note_for(rt.catalog),
+                  budget_stamp=budget_stamp(rt, now))
     return page + str(hidden_fields(link)) if link else page  # str: Markup + str would escape the page

@@ -76,6 +76,8 @@ class Ledger:
         self.longest = 0.0  # seconds: no closed record lasted longer (daily.query bounds its scans with it)
         self.changes = 0  # grows at every open and close (callers cache on it)
         self._moving: tuple = (None, frozenset())  # (what it was computed at, teams with an open or a recent record)
+        self.generation = 0  # grows whenever windows are summed (a first use, a refresh applied)
+        self._span = (float("inf"), float("-inf"))  # (earliest, latest) `at` of the windows
         self._refreshing = False
         self._lock = threading.Lock()  # the sync first sum of a window vs. a refresh thread's apply
 
@@ -179,6 +181,15 @@ class Ledger:
             return None
         return tuple(self._window((team, b.kind, b.window_days), now).base for b in budgets)
 
+    def stamp(self, now: float) -> tuple | None:
+        """(a version of everything the budget figures of a team with no open or recent record depend on, the teams
+        that have one), or None when a window is due for its refresh at `now` (then `use` and `still`, which start it,
+        must be asked). While the version stays, such a team's figures stay: a caller may keep them."""
+        earliest, latest = self._span
+        if not (latest <= now < earliest + CACHE_SECONDS):
+            return None
+        return (self, self.changes, self.generation), self._moving_teams()
+
     def _moving_teams(self) -> frozenset:
         """The teams whose use moves with the clock or is counted from memory: those with an open record or one in
         `recent`. Every other team's use is its window's sum (the launch page asks for 20 teams' on every view)."""
@@ -193,6 +204,8 @@ class Ledger:
             snapshot = self._snapshot()
             with self._lock:
                 window = self.windows[key] = Window(self._sum(key, now, *snapshot), now, *snapshot)
+                self.generation += 1
+                self._span = (min(self._span[0], now), max(self._span[1], now))
         elif not (window.at <= now < window.at + CACHE_SECONDS):
             self._refresh(now)  # in a worker thread under the hub's loop: this check still reads the stale sum
             window = self.windows[key]
@@ -243,6 +256,9 @@ class Ledger:
     def _apply(self, fresh: dict) -> None:
         with self._lock:
             self.windows.update(fresh)
+            self.generation += 1
+            ats = [w.at for w in self.windows.values()]
+            self._span = (min(ats), max(ats)) if ats else (float("inf"), float("-inf"))
             # a closed record no window needs from memory any more is in every window's sum
             for record in [r for r in self.recent if all(r not in w.excluded and r <= w.max_id for w in self.windows.values())]:
                 del self.recent[record]

@@ -143,6 +143,12 @@ def over_budget(spawner) -> str | None:
             f"{st.budget.window_days} days, so this server was stopped.")
 
 
+@_tolerant(None)
+def budget_stamp(rt, now: float) -> tuple | None:
+    """`Ledger.stamp` of the hub's store (None without one): what lets the launch page keep a still team's budget cell."""
+    return rt.usage.ledger.stamp(now) if rt.usage is not None else None
+
+
 @_tolerant([])
 def budget_overview(rt, team_key: str, now: float | None = None) -> list[dict]:
     """The launch page's budget lines for a team (empty without a store or budgets); `now`: the page's clock reading."""
