@@ -20,11 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hubvalues import BENCH_USER, PASSWORD, kubespawner_profiles  # noqa: E402
 from ksform import form_spawner  # noqa: E402
 from teamhub.catalog.access import Person, resolve  # noqa: E402
-from teamhub.values.validation import load  # noqa: E402
+from teamhub.catalog.loader import load  # noqa: E402
 
 env = os.environ
 state = Path(env["TEAMHUB_DATA_DIR"])
-catalog = load([env["TEAMHUB_VALUES"]]).catalog
+catalog = load([env["TEAMHUB_VALUES"]], demo=True).catalog  # the bench accounts use the demo hash
 
 c = get_config()  # noqa: F821
 c.JupyterHub.bind_url = env["TEAMHUB_BIND_URL"]

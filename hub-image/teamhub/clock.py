@@ -4,6 +4,7 @@ Below every other layer (usage/ stamps its records with it, hub/ its deadlines),
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from datetime import UTC, datetime
@@ -28,5 +29,6 @@ def now(environ=os.environ) -> float:
         return time.time()
 
 
+@functools.lru_cache(maxsize=1024)  # the server list shows each server's end on every page view
 def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

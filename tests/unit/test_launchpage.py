@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import re
+import types
 
 import pytest
 from hubhelpers import VALUES
@@ -190,3 +191,107 @@ def test_a_person_with_auth_state_has_it_read_and_one_without_gets_the_page_at_o
     pending = launchpage.options_form(grouped)
     assert asyncio.iscoroutine(pending)
     assert asyncio.run(pending) == asyncio.run(grouped.get_options_form())  # the groups come from the auth state
+
+
+def test_budget_figures_of_a_team_that_runs_nothing_are_shared_and_move_when_it_starts_or_stops(tmp_path):
+    """Ledger.still: a team with no open or recently closed record uses only its window's sum, so its overview is
+    kept for those sums; a record opening or closing moves it back to the computed figures (issue 25)."""
+    from teamhub.catalog.model import Budget
+    from teamhub.usage import budget, store
+
+    url = f"sqlite:///{tmp_path / 'usage.sqlite'}"
+    store.migrate(url)
+    s = store.Store(url)
+    team = types.SimpleNamespace(key="lab", budgets=(Budget("gpu", 4.0, 30), Budget("cpu", 40.0, 30)))
+    now = 1_000_000.0
+    first = budget.overview(s, team, now)
+    assert s.ledger.still("lab", team.budgets, now) == (0.0, 0.0)
+    assert budget.overview(s, team, now + 600) is first  # nothing runs: the same figures ten minutes later
+    assert first == budget._overview(s, team, now + 600)
+    record = s.open(now, server="local:a/", person="local:a", team="lab", resource="gpu", accelerator=None, gpus=1,
+                    gpu_kind="nvidia.com/gpu", cpu=2.0, memory=None)
+    assert s.ledger.still("lab", team.budgets, now) is None and s.ledger.still("other", team.budgets, now) == (0.0, 0.0)
+    running = budget.overview(s, team, now + 3600)
+    assert running[0]["used"] == 1.0 and running[1]["used"] == 2.0 and running == budget._overview(s, team, now + 3600)
+    assert budget.overview(s, team, now + 7200)[0]["used"] == 2.0  # a running server's use moves with the clock
+    s.close(record, now + 3600, "stopped")
+    assert s.ledger.still("lab", team.budgets, now + 7200) is None  # closed since the window's sum: counted from memory
+    assert budget.overview(s, team, now + 7200)[0]["used"] == 1.0
+    s.dispose()
+
+
+def test_quota_figures_for_every_team_in_one_pass():
+    from teamhub.hub.quota import Hold, QuotaBook
+
+    book = QuotaBook()
+    for hold in (Hold("a/", "lab", 1), Hold("b/", "lab", 2), Hold("c/", "course", 0), Hold("d/", None, 1)):
+        book.restore(hold)
+    assert book.by_team() == {team: book.usage(team) for team in ("lab", "course", None)}
+    assert book.usage("nobody") == launchpage.NONE_HELD
+    assert book.by_team() is book.by_team()  # kept while no hold changes
+    book.release("b/")
+    assert book.by_team()["lab"] == book.usage("lab") == Usage(1, 1)
+    book.restore(Hold("e/", "course", 1))
+    assert book.by_team()["course"] == Usage(2, 1)
+    book.reserve_now(types.SimpleNamespace(teams={}), Hold("f/", "course", 2))  # no quota of that team to check
+    assert book.by_team()["course"] == Usage(3, 3)
+
+
+def test_a_persons_teams_are_resolved_once_per_catalog(catalog, monkeypatch):
+    calls = []
+    real = launchpage.teams_of
+    monkeypatch.setattr(launchpage, "teams_of", lambda *args: calls.append(args) or real(*args))
+    alice = Person("local:alice")
+    page = launchpage.render(catalog, alice)
+    assert launchpage.render(catalog, Person("local:alice"), usage=lambda team: Usage(1, 1)) != page  # new figures
+    assert launchpage.render(catalog, Person("github:octo", frozenset({"physics-lab:cv"}))) != page
+    assert len(calls) == 2  # alice once, octo once
+
+
+def test_a_still_teams_budget_cell_is_kept_while_the_ledgers_stamp_stays(tmp_path):
+    """Ledger.stamp: while no record opens or closes and no window is summed or due for its refresh, a team with no
+    open or recent record keeps its cell and the page asks nothing about its budget; a team that runs something
+    (in the stamp's moving set) is asked on every view (issue 25)."""
+    from teamhub.catalog.model import Budget
+    from teamhub.usage import budget, store
+
+    text = VALUES.read_text().replace("quota: {maxServers: 30, maxGpus: 8}", "quota: {maxServers: 30, maxGpus: 8, gpuHours: {amount: 4}}")
+    assert text != VALUES.read_text()
+    path = tmp_path / "values.yaml"
+    path.write_text(text)
+    catalog = load_or_raise([path, DEMO_OVERLAY], demo=True).catalog
+    asked = []
+    line = {"unit": "GPU-hours", "used": 1.0, "amount": 4, "left": 3.0, "days": 30, "minutes_for_one": 180}
+
+    def budgets(team):
+        asked.append(team)
+        return [line]
+
+    alice = Person("local:alice")  # in cv-course, whose GPU-hours the page shows
+    version = (object(), 1, 1)
+    first = launchpage.render(catalog, alice, budgets=budgets, budget_stamp=(version, frozenset()))
+    assert asked == ["cv-course"] and "3.0 of 4 GPU-hours left" in first
+    again = launchpage.render(catalog, alice, budgets=lambda team: [{**line, "left": 2.0}], budget_stamp=(version, frozenset()))
+    assert again is first  # kept: the budget was not asked
+    moved = launchpage.render(catalog, alice, budgets=budgets, budget_stamp=((version[0], 2, 1), frozenset()))
+    assert asked == ["cv-course"] * 2 and moved == first
+    launchpage.render(catalog, alice, budgets=budgets, budget_stamp=((version[0], 2, 1), frozenset({"cv-course"})))
+    launchpage.render(catalog, alice, budgets=budgets, budget_stamp=None)
+    assert asked == ["cv-course"] * 4  # running something, or a window due for its refresh: asked every time
+
+    url = f"sqlite:///{tmp_path / 'usage.sqlite'}"
+    store.migrate(url)
+    s = store.Store(url)
+    team = types.SimpleNamespace(key="lab", budgets=(Budget("gpu", 4.0, 30),))
+    now = 1_000_000.0
+    budget.overview(s, team, now)  # the window's first sum
+    stamp = s.ledger.stamp(now + 30)
+    assert stamp is not None and stamp == s.ledger.stamp(now + 59) and "lab" not in stamp[1]
+    assert s.ledger.stamp(now + 60) is None  # due for its refresh: the figures are read (which starts it)
+    s.open(now + 30, server="local:a/", person="local:a", team="lab", resource="gpu", accelerator=None, gpus=1,
+           gpu_kind="nvidia.com/gpu", cpu=2.0, memory=None)
+    moved = s.ledger.stamp(now + 30)
+    assert moved[0] != stamp[0] and "lab" in moved[1]
+    budget.overview(s, team, now + 120)  # no event loop here: the refresh is applied at once
+    assert s.ledger.stamp(now + 120)[0] != moved[0] and s.ledger.stamp(now + 120) is not None
+    s.dispose()

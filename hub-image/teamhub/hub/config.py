@@ -155,6 +155,9 @@ def configure(c, checked, mode: str = "kubernetes", environ=os.environ) -> Runti
     # hub/templates: the hub's pages (launch, usage) and its overrides of JupyterHub's home.html and spawn.html,
     # so first on JupyterHub's template path.
     c.JupyterHub.template_paths.prepend([str(TEMPLATES)])
+    # The templates come with the image and never change under a running hub: Jinja need not stat each file of the
+    # launch page's chain (teamhub's and JupyterHub's page.html and spawn.html, servers.html) on every view.
+    c.JupyterHub.jinja_environment_options.update({"auto_reload": False})
     serverlist.configure(c)  # the person's servers with Stop on the home and launch pages (serverlist.py)
     stopandstart.configure(c)  # the launch link's "stop it and start this" (stopandstart.py)
     usagepage.register(c, rt)  # the admins' usage page, /hub/usage (hub/usagepage.py)

@@ -29,14 +29,17 @@ from .. import clock
 from ..catalog import devices
 from ..catalog.access import access_of, is_admin, teams_of
 from ..values.quantities import format_cpu
+from .quota import Usage
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 LENGTHS = (15, 30, 60, 90, 120, 180, 240, 300, 360, 420, 480, 600, 720, 960, 1440)
 MAX_TEAM_SETS = 128  # pages kept per catalog; each is a list of references to shared card strings
+MAX_PEOPLE = 4096  # people whose set of teams is kept per catalog (then forgotten all at once)
 # What a slot marker renders as. Autoescaping turns every "<" of catalog text into "&lt;", so this can
 # only come from slot() itself.
 MARKER = re.compile(r"<teamhub-slot (\d+)>")
 INDENT = re.compile(r"\n[ \t]+")
+NONE_HELD = Usage(0, 0)
 
 
 @functools.cache
@@ -138,8 +141,10 @@ class Page:
     access: object  # catalog.access.Access
     parts: list
     slots: dict  # ("res", resource) / ("acc", resource, accelerator) / ("minutes", m) / ("used"|"left", team, kind) -> index
-    quotas: tuple  # (team key, kind, max) for every quota figure on the page
-    budgeted: tuple  # keys of the page's teams with a GPU- or CPU-hour budget (its cell is filled per request)
+    # (team key, ((kind, max, index of "used", index of "left"), ...), the fills when it holds nothing) for each team
+    # with a quota figure
+    quotas: tuple
+    budgeted: tuple  # (team key, index of its cell) for the page's teams with a GPU- or CPU-hour budget (filled per request)
     lengths: frozenset
     default_minutes: int
     # The latest request's filled slots and the HTML they gave: the next request with the same choice and figures
@@ -154,6 +159,13 @@ class PageCache:
         self.catalog = catalog
         self.cards: dict = {}  # (resource key, charged team key or None) -> (texts, specs)
         self.pages: OrderedDict = OrderedDict()  # (teams, admin, local_mode) -> Page, least recently used first
+        self.people: dict = {}  # Person -> (teams, admin): what access.teams_of and is_admin say (pure functions of both)
+        # team -> (budget lines, their cell): `budgets(team)` gives the very same list while the team's figures stay
+        # (usage/budget.py overview of a team that runs nothing), and that list gets its cell without another look.
+        self.budget_cells: dict = {}
+        # team -> (the ledger's version, the cell) of a team with no open or recent record (usage/ledger.py stamp): while
+        # the version stays, its cell stays, and the page asks nothing about its budget.
+        self.still_cells: dict = {}
 
     def card(self, res, team_key) -> tuple:
         key = (res.key, team_key)
@@ -161,6 +173,14 @@ class PageCache:
             macro = _env().get_template("launch_card.html").module.card
             self.cards[key] = _split(lambda slot: macro(card_view(self.catalog, res, team_key), slot))
         return self.cards[key]
+
+    def page_for(self, person, local_mode: bool) -> Page:
+        who = self.people.get(person)
+        if who is None:
+            if len(self.people) >= MAX_PEOPLE:
+                self.people.clear()
+            who = self.people[person] = (teams_of(self.catalog, person), is_admin(self.catalog, person))
+        return self.page(*who, local_mode)
 
     def page(self, teams: tuple, admin: bool, local_mode: bool) -> Page:
         key = (teams, admin, local_mode)
@@ -190,10 +210,21 @@ class PageCache:
             else:
                 slots[spec] = len(parts)
                 parts += ("", text)
-        quotas = tuple((q["key"], kind, q[kind]) for q in view["quotas"] for kind in ("servers", "gpus") if q[kind] is not None)
+        quotas = tuple((q["key"], cells, _quota_fills(cells, NONE_HELD)) for q in view["quotas"] if (cells := tuple(
+            (kind, q[kind], slots[("used", q["key"], kind)], slots[("left", q["key"], kind)])
+            for kind in ("servers", "gpus") if q[kind] is not None)))
         lengths = frozenset(length["minutes"] for length in view["lengths"])
-        budgeted = tuple(q["key"] for q in view["quotas"] if q["budgeted"])
+        budgeted = tuple((q["key"], slots[("budget", q["key"])]) for q in view["quotas"] if q["budgeted"])
         return Page(access, parts, slots, quotas, budgeted, lengths, view["default_minutes"])
+
+
+def _quota_fills(cells: tuple, counts) -> tuple:
+    """A team's quota figures as (index, text) fills: used and left of each kind."""
+    out: list = []
+    for kind, most, used_at, left_at in cells:
+        used = getattr(counts, kind) if counts else 0
+        out += ((used_at, str(used)), (left_at, str(max(most - used, 0))))
+    return tuple(out)
 
 
 _cache: PageCache | None = None
@@ -221,11 +252,12 @@ def _budget_cell(lines: tuple) -> str:
         for unit, left, amount, days, minutes in lines) or "no limit"
 
 
-def render(catalog, person, usage=None, previous=None, local_mode=False, budgets=None, queue_note=None) -> str:
+def render(catalog, person, usage=None, previous=None, local_mode=False, budgets=None, queue_note=None, budget_stamp=None) -> str:
     """The page for `person`; `usage(team)` gives the quota figures, `budgets(team)` the budget lines
     (teamhub/usage/budget.py), `previous` the choice to preselect (after a refused start: what the person
-    had chosen), `queue_note(team, accelerator)` the sentence for a choice that would wait in line (the GPU queue)."""
-    page = cache_for(catalog).page(teams_of(catalog, person), is_admin(catalog, person), local_mode)
+    had chosen), `queue_note(team, accelerator)` the sentence for a choice that would wait in line (the GPU queue),
+    `budget_stamp` the usage ledger's stamp (usage/ledger.py; None: every budget is asked)."""
+    page = cache_for(catalog).page_for(person, local_mode)
     previous = previous or {}
     filled: list = []  # (index into page.parts, text)
 
@@ -250,15 +282,24 @@ def render(catalog, person, usage=None, previous=None, local_mode=False, budgets
     except (TypeError, ValueError):
         minutes = page.default_minutes
     fill(("minutes", minutes if minutes in page.lengths else page.default_minutes), " selected")
-    used_by: dict = {}
-    for team, kind, most in page.quotas:
-        if team not in used_by:
-            used_by[team] = usage(team) if usage else None
-        used = getattr(used_by[team], kind) if used_by[team] else 0
-        fill(("used", team, kind), str(used))
-        fill(("left", team, kind), str(max(most - used, 0)))
-    for team in page.budgeted:
-        fill(("budget", team), budget_text(budgets(team) if budgets else []))
+    for team, cells, idle in page.quotas:
+        counts = usage(team) if usage else None
+        filled += idle if counts is None or counts is NONE_HELD else _quota_fills(cells, counts)
+    add = filled.append
+    cells, still = cache_for(catalog).budget_cells, cache_for(catalog).still_cells
+    version, moving = budget_stamp if budget_stamp is not None else (None, ())
+    for team, at in page.budgeted:
+        kept = still.get(team) if version is not None and team not in moving else None
+        if kept is not None and kept[0] == version:
+            add((at, kept[1]))
+            continue
+        lines = budgets(team) if budgets else []
+        cell = cells.get(team)
+        if cell is None or cell[0] is not lines:
+            cell = cells[team] = (lines, budget_text(lines))
+        if version is not None and team not in moving:
+            still[team] = (version, cell[1])
+        add((at, cell[1]))
     if queue_note is not None:
         for res in page.access.resources:
             for kind in res.accelerators:
@@ -292,7 +333,7 @@ def options_form(spawner):
 
 
 def _form(spawner, person) -> str:
-    from ..usage.record import budget_overview
+    from ..usage.record import budget_overview, budget_stamp
     from . import queueing
     from .launchhandler import hidden_fields
 
@@ -303,6 +344,8 @@ def _form(spawner, person) -> str:
     link, spawner.teamhub_link = getattr(spawner, "teamhub_link", None), None
     previous = link or getattr(spawner, "teamhub_refused_request", None) or spawner.user_options or {}
     now = clock.now()  # one clock reading for every team's budget line
-    page = render(rt.catalog, person, rt.quota.usage, previous, local_mode=rt.mode == "local",
-                  budgets=lambda team: budget_overview(rt, team, now), queue_note=queueing.note_for(rt.catalog))
+    counts = rt.quota.by_team()  # one pass over the holds for every team's figures
+    page = render(rt.catalog, person, lambda team: counts.get(team, NONE_HELD), previous, local_mode=rt.mode == "local",
+                  budgets=lambda team: budget_overview(rt, team, now), queue_note=queueing.note_for(rt.catalog),
+                  budget_stamp=budget_stamp(rt, now))
     return page + str(hidden_fields(link)) if link else page  # str: Markup + str would escape the page

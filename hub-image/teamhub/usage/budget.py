@@ -141,9 +141,28 @@ def over(s, team, now: float):
     return None
 
 
+# (team, its budgets' window sums) -> (its budgets, the overview) of a team whose use does not move with the clock
+# (Ledger.still): the launch page shows 20 teams' budgets on every view, and most teams run nothing most of the time.
+_still: dict = {}
+MAX_STILL = 4096
+
+
 def overview(s, team, now: float) -> list[dict]:
     """For the launch page: each budget's use, what is left, and how long a 1-GPU (1-core) session started now
-    could run with the team's running servers."""
+    could run with the team's running servers. Shared by the callers that get it for the same figures: read only."""
+    sums = s.ledger.still(team.key, team.budgets, now)
+    if sums is None:
+        return _overview(s, team, now)
+    key = (team.key, sums)
+    hit = _still.get(key)
+    if hit is None or hit[0] is not team.budgets:  # the entry holds the budgets it is for (values read anew: others)
+        if len(_still) >= MAX_STILL:
+            _still.clear()
+        hit = _still[key] = (team.budgets, _overview(s, team, now))
+    return hit[1]
+
+
+def _overview(s, team, now: float) -> list[dict]:
     out = []
     for budget in team.budgets:
         st = standing(s, team.key, budget, now)

@@ -75,6 +75,9 @@ class Ledger:
         self.max_id = 0
         self.longest = 0.0  # seconds: no closed record lasted longer (daily.query bounds its scans with it)
         self.changes = 0  # grows at every open and close (callers cache on it)
+        self._moving: tuple = (None, frozenset())  # (what it was computed at, teams with an open or a recent record)
+        self.generation = 0  # grows whenever windows are summed (a first use, a refresh applied)
+        self._span = (float("inf"), float("-inf"))  # (earliest, latest) `at` of the windows
         self._refreshing = False
         self._lock = threading.Lock()  # the sync first sum of a window vs. a refresh thread's apply
 
@@ -154,6 +157,8 @@ class Ledger:
         """(unit-hours used in the `days` before now, running servers counted up to now; units the team's open
         records draw now, leaving out server `exclude`'s: a start about to replace it)."""
         window = self._window((team, kind, days), now)
+        if team not in self._moving_teams():
+            return window.base / 3600, 0.0  # what the loops below add for a team with no such record: nothing
         start = now - days * 86400
         used = window.base
         for record, rec in list(self.recent.items()):
@@ -169,12 +174,38 @@ class Ledger:
                 rate += a
         return used / 3600, rate
 
+    def still(self, team: str, budgets, now: float) -> tuple | None:
+        """For a team whose use does not move (see `_moving_teams`): the window sums of its budgets (catalog.Budget),
+        which are then all that its budget figures depend on; None for the others."""
+        if team in self._moving_teams():
+            return None
+        return tuple(self._window((team, b.kind, b.window_days), now).base for b in budgets)
+
+    def stamp(self, now: float) -> tuple | None:
+        """(a version of everything the budget figures of a team with no open or recent record depend on, the teams
+        that have one), or None when a window is due for its refresh at `now` (then `use` and `still`, which start it,
+        must be asked). While the version stays, such a team's figures stay: a caller may keep them."""
+        earliest, latest = self._span
+        if not (latest <= now < earliest + CACHE_SECONDS):
+            return None
+        return (self, self.changes, self.generation), self._moving_teams()
+
+    def _moving_teams(self) -> frozenset:
+        """The teams whose use moves with the clock or is counted from memory: those with an open record or one in
+        `recent`. Every other team's use is its window's sum (the launch page asks for 20 teams' on every view)."""
+        at = (self.changes, len(self.open), len(self.recent))
+        if self._moving[0] != at:
+            self._moving = (at, frozenset(r.team for r in list(self.open.values()) + list(self.recent.values())))
+        return self._moving[1]
+
     def _window(self, key: tuple, now: float) -> Window:
         window = self.windows.get(key)
         if window is None:  # first use (hub start, or a team's first budget check): once, synchronously
             snapshot = self._snapshot()
             with self._lock:
                 window = self.windows[key] = Window(self._sum(key, now, *snapshot), now, *snapshot)
+                self.generation += 1
+                self._span = (min(self._span[0], now), max(self._span[1], now))
         elif not (window.at <= now < window.at + CACHE_SECONDS):
             self._refresh(now)  # in a worker thread under the hub's loop: this check still reads the stale sum
             window = self.windows[key]
@@ -225,6 +256,9 @@ class Ledger:
     def _apply(self, fresh: dict) -> None:
         with self._lock:
             self.windows.update(fresh)
+            self.generation += 1
+            ats = [w.at for w in self.windows.values()]
+            self._span = (min(ats), max(ats)) if ats else (float("inf"), float("-inf"))
             # a closed record no window needs from memory any more is in every window's sum
             for record in [r for r in self.recent if all(r not in w.excluded and r <= w.max_id for w in self.windows.values())]:
                 del self.recent[record]

@@ -26,11 +26,13 @@ def _tolerant(default):
     def wrap(fn):
         @functools.wraps(fn)
         def inner(*args, **kwargs):
-            from sqlalchemy.exc import SQLAlchemyError
-
             try:
                 return fn(*args, **kwargs)
-            except SQLAlchemyError as exc:
+            except Exception as exc:
+                from sqlalchemy.exc import SQLAlchemyError  # imported only then: the launch page calls this 20 times a view
+
+                if not isinstance(exc, SQLAlchemyError):
+                    raise
                 log.warning("usage records: %s failed: %s", fn.__name__, str(exc).splitlines()[0])
                 return default
         return inner
@@ -139,6 +141,12 @@ def over_budget(spawner) -> str | None:
                      st.budget.unit, spawner.teamhub_key)
     return (f"The team '{team.display_name}' has used its {st.budget.amount:g} {st.budget.unit} of the last "
             f"{st.budget.window_days} days, so this server was stopped.")
+
+
+@_tolerant(None)
+def budget_stamp(rt, now: float) -> tuple | None:
+    """`Ledger.stamp` of the hub's store (None without one): what lets the launch page keep a still team's budget cell."""
+    return rt.usage.ledger.stamp(now) if rt.usage is not None else None
 
 
 @_tolerant([])
