@@ -15,7 +15,8 @@ capacity, or alternatives in order (`firstAvailable`). From that:
 
 from __future__ import annotations
 
-from .model import Alternative, DeviceClass, Devices
+from ..values.quantities import memory_bytes
+from .model import Alternative, DeviceClass, Devices, gpu_text
 from .queue import name as cluster_name
 
 API_VERSION = "resource.k8s.io/v1"
@@ -69,14 +70,34 @@ def vendor(catalog, devices: Devices | None) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def text(devices: Devices) -> str:
-    """What a kind's devices are, for people: "1 × mi300x-cpx", "1 × shared-gpu (a share: 12Gi memory)",
-    "1 × mi300x-cpx, else 1 × gpu.amd.com"."""
-    def one(alt: Alternative) -> str:
-        share = ", ".join(f"{q} {n}" for n, q in sorted(alt.capacity.items()))
-        return f"{alt.count} × {alt.device_class}" + (f" (a share: {share})" if share else "")
+def _article(name: str) -> str:
+    """ "an" before a vowel sound: "an MI300X", "an H100", "a W7900", "an A100"."""
+    head = name[:1].upper()
+    spelled = len(name) > 1 and name[1:2].isupper() or name[1:2].isdigit()  # read letter by letter: "em-eye"
+    return "an" if head in "AEIOU" or spelled and head in "FHLMNRSX" else "a"
 
-    return ", else ".join(one(a) for a in devices.alternatives)
+
+def _gigabytes(memory: str) -> str:
+    return f"{float(memory_bytes(memory)) / 2**30:g} GB"
+
+
+def alternative_text(alt: Alternative) -> str:
+    """One alternative for people: "1/4 of an MI300X (48 GB)", "an MI300X (192 GB)", "2 × MI300X (192 GB each)"
+    when the class says what GPU it is; else "1 × mi300x-cpx", "1 × shared-gpu (a share: 12Gi memory)"."""
+    if alt.gpu is not None:
+        size = _gigabytes(alt.memory)
+        if alt.share < 1:
+            part = f"{gpu_text(alt.share)} of {_article(alt.gpu.name)} {alt.gpu.name} ({size})"
+            return part if alt.count == 1 else f"{alt.count} × {part}"
+        return f"{_article(alt.gpu.name)} {alt.gpu.name} ({size})" if alt.count == 1 else f"{alt.count} × {alt.gpu.name} ({size} each)"
+    share = ", ".join(f"{q} {n}" for n, q in sorted(alt.capacity.items()))
+    return f"{alt.count} × {alt.device_class}" + (f" (a share: {share})" if share else "")
+
+
+def text(devices: Devices) -> str:
+    """What a kind's devices are, for people: "1/4 of an MI300X (48 GB)", "1 × shared-gpu (a share: 12Gi memory)",
+    "1/4 of an MI300X (48 GB), else 1 × gpu.amd.com"."""
+    return ", else ".join(alternative_text(a) for a in devices.alternatives)
 
 
 def _request(catalog, fullname: str, alt: Alternative) -> dict:

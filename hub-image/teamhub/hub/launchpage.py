@@ -28,6 +28,7 @@ from markupsafe import Markup
 from .. import clock
 from ..catalog import devices
 from ..catalog.access import access_of, is_admin, teams_of
+from ..catalog.model import gpu_text
 from ..values.quantities import format_cpu
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -255,8 +256,8 @@ def render(catalog, person, usage=None, previous=None, local_mode=False, budgets
         if team not in used_by:
             used_by[team] = usage(team) if usage else None
         used = getattr(used_by[team], kind) if used_by[team] else 0
-        fill(("used", team, kind), str(used))
-        fill(("left", team, kind), str(max(most - used, 0)))
+        fill(("used", team, kind), gpu_text(used))
+        fill(("left", team, kind), gpu_text(max(most - used, 0)))
     for team in page.budgeted:
         fill(("budget", team), budget_text(budgets(team) if budgets else []))
     if queue_note is not None:
