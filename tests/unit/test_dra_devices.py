@@ -235,3 +235,63 @@ def test_usage_records_and_metrics_carry_the_kind_and_its_share(tmp_path):
 def test_parts_and_shares_are_checked_against_their_gpu(tmp_path, overlay, expected):
     found = problems(tmp_path, overlay)
     assert any(expected in p for p in found), found
+
+
+def _slice(driver: str, pool: str, devs: dict) -> dict:
+    return {"spec": {"driver": driver, "pool": {"name": pool},
+                     "devices": [{"name": n, "attributes": {k: {"string": v} for k, v in a.items()}} for n, a in devs.items()]}}
+
+
+def test_validate_cluster_counts_the_published_devices_per_kind():
+    """What `teamhub validate --cluster` prints, from DeviceClasses and ResourceSlices as the API returns them."""
+    catalog = load([EXAMPLE]).catalog
+    cpx = {"type": "amdgpu-partition", "partitionProfile": "cpx", "productName": "AMD Instinct MI300X"}
+    slices = [_slice("gpu.amd.com", "node-1", {"gpu-0": {"type": "amdgpu", "productName": "AMD Instinct MI300X"},
+                                               **{f"gpu-0-cpx-{i}": cpx for i in range(4)}}),
+              _slice("gpu.amd.com", "node-2", {"gpu-0": {"gpu.amd.com/type": "amdgpu", "productName": "AMD Radeon PRO W7900"}})]
+    classes = [{"metadata": {"name": n}} for n in ("teamhub-mi300x-whole", "teamhub-mi300x-cpx", "teamhub-shared-gpu", "gpu.amd.com")]
+    assert devices.fullname({}, "teamhub") == "teamhub" and devices.fullname({}, "lab") == "lab-teamhub"
+    lines, warnings = devices.published(catalog, "teamhub", classes, slices)
+    assert lines == ["gpu-share: 1 of DeviceClass teamhub-shared-gpu (its cel not checked)",
+                     "mi300x: 1 of DeviceClass teamhub-mi300x-whole",
+                     "mi300x-quarter: 4 of DeviceClass teamhub-mi300x-cpx",
+                     "partition-or-any: 4 of DeviceClass teamhub-mi300x-cpx, else 6 of DeviceClass gpu.amd.com"]
+    assert warnings == []
+    lines, warnings = devices.published(catalog, "teamhub", classes[:2], slices[:1])
+    assert warnings == [
+        "catalog.accelerators.gpu-share: DeviceClass teamhub-shared-gpu is not on the cluster yet (the chart renders it from "
+        "catalog.deviceClasses.shared-gpu at helm upgrade)",
+        "catalog.accelerators.gpu-share: no device published in the cluster's ResourceSlices matches it, so every start of "
+        "this kind would wait for one",
+        "catalog.accelerators.partition-or-any: DeviceClass gpu.amd.com does not exist on this cluster: no start of this "
+        "kind can get a device (install the vendor's DRA driver, or name a class it installs)"]
+
+
+def test_validate_cluster_without_a_cluster_says_so(tmp_path):
+    from support import run_teamhub
+
+    config = tmp_path / "kubeconfig"
+    config.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    r = run_teamhub("validate", EXAMPLE, "--cluster", "--kubeconfig", config)
+    assert r.returncode == 2 and "teamhub: cannot read the cluster: no usable kubeconfig" in r.stderr, (r.stdout, r.stderr)
+
+
+def test_the_prepuller_reaches_the_nodes_a_dra_kind_may_run_on(tmp_path):
+    """A DRA kind is placed by the scheduler (where a device is published), not by a node selector: its image is
+    pulled on every node its tolerations allow; a kind with a nodeSelector (the driver's node label) narrows it."""
+    from teamhub.catalog.placement import placements
+
+    def group_of(catalog, ref):
+        return next(g for g in placements(catalog) if ref in {i.ref for i in g.images})
+
+    catalog = load([EXAMPLE]).catalog
+    assert group_of(catalog, catalog.images["pytorch-rocm"].ref).terms == ()  # every node: the DRA kinds may run anywhere
+    values = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    for kind in ("mi300x", "mi300x-quarter", "gpu-share", "partition-or-any"):
+        values["catalog"]["accelerators"][kind]["nodeSelector"] = {"feature.node.kubernetes.io/amd-gpu": "true"}
+        values["catalog"]["accelerators"][kind]["tolerations"] = [{"key": "amd.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    path = tmp_path / "labelled.yaml"
+    path.write_text(yaml.safe_dump(values), encoding="utf-8")
+    group = group_of(load([path]).catalog, catalog.images["pytorch-rocm"].ref)
+    assert group.terms == ({"node-type": "strix-halo"}, {"feature.node.kubernetes.io/amd-gpu": "true"})
+    assert group.tolerations == ({"key": "amd.com/gpu", "operator": "Exists", "effect": "NoSchedule"},)
