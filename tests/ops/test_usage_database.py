@@ -59,7 +59,7 @@ def check_totals(url: str) -> None:
 
 def test_sqlite_migrated_with_the_hub_database_and_totals(tmp_path):
     result = migrate.prepare({}, tmp_path)
-    assert store.migrate(result.url) == 2  # idempotent: already there
+    assert store.migrate(result.url) == 3  # idempotent: already there
     fill(result.url)
     check_totals(result.url)
     backup = backups.backup(settings.backend({}, tmp_path))
@@ -72,7 +72,7 @@ def test_postgres_migrated_backed_up_and_read_by_url(pg, tmp_path):  # noqa: F81
     pg.createdb("usage")
     env = {"TEAMHUB_DB_PASSWORD": pg.password}
     result = migrate.prepare(pg_values(pg, "usage"), tmp_path, env=env)
-    assert pg.psql("usage", "SELECT MAX(version) FROM teamhub_usage_version") == "2"
+    assert pg.psql("usage", "SELECT MAX(version) FROM teamhub_usage_version") == "3"
     fill(result.url)
     check_totals(result.url)
     s = settings.backend(pg_values(pg, "usage"), tmp_path, env)
@@ -87,6 +87,29 @@ def test_postgres_migrated_backed_up_and_read_by_url(pg, tmp_path):  # noqa: F81
     lines = r.stdout.splitlines()
     assert lines[0] == "team,resource,gpu_hours,server_hours,cpu_core_hours,sessions,failed_starts"
     assert "cv,gpu,2.0,1.0,4.0,1,0" in lines and "cv,cpu,0.0,0.0,0.0,0,1" in lines
+
+
+def quarter_gpu_hour(url: str) -> tuple:
+    """A CPX partition of an MI300X (1/4 GPU, issue 27) for an hour: the record's `gpus`, and the GPU-hours."""
+    s = store.Store(url)
+    try:
+        r = s.open(T0, server="local:erin/", person="local:erin", team="hpc", resource="gpu", accelerator="mi300x-quarter",
+                   gpus=0.25, cpu=4.0)
+        s.close(r, T0 + 3600, "stopped")
+        (row,) = s.totals(totals.Period(T0, T0 + DAY, T0 + DAY), ("team",))
+        return s.get(r)["gpus"], row["gpu_hours"]
+    finally:
+        s.dispose()
+
+
+def test_a_share_of_a_gpu_is_kept_as_its_fraction_on_sqlite(tmp_path):
+    assert quarter_gpu_hour(migrate.prepare({}, tmp_path).url) == (0.25, 0.25)
+
+
+def test_a_share_of_a_gpu_is_kept_as_its_fraction_on_postgres(pg, tmp_path):  # noqa: F811
+    pg.createdb("shares")
+    result = migrate.prepare(pg_values(pg, "shares"), tmp_path, env={"TEAMHUB_DB_PASSWORD": pg.password})
+    assert quarter_gpu_hour(result.url) == (0.25, 0.25)
 
 
 def test_cli_reads_a_file_and_explains_bad_input(tmp_path):
@@ -411,6 +434,6 @@ def test_the_daily_summaries_give_the_same_totals_as_the_records(tmp_path):
             daily.rebuild(con)  # what migration 2 makes of the same records
             assert con.execute(text(f"SELECT SUM(server_seconds) FROM {daily.DAILY}")).scalar() == pytest.approx(summed)
         engine.dispose()
-        assert store.migrate(url) == 2
+        assert store.migrate(url) == 3
     finally:
         s.dispose()

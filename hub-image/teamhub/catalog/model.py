@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from fractions import Fraction
 from types import MappingProxyType
+
+from ..values.quantities import memory_bytes
 
 
 def image_ref(name: str, tag: str | None = None, digest: str | None = None) -> str:
@@ -77,6 +80,14 @@ class Accelerator:
 
 
 @dataclass(frozen=True)
+class WholeGpu:
+    """catalog.deviceClasses.<key>.gpu: the GPU a class's devices are, or are parts of."""
+
+    name: str  # as people call it, e.g. "MI300X"
+    memory: str  # quantity text, e.g. "192Gi"
+
+
+@dataclass(frozen=True)
 class DeviceClass:
     """catalog.deviceClasses.<key>: a DeviceClass the chart renders (catalog/devices.py)."""
 
@@ -84,6 +95,8 @@ class DeviceClass:
     driver: str
     selectors: Mapping  # attribute -> str | int | bool
     cel: str | None = None
+    gpu: WholeGpu | None = None
+    memory: str | None = None  # one device's memory when it is a part of `gpu` (a partition, a MIG slice)
 
 
 @dataclass(frozen=True)
@@ -91,9 +104,17 @@ class Alternative:
     device_class: str  # a key of catalog.deviceClasses or a DeviceClass of the cluster
     count: int = 1
     capacity: Mapping = None  # capacity name -> quantity text, or None
+    share: Fraction = Fraction(1)  # of a whole GPU, per device: a part's or a capacity share's memory over the GPU's
+    gpu: WholeGpu | None = None  # the class's GPU, when the catalog says what it is
+    memory: str | None = None  # what one device gives the server: the share's, the part's or the GPU's memory
 
     def __post_init__(self):
         object.__setattr__(self, "capacity", dict(self.capacity or {}))
+
+    @property
+    def gpus(self) -> Fraction:
+        """GPUs this alternative holds: its devices, each counted as its share of a whole GPU."""
+        return self.count * self.share
 
 
 @dataclass(frozen=True)
@@ -105,24 +126,56 @@ class Devices:
 
     @property
     def count(self) -> int:
-        """Devices a server holds, for quotas: the most any alternative takes (a share counts as a device)."""
+        """Devices a server holds: the most any alternative takes."""
         return max(a.count for a in self.alternatives)
 
+    @property
+    def gpus(self) -> Fraction:
+        """GPUs a server holds, for quotas, budgets, usage and metrics: the most any alternative takes, a part or
+        a share counted as its memory's fraction of the whole GPU (docs/accelerators.md)."""
+        return max(a.gpus for a in self.alternatives)
 
-def build_devices(raw) -> Devices | None:
+
+def gpu_number(gpus) -> int | float:
+    """GPUs as a plain number (a Fraction from `Devices.gpus`, a float from JSON): int when whole."""
+    value = Fraction(gpus).limit_denominator(10000)
+    return int(value) if value.denominator == 1 else float(value)
+
+
+def gpu_text(gpus) -> str:
+    """GPUs for people: "1", "2", "1/4", "1.5" (a fraction below one as a fraction, other parts as decimals)."""
+    value = Fraction(gpus).limit_denominator(10000)
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{value.numerator}/{value.denominator}" if value < 1 and value.denominator <= 16 else f"{float(value):.3g}"
+
+
+def build_devices(raw, classes: Mapping | None = None) -> Devices | None:
     if not raw:
         return None
     if raw.get("firstAvailable"):
-        return Devices(tuple(_alternative(a) for a in raw["firstAvailable"]), True)
-    return Devices((_alternative(raw),))
+        return Devices(tuple(_alternative(a, classes or {}) for a in raw["firstAvailable"]), True)
+    return Devices((_alternative(raw, classes or {}),))
 
 
-def _alternative(raw) -> Alternative:
-    return Alternative(raw["deviceClass"], raw.get("count", 1), {k: str(v) for k, v in (raw.get("capacity") or {}).items()})
+def _alternative(raw, classes: Mapping) -> Alternative:
+    capacity = {k: str(v) for k, v in (raw.get("capacity") or {}).items()}
+    cls = classes.get(raw["deviceClass"])
+    gpu = cls.gpu if cls else None
+    if gpu is None:
+        return Alternative(raw["deviceClass"], raw.get("count", 1), capacity, memory=capacity.get("memory"))
+    memory = capacity.get("memory") or cls.memory or gpu.memory
+    share = min(Fraction(memory_bytes(memory)) / Fraction(memory_bytes(gpu.memory)), Fraction(1))
+    return Alternative(raw["deviceClass"], raw.get("count", 1), capacity, share, gpu, memory)
 
 
 def build_classes(raw) -> dict:
-    return {k: DeviceClass(k, v["driver"], dict(v.get("selectors") or {}), v.get("cel")) for k, v in (raw or {}).items()}
+    def gpu(v):
+        return WholeGpu(v["name"], str(v["memory"])) if v else None
+
+    return {k: DeviceClass(k, v["driver"], dict(v.get("selectors") or {}), v.get("cel"), gpu(v.get("gpu")),
+                           str(v["memory"]) if v.get("memory") is not None else None)
+            for k, v in (raw or {}).items()}
 
 
 @dataclass(frozen=True)
@@ -277,10 +330,11 @@ def build(values: dict) -> Catalog:
                  _pod_user(v.get("securityContext")), v.get("digest"))
         for k, v in cat["images"].items()
     }
+    classes = build_classes(cat.get("deviceClasses"))
     accelerators = {
         k: Accelerator(
             k, v["displayName"], v.get("description", ""), _gpu(v.get("gpu")), _frozen(v.get("nodeSelector")),
-            tuple(v.get("tolerations", ())), _frozen(v.get("env")), v.get("capacity"), build_devices(v.get("devices")),
+            tuple(v.get("tolerations", ())), _frozen(v.get("env")), v.get("capacity"), build_devices(v.get("devices"), classes),
         )
         for k, v in cat["accelerators"].items()
     }
@@ -347,7 +401,7 @@ def build(values: dict) -> Catalog:
         admins=frozenset(values["auth"].get("admins", ())),
         pod_user=_pod_user((values.get("singleuser") or {}).get("securityContext")),
         queue=_queue(values),
-        device_classes=_frozen(build_classes(cat.get("deviceClasses"))),
+        device_classes=_frozen(classes),
     )
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import devices
-from .model import Accelerator, Catalog, Gpu, Image, PodUser, Resource, image_ref
+from .model import Accelerator, Catalog, Gpu, Image, PodUser, Resource, gpu_number, image_ref
 
 if TYPE_CHECKING:
     from .access import Access
@@ -57,10 +57,12 @@ class Launch:
         return self.accelerator.devices if self.accelerator else None
 
     @property
-    def gpu_count(self) -> int:
+    def gpu_count(self) -> int | float:
+        """GPUs the server holds: an extended resource's count, or its devices with a part or a share counted as
+        its fraction of a whole GPU (`Devices.gpus`); a number for JSON and the database (int when whole)."""
         if self.gpu:
             return self.gpu.count
-        return self.devices.count if self.devices else 0
+        return gpu_number(self.devices.gpus) if self.devices else 0
 
     @property
     def pod_env(self) -> dict:

@@ -34,6 +34,23 @@ def cmd_validate(args) -> int:
         print(f"{files}: invalid: {n_err} error(s), {n_warn} warning(s)", file=sys.stderr)
         return 1
     print(f"{files}: valid ({len(result.catalog.resources)} resources, {len(result.catalog.teams)} teams, {n_warn} warning(s))")
+    if args.cluster:
+        return _validate_cluster(result, args)
+    return 0
+
+
+def _validate_cluster(result, args) -> int:
+    from .cluster import ClusterUnreachable, report
+
+    try:
+        lines, warnings = report(result.catalog, result.values, args.release, args.kubeconfig)
+    except ClusterUnreachable as exc:
+        print(f"teamhub: cannot read the cluster: {exc}", file=sys.stderr)
+        return 2
+    for line in lines:
+        print(f"devices published for {line}")
+    for warning in warnings:
+        print(f"warning: {warning}")
     return 0
 
 
@@ -125,6 +142,11 @@ def register(sub) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--demo", action="store_true",
                    help="check them as `teamhub demo` runs them: the demo accounts' published password hashes are allowed")
+    p.add_argument("--cluster", action="store_true",
+                   help="also read the cluster (a kubeconfig): per DRA accelerator kind, how many devices its DeviceClasses "
+                        "match in the ResourceSlices, and warn about missing DeviceClasses and kinds that match none")
+    p.add_argument("--kubeconfig", default=None, help="with --cluster: the kubeconfig (default KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--release", default="teamhub", help="with --cluster: the helm release name (names the chart's DeviceClasses)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("hash-password", help="read a password (not echoed) and print its bcrypt hash")

@@ -28,6 +28,7 @@ from markupsafe import Markup
 from .. import clock
 from ..catalog import devices
 from ..catalog.access import access_of, is_admin, teams_of
+from ..catalog.model import gpu_text
 from ..values.quantities import format_cpu
 from .quota import Usage
 
@@ -223,7 +224,7 @@ def _quota_fills(cells: tuple, counts) -> tuple:
     out: list = []
     for kind, most, used_at, left_at in cells:
         used = getattr(counts, kind) if counts else 0
-        out += ((used_at, str(used)), (left_at, str(max(most - used, 0))))
+        out += ((used_at, gpu_text(used)), (left_at, gpu_text(max(most - used, 0))))  # a DRA share counts its fraction
     return tuple(out)
 
 

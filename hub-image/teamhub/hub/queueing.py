@@ -309,7 +309,7 @@ def outlook(users) -> dict:
             if getattr(getattr(s, "teamhub_line", None), "in_line", False):
                 counts[1] += 1
             else:
-                counts[0] += int(info.get("gpus") or 0)
+                counts[0] += info.get("gpus") or 0
     return seen
 
 

@@ -2,28 +2,35 @@
 
 One `QuotaBook` lives in the hub process. A spawn reserves its place before anything is created and
 gives it back when the server stops or fails to start. Check and reserve happen under one lock with no
-await in between, so two simultaneous starts can never both take the last GPU.
+await in between, so two simultaneous starts can never both take the last GPU. GPUs are counted as
+fractions: a partition or a capacity share of a GPU holds its share (`Launch.gpu_count`), summed exactly.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from fractions import Fraction
 
 from ..catalog.access import RequestRefused
+from ..catalog.model import gpu_number, gpu_text
 
 
 @dataclass(frozen=True)
 class Hold:
     key: str  # "<username>/<server name>"
     team: str | None
-    gpus: int
+    gpus: int | float  # a share of a GPU counts as its fraction
 
 
 @dataclass(frozen=True)
 class Usage:
     servers: int
-    gpus: int
+    gpus: int | float
+
+
+def _exact(gpus) -> Fraction:
+    return Fraction(gpus or 0).limit_denominator(10000)
 
 
 class QuotaBook:
@@ -34,7 +41,7 @@ class QuotaBook:
 
     def usage(self, team: str | None) -> Usage:
         holds = [h for h in self._holds.values() if h.team == team]
-        return Usage(len(holds), sum(h.gpus for h in holds))
+        return Usage(len(holds), gpu_number(sum((_exact(h.gpus) for h in holds), Fraction(0))))
 
     def by_team(self) -> dict:
         """team -> Usage of every team that holds anything, in one pass, kept until a hold changes (the launch page
@@ -60,11 +67,11 @@ class QuotaBook:
             raise RequestRefused(403, f"The team '{name}' already runs {len(others)} of its {team.max_servers} allowed servers. "
                                       "Stop a server or try again later.")
         if team.max_gpus is not None and hold.gpus:
-            used = sum(h.gpus for h in others)
-            if used + hold.gpus > team.max_gpus:
+            used = sum((_exact(h.gpus) for h in others), Fraction(0))
+            if used + _exact(hold.gpus) > team.max_gpus:
                 left = max(team.max_gpus - used, 0)
-                raise RequestRefused(403, f"The team '{name}' uses {used} of its {team.max_gpus} GPUs; this environment needs "
-                                          f"{hold.gpus} and only {left} {'is' if left == 1 else 'are'} left. "
+                raise RequestRefused(403, f"The team '{name}' uses {gpu_text(used)} of its {team.max_gpus} GPUs; this environment "
+                                          f"needs {gpu_text(hold.gpus)} and only {gpu_text(left)} {'is' if 0 < left <= 1 else 'are'} left. "
                                           "Choose an environment without a GPU or try again later.")
 
     def reserve_now(self, catalog, hold: Hold) -> None:

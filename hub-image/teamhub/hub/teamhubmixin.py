@@ -14,6 +14,7 @@ from traitlets import Instance
 from .. import clock
 from ..auth import person_for
 from ..catalog.access import RequestRefused, check_request
+from ..catalog.model import gpu_number
 from ..catalog.placement import Launch
 from ..usage import record as usage
 from . import gpuwatch, launchlinks, queueing, refusals, sessions, stopper
@@ -197,7 +198,7 @@ class TeamhubMixin(StartWatch):  # traits declared here are configurable on the 
             self.teamhub_info = dict(info)
             self._teamhub_refused = False
             self._teamhub_started = True  # it was running before the hub restarted
-            self.teamhub.quota.restore(Hold(self.teamhub_key, info.get("team"), int(info.get("gpus") or 0)))
+            self.teamhub.quota.restore(Hold(self.teamhub_key, info.get("team"), gpu_number(info.get("gpus") or 0)))
 
     def clear_state(self):
         super().clear_state()

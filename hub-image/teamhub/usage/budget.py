@@ -61,7 +61,7 @@ def standing(s, team: str, budget, now: float, exclude: str | None = None) -> St
     return Standing(budget, used, rate)
 
 
-def _need(budget, gpus: int, cpu: float | None) -> float:
+def _need(budget, gpus: float, cpu: float | None) -> float:
     return amount(budget.kind, gpus, cpu)
 
 
@@ -116,7 +116,7 @@ async def explain(s, exc: Exhausted) -> RequestRefused:
     return RequestRefused(403, f"{exc.message} {back}. Choose an environment that does not draw on this budget, or try again later.")
 
 
-def check(s, team, gpus: int, cpu: float | None, server: str, now: float) -> float | None:
+def check(s, team, gpus: float, cpu: float | None, server: str, now: float) -> float | None:
     """Refuse (Exhausted, a 403) when a budget of `team` (a catalog.Team) this start draws on cannot give it
     MIN_SECONDS; else the capped deadline (epoch seconds) or None when no budget limits it. `s`: the hub's Store."""
     cap = None

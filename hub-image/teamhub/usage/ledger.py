@@ -44,7 +44,7 @@ class Rec:
     team: str | None
     resource: str
     accelerator: str | None
-    gpus: int
+    gpus: float  # GPUs held: a partition or a capacity share counts as its fraction of a GPU
     cpu: float | None
     started: float
     last_seen: float | None = None  # as written in the database (the metrics' counters read it)

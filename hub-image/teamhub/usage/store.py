@@ -32,6 +32,10 @@ MIGRATIONS = [
         f"CREATE INDEX IF NOT EXISTS ix_{TABLE}_team_open ON {TABLE} (team, ended)",  # a team's running servers
     ]),
     (2, ["daily"]),  # the daily summaries of closed records (usage/daily.py), filled from the records there are
+    # `gpus` is the GPUs a server holds, a partition or a capacity share counted as its fraction of a whole GPU
+    # (issue 27): a float. SQLite keeps a non-integral value in an INTEGER column as REAL, so only PostgreSQL
+    # changes the column's type.
+    (3, ["gpus-fractional"]),
 ]
 # How often a running server's `last_seen` is written: the hub polls every server every few seconds
 # (sessions.budgetCheckSeconds), and a commit per poll per server was the store's main cost. A server found gone
@@ -70,6 +74,9 @@ def migrate(url: str) -> int:
                         for create in daily.CREATE:
                             con.execute(text(create))
                         daily.rebuild(con)
+                    elif sql == "gpus-fractional":
+                        if engine.dialect.name == "postgresql":
+                            con.execute(text(f"ALTER TABLE {TABLE} ALTER COLUMN gpus TYPE DOUBLE PRECISION"))
                     else:
                         con.execute(text(sql.format(ident=ident)))
                 con.execute(text(f"INSERT INTO {VERSION_TABLE} (version) VALUES (:v)"), {"v": version})
@@ -128,7 +135,7 @@ class Store:
             else:
                 record = con.execute(text(f"INSERT INTO {TABLE} ({cols}) VALUES ({marks})"), params).lastrowid
         ledger.opened(record, Rec(params["server"], params["team"], params["resource"], params["accelerator"],
-                                  int(params["gpus"] or 0), params["cpu"], now))
+                                  params["gpus"] or 0, params["cpu"], now))
         return record
 
     def seen(self, record: int, now: float) -> None:

@@ -52,6 +52,37 @@ def cel_problem(expression: str) -> str | None:
     return None
 
 
+def _bytes(value):
+    from .quantities import memory_bytes
+
+    return memory_bytes(value) if value is not None else None
+
+
+def _part_problems(path: tuple, cls: dict) -> list[Problem]:
+    """A class's `memory` is a part of its `gpu`: it needs one, and cannot be more than the whole."""
+    part, whole = _bytes(cls.get("memory")), _bytes(_map(cls.get("gpu")).get("memory"))
+    if part is None:
+        return []
+    if not cls.get("gpu"):
+        return [Problem("error", path + ("memory",), "memory is what one part of a GPU has: say which GPU it is a part of "
+                                                     "with gpu: {name: ..., memory: ...}")]
+    if whole is not None and part > whole:
+        return [Problem("error", path + ("memory",), f"a part of {cls.get('memory')} cannot be bigger than its whole GPU's "
+                                                     f"{_map(cls.get('gpu')).get('memory')}")]
+    return []
+
+
+def _share_problems(path: tuple, alt: dict, cls: dict) -> list[Problem]:
+    """A capacity share of memory bigger than one device of the class could never be allocated."""
+    share = _bytes(_map(alt.get("capacity")).get("memory"))
+    device = cls.get("memory") if cls.get("memory") is not None else _map(cls.get("gpu")).get("memory")
+    if share is not None and _bytes(device) is not None and share > _bytes(device):
+        return [Problem("error", path + ("capacity", "memory"), (
+            f"a share of {_map(alt.get('capacity')).get('memory')} is more than the {device} one device of "
+            f"'{alt.get('deviceClass')}' has: no start could ever get it"))]
+    return []
+
+
 def problems(data: dict) -> list[Problem]:
     cat = _map(data.get("catalog"))
     classes, accs = _map(cat.get("deviceClasses")), _map(cat.get("accelerators"))
@@ -74,12 +105,14 @@ def problems(data: dict) -> list[Problem]:
             if not isinstance(ref, str):
                 continue
             used.add(ref)
+            out += _share_problems(path, alt, _map(classes.get(ref)))
             if ref not in classes and "." not in ref:
                 close = difflib.get_close_matches(ref, list(classes), n=1, cutoff=0.6)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 out.append(Problem("warning", path + ("deviceClass",), (
                     f"'{ref}' is not a key of catalog.deviceClasses, so it must be a DeviceClass the cluster already has{hint}")))
     for key, cls in classes.items():
+        out += _part_problems(("catalog", "deviceClasses", key), _map(cls))
         cel = _map(cls).get("cel")
         if isinstance(cel, str) and cel.strip():
             why = cel_problem(cel)
