@@ -56,8 +56,10 @@ sys.path.insert(0, str(HERE))
 import classday_model as model  # noqa: E402
 from classday_model import ARRIVE, CULLED, DAY_END, END, GAVE_UP, IDLE, READY, REFUSED, STOPPED, Day, Event, Person  # noqa: E402
 from cluster import course  # noqa: E402
+from cluster import hub as cluster_hub  # noqa: E402
 from cluster.access import Cluster  # noqa: E402
 from cluster.chart import CHART, RELEASE  # noqa: E402
+from cluster.chart import VALUES as TIER_VALUES  # noqa: E402
 from cluster.hub import ClusterHub, people_overlay  # noqa: E402
 from shipped import shipped_venv  # noqa: E402
 
@@ -85,7 +87,7 @@ class Run:
         return minutes * self.scale
 
 
-QUICK = Day(students=16, gpus=3, minutes=150.0, peak_before_deadline=40.0, work_median=25.0, idle_minutes=(30.0, 90.0),
+QUICK = Day(students=16, gpus=4, minutes=120.0, peak_before_deadline=40.0, work_median=25.0, idle_minutes=(30.0, 90.0),
             patience=60.0)
 
 
@@ -106,11 +108,9 @@ def values(run: Run, policy: str, namespace: str, prometheus: str | None) -> dic
     out = {
         "catalog": {
             "accelerators": {KIND: kind},
-            "resources": {**dict.fromkeys(OTHER_RESOURCES), RESOURCE: {"displayName": "Course notebook on a GPU", "image": "pytorch-rocm",
+            "resources": {RESOURCE: {"displayName": "Course notebook on a GPU", "image": "pytorch-rocm",
                                      "cpu": {"request": 2}, "memory": {"request": "8Gi"}, "accelerators": [KIND]}},
-            # The tier's other GPU resources and teams would only be in the way (a fixed `gpu` or a quota.maxGpus is
-            # refused with the queue on): helm drops a key set to null.
-            "teams": {TEAM: team, **dict.fromkeys(OTHER_TEAMS)},
+            "teams": {TEAM: team},
         },
         # The open tab keeps a notebook "active" for JupyterHub: today's activity rule never stops it, so it is off.
         "sessions": {"idleCullMinutes": 0, "defaultMinutes": 480, "maxMinutes": 480},
@@ -130,10 +130,33 @@ def values(run: Run, policy: str, namespace: str, prometheus: str | None) -> dic
     return out
 
 
-def apply_queue_objects(cluster: Cluster, overlay: Path) -> list[dict]:
+def base_values(path: Path) -> Path:
+    """config/values.yaml without its other GPU resources and teams: they would only be in the way (with the queue on
+    a fixed `gpu` or a quota.maxGpus is refused), and no overlay can remove them (helm merges files key by key)."""
+    values = yaml.safe_load(TIER_VALUES[0].read_text())
+    for key in OTHER_RESOURCES:
+        values["catalog"]["resources"].pop(key, None)
+    for key in OTHER_TEAMS:
+        values["catalog"]["teams"].pop(key, None)
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return path
+
+
+@contextlib.contextmanager
+def tier_values(base: Path):
+    """ClusterHub renders the chart with the tier's values files (cluster.hub's VALUES) under its overlays: here
+    with `base` in place of config/values.yaml."""
+    saved = cluster_hub.VALUES
+    cluster_hub.VALUES = (base, *TIER_VALUES[1:])
+    try:
+        yield
+    finally:
+        cluster_hub.VALUES = saved
+
+
+def apply_queue_objects(cluster: Cluster, base: Path, overlay: Path) -> list[dict]:
     """The chart's Kueue objects for these values (ResourceFlavor, Cohort, ClusterQueue, LocalQueue), applied."""
-    rendered = cluster.helm("helm3", "template", RELEASE, CHART, "-n", QUEUE_NAMESPACE, "-f", ROOT / "config" / "values.yaml",
-                            "-f", overlay, "--api-versions", KUEUE_API, "--show-only", "templates/queue/kueue.yaml").stdout
+    rendered = cluster.helm("helm3", "template", RELEASE, CHART, "-n", QUEUE_NAMESPACE, "-f", base, "-f", overlay, "--api-versions", KUEUE_API, "--show-only", "templates/queue/kueue.yaml").stdout
     cluster.kubectl("apply", "-f", "-", input=rendered)
     return [d for d in yaml.safe_load_all(rendered) if d]
 
@@ -259,10 +282,11 @@ class Replay:
             self.stop(p)  # still waiting in line: the person leaves it
             self.record(p, END, reason=GAVE_UP)
             return
-        self.record(p, READY, at=self.servers.ready_at.get(self.user(p), self.now()))
+        ready = self.servers.ready_at.get(self.user(p), self.now())
+        self.record(p, READY, at=ready)
         pod = self.pod_of(p)
         self.gpu(pod, BUSY)
-        busy_until = self.now() + p.work
+        busy_until = ready + p.work
         if self.hold(p, min(busy_until, self.day.minutes)):
             self.record(p, END, reason=CULLED)
             self.gpu(pod, None)
@@ -283,9 +307,12 @@ class Replay:
         client, name = self.clients[p.name], self.user(p)
         while True:
             r = client.post(f"/users/{name}/server", json=LAUNCH, timeout=120)
-            if r.status_code != 429:
+            if r.status_code == 429:  # the hub's start throttle: not a GPU refusal
+                time.sleep(float(r.headers.get("Retry-After", "2")))
+            elif r.status_code == 400 and "pending" in r.text:  # the last failed start still being cleaned up
+                time.sleep(0.5)
+            else:
                 break
-            time.sleep(float(r.headers.get("Retry-After", "2")))  # the hub's start throttle: not a GPU refusal
         if r.status_code not in (201, 202):
             self.refused(r.text)
             return REFUSED
@@ -365,6 +392,8 @@ def probe_start(hub: ClusterHub, client: httpx.Client, name: str) -> float:
     hub.wait_ready(client, name, timeout=120)
     took = time.monotonic() - began
     client.delete(f"/users/{name}/server", timeout=120)
+    hub.cluster.plane.wait_until(lambda: not client.get(f"/users/{name}").json().get("servers")
+                                 and not user_pods(hub.cluster, hub.namespace), 120, "the probe's server gone")
     return took
 
 
@@ -377,12 +406,14 @@ def play_policy(cluster: Cluster, run: Run, policy: str, state: Path, venv: Path
     extra.write_text(yaml.safe_dump(values(run, policy, namespace, prometheus)))
     accounts = {p.name: [TEAM] for p in people} | {"probe": [TEAM], "admin": [TEAM]}
     overlay = people_overlay(state / "people.yaml", accounts, yaml.safe_load(extra.read_text()), admins=("admin",))
+    base = base_values(state / "base.yaml")
     if policy != "today":
-        objects = apply_queue_objects(cluster, overlay)
+        objects = apply_queue_objects(cluster, base, overlay)
         cluster.plane.wait_until(lambda: queues_active(cluster, objects), 90, "the day's queues Active")
     clock = state / "clock"
     clock.write_text("0")
-    hub = ClusterHub(cluster, namespace, venv, state, overlays=(overlay,), extra_env={"TEAMHUB_TEST_CLOCK_FILE": str(clock)})
+    with tier_values(base):
+        hub = ClusterHub(cluster, namespace, venv, state, overlays=(overlay,), extra_env={"TEAMHUB_TEST_CLOCK_FILE": str(clock)})
     hub.start(timeout=180)
     try:
         def token(name: str) -> str:
@@ -401,6 +432,8 @@ def play_policy(cluster: Cluster, run: Run, policy: str, state: Path, venv: Path
         with contextlib.suppress(Exception):
             stop_everyone(hub, people)
         hub.stop()
+        cluster.kubectl("delete", "pods", "-n", namespace, "-l", "app.kubernetes.io/component=singleuser-server",
+                        "--wait=false", check=False)
         cluster.plane.wait_until(lambda: not user_pods(cluster, namespace), 120, f"{policy}: every user pod gone")
         if exporter is not None:
             exporter.clear()
@@ -418,14 +451,14 @@ def stop_everyone(hub: ClusterHub, people: list[Person]) -> None:
 # --- main -------------------------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 16 students, 3 GPUs, 150 simulated minutes")
-    parser.add_argument("--scale", type=float, default=None, help="real seconds per simulated minute (default 0.4; quick 0.3)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 16 students, 4 GPUs, 120 simulated minutes")
+    parser.add_argument("--scale", type=float, default=None, help="real seconds per simulated minute (default 0.4; quick 0.25)")
     parser.add_argument("--seed", type=int, default=Day.seed)
     parser.add_argument("--policies", default=",".join(POLICIES), help=f"which of {', '.join(POLICIES)}")
     parser.add_argument("--keep", action="store_true", help="keep the state directory (hub logs) and print it")
     args = parser.parse_args()
     day = replace(QUICK if args.quick else Day(), seed=args.seed)
-    run = Run(day, args.scale or (0.3 if args.quick else 0.4))
+    run = Run(day, args.scale or (0.25 if args.quick else 0.4))
     policies = [p for p in args.policies.split(",") if p]
     unknown = set(policies) - set(POLICIES)
     if unknown:
@@ -489,9 +522,48 @@ def start_kueue(cluster: Cluster, directory: Path):
     return kueue
 
 
+class GpuUse:
+    """What the replay tells the GPU exporter (tests/cluster/gpuexporter.py, AMD's series: the day's kind is an
+    amd.com/gpu): a pod's utilisation, or None when its series end."""
+
+    def __init__(self, exporter):
+        self.exporter = exporter
+        self.pods: set = set()
+        self.lock = threading.Lock()
+
+    def set(self, namespace: str, pod: str, percent: float | None) -> None:
+        with self.lock:
+            if percent is None:
+                self.exporter.forget(namespace, pod)
+                self.pods.discard((namespace, pod))
+            else:
+                self.exporter.amd(namespace, pod, percent)
+                self.pods.add((namespace, pod))
+
+    def clear(self) -> None:
+        for namespace, pod in list(self.pods):
+            self.set(namespace, pod, None)
+
+    def stop(self) -> None:
+        self.exporter.stop()
+
+
 def start_gpu_metrics(directory: Path):
-    """(Prometheus, exporter) or None when this tree has no Prometheus build or test exporter yet."""
-    return None
+    """(Prometheus, GpuUse) scraping the test exporter every second, or None when this tree has no Prometheus build
+    or no test exporter yet (scripts/setup.sh, tests/cluster/gpuexporter.py: issue 28's tests)."""
+    try:
+        from cluster.gpuexporter import GpuExporter, Prometheus, prometheus_binary
+
+        prometheus_binary()
+    except (ImportError, FileNotFoundError) as exc:
+        print(f"queue-cull left out: {exc}", file=sys.stderr)
+        return None
+    exporter = GpuExporter().start()
+    try:
+        return Prometheus(directory, [exporter.target]).start(), GpuUse(exporter)
+    except BaseException:
+        exporter.stop()
+        raise
 
 
 if __name__ == "__main__":
