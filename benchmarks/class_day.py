@@ -2,9 +2,9 @@
 `.venv/bin/python benchmarks/class_day.py [--quick] [--policies today,queue,queue-cull]`.
 
 The day (benchmarks/classday_model.py, fixed seed: the same people for every policy): 60 students, 8 GPUs of one
-kind (a kwok node of its own), 6 simulated hours before a deadline, arrivals peaking ~75 min before it, each
-computing 10-150 min once the notebook runs, 40 % of them leaving the notebook open with the GPU idle for 1-3 h.
-The clock is compressed: one simulated minute is `--scale` real seconds (0.4 by default), and every duration the
+kind (a kwok node of its own), 4 simulated hours before a deadline, arrivals peaking ~60 min before it, each
+computing 10-150 min (median 25) once the notebook runs, 40 % of them leaving the notebook open with the GPU idle for 1-3 h.
+The clock is compressed: one simulated minute is `--scale` real seconds (0.6 by default), and every duration the
 hub judges (GPU idle window, warning) is given in real minutes at that scale. The hub runs with the test clock
 file (TEAMHUB_TEST_CLOCK_FILE, offset 0), so it checks sessions and the culler runs every second instead of
 every minute, as tests/cluster does.
@@ -452,13 +452,13 @@ def stop_everyone(hub: ClusterHub, people: list[Person]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: 16 students, 4 GPUs, 120 simulated minutes")
-    parser.add_argument("--scale", type=float, default=None, help="real seconds per simulated minute (default 0.4; quick 0.25)")
+    parser.add_argument("--scale", type=float, default=None, help="real seconds per simulated minute (default 0.6; quick 0.25)")
     parser.add_argument("--seed", type=int, default=Day.seed)
     parser.add_argument("--policies", default=",".join(POLICIES), help=f"which of {', '.join(POLICIES)}")
     parser.add_argument("--keep", action="store_true", help="keep the state directory (hub logs) and print it")
     args = parser.parse_args()
     day = replace(QUICK if args.quick else Day(), seed=args.seed)
-    run = Run(day, args.scale or (0.25 if args.quick else 0.4))
+    run = Run(day, args.scale or (0.25 if args.quick else 0.6))
     policies = [p for p in args.policies.split(",") if p]
     unknown = set(policies) - set(POLICIES)
     if unknown:

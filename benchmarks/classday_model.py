@@ -27,11 +27,11 @@ STOPPED, CULLED, DAY_END, GAVE_UP = "stopped", "culled", "day-end", "gave-up"
 class Day:
     students: int = 60
     gpus: int = 8
-    minutes: float = 360.0  # the evening before a deadline, which is at its end
+    minutes: float = 240.0  # the evening before a deadline, which is at its end
     seed: int = 20261207
-    peak_before_deadline: float = 75.0  # minutes: when most arrive
+    peak_before_deadline: float = 60.0  # minutes: when most arrive
     peaked_share: float = 0.75  # the rest arrive uniformly over the day
-    work_median: float = 35.0  # minutes of computing once the notebook runs (lognormal)
+    work_median: float = 25.0  # minutes of computing once the notebook runs (lognormal)
     work_spread: float = 0.6  # its sigma
     idle_share: float = 0.4  # leave the GPU idle afterwards...
     idle_minutes: tuple = (60.0, 180.0)  # ...for this long (uniform) before closing the notebook

@@ -36,10 +36,9 @@ def test_people_arrive_within_the_day_peaking_before_the_deadline():
     assert [p.arrive for p in people] == sorted(p.arrive for p in people)
     assert all(0 <= p.arrive < DAY.minutes - 10 + 1e-9 for p in people)
     assert all(10 <= p.work <= 150 for p in people)
-    # more arrive in the 2 hours before the deadline than in the first 2 hours of the day
-    late = sum(p.arrive >= DAY.minutes - 120 for p in people)
-    early = sum(p.arrive < 120 for p in people)
-    assert late > 2 * early
+    # the hour around the peak sees more than twice as many arrivals as the day's first hour
+    peak = DAY.minutes - DAY.peak_before_deadline
+    assert sum(peak - 30 <= p.arrive < peak + 30 for p in people) > 2 * sum(p.arrive < 60 for p in people)
     idle = [p for p in people if p.idle_after]
     assert 0.2 * DAY.students <= len(idle) <= 0.6 * DAY.students
     assert all(DAY.idle_minutes[0] <= p.idle_after <= DAY.idle_minutes[1] for p in idle)
