@@ -485,8 +485,13 @@ def main() -> None:
                 else:
                     prometheus, exporter = gpu_metrics
             for policy in policies:
-                figures, baseline, refusals = play_policy(cluster, run, policy, tmp / policy, venv,
-                                                          prometheus and prometheus.url, exporter)
+                try:
+                    figures, baseline, refusals = play_policy(cluster, run, policy, tmp / policy, venv,
+                                                              prometheus and prometheus.url, exporter)
+                except Exception as exc:  # the other policies' figures still count; this one is reported
+                    notes.append(f"{policy}: not measured, the replay failed: {exc!r}"[:2000])
+                    print(notes[-1], file=sys.stderr, flush=True)
+                    continue
                 rows.append(model.row(policy, figures))
                 notes.append(f"{policy}: an uncontended start took {baseline:.1f} s = {baseline / run.scale:.0f} simulated "
                              "min (in every wait)" + (f"; the hub's refusal: {refusals[0]!r}" if refusals else ""))
