@@ -154,9 +154,9 @@ def test_missing_image_stops_within_seconds(hub):
                f"The image {MISSING_IMAGE} for 'Unpublished notebook' cannot be used: the registry does not have it.")
 
 
-def test_fail_fast_answers_the_rest_api_with_500_and_the_sentence(hub):
-    """JupyterHub's convention, kept for clients (docs/architecture.md): a start that fails while the
-    request waits answers 500 with the sentence in `message`."""
+def test_fail_fast_answers_the_rest_api_with_503_and_the_sentence(hub):
+    """A start that finds no room while the request waits answers 503 (the cluster cannot place it: not a hub
+    fault) with the sentence in `message` (docs/architecture.md)."""
     client = hub.login("bob", "bob-demo-pass")
     api = hub.api(hub.token(client, "local:bob"))
     r = api.post("/users/local:bob/server", json={"resource": "course-nlp"}, timeout=30)
@@ -164,7 +164,7 @@ def test_fail_fast_answers_the_rest_api_with_500_and_the_sentence(hub):
         event = spawn_outcome(hub, client, "local:bob")
         message = event["message"].removeprefix("Spawn failed: ")
     else:
-        assert r.status_code == 500, r.text
+        assert r.status_code == 503, r.text
         message = r.json()["message"]
     assert message.startswith("No node in this cluster offers the NVIDIA GPU that 'NLP course' needs"), message
 

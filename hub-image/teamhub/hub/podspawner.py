@@ -21,8 +21,9 @@ from .spawnerrors import spawn_failed
 from .teamhubmixin import TeamhubMixin
 
 LABEL_PREFIX = "teamhub.dev"
-# A fail-fast verdict's stage -> the reason in JupyterHub's spawn metric (spawnerrors.REASONS).
-FAILFAST_REASONS = {"scheduling": "failed-unschedulable", "pulling": "failed-image"}
+# A fail-fast verdict's stage -> the reason in JupyterHub's spawn metric (spawnerrors.REASONS) and the HTTP status:
+# no room for the pod now is 503 (the cluster is full or lacks the GPU: not the hub failing), the rest 500.
+FAILFAST_REASONS = {"scheduling": ("failed-unschedulable", 503), "pulling": ("failed-image", 500)}
 
 # Pod Security "restricted" (docs/chart.md asks namespaces to enforce it): fixed for every server. Only the
 # uid/gid/fsGroup vary, per launch (resource over image over singleuser.securityContext).
@@ -194,7 +195,8 @@ class TeamhubKubeSpawner(TeamhubMixin, DryRunAdmission, KubeSpawner):
             verdict = watch.result()
             start.cancel()
             self.log.warning("Stopping the spawn of %s early: %s", self.teamhub_key, verdict.message)
-            raise spawn_failed(verdict.message, reason=FAILFAST_REASONS.get(verdict.stage, "failed"))
+            reason, status = FAILFAST_REASONS.get(verdict.stage, ("failed", 500))
+            raise spawn_failed(verdict.message, reason=reason, status_code=status)
         finally:
             watch.cancel()
             queueing.leave(self.teamhub_line)  # up, failed or stopped: out of line
