@@ -269,7 +269,7 @@ def test_stop_while_adopted_in_line_ends_jupyterhubs_check_instead_of_a_500():
         return handled
 
     assert asyncio.run(stop())
-    assert seen["http_timeout"] < 1 and spawner.http_timeout == 30 and not spawner.teamhub_leave_asked
+    assert seen["http_timeout"] == 1 and spawner.http_timeout == 30 and not spawner.teamhub_leave_asked
     admitted = SimpleNamespace(pending="check", teamhub_line=None, http_timeout=30, server=object())
     assert not asyncio.run(queueing.leave_adopted(admitted))
     starting = SimpleNamespace(pending="spawn", teamhub_line=queueing.Line("cv-course", "strix-halo", "x", 60, 300))

@@ -391,7 +391,7 @@ async def leave_adopted(spawner, timeout: float = ADOPTED_STOP_WAIT) -> bool:
     if not adopting_in_line(spawner):
         return False
     saved = spawner.http_timeout
-    spawner.http_timeout, spawner.teamhub_leave_asked = 0.5, True
+    spawner.http_timeout, spawner.teamhub_leave_asked = 1, True  # an Integer trait: the shortest
     deadline = time.monotonic() + timeout
     try:
         while spawner.pending and time.monotonic() < deadline:
