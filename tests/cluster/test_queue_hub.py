@@ -308,3 +308,115 @@ def test_a_borrowed_gpu_is_never_taken_back_and_a_team_at_its_cap_waits(hub):
     wait_for(lambda: states(hub, {p: apis[p] for p in expected}) == expected,
              f"the free GPU to cv-course, vision-lab at its cap: {expected}", WAIT)
     assert place_shown(apis["fay"], "fay", "in line") == "You are 1st in line for AMD Radeon 8060S (team vision-lab: 1 of 1 in use)."
+
+
+def test_the_waiting_page_shows_the_place_in_a_browser(hub):
+    """dan's progress page as he sees it in Debian's chromium while he waits behind ann (ben and cat run): his place
+    and his team's GPUs in use. A picture for people (README): test-output/queue-waiting.png."""
+    from browser.browserkit import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+    from playwright.sync_api import sync_playwright
+
+    stop_everyone(hub)
+    apis = start_in_order(hub, ["ben", "cat", "ann", "dan"])
+    expected = {"ben": "running", "cat": "running", "ann": "waiting", "dan": "waiting"}
+    wait_for(lambda: states(hub, apis) == expected, f"two running, two waiting: {expected}", WAIT)
+    sentence = "You are 2nd in line for AMD Radeon 8060S (team cv-course: 2 of 2 in use)."
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_context(viewport={"width": 1366, "height": 768}).new_page()
+        try:
+            page.set_default_timeout(WAIT * 1000)
+            page.goto(f"{hub.url}/hub/login")
+            page.fill("#username_input", "dan")
+            page.fill("#password_input", "dan-demo-pass")
+            page.click("#login_submit")
+            page.wait_for_url(lambda url: "/hub/login" not in url)
+            page.goto(f"{hub.url}/hub/spawn-pending/local%3Adan")
+            page.locator("#progress-message", has_text=sentence).wait_for()
+            page.screenshot(path=str(ARTIFACTS / "queue-waiting.png"), full_page=True)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "queue-waiting-failed.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+    stop_everyone(hub)
+
+
+def test_a_hub_restart_while_two_wait_loses_neither_place_and_stop_still_works(hub):
+    """ben and cat run, ann and dan wait; the hub restarts. dan presses Stop while still waiting (JupyterHub is still
+    checking his server: this was an HTTP 500 until admission); his pod and Workload go. ben stops and ann, first in
+    line, comes up on the pod she had."""
+    stop_everyone(hub)
+    apis = start_in_order(hub, ["ben", "cat", "ann", "dan"])
+    expected = {"ben": "running", "cat": "running", "ann": "waiting", "dan": "waiting"}
+    wait_for(lambda: states(hub, apis) == expected, f"two running, two waiting: {expected}", WAIT)
+    waiting = uids(hub, ("ann", "dan"))
+    running = uids(hub, ("ben", "cat"))
+
+    hub.stop_hub()
+    hub.start()
+    assert uids(hub, ("ann", "dan")) == waiting and all(gated(pod_of(hub, p)) for p in waiting)
+    assert uids(hub, ("ben", "cat")) == running
+
+    apis = {p: api_of(hub, p) for p in apis}  # tokens outlive the restart; fresh clients all the same
+    stop(apis["dan"], "dan")
+    wait_for(lambda: pod_of(hub, "dan") is None, "dan's pod gone", WAIT)
+    wait_for(lambda: not [w for w in workloads(hub) if any(o.get("uid") == waiting["dan"]
+                                                           for o in w["metadata"].get("ownerReferences", []))],
+             "dan's Workload gone", WAIT)
+    wait_for(lambda: not server(apis["dan"], "dan"), "dan's server stopped", WAIT)
+    assert uids(hub, ("ann",)) == {"ann": waiting["ann"]} and gated(pod_of(hub, "ann"))
+
+    stop(apis["ben"], "ben")
+    wait_for(lambda: server(apis["ann"], "ann").get("ready") and not gated(pod_of(hub, "ann")), "ann admitted and up", WAIT)
+    assert pod_of(hub, "ann")["metadata"]["uid"] == waiting["ann"]  # the same pod: her place was kept
+    assert uids(hub, ("cat",)) == {"cat": running["cat"]}
+    stop_everyone(hub)
+
+
+def test_a_wait_past_max_wait_minutes_ends_with_a_sentence(hub):
+    """ben and cat run, ann waits; the hub's clock moves past queue.maxWaitMinutes: ann's start ends with the sentence
+    and her pod leaves the line."""
+    apis = start_in_order(hub, ["ben", "cat", "ann"])
+    expected = {"ben": "running", "cat": "running", "ann": "waiting"}
+    wait_for(lambda: states(hub, apis) == expected, f"two running, one waiting: {expected}", WAIT)
+    try:
+        hub.clock.write_text(str((MAX_WAIT_MINUTES + 1) * 60))
+        event = outcome(hub, "ann")
+    finally:
+        hub.clock.write_text("0")
+    assert event.get("failed"), event
+    assert "No AMD Radeon 8060S GPU came free for team cv-course within 45 minutes (queue.maxWaitMinutes)" in event["message"], event
+    wait_for(lambda: pod_of(hub, "ann") is None, "ann's pod gone", WAIT)
+    assert states(hub, {p: apis[p] for p in ("ben", "cat")}) == {"ben": "running", "cat": "running"}
+    stop_everyone(hub)
+
+
+def test_with_kueue_down_a_gpu_start_gets_a_sentence_and_a_cpu_start_runs(hub):
+    """Kueue's manager stopped (its webhooks, failing closed, stay): a GPU start ends with the sentence and leaves no
+    pod; a CPU server in the same namespace starts as usual. Kueue back: GPU starts work again."""
+    from teamhub.hub.queueing import KUEUE_DOWN
+
+    hub.kueue.pause()
+    try:
+        hub.cluster.top_up_volumes(free=4)
+        ann = api_of(hub, "ann")
+        r = ann.post("/users/local:ann/server", json=GPU, timeout=60)
+        # A start that fails within JupyterHub's slow_spawn_timeout is answered with its sentence (JupyterHub's 500
+        # for a failed start, spawnerrors.py); a later failure ends the progress stream with it.
+        said = r.json().get("message", "") if r.status_code == 500 else outcome(hub, "ann").get("message", "")
+        assert r.status_code in (202, 500) and KUEUE_DOWN in said, (r.status_code, r.text[:500], said)
+        assert pod_of(hub, "ann") is None
+        ben = api_of(hub, "ben")
+        r = ben.post("/users/local:ben/server", json=CPU, timeout=60)
+        assert r.status_code in (201, 202), r.text[:500]
+        hub.wait_ready(ben, "local:ben", WAIT)
+        assert "kueue.x-k8s.io/queue-name" not in pod_of(hub, "ben")["metadata"]["labels"]
+        stop(ben, "ben")
+        wait_for(lambda: pod_of(hub, "ben") is None, "ben's CPU pod gone", WAIT)
+    finally:
+        hub.kueue.resume()
+    apis = start_in_order(hub, ["ann"])
+    wait_for(lambda: states(hub, apis) == {"ann": "running"}, "ann's GPU server running with Kueue back", WAIT)
+    stop_everyone(hub)
