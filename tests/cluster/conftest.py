@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from .access import Cluster
+from .kueue import Kueue
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +23,16 @@ def namespace(cluster, request):
     name = cluster.new_namespace(request.node.name)
     yield name
     cluster.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def kueue(cluster, tmp_path_factory):
+    """Kueue's real manager for the session, queueing the pods of the namespaces it hands out
+    (`kueue.managed_namespace`); stopped (webhooks first: they fail closed) with the control plane."""
+    manager = Kueue(cluster, tmp_path_factory.mktemp("kueue"))
+    try:
+        manager.start()
+        yield manager
+    finally:
+        problems = manager.stop()
+        assert not problems, problems

@@ -151,6 +151,9 @@ class ControlPlane:
 
         policy = self.dir / "audit-policy.yaml"
         policy.write_text(yaml.safe_dump(AUDIT_POLICY))
+        # The aggregation layer (Kueue's visibility API is an APIService): the API server proxies with this client
+        # certificate and the caller's identity in headers, which the extension server trusts from this CA.
+        front_proxy = self.pki.client("front-proxy", "front-proxy-client")
         apiserver = self._run("kube-apiserver", [
             "kube-apiserver", f"--etcd-servers=http://127.0.0.1:{etcd_port}",
             f"--bind-address={self.api_address}", f"--advertise-address={self.api_address}", f"--secure-port={api_port}",
@@ -170,6 +173,10 @@ class ControlPlane:
             "--enable-admission-plugins=NodeRestriction,PodSecurity",
             f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}", "--audit-log-format=json",
             "--audit-log-maxbackup=1", "--audit-log-maxsize=200",
+            f"--requestheader-client-ca-file={self.pki.ca.cert}", "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={front_proxy.cert}", f"--proxy-client-key-file={front_proxy.key}",
             "--profiling=false", "--v=1"])
         admin = self.pki.client("admin", "teamhub-test-admin", "system:masters")
         kubeconfig(self.admin_kubeconfig, self.server, self.pki.ca.cert,

@@ -26,11 +26,24 @@ from .singleuser import SingleUserServers
 HUB_OBJECTS = ("templates/hub/secrets.yaml", "templates/hub/values-secret.yaml", "templates/hub/rbac.yaml")
 
 
-def rendered(cluster: Cluster, namespace: str, overlays, show: tuple) -> list[dict]:
-    values = [a for v in (*VALUES, *overlays) for a in ("-f", v)]
+VAP = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+
+
+def rendered(cluster: Cluster, namespace: str, overlays, show: tuple, base=VALUES) -> list[dict]:
+    values = [a for v in (*base, *overlays) for a in ("-f", v)]
     shown = [a for s in show for a in ("--show-only", s)]
-    out = cluster.helm("helm3", "template", RELEASE, CHART, "-n", namespace, *values, *shown).stdout
+    out = cluster.helm("helm3", "template", RELEASE, CHART, "-n", namespace, *values, *shown, "--kube-version", "1.37.2",
+                       "--api-versions", VAP).stdout
     return [d for d in yaml.safe_load_all(out) if d]
+
+
+def apply(cluster: Cluster, namespace: str, docs: list[dict]) -> None:
+    """Apply rendered objects as helm install would: in `namespace` unless they name their own (singleuser.namespace)."""
+    by_namespace: dict = {}
+    for doc in docs:
+        by_namespace.setdefault(doc["metadata"].get("namespace", namespace), []).append(doc)
+    for ns, group in by_namespace.items():
+        cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump_all(group))
 
 
 def container_env(cluster: Cluster, namespace: str, deployment: dict) -> dict:
@@ -53,15 +66,18 @@ def container_env(cluster: Cluster, namespace: str, deployment: dict) -> dict:
 class ClusterHub(HubProcess):
     """A HubProcess in kubernetes mode: `.url` is the proxy's public address."""
 
-    def __init__(self, cluster: Cluster, namespace: str, venv: Path, state: Path, overlays=(), extra_env=None):
+    def __init__(self, cluster: Cluster, namespace: str, venv: Path, state: Path, overlays=(), extra_env=None,
+                 base=VALUES, show=()):
+        """`base`: the values files under the overlays; `show`: more chart templates to apply (e.g. the admission
+        policy). With singleuser.namespace in the values, user servers are followed in that namespace."""
         self.cluster, self.namespace = cluster, namespace
-        objects = rendered(cluster, namespace, overlays, (*HUB_OBJECTS, "templates/hub/deployment.yaml"))
+        objects = rendered(cluster, namespace, overlays, (*HUB_OBJECTS, "templates/hub/deployment.yaml", *show), base)
         deployment = next(o for o in objects if o["kind"] == "Deployment")
-        manifest = yaml.safe_dump_all([o for o in objects if o["kind"] != "Deployment"])
-        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
+        apply(cluster, namespace, [o for o in objects if o["kind"] != "Deployment"])
         super().__init__(Path(state) / "values.yaml", state, venv=venv)
         values_secret = next(o for o in objects if o["kind"] == "Secret" and "values.yaml" in o.get("stringData", {}))
         self.values.write_text(values_secret["stringData"]["values.yaml"])
+        self.users_namespace = (yaml.safe_load(values_secret["stringData"]["values.yaml"]).get("singleuser") or {}).get("namespace") or namespace
         env = container_env(cluster, namespace, deployment)
         self.chart_env = dict(env)
         env.update({"TEAMHUB_VALUES": str(self.values), "TEAMHUB_DATA_DIR": str(self.state / "data"),
@@ -80,7 +96,7 @@ class ClusterHub(HubProcess):
                          "TEAMHUB_HUB_CONNECT_URL": f"http://127.0.0.1:{self.hub_port}",
                          "TEAMHUB_PROXY_API_URL": f"http://127.0.0.1:{self.proxy_api}"})
         self.proxy: subprocess.Popen | None = None
-        self.servers = SingleUserServers(cluster.api, namespace, self.hub_api_url, self.state / "servers")
+        self.servers = SingleUserServers(cluster.api, self.users_namespace, self.hub_api_url, self.state / "servers")
 
     def start(self, timeout: float = 90) -> ClusterHub:
         if self.proxy is None or self.proxy.poll() is not None:

@@ -30,31 +30,34 @@ WAIT = 90  # seconds: generous, for a busy CI machine
 
 
 @pytest.fixture(scope="module")
-def queue(cluster, tmp_path_factory):
+def queue(cluster, kueue, tmp_path_factory):
     """Kueue managing a fresh namespace of user servers, and the chart's queue objects for it."""
-    users = f"queue-users-{int(time.time() * 1000) % 100000:05d}"
-    cluster.api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": users}})
-    cluster.plane.wait_until(lambda: cluster.api.ok(f"/api/v1/namespaces/{users}/serviceaccounts/default"), 30, users)
-    kueue = Kueue(cluster, tmp_path_factory.mktemp("kueue"), users)
+    users = kueue.managed_namespace("queue-users")
     applied: list = []
     try:
-        kueue.start()
         overlay = tmp_path_factory.mktemp("queue-values") / "overlay.yaml"
         overlay.write_text(yaml.safe_dump(OVERLAY), encoding="utf-8")
-        rendered = cluster.helm("helm3", "template", RELEASE, CHART, "-n", "teamhub", "-f", EXAMPLE, "-f", overlay,
-                                "--set", f"singleuser.namespace={users}", "--api-versions", KUEUE_API,
-                                "--show-only", "templates/queue/kueue.yaml").stdout
+        rendered = render_queue(cluster, users, overlay)
         applied = [d for d in yaml.safe_load_all(rendered) if d]
         cluster.kubectl("apply", "-f", "-", input=rendered)  # through Kueue's webhooks and the CRDs' schemas
         yield {"users": users, "objects": applied, "rendered": rendered, "kueue": kueue}
     finally:
-        problems = _teardown(cluster, kueue, users, applied)
+        problems = teardown(cluster, users, applied)
         assert not problems, problems
 
 
-def _teardown(cluster, kueue: Kueue, users: str, applied: list) -> list:
-    """Pods and queues go while Kueue still runs (it removes its finalizers), then the webhooks, Kueue itself and
-    its CRDs. Every step is tried; the failures are returned."""
+def render_queue(cluster, users: str, *overlays) -> str:
+    """The chart's Kueue objects for the example with `overlays`, its LocalQueues in `users`."""
+    files = [a for f in (EXAMPLE, *overlays) for a in ("-f", f)]
+    return cluster.helm("helm3", "template", RELEASE, CHART, "-n", "teamhub", *files,
+                        "--set", f"singleuser.namespace={users}", "--api-versions", KUEUE_API,
+                        "--show-only", "templates/queue/kueue.yaml").stdout
+
+
+def teardown(cluster, users: str, applied: list) -> list:
+    """Pods and queues go while Kueue still runs (it removes its finalizers): the namespace, then the cluster-wide
+    queue objects (the next module applies its own under the same names). Every step is tried; the failures are
+    returned."""
     cluster_wide = [(d["kind"].lower() + "s", d["metadata"]["name"]) for d in applied if "namespace" not in d["metadata"]]
 
     def queues_gone() -> bool:
@@ -71,7 +74,7 @@ def _teardown(cluster, kueue: Kueue, users: str, applied: list) -> list:
             step()
         except Exception as exc:  # the first failure does not hide the rest
             problems.append(repr(exc))
-    return problems + kueue.stop()
+    return problems
 
 
 def _pod(name: str, users: str, team: str = "cv-course") -> dict:
@@ -159,6 +162,16 @@ def _two_run_two_wait(cluster, users: str, kueue: Kueue, names: list) -> None:
 
     expected = {"student-1": "running", "student-2": "running", "student-3": "gated", "student-4": "gated"}
     kueue.wait(lambda: _states(cluster, users, names) == expected, WAIT, f"two running, two waiting: {expected}")
+
+    # Kueue's visibility API through the control plane's aggregation layer: the places in the team's line.
+    pending = f"/apis/visibility.kueue.x-k8s.io/v1beta2/namespaces/{users}/localqueues/team-cv-course/pendingworkloads"
+    uids = {_get(cluster, users, n)["metadata"]["uid"]: n for n in ("student-3", "student-4")}
+
+    def places() -> dict:
+        return {uids.get(o["uid"]): item.get("positionInLocalQueue", 0) for item in cluster.api.get(pending)["items"]
+                for o in item["metadata"].get("ownerReferences", [])}
+
+    kueue.wait(lambda: places() == {"student-3": 0, "student-4": 1}, WAIT, "places 0 and 1 from the visibility API")
 
     admitted = _get(cluster, users, "student-1")
     asked = _pod("student-1", users)

@@ -241,3 +241,36 @@ def test_kueue_down_is_a_sentence_for_the_gpu_start_only():
     refused = ApiException(status=403)
     refused.body = "teamhub rule queue"
     assert queueing.kueue_down(refused) is None
+
+
+def test_stop_while_adopted_in_line_ends_jupyterhubs_check_instead_of_a_500():
+    """After a hub restart JupyterHub checks a server in line (pending "check") until Kueue admits it, and refuses
+    to stop a server under check. `leave_adopted` asks the spawner's get_url to give up, with a short http_timeout,
+    and waits for JupyterHub's own check to stop it; a server not adopted in line is left to JupyterHub."""
+    from types import SimpleNamespace
+
+    line = queueing.Line("cv-course", "strix-halo", "AMD Radeon 8060S", 60, 300)
+    spawner = SimpleNamespace(pending="check", teamhub_line=line, http_timeout=30, teamhub_leave_asked=False,
+                              server=object())
+    seen = {}
+
+    async def jupyterhubs_check():
+        while not spawner.teamhub_leave_asked:  # the spawner's get_url loop, until Stop is pressed
+            await asyncio.sleep(0.01)
+        seen["http_timeout"] = spawner.http_timeout
+        line.leave()
+        spawner.pending, spawner.server = None, None  # nothing answered: JupyterHub stopped the server
+
+    async def stop():
+        check = asyncio.ensure_future(jupyterhubs_check())
+        assert queueing.adopting_in_line(spawner)
+        handled = await queueing.leave_adopted(spawner, timeout=10)
+        await check
+        return handled
+
+    assert asyncio.run(stop())
+    assert seen["http_timeout"] == 1 and spawner.http_timeout == 30 and not spawner.teamhub_leave_asked
+    admitted = SimpleNamespace(pending="check", teamhub_line=None, http_timeout=30, server=object())
+    assert not asyncio.run(queueing.leave_adopted(admitted))
+    starting = SimpleNamespace(pending="spawn", teamhub_line=queueing.Line("cv-course", "strix-halo", "x", 60, 300))
+    assert not asyncio.run(queueing.leave_adopted(starting))

@@ -56,6 +56,7 @@ class TeamhubKubeSpawner(TeamhubMixin, DryRunAdmission, KubeSpawner):
     )
     failfast_interval = 1.0
     teamhub_line = None  # queueing.Line: this start's wait in its team's GPU queue
+    teamhub_leave_asked = False  # Stop pressed while a server adopted after a restart waits in line (queueing.leave_adopted)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -166,6 +167,9 @@ class TeamhubKubeSpawner(TeamhubMixin, DryRunAdmission, KubeSpawner):
                 why = "gone" if pod is None else f"ending (phase {pod['status'].get('phase')})"
                 break
             line = self.teamhub_line = line or queueing.adopted(self, pod)  # in line when the hub restarted: keeps its place
+            if line is not None and line.waiting and self.teamhub_leave_asked:
+                why = "left the line: Stop was pressed"  # JupyterHub's check stops it (queueing.leave_adopted)
+                break
             message = queueing.check(self, line, pod)
             if message:
                 why = message

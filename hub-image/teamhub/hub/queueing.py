@@ -27,7 +27,7 @@ from datetime import datetime
 
 from prometheus_client import Gauge, Histogram
 
-from .. import compat
+from .. import clock, compat
 from ..catalog import queue
 from ..catalog.access import RequestRefused, access_of
 from ..catalog.placement import build_launch
@@ -66,13 +66,14 @@ def _created(pod: dict) -> float | None:
 
 class Line:
     """One start's wait: entered when the start began (or, adopted after a hub restart, when its pod was created),
-    left at admission. `observe` answers with the sentence that ends the start, or None."""
+    left at admission. `observe` answers with the sentence that ends the start, or None. Times are the hub's clock
+    (teamhub.clock: the test clock moves a wait past `queue.maxWaitMinutes` without waiting)."""
 
     def __init__(self, team: str, kind: str, kind_name: str, max_wait: float, start_timeout: float,
                  entered: float | None = None):
         self.team, self.kind, self.kind_name = team, kind, kind_name
         self.max_wait, self.start_timeout = max_wait, start_timeout
-        self.entered = time.time() if entered is None else entered
+        self.entered = clock.now() if entered is None else entered
         self.admitted_at: float | None = None
         self.left = False
         self._counted = False  # its pod is gated in line now (the `teamhub_queued` gauge counts it)
@@ -105,7 +106,7 @@ class Line:
 
     def observe(self, pod: dict | None, now: float | None = None) -> str | None:
         """The pod as the reflector has it now. Returns the sentence that ends the start, or None."""
-        now = time.time() if now is None else now
+        now = clock.now() if now is None else now
         if self.admitted_at is None:
             if pod is not None and gated(pod):
                 self._count(True)
@@ -160,7 +161,7 @@ def admitted(spawner, line: Line) -> str | None:
     if info is None:
         return None
     launch = spawner.teamhub_launch or relaunch(spawner)
-    waited = int(max((line.admitted_at or time.time()) - line.entered, 0))
+    waited = int(max((line.admitted_at or clock.now()) - line.entered, 0))
     deadline = sessions.deadline_after(int(info.get("minutes") or 0))
     cap = None
     if launch is not None:
@@ -371,6 +372,35 @@ def relaunch(spawner):
                         access_of(catalog, teams))
 
 
+ADOPTED_STOP_WAIT = 60.0  # seconds Stop waits for JupyterHub's own check to stop a server adopted in line
+
+
+def adopting_in_line(spawner) -> bool:
+    """Whether this server is one JupyterHub is still checking after a hub restart (pending "check": the spawner's
+    `get_url` waits for its pod) while the pod waits in line."""
+    line = getattr(spawner, "teamhub_line", None)
+    return spawner.pending == "check" and line is not None and line.waiting
+
+
+async def leave_adopted(spawner, timeout: float = ADOPTED_STOP_WAIT) -> bool:
+    """Stop for a server adopted in line (see `adopting_in_line`). JupyterHub refuses to stop a server whose check
+    is pending (`stop_single_user`: RuntimeError, HTTP 500), and the check lasts until Kueue admits the pod. So the
+    spawner's `get_url` is told to give up (`teamhub_leave_asked`) with a short `http_timeout`: JupyterHub's check
+    then finds nothing answering and stops the server itself, its own way (pod deleted, server cleared). Returns
+    True once that stop is done (nothing more to stop), False when this server is not such a case."""
+    if not adopting_in_line(spawner):
+        return False
+    saved = spawner.http_timeout
+    spawner.http_timeout, spawner.teamhub_leave_asked = 1, True  # an Integer trait: the shortest
+    deadline = time.monotonic() + timeout
+    try:
+        while spawner.pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        spawner.http_timeout, spawner.teamhub_leave_asked = saved, False
+    return not spawner.pending and spawner.server is None
+
+
 def adopted(spawner, pod: dict) -> Line | None:
     """The line of a server whose pod the previous hub left waiting (None when the pod is not queued)."""
     info = spawner.teamhub_info or {}
@@ -380,12 +410,13 @@ def adopted(spawner, pod: dict) -> Line | None:
         return None
     kind = catalog.accelerators.get(info["accelerator"])
     name = kind.display_name if kind else info["accelerator"]
+    created = _created(pod)
     line = Line(info.get("team") or "", info["accelerator"], name, catalog.queue.max_wait_minutes * 60,
-                spawner.start_timeout, entered=_created(pod))
+                spawner.start_timeout, entered=None if created is None else created + clock.now() - time.time())
     if not gated(pod) and usage.record_of(spawner) is not None:
         line.admitted_at = line.entered  # admitted before the restart: nothing more to do
     return line
 
 
-__all__ = ["EXPORTED", "GATE", "Line", "QUEUED", "WAIT_SECONDS", "admitted", "adopted", "busy_starts", "check", "gated", "gpus_in_use", "kueue_down",
+__all__ = ["EXPORTED", "GATE", "Line", "QUEUED", "WAIT_SECONDS", "admitted", "adopted", "adopting_in_line", "leave_adopted", "busy_starts", "check", "gated", "gpus_in_use", "kueue_down",
            "launch_note", "leave", "note_for", "ordinal", "outlook", "pending", "place_of", "queued", "relaunch", "status", "throttle", "waiting_message", "with_place"]

@@ -7,12 +7,18 @@ stop go through `BaseHandler.stop_single_user`, which runs the stop in a new asy
 that one method to put the requester in a context variable around it; the task inherits the variable, so the
 spawner's `stop()` reads it (`by_admin`) however long the stop takes, while stops the hub decides itself
 (deadline, budget, a poll) never see it. The idle culler asks with its service's token: `by_culler`.
+
+The same wrapper lets a person waiting in a GPU line after a hub restart press Stop: JupyterHub refuses the stop of
+a server it is still checking (HTTP 500), so hub/queueing.py `leave_adopted` ends that check first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
+
+from . import queueing
 
 CULLER = "idle-culler"  # the culler's JupyterHub service (hub/config.py configure_culler)
 _ASKED_BY: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("teamhub_stop_asked_by", default=None)
@@ -30,12 +36,22 @@ def install() -> None:
         asker = getattr(self, "_jupyterhub_user", None)  # current_user, without its RuntimeError when unset
         token = _ASKED_BY.set((getattr(asker, "kind", ""), getattr(asker, "name", "")) if asker is not None else None)
         try:
+            spawner = (getattr(user, "spawners", None) or {}).get(server_name)  # .get: never makes one
+            if spawner is not None and await queueing.leave_adopted(spawner):
+                return _done()  # waiting in line after a hub restart: JupyterHub's own check has stopped it
             return await original(self, user, server_name)
         finally:
             _ASKED_BY.reset(token)
 
     stop_single_user.teamhub_wrapped = True
     BaseHandler.stop_single_user = stop_single_user
+
+
+def _done() -> asyncio.Future:
+    """What `stop_single_user` returns when nothing is left to stop: a finished stop."""
+    done = asyncio.get_running_loop().create_future()
+    done.set_result(None)
+    return done
 
 
 def by_admin(spawner) -> bool:
