@@ -1,6 +1,6 @@
 """Issue 28: GPU-aware culling's judgement, settings and the culler's config file, without a cluster.
 
-The real Prometheus, exporter, hub and culler are in tests/cluster/test_gpu_idle.py; here the pieces each
+The real Prometheus, exporter, hub and culler are in tests/cluster/test_gpu_culling.py; here the pieces each
 have one job: the verdict on a pod's points, the PromQL asked, the rule a launch gets, the culler's hook as
 the installed jupyterhub-idle-culler calls it, and the values checks (file:line)."""
 
@@ -290,3 +290,34 @@ def test_a_refresh_keeps_the_verdict_of_a_server_being_stopped(monkeypatch):
     assert watch.down and set(watch.verdicts) == {"a/"}  # b's use is unknown now; a keeps its verdict
     monkeypatch.setattr(gpuwatch, "_watch", watch)
     assert gpuwatch.stop_reason(stopping) == "gpu-idle" and gpuwatch.stop_reason(running) == "idle-cull"
+
+
+def test_a_culler_stop_the_hub_knew_nothing_about_looks_once_more(monkeypatch):
+    """Prometheus answers again and the culler's round comes before the hub's: the hub's last look was the
+    outage's. The stop's own look for that pod gives the end reason the culler acted on; one that finds
+    nothing leaves `idle-cull`, and a server the hub has a verdict on is not looked at again."""
+    from types import SimpleNamespace
+
+    from teamhub.hub import gpuwatch
+
+    data, acc = values_with(prometheusUrl="http://127.0.0.1:9")
+    s = culler_settings.build(with_defaults(data), 60, "users")
+    watch = gpuwatch.GpuWatch(s)
+    monkeypatch.setattr(gpuwatch, "_watch", watch)
+    info = {"resource": gpu_resource(data, acc), "accelerator": acc}
+    sp = SimpleNamespace(teamhub_key="a/", teamhub_info=info, active=True, pending="stop", pod_name="pa")
+    asked = []
+
+    def fetch(prometheus, exporter, namespace, window, now, pod=None):
+        asked.append(pod)
+        return {"pa": points([0] * 61, step=30.0, end=now)}, 30.0
+
+    monkeypatch.setattr(gpu, "fetch", fetch)
+    asyncio.run(gpuwatch.look_before_stop(sp))
+    assert asked == ["pa"] and gpuwatch.stop_reason(sp) == "gpu-idle"
+    asyncio.run(gpuwatch.look_before_stop(sp))
+    assert asked == ["pa"]  # known: no second look
+    watch.verdicts.clear()
+    monkeypatch.setattr(gpu, "fetch", lambda *a, **k: (_ for _ in ()).throw(gpu.PrometheusUnavailable("refused")))
+    asyncio.run(gpuwatch.look_before_stop(sp))
+    assert gpuwatch.stop_reason(sp) == "idle-cull"

@@ -9,7 +9,8 @@ for the whole namespace. The verdicts live in memory only: after a hub restart t
 - `notice(spawner)`: "Your GPU has been idle for 25 min; this server stops in 5 min unless it computes", on the
   home and launch pages (hub/serverlist.py) in the rule's last `warnMinutes`.
 - `stop_reason(spawner)`: a stop asked by the culler's service is `gpu-idle` when the server's GPU use was
-  known at the last refresh (the culler then judges it by its GPU alone), else `idle-cull` (today's rule).
+  known at the last refresh (the culler then judges it by its GPU alone), else `idle-cull` (today's rule);
+  `look_before_stop(spawner)` looks once more first when the hub knew nothing (just after an outage).
 - `ended(spawner)`: why a server stopped, for its owner's pages afterwards.
 
 The hub logs a Prometheus outage at INFO: the one WARNING per outage is the culler's, which acts on it.
@@ -48,9 +49,10 @@ class GpuWatch:
         by_exporter: dict = {}
         for s, r in watched:
             by_exporter.setdefault(r["exporter"], []).append((s, r))
-        # A server being stopped keeps its last verdict: its stop's end reason is decided when the stop ends.
+        # A server being stopped keeps its last verdict: its stop's end reason is decided when the stop ends. Kept
+        # as they are when this refresh ends: a stop's own look (`look_before_stop`) may land meanwhile.
         stopping = {s.teamhub_key for s in spawners if s.pending == "stop"}
-        verdicts = {k: v for k, v in self.verdicts.items() if k in stopping}
+        verdicts: dict = {}
         now = time.time()
         try:
             for name, items in by_exporter.items():
@@ -63,10 +65,20 @@ class GpuWatch:
             if self.down is None:
                 log.info("teamhub: GPU idle warnings paused: Prometheus does not answer (%s)", exc)
             self.down = str(exc)
-            self.verdicts = {k: v for k, v in verdicts.items() if k in stopping}
-            return
-        self.down = None
-        self.verdicts = verdicts
+            verdicts = {}
+        else:
+            self.down = None
+        self.verdicts = {**{k: v for k, v in self.verdicts.items() if k in stopping}, **verdicts}
+
+    async def look(self, spawner, rule: dict) -> gpu.Verdict:
+        """One pod's verdict now (UNKNOWN when Prometheus does not answer)."""
+        pod, now = getattr(spawner, "pod_name", None), time.time()
+        try:
+            points, step = await asyncio.to_thread(gpu.fetch, self.settings["prometheus"], self.settings["exporters"][rule["exporter"]],
+                                                   self.settings.get("namespace"), rule["seconds"], now, pod)
+        except gpu.PrometheusUnavailable:
+            return gpu.UNKNOWN
+        return gpu.judge(points.get(pod or "", []), now, rule, step)
 
     def verdict(self, spawner) -> gpu.Verdict:
         return self.verdicts.get(getattr(spawner, "teamhub_key", None), gpu.UNKNOWN)
@@ -97,6 +109,20 @@ def stop_reason(spawner) -> str:
     # The culler judged it by its GPU when the hub's last look (at most two rounds old) had it near its window.
     near = verdict.idle_seconds + 2 * watch.settings["cullEvery"] + gpu.step_for(verdict.window) >= verdict.window
     return "gpu-idle" if verdict.known and near else "idle-cull"
+
+
+async def look_before_stop(spawner) -> None:
+    """Before a stop the culler asked for, of a server the hub has no verdict on: look now, for that pod.
+
+    The culler and the hub each look every `cullEvery`. When Prometheus answers again after an outage and the
+    culler's round comes first, it stops idle GPUs at once, while the hub's last look was still the outage's:
+    without this look those stops would end as `idle-cull`. (`stop_reason` reads the verdict when the stop ends.)"""
+    watch = _watch
+    if watch is None or (rule := watch.rule(spawner)) is None or watch.verdict(spawner).known:
+        return
+    verdict = await watch.look(spawner, rule)
+    if verdict.known:
+        watch.verdicts[spawner.teamhub_key] = verdict
 
 
 def remember_end(spawner, reason: str) -> None:
