@@ -226,9 +226,10 @@ def test_the_pages_warn_then_say_why_and_the_end_reason_is_gpu_idle(monkeypatch)
     s = culler_settings.build(with_defaults(data), 60, "users")
     watch = gpuwatch.GpuWatch(s)
     monkeypatch.setattr(gpuwatch, "_watch", watch)
-    user = SimpleNamespace(server_url=lambda n: "/user/local:alice/")
+    user = SimpleNamespace(name="local:alice", server_url=lambda n: "/user/local:alice/", spawners={})
     sp = SimpleNamespace(name="", teamhub_key="local:alice/", teamhub_info={"resource": res, "accelerator": acc},
                          pending=None, ready=True, active=True, user=user)
+    monkeypatch.setattr(gpuwatch, "_ENDS", {})
     catalog = load_or_raise([VALUES]).catalog
     assert serverlist.row(catalog, sp)["notice"] == ""  # nothing known yet
     watch.verdicts[sp.teamhub_key] = gpu.Verdict(True, 1500, 1800, 300)
@@ -241,9 +242,11 @@ def test_the_pages_warn_then_say_why_and_the_end_reason_is_gpu_idle(monkeypatch)
     assert gpuwatch.stop_reason(sp) == "idle-cull"
     watch.verdicts[sp.teamhub_key] = gpu.Verdict(True, 1800, 1800, 300)
     gpuwatch.remember_end(sp, gpuwatch.stop_reason(sp))
-    sp.active = False
-    (text,) = serverlist.stopped(SimpleNamespace(spawners={"": sp}))
+    # JupyterHub drops a stopped server's Spawner object: the owner's next page has none, or a fresh one
+    (text,) = serverlist.stopped(user)
     assert text.startswith("Your server was stopped at ") and text.endswith(": its GPU computed nothing for 30 min.")
+    user.spawners[""] = SimpleNamespace(active=True)  # started again: the sentence goes
+    assert serverlist.stopped(user) == []
     cpu = SimpleNamespace(teamhub_key="local:alice/cpu", teamhub_info={"resource": res, "accelerator": None})
     assert gpuwatch.stop_reason(cpu) == "idle-cull"  # no GPU rule
 

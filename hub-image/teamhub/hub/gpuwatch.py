@@ -11,7 +11,7 @@ for the whole namespace. The verdicts live in memory only: after a hub restart t
 - `stop_reason(spawner)`: a stop asked by the culler's service is `gpu-idle` when the server's GPU use was
   known at the last refresh (the culler then judges it by its GPU alone), else `idle-cull` (today's rule);
   `look_before_stop(spawner)` looks once more first when the hub knew nothing (just after an outage).
-- `ended(spawner)`: why a server stopped, for its owner's pages afterwards.
+- `ended(user)`: why the person's servers stopped, for their pages afterwards.
 
 The hub logs a Prometheus outage at INFO: the one WARNING per outage is the culler's, which acts on it.
 """
@@ -125,25 +125,38 @@ async def look_before_stop(spawner) -> None:
         watch.verdicts[spawner.teamhub_key] = verdict
 
 
+# Why servers stopped lately, by person and server name. Not on the spawner: JupyterHub drops a stopped server's
+# Spawner object (`User.stop` pops it), and the owner's next page gets a fresh one. Memory only, like the verdicts.
+_ENDS: dict[str, dict[str, tuple]] = {}
+
+
 def remember_end(spawner, reason: str) -> None:
-    """Kept on the spawner (memory) so its owner's pages can say why the server stopped."""
+    """Kept (in memory) so its owner's pages can say why the server stopped."""
     window = ""
     if reason == "gpu-idle" and _watch is not None and (rule := _watch.rule(spawner)) is not None:
         window = gpu.minutes_text(rule["seconds"])
-    spawner.teamhub_last_end = (reason, time.time(), window)
+    now = time.time()
+    for person in list(_ENDS):  # forget what is no longer shown
+        _ENDS[person] = {k: v for k, v in _ENDS[person].items() if now - v[1] <= ENDED_SHOWN_SECONDS}
+        if not _ENDS[person]:
+            del _ENDS[person]
+    _ENDS.setdefault(spawner.user.name, {})[spawner.name] = (reason, now, window)
 
 
-def ended(spawner, now: float | None = None) -> str:
-    """'Your server stopped at 14:05 UTC: its GPU computed nothing for 30 min.' for a recent culler stop, or ""."""
-    last = getattr(spawner, "teamhub_last_end", None)
-    if not last or spawner.active:
-        return ""
-    reason, at, window = last
-    if reason not in ENDED_SENTENCES or (now or time.time()) - at > ENDED_SHOWN_SECONDS:
-        return ""
-    label = f"Your server {spawner.name!r}" if spawner.name else "Your server"
-    when = time.strftime("%H:%M UTC", time.gmtime(at))
-    return f"{label} was stopped at {when}: {ENDED_SENTENCES[reason].format(window=window)}."
+def ended(user, now: float | None = None) -> list[str]:
+    """'Your server stopped at 14:05 UTC: its GPU computed nothing for 30 min.' for each recent culler stop of
+    the person's servers that do not run again, by server name."""
+    out = []
+    for name, (reason, at, window) in sorted(_ENDS.get(getattr(user, "name", None), {}).items()):
+        spawner = (getattr(user, "spawners", None) or {}).get(name)
+        if spawner is not None and spawner.active:
+            continue
+        if reason not in ENDED_SENTENCES or (now or time.time()) - at > ENDED_SHOWN_SECONDS:
+            continue
+        label = f"Your server {name!r}" if name else "Your server"
+        when = time.strftime("%H:%M UTC", time.gmtime(at))
+        out.append(f"{label} was stopped at {when}: {ENDED_SENTENCES[reason].format(window=window)}.")
+    return out
 
 
 def install(rt, settings: dict | None) -> None:
