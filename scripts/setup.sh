@@ -284,4 +284,27 @@ if fresh bundle-push tools/bundle-push/go.mod tools/bundle-push/go.sum tools/bun
   [ -f "$STAMPS/bundle-push.new" ] && stamp bundle-push
 fi
 
+# --- GPU-aware culling (issue 28): a real Prometheus for the cluster tier's GPU-use tests ------------
+# The Go module numbers Prometheus v3.X.Y as v0.3XX.Y. Its go.mod has a replace directive, which
+# `go install pkg@version` refuses: a throwaway wrapper module requires it and repeats the replace lines.
+# Service discovery is left out (remove_all_sd; the tests scrape static targets) and so are the web UI's
+# assets (the builtinassets tag): only the HTTP API is used. The version is stamped as the release does.
+PROMETHEUS_VERSION=v0.315.1
+PROMETHEUS_RELEASE=3.15.1
+if fresh prometheus <(echo "$PROMETHEUS_VERSION $PROMETHEUS_RELEASE") || missing prometheus; then
+  say "building prometheus $PROMETHEUS_RELEASE from its Go module (~4 min)"
+  mod=$(cd / && go mod download -json "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" \
+        | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  [ -f "$mod" ] || { echo "setup: cannot download github.com/prometheus/prometheus@$PROMETHEUS_VERSION" >&2; exit 1; }
+  wrapper=$(mktemp -d)
+  (cd "$wrapper" && go mod init teamhub.local/tools/prometheus >/dev/null 2>&1 \
+     && { grep -E '^replace [^ ]+ => [^ .][^ ]* v' "$mod" >> go.mod || true; } \
+     && go get "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" >/dev/null \
+     && go build -trimpath -tags remove_all_sd \
+          -ldflags "-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_RELEASE" \
+          -o "$TOOLS/bin/prometheus" github.com/prometheus/prometheus/cmd/prometheus)
+  rm -rf "$wrapper"
+  [ -f "$STAMPS/prometheus.new" ] && stamp prometheus
+fi
+
 say "setup complete"

@@ -1,6 +1,6 @@
 """Issue 28: GPU-aware culling's judgement, settings and the culler's config file, without a cluster.
 
-The real Prometheus, exporter, hub and culler are in tests/cluster/test_gpu_idle.py; here the pieces each
+The real Prometheus, exporter, hub and culler are in tests/cluster/test_gpu_culling.py; here the pieces each
 have one job: the verdict on a pod's points, the PromQL asked, the rule a launch gets, the culler's hook as
 the installed jupyterhub-idle-culler calls it, and the values checks (file:line)."""
 
@@ -226,9 +226,10 @@ def test_the_pages_warn_then_say_why_and_the_end_reason_is_gpu_idle(monkeypatch)
     s = culler_settings.build(with_defaults(data), 60, "users")
     watch = gpuwatch.GpuWatch(s)
     monkeypatch.setattr(gpuwatch, "_watch", watch)
-    user = SimpleNamespace(server_url=lambda n: "/user/local:alice/")
+    user = SimpleNamespace(name="local:alice", server_url=lambda n: "/user/local:alice/", spawners={})
     sp = SimpleNamespace(name="", teamhub_key="local:alice/", teamhub_info={"resource": res, "accelerator": acc},
                          pending=None, ready=True, active=True, user=user)
+    monkeypatch.setattr(gpuwatch, "_ENDS", {})
     catalog = load_or_raise([VALUES]).catalog
     assert serverlist.row(catalog, sp)["notice"] == ""  # nothing known yet
     watch.verdicts[sp.teamhub_key] = gpu.Verdict(True, 1500, 1800, 300)
@@ -241,9 +242,11 @@ def test_the_pages_warn_then_say_why_and_the_end_reason_is_gpu_idle(monkeypatch)
     assert gpuwatch.stop_reason(sp) == "idle-cull"
     watch.verdicts[sp.teamhub_key] = gpu.Verdict(True, 1800, 1800, 300)
     gpuwatch.remember_end(sp, gpuwatch.stop_reason(sp))
-    sp.active = False
-    (text,) = serverlist.stopped(SimpleNamespace(spawners={"": sp}))
+    # JupyterHub drops a stopped server's Spawner object: the owner's next page has none, or a fresh one
+    (text,) = serverlist.stopped(user)
     assert text.startswith("Your server was stopped at ") and text.endswith(": its GPU computed nothing for 30 min.")
+    user.spawners[""] = SimpleNamespace(active=True)  # started again: the sentence goes
+    assert serverlist.stopped(user) == []
     cpu = SimpleNamespace(teamhub_key="local:alice/cpu", teamhub_info={"resource": res, "accelerator": None})
     assert gpuwatch.stop_reason(cpu) == "idle-cull"  # no GPU rule
 
@@ -290,3 +293,34 @@ def test_a_refresh_keeps_the_verdict_of_a_server_being_stopped(monkeypatch):
     assert watch.down and set(watch.verdicts) == {"a/"}  # b's use is unknown now; a keeps its verdict
     monkeypatch.setattr(gpuwatch, "_watch", watch)
     assert gpuwatch.stop_reason(stopping) == "gpu-idle" and gpuwatch.stop_reason(running) == "idle-cull"
+
+
+def test_a_culler_stop_the_hub_knew_nothing_about_looks_once_more(monkeypatch):
+    """Prometheus answers again and the culler's round comes before the hub's: the hub's last look was the
+    outage's. The stop's own look for that pod gives the end reason the culler acted on; one that finds
+    nothing leaves `idle-cull`, and a server the hub has a verdict on is not looked at again."""
+    from types import SimpleNamespace
+
+    from teamhub.hub import gpuwatch
+
+    data, acc = values_with(prometheusUrl="http://127.0.0.1:9")
+    s = culler_settings.build(with_defaults(data), 60, "users")
+    watch = gpuwatch.GpuWatch(s)
+    monkeypatch.setattr(gpuwatch, "_watch", watch)
+    info = {"resource": gpu_resource(data, acc), "accelerator": acc}
+    sp = SimpleNamespace(teamhub_key="a/", teamhub_info=info, active=True, pending="stop", pod_name="pa")
+    asked = []
+
+    def fetch(prometheus, exporter, namespace, window, now, pod=None):
+        asked.append(pod)
+        return {"pa": points([0] * 61, step=30.0, end=now)}, 30.0
+
+    monkeypatch.setattr(gpu, "fetch", fetch)
+    asyncio.run(gpuwatch.look_before_stop(sp))
+    assert asked == ["pa"] and gpuwatch.stop_reason(sp) == "gpu-idle"
+    asyncio.run(gpuwatch.look_before_stop(sp))
+    assert asked == ["pa"]  # known: no second look
+    watch.verdicts.clear()
+    monkeypatch.setattr(gpu, "fetch", lambda *a, **k: (_ for _ in ()).throw(gpu.PrometheusUnavailable("refused")))
+    asyncio.run(gpuwatch.look_before_stop(sp))
+    assert gpuwatch.stop_reason(sp) == "idle-cull"

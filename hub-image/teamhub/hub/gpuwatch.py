@@ -9,8 +9,9 @@ for the whole namespace. The verdicts live in memory only: after a hub restart t
 - `notice(spawner)`: "Your GPU has been idle for 25 min; this server stops in 5 min unless it computes", on the
   home and launch pages (hub/serverlist.py) in the rule's last `warnMinutes`.
 - `stop_reason(spawner)`: a stop asked by the culler's service is `gpu-idle` when the server's GPU use was
-  known at the last refresh (the culler then judges it by its GPU alone), else `idle-cull` (today's rule).
-- `ended(spawner)`: why a server stopped, for its owner's pages afterwards.
+  known at the last refresh (the culler then judges it by its GPU alone), else `idle-cull` (today's rule);
+  `look_before_stop(spawner)` looks once more first when the hub knew nothing (just after an outage).
+- `ended(user)`: why the person's servers stopped, for their pages afterwards.
 
 The hub logs a Prometheus outage at INFO: the one WARNING per outage is the culler's, which acts on it.
 """
@@ -48,9 +49,10 @@ class GpuWatch:
         by_exporter: dict = {}
         for s, r in watched:
             by_exporter.setdefault(r["exporter"], []).append((s, r))
-        # A server being stopped keeps its last verdict: its stop's end reason is decided when the stop ends.
+        # A server being stopped keeps its last verdict: its stop's end reason is decided when the stop ends. Kept
+        # as they are when this refresh ends: a stop's own look (`look_before_stop`) may land meanwhile.
         stopping = {s.teamhub_key for s in spawners if s.pending == "stop"}
-        verdicts = {k: v for k, v in self.verdicts.items() if k in stopping}
+        verdicts: dict = {}
         now = time.time()
         try:
             for name, items in by_exporter.items():
@@ -63,10 +65,20 @@ class GpuWatch:
             if self.down is None:
                 log.info("teamhub: GPU idle warnings paused: Prometheus does not answer (%s)", exc)
             self.down = str(exc)
-            self.verdicts = {k: v for k, v in verdicts.items() if k in stopping}
-            return
-        self.down = None
-        self.verdicts = verdicts
+            verdicts = {}
+        else:
+            self.down = None
+        self.verdicts = {**{k: v for k, v in self.verdicts.items() if k in stopping}, **verdicts}
+
+    async def look(self, spawner, rule: dict) -> gpu.Verdict:
+        """One pod's verdict now (UNKNOWN when Prometheus does not answer)."""
+        pod, now = getattr(spawner, "pod_name", None), time.time()
+        try:
+            points, step = await asyncio.to_thread(gpu.fetch, self.settings["prometheus"], self.settings["exporters"][rule["exporter"]],
+                                                   self.settings.get("namespace"), rule["seconds"], now, pod)
+        except gpu.PrometheusUnavailable:
+            return gpu.UNKNOWN
+        return gpu.judge(points.get(pod or "", []), now, rule, step)
 
     def verdict(self, spawner) -> gpu.Verdict:
         return self.verdicts.get(getattr(spawner, "teamhub_key", None), gpu.UNKNOWN)
@@ -99,25 +111,52 @@ def stop_reason(spawner) -> str:
     return "gpu-idle" if verdict.known and near else "idle-cull"
 
 
+async def look_before_stop(spawner) -> None:
+    """Before a stop the culler asked for, of a server the hub has no verdict on: look now, for that pod.
+
+    The culler and the hub each look every `cullEvery`. When Prometheus answers again after an outage and the
+    culler's round comes first, it stops idle GPUs at once, while the hub's last look was still the outage's:
+    without this look those stops would end as `idle-cull`. (`stop_reason` reads the verdict when the stop ends.)"""
+    watch = _watch
+    if watch is None or (rule := watch.rule(spawner)) is None or watch.verdict(spawner).known:
+        return
+    verdict = await watch.look(spawner, rule)
+    if verdict.known:
+        watch.verdicts[spawner.teamhub_key] = verdict
+
+
+# Why servers stopped lately, by person and server name. Not on the spawner: JupyterHub drops a stopped server's
+# Spawner object (`User.stop` pops it), and the owner's next page gets a fresh one. Memory only, like the verdicts.
+_ENDS: dict[str, dict[str, tuple]] = {}
+
+
 def remember_end(spawner, reason: str) -> None:
-    """Kept on the spawner (memory) so its owner's pages can say why the server stopped."""
+    """Kept (in memory) so its owner's pages can say why the server stopped."""
     window = ""
     if reason == "gpu-idle" and _watch is not None and (rule := _watch.rule(spawner)) is not None:
         window = gpu.minutes_text(rule["seconds"])
-    spawner.teamhub_last_end = (reason, time.time(), window)
+    now = time.time()
+    for person in list(_ENDS):  # forget what is no longer shown
+        _ENDS[person] = {k: v for k, v in _ENDS[person].items() if now - v[1] <= ENDED_SHOWN_SECONDS}
+        if not _ENDS[person]:
+            del _ENDS[person]
+    _ENDS.setdefault(spawner.user.name, {})[spawner.name] = (reason, now, window)
 
 
-def ended(spawner, now: float | None = None) -> str:
-    """'Your server stopped at 14:05 UTC: its GPU computed nothing for 30 min.' for a recent culler stop, or ""."""
-    last = getattr(spawner, "teamhub_last_end", None)
-    if not last or spawner.active:
-        return ""
-    reason, at, window = last
-    if reason not in ENDED_SENTENCES or (now or time.time()) - at > ENDED_SHOWN_SECONDS:
-        return ""
-    label = f"Your server {spawner.name!r}" if spawner.name else "Your server"
-    when = time.strftime("%H:%M UTC", time.gmtime(at))
-    return f"{label} was stopped at {when}: {ENDED_SENTENCES[reason].format(window=window)}."
+def ended(user, now: float | None = None) -> list[str]:
+    """'Your server stopped at 14:05 UTC: its GPU computed nothing for 30 min.' for each recent culler stop of
+    the person's servers that do not run again, by server name."""
+    out = []
+    for name, (reason, at, window) in sorted(_ENDS.get(getattr(user, "name", None), {}).items()):
+        spawner = (getattr(user, "spawners", None) or {}).get(name)
+        if spawner is not None and spawner.active:
+            continue
+        if reason not in ENDED_SENTENCES or (now or time.time()) - at > ENDED_SHOWN_SECONDS:
+            continue
+        label = f"Your server {name!r}" if name else "Your server"
+        when = time.strftime("%H:%M UTC", time.gmtime(at))
+        out.append(f"{label} was stopped at {when}: {ENDED_SENTENCES[reason].format(window=window)}.")
+    return out
 
 
 def install(rt, settings: dict | None) -> None:

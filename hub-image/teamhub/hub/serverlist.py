@@ -55,8 +55,7 @@ def rows(user) -> list[dict]:
 
 def stopped(user) -> list[str]:
     """`teamhub_stopped` in the templates: why the person's servers were stopped lately (hub/gpuwatch.py)."""
-    spawners = getattr(user, "spawners", None) or {}
-    return [text for _, s in sorted(spawners.items()) if (text := gpuwatch.ended(s))]
+    return gpuwatch.ended(user)
 
 
 def configure(c) -> None:

@@ -240,6 +240,8 @@ class TeamhubMixin(StartWatch):  # traits declared here are configurable on the 
             return
         self._teamhub_stopping = True
         record = usage.record_of(self)  # before the spawner's own stop clears the state holding it
+        if record is not None and stopper.by_culler(self):
+            await gpuwatch.look_before_stop(self)  # while the pod's series are fresh: the end reason (hub/gpuwatch.py)
         try:
             return await super().stop(now=now)
         finally:
