@@ -86,6 +86,7 @@ class Bench:
     def __init__(self, cluster: Cluster, venv: Path, state: Path):
         self.cluster = cluster
         self.ns = cluster.new_namespace("bench-dra")
+        state.mkdir(parents=True, exist_ok=True)
         overlay = people_overlay(state / "overlay.yaml", {PERSON: ["bench"]}, OVERLAY)
         objects = render(cluster, self.ns, "templates/devices/claims.yaml", "templates/admission/policy.yaml",
                          values=(*VALUES, overlay))
