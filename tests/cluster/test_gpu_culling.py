@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -128,34 +129,30 @@ def end_reason(hub: ClusterHub, user: str) -> str | None:
     return row[0] if row else None
 
 
-class Session:
+@contextmanager
+def browser_tab(gpus: Gpus, person: str):
     """An open browser tab: polls the server's sessions API through the proxy every half second, as JupyterLab
-    does, until stopped. Counts the answers it got."""
+    does, while the block runs. Yields the count of answers it got (a one-item list)."""
+    url = f"{gpus.hub.url}/user/local%3A{person}/api/sessions"
+    headers = {"Authorization": f"token {gpus.hub.token(gpus.client(person), f'local:{person}')}"}
+    answered, closed = [0], threading.Event()
 
-    def __init__(self, gpus: Gpus, person: str):
-        self.url = f"{gpus.hub.url}/user/local%3A{person}/api/sessions"
-        self.headers = {"Authorization": f"token {gpus.hub.token(gpus.client(person), f'local:{person}')}"}
-        self.answered = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self) -> None:
+    def poll() -> None:
         with httpx.Client(timeout=10) as client:
-            while not self._stop.is_set():
+            while not closed.is_set():
                 try:
-                    if client.get(self.url, headers=self.headers).status_code == 200:
-                        self.answered += 1
+                    answered[0] += client.get(url, headers=headers).status_code == 200
                 except httpx.HTTPError:
-                    pass  # the server is gone: the session shows an error, and keeps trying like a browser
-                self._stop.wait(0.5)
+                    pass  # the server is gone: the tab shows an error and keeps trying, like a browser
+                closed.wait(0.5)
 
-    def __enter__(self) -> Session:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(15)
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield answered
+    finally:
+        closed.set()
+        thread.join(15)
 
 
 def activity_seen(gpus: Gpus, person: str) -> None:
@@ -206,13 +203,13 @@ def test_an_idle_gpu_with_an_open_session_is_warned_then_stopped_as_gpu_idle(gpu
     the culler stops the server for its GPU (`gpu-idle`), and her home page says why."""
     pod = gpus.start("ivy")
     gpus.exporter.dcgm(gpus.namespace, pod, 0)
-    with Session(gpus, "ivy") as session:
+    with browser_tab(gpus, "ivy") as answered:
         activity_seen(gpus, "ivy")
         warned = wait_for(lambda: (page := gpus.home("ivy")) and WARNING in page and page, "the GPU warning on ivy's home page",
                           WAIT, 0.5)
         assert "this server stops in" in warned and "unless it computes" in warned
         assert gpus.wait_stopped("ivy") == "gpu-idle"
-        assert session.answered > 0
+        assert answered[0] > 0
     assert any("GPU of local:ivy/ idle for" in line for line in gpus.culler_lines())
     page = gpus.home("ivy")
     assert "was stopped at" in page and f"its GPU computed nothing for {WINDOW} s" in page, page[-2000:]
@@ -243,11 +240,12 @@ def test_prometheus_down_falls_back_to_the_activity_rule_with_one_warning(gpus):
     """lena's GPU is idle and her tab open when Prometheus stops. Until it answers again everyone follows
     today's rule: mia's CPU server without a browser is stopped after idleCullMinutes, twice lena's GPU window,
     while lena's server runs on; the culler logs one WARNING for the whole outage. When Prometheus is back,
-    lena's idle GPU is judged again and her server stopped as `gpu-idle`."""
+    lena's GPU is judged again: the outage outlasted her window and the query reaches back one window, so her
+    idle time counts from the first points after it (not stopped the moment Prometheus returns); then `gpu-idle`."""
     since = len(gpus.hub.log())
     lena = gpus.start("lena")
     gpus.exporter.dcgm(gpus.namespace, lena, 90)  # busy until just before the outage: her whole window lies in it
-    with Session(gpus, "lena"):
+    with browser_tab(gpus, "lena"):
         activity_seen(gpus, "lena")
         gpus.exporter.dcgm(gpus.namespace, lena, 0)
         gpus.prometheus.wait_for_sample(f'DCGM_FI_DEV_GPU_UTIL{{pod="{lena}"}}', 0)
@@ -280,12 +278,12 @@ def test_a_partitioned_amd_gpu_is_not_judged_by_partition_0s_figure(gpus):
     for person in ("nora", "omar"):
         pod = partitioned[person] = gpus.start(person, accelerator="mi300x")
         gpus.exporter.amd(gpus.namespace, pod, 0, partition="cpx", partition_id=0)
-    with Session(gpus, "nora"), Session(gpus, "omar"):
+    with browser_tab(gpus, "nora"), browser_tab(gpus, "omar"):
         for person in partitioned:
             activity_seen(gpus, person)
         pat = gpus.start("pat", accelerator="mi300x")
         gpus.exporter.amd(gpus.namespace, pat, 0, gpu=1)
-        with Session(gpus, "pat"):
+        with browser_tab(gpus, "pat"):
             assert gpus.wait_stopped("pat") == "gpu-idle"
         for person, pod in partitioned.items():
             assert gpus.pods(f"local:{person}") == [pod], f"{person}'s server was culled for partition 0's figure"
