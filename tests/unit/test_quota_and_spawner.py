@@ -210,7 +210,7 @@ def test_failed_scheduling_stops_the_spawn_within_seconds(monkeypatch):
         asyncio.run(sp._start())
     assert time.monotonic() - t0 < 5
     assert info.value.jupyterhub_message.startswith("No free AMD GPU of kind strix-halo right now: 0 of 3 nodes")
-    assert (info.value.reason, info.value.status_code) == ("failed-unschedulable", 500)  # JupyterHub's spawn metric counts the reason
+    assert (info.value.reason, info.value.status_code) == ("failed-unschedulable", 503)  # no room is 503, not a hub fault; JupyterHub's spawn metric counts the reason
 
 
 # --- hub configuration ---------------------------------------------------------------------------------
