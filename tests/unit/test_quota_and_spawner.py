@@ -202,13 +202,17 @@ def test_failed_scheduling_stops_the_spawn_within_seconds(monkeypatch):
         reflector.pods[f"{self.namespace}/{self.pod_name}"] = {"status": {"phase": "Pending", "conditions": [
             {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
              "message": "0/3 nodes are available: 3 Insufficient amd.com/gpu."}]}}
-        await asyncio.sleep(600)
+        try:
+            await asyncio.sleep(600)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
 
+    cancelled: list = []
     monkeypatch.setattr(KubeSpawner, "_start", never_schedules)
-    t0 = time.monotonic()
     with pytest.raises(SpawnException) as info:
         asyncio.run(sp._start())
-    assert time.monotonic() - t0 < 5
+    assert cancelled, "the pending start was not cancelled: the verdict did not end it"
     assert info.value.jupyterhub_message.startswith("No free AMD GPU of kind strix-halo right now: 0 of 3 nodes")
     assert (info.value.reason, info.value.status_code) == ("failed-unschedulable", 503)  # no room is 503, not a hub fault; JupyterHub's spawn metric counts the reason
 
@@ -453,9 +457,7 @@ def test_a_local_server_that_exits_while_starting_fails_its_start_at_once(quota_
     sp.server = SimpleNamespace(base_url="/user/local:u1/")
     sp.http_timeout = 600
     asyncio.run(sp.teamhub_apply({"resource": "cpu"}))
-    t0 = time.monotonic()
-    with pytest.raises(SpawnException) as info:
+    with pytest.raises(SpawnException) as info:  # not the 600 s wait for the port: that would end otherwise
         asyncio.run(sp.start())
-    assert time.monotonic() - t0 < 30
     assert info.value.jupyterhub_message == "The server exited while starting (exit status 3); the hub's log has its output."
     assert info.value.reason == "failed-exited"
