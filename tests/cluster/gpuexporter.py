@@ -29,7 +29,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -188,19 +187,7 @@ class Prometheus:
              f"--storage.tsdb.path={self.dir / 'data'}", "--storage.tsdb.retention.time=1d",
              f"--web.listen-address={self.host}:{self.port}", "--log.level=warn"],
             stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, start_new_session=True)
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:  # noqa: S310 (loopback)
-                    if r.status == 200:
-                        break
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.2)
-        else:
-            raise TimeoutError(f"prometheus not ready within {timeout} s:\n{self.log()[-3000:]}")
+        wait_for(self._ready, f"prometheus ready (log {self.log_path})", timeout)
         wait_for(self._answers(lambda: (up := self.values("up")) and len(up) == len(self.targets) and set(up.values()) == {1}),
                  "every target scraped", timeout)
         return self
@@ -237,6 +224,16 @@ class Prometheus:
         """Until the newest sample of every series `promql` selects (at least one) is `value`."""
         wait_for(self._answers(lambda: (got := [float(i["value"][1]) for i in self.query(promql)]) and set(got) == {value}),
                  f"{promql} == {value:g}", timeout)
+
+    def _ready(self) -> bool:
+        """/-/ready answers 200; a Prometheus that exited fails at once with its log."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"prometheus exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:  # noqa: S310 (loopback)
+                return r.status == 200
+        except (OSError, urllib.error.URLError):
+            return False
 
     @staticmethod
     def _answers(check):
